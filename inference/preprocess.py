@@ -1,0 +1,79 @@
+"""The one preprocessing function, shared by the app and the training pipeline.
+
+The model must see the same thing whatever the source: a 224x224 JPEG from the training
+set, a 3,000-pixel 16-bit DICOM or an 8-bit PNG. Histogram equalization (a rank transform)
+makes the input invariant to any monotonic change of intensity -- exposure, gamma,
+window, bit depth -- which is the main difference between the training images and the
+radiographs the app meets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How pixels become the model's input; stored in the model manifest."""
+
+    height: int = 224
+    width: int = 224
+    # The training images were squashed to 224x224 without keeping the aspect ratio,
+    # so full-size radiographs are squashed the same way.
+    keep_aspect: bool = False
+    # "area" (cv2.INTER_AREA) when shrinking, bilinear when enlarging.
+    resize: str = "area"
+    normalization: str = "histogram_equalization"
+    # Applied after equalization, which maps intensities onto a uniform 0..1 distribution.
+    mean: float = 0.5
+    std: float = 0.2887
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreprocessSpec:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def resize_to_input(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Resize a 2-D image to the model's input size, as float32."""
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {pixels.shape}")
+    img = np.ascontiguousarray(pixels, dtype=np.float32)
+    h, w = img.shape
+    if (h, w) == (spec.height, spec.width):
+        return img
+    shrinking = h >= spec.height and w >= spec.width
+    interp = cv2.INTER_AREA if (spec.resize == "area" and shrinking) else cv2.INTER_LINEAR
+    return cv2.resize(img, (spec.width, spec.height), interpolation=interp)
+
+
+def equalize(img: np.ndarray) -> np.ndarray:
+    """Map each value to the midpoint of its empirical CDF (ties share one value): 0..1."""
+    flat = img.ravel()
+    values, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    cdf_mid = (np.cumsum(counts) - counts / 2.0) / flat.size
+    return cdf_mid[inverse].reshape(img.shape).astype(np.float32)
+
+
+def normalize(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Intensity normalization of an image already at input size."""
+    if spec.normalization == "histogram_equalization":
+        out = equalize(img)
+    elif spec.normalization == "minmax":
+        lo, hi = float(img.min()), float(img.max())
+        out = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    else:
+        raise ValueError(f"unknown normalization {spec.normalization!r}")
+    return ((out - spec.mean) / spec.std).astype(np.float32)
+
+
+def preprocess(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """A 2-D image (bone bright, any range) -> the model's input, float32 [1, 1, H, W]."""
+    img = normalize(resize_to_input(pixels, spec), spec)
+    return img[np.newaxis, np.newaxis]
