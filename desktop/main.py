@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sys
 
-HEADLESS_COMMANDS = {"classify"}
-
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in HEADLESS_COMMANDS:
+    if args and args[0] == "classify":
         from inference.cli import main as cli_main  # no Qt on this path
 
         return cli_main(args)
+    if args and args[0] == "report":
+        from desktop.report_cli import main as report_main  # PDF needs Qt (QPdfWriter), offscreen
+
+        return report_main(args[1:])
+    if "--self-test" in args:
+        from desktop.selftest import main as selftest_main
+
+        return selftest_main([a for a in args if a != "--self-test"])
     from desktop.app import main as gui_main
 
     return gui_main(args)

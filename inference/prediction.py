@@ -30,6 +30,11 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict)  # load, preprocess, inference, gradcam
     warnings: list[str] = field(default_factory=list)  # the study's and the engine's
     logit: float = 0.0  # raw, before temperature scaling
+    # The input gate (inference.ood): False when the input is not a frontal chest X-ray like
+    # those the model learned from; the probability is then shown as not reliable.
+    in_scope: bool = True
+    scope_reasons: list[str] = field(default_factory=list)
+    embedding: np.ndarray | None = None  # globally pooled last-layer features [C], for the gate
 
     @property
     def is_positive(self) -> bool:

@@ -1,0 +1,32 @@
+"""Paths to the real data every test tier may use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+KERMANY_TRAIN = SHARED_DATA / "kermany-cxr-224" / "train"
+REAL_DICOM = SHARED_DATA / "dicom" / "cxr-cr-jpeg-baseline-monochrome2.dcm"
+
+
+@pytest.fixture(scope="session")
+def real_dicom() -> Path:
+    """The real compressed (JPEG baseline) chest CR from ../shared/data."""
+    if not REAL_DICOM.exists():
+        pytest.fail(f"shared data missing: {REAL_DICOM} (CI clones the repo beside ../shared)")
+    return REAL_DICOM
+
+
+@pytest.fixture(scope="session")
+def kermany_samples() -> dict[str, list[Path]]:
+    """A few real training images per class, in a fixed order."""
+    out = {}
+    for label in ("NORMAL", "PNEUMONIA"):
+        files = sorted((KERMANY_TRAIN / label).glob("*.jpeg"))
+        if not files:
+            pytest.fail(f"shared data missing: {KERMANY_TRAIN / label}")
+        out[label] = files[:: max(1, len(files) // 10)][:10]
+    return out
