@@ -1,0 +1,280 @@
+"""Batch triage benchmark: studies per second and memory, through the CLI and the app's worker.
+
+    .venv/bin/python bench/batch.py [--n 500] [--only cli|worker] [--keep DIR]
+
+Makes N 1,024x1,024 JPEG-baseline DICOMs and N 1,024x1,024 PNGs from real Kermany training
+images (upsampled) in a temporary folder, then runs each set
+
+  * through the CLI: ``lunglens classify DIR --json`` in a subprocess, timing each result line
+    as it arrives and reading the child's RSS from /proc as it goes (Linux);
+  * through the app's worker (desktop.worker.StudyWorker, the same object the window uses)
+    in a subprocess with a QCoreApplication event loop.
+
+Reported: studies/s over the batch (first result to last, so model loading is excluded)
+and overall, peak RSS (wait4 ru_maxrss of the child), RSS after 50 and after N results,
+and the mean per-stage times the engine reports (read, preprocess, inference, gradcam).
+Targets (issue 5, on the 2-core machine): >= 30 studies/s for the DICOMs, peak RSS <= 1 GB,
+RSS after N within 100 MB of RSS after 50. The bundled model is used unless
+LUNGLENS_RESOURCES points elsewhere. Other processes on the machine slow it down: the
+figures are only as quiet as the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KERMANY = REPO.parent / "shared" / "data" / "kermany-cxr-224" / "train"
+SIZE = 1024
+TARGET_RATE, TARGET_PEAK_MB, TARGET_GROWTH_MB = 30.0, 1024.0, 100.0
+
+
+# ------------------------------------------------------------------------- data
+def source_images(n: int) -> list[Path]:
+    files = sorted((KERMANY / "NORMAL").glob("*.jpeg")) + sorted((KERMANY / "PNEUMONIA").glob("*.jpeg"))
+    if len(files) < n:
+        sys.exit(f"bench/batch.py: need {n} images in {KERMANY}, found {len(files)}")
+    step = len(files) / n
+    return [files[int(i * step)] for i in range(n)]
+
+
+def upsampled(path: Path):
+    import cv2
+
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return cv2.resize(gray, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+
+
+def write_jpeg_dicom(path: Path, pixels, index: int) -> None:
+    """A CR image, 8-bit MONOCHROME2, pixel data JPEG baseline (process 1), like the real one."""
+    import cv2
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import ComputedRadiographyImageStorage, JPEGBaseline8Bit, generate_uid
+
+    ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_PROGRESSIVE, 0])
+    assert ok
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientAge, ds.PatientSex = f"BENCH^{index}", f"B{index:05d}", "004Y", "O"
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "CR", "CHEST", "AP"
+    ds.StudyDate, ds.SeriesNumber, ds.InstanceNumber = "20240101", 1, 1
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.LossyImageCompression = "01"
+    ds.PixelData = encapsulate([jpeg.tobytes()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+
+
+def make_sets(work: Path, n: int) -> dict[str, Path]:
+    import cv2
+
+    dicom_dir, png_dir = work / "dicom", work / "png"
+    if len(list(dicom_dir.glob("*.dcm"))) == n and len(list(png_dir.glob("*.png"))) == n:
+        return {"dicom": dicom_dir, "png": png_dir}
+    for d in (dicom_dir, png_dir):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    t0 = time.perf_counter()
+    for i, src in enumerate(source_images(n)):
+        px = upsampled(src)
+        write_jpeg_dicom(dicom_dir / f"IM{i:04d}.dcm", px, i)
+        cv2.imwrite(str(png_dir / f"IM{i:04d}.png"), px)
+    print(f"made {n} DICOMs + {n} PNGs of {SIZE}x{SIZE} in {time.perf_counter() - t0:.1f} s under {work}")
+    return {"dicom": dicom_dir, "png": png_dir}
+
+
+# ---------------------------------------------------------------------- measuring
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def run_child(cmd: list[str], n: int, parse) -> dict:
+    """Run ``cmd``, timing each result line; ``parse(line)`` -> dict or None (not a result)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t_start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    stamps: list[float] = []
+    rss: list[float | None] = []
+    results: list[dict] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        item = parse(line)
+        if item is None:
+            continue
+        stamps.append(time.perf_counter())
+        rss.append(rss_mb(proc.pid))
+        results.append(item)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    t_end = time.perf_counter()
+    if len(results) != n:
+        raise RuntimeError(f"{cmd[2:5]}: {len(results)} results of {n} (exit {proc.returncode}): {stderr[-2000:]}")
+    at50 = next((r for r in rss[49:] if r is not None), None)
+    at_end = next((r for r in reversed(rss) if r is not None), None)
+    return {
+        "ok": sum(1 for r in results if r.get("ok")),
+        "rate": (n - 1) / (stamps[-1] - stamps[0]),
+        "overall_rate": n / (t_end - t_start),
+        "wall_s": t_end - t_start,
+        "first_result_s": stamps[0] - t_start,
+        "peak_mb": usage.ru_maxrss / 1024.0,
+        # CPU seconds per study (start-up included): unlike the rate, hardly changed by other
+        # processes competing for the cores, so it bounds what an idle machine would reach.
+        "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000.0 / n,
+        "rss50_mb": at50,
+        "rss_end_mb": at_end,
+        "stages": mean_stages(results),
+        "exit": proc.returncode,
+    }
+
+
+def mean_stages(results: list[dict]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    count = 0
+    for r in results:
+        t = r.get("timings_ms")
+        if not t:
+            continue
+        count += 1
+        for k, v in t.items():
+            if k != "load":
+                sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / count for k, v in sums.items()} if count else {}
+
+
+def bench_cli(folder: Path, n: int) -> dict:
+    cmd = [sys.executable, "-m", "desktop.main", "classify", str(folder), "--json", "--provider", "cpu"]
+
+    def parse(line: str):
+        line = line.strip()
+        return json.loads(line) if line.startswith("{") else None
+
+    return run_child(cmd, n, parse)
+
+
+def bench_worker(folder: Path, n: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-child", str(folder)]
+
+    def parse(line: str):
+        return json.loads(line[7:]) if line.startswith("RESULT ") else None
+
+    return run_child(cmd, n, parse)
+
+
+def worker_child(folder: Path) -> int:
+    """Runs in the subprocess: the app's StudyWorker over every file, one line per result."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, QTimer
+
+    from desktop.worker import StudyWorker
+
+    app = QCoreApplication([])
+    files = sorted(folder.iterdir())
+    done = 0
+    worker = StudyWorker(provider="cpu")
+
+    def finish() -> None:
+        nonlocal done
+        done += 1
+        if done == len(files):
+            QTimer.singleShot(0, app.quit)
+
+    def on_result(key: int, prediction, cam_small) -> None:
+        print("RESULT " + json.dumps({"ok": True, "key": key, "timings_ms": prediction.timings_ms}), flush=True)
+        finish()
+
+    def on_failed(key: int, reason: str) -> None:
+        print("RESULT " + json.dumps({"ok": False, "key": key, "error": reason}), flush=True)
+        finish()
+
+    worker.result.connect(on_result)
+    worker.failed.connect(on_failed)
+    worker.engine_failed.connect(lambda reason: (print(f"engine failed: {reason}", file=sys.stderr), app.exit(1)))
+    worker.submit(list(enumerate(files)))
+    code = app.exec()
+    worker.shutdown()
+    return code
+
+
+# --------------------------------------------------------------------------- main
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(name: str, r: dict, is_dicom: bool) -> None:
+    growth = (r["rss_end_mb"] - r["rss50_mb"]) if r["rss50_mb"] is not None and r["rss_end_mb"] is not None else None
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()) or "n/a"
+    rate_note = f" [target >= {TARGET_RATE:.0f}: {verdict(r['rate'] >= TARGET_RATE)}]" if is_dicom else ""
+    print(f"{name}:")
+    print(f"  results ok          {r['ok']}  (exit {r['exit']})")
+    print(f"  studies/s           {r['rate']:.1f} in the batch{rate_note}; {r['overall_rate']:.1f} overall "
+          f"incl. start-up ({r['wall_s']:.1f} s, first result after {r['first_result_s']:.1f} s)")
+    ceiling = (os.cpu_count() or 1) * 1000.0 / r["cpu_ms"]
+    print(f"  CPU per study       {r['cpu_ms']:.1f} ms (user+sys, start-up included) -> at most "
+          f"{ceiling:.0f} studies/s on {os.cpu_count()} idle cores")
+    print(f"  peak RSS            {r['peak_mb']:.0f} MB [target <= {TARGET_PEAK_MB:.0f}: {verdict(r['peak_mb'] <= TARGET_PEAK_MB)}]")
+    if growth is not None:
+        print(f"  RSS after 50 / end  {r['rss50_mb']:.0f} / {r['rss_end_mb']:.0f} MB, growth {growth:+.0f} MB "
+              f"[target <= {TARGET_GROWTH_MB:.0f}: {verdict(growth <= TARGET_GROWTH_MB)}]")
+    print(f"  mean ms per study   {stages}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=500, help="studies per set (default 500)")
+    ap.add_argument("--only", choices=["cli", "worker"], default=None)
+    ap.add_argument("--sets", default="dicom,png", help="comma-separated: dicom,png")
+    ap.add_argument("--keep", type=Path, default=None, help="make/reuse the studies in this folder")
+    ap.add_argument("--worker-child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker_child is not None:
+        return worker_child(args.worker_child)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="lunglens-batch-"))
+    try:
+        sets = make_sets(work, args.n)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+        for kind in args.sets.split(","):
+            for how in ("cli", "worker"):
+                if args.only and how != args.only:
+                    continue
+                try:
+                    r = bench_cli(sets[kind], args.n) if how == "cli" else bench_worker(sets[kind], args.n)
+                except (RuntimeError, ImportError) as exc:
+                    print(f"{how} / {kind}: could not run: {exc}")
+                    continue
+                report(f"{how} / {args.n} {SIZE}x{SIZE} {'JPEG-baseline DICOMs' if kind == 'dicom' else 'PNGs'}", r, kind == "dicom")
+        print(f"load average {os.getloadavg()[0]:.1f} at end")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Benchmark the shipped LungLens: sizes of what a user downloads and installs, and how fast
+the frozen app starts. Prints figures; asserts nothing (targets are printed beside them).
+
+    python bench/package.py [--runs 3] [--drop-caches] [--xvfb]
+
+Uses dist/ from ``make package`` (run it first). The .deb is extracted with ``dpkg -x`` into
+a scratch root and the app is run from there, as it is installed.
+
+- installed size: ``du`` of the extracted /opt/lunglens;
+- installer size: the .deb (and the portable .tar.gz);
+- first window: launch of the frozen app until its first window is shown and grabbed
+  (``lunglens --screenshot OUT.png`` with no study: the app exits right after);
+- result shown: the same with one compressed DICOM study, until the window shows its result.
+
+Both timings include interpreter start and process exit, so they are upper bounds of what a
+user waits. ``--drop-caches`` (root) empties the page cache before each run for a true cold
+start; without it the first run is the coldest and the rest are warm. The display is Qt's
+offscreen platform unless ``--xvfb`` runs it on a virtual X server (xcb plugin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_build_module():
+    """packaging/build.py under its own name ("build" is also a PyPI package)."""
+    spec = importlib.util.spec_from_file_location("lunglens_build", REPO / "packaging" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+_build = _load_build_module()
+outputs = _build.outputs
+
+TARGETS = {"installed": 350, "installer": 150, "first_window": 3.0, "result": 5.0}
+
+
+def mib(n_bytes: float) -> float:
+    return n_bytes / 2**20
+
+
+def du_bytes(path: Path) -> int:
+    """Disk usage like ``du -sb``: real files, symlinks not followed."""
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def timed_run(cmd: list[str], env: dict[str, str], cold: bool) -> float:
+    if cold:
+        drop_caches()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--drop-caches", action="store_true", help="cold page cache before each run (root)")
+    parser.add_argument("--xvfb", action="store_true", help="run on Xvfb (xcb) instead of offscreen")
+    args = parser.parse_args(argv)
+
+    out = outputs()
+    if not out.deb.exists():
+        raise SystemExit(f"{out.deb} not found: run `make package` first")
+    with tempfile.TemporaryDirectory(prefix="lunglens-bench-") as tmp:
+        root = Path(tmp) / "root"
+        subprocess.run(["dpkg", "-x", str(out.deb), str(root)], check=True)
+        app_dir = root / "opt" / "lunglens"
+        exe = app_dir / "lunglens"
+        sample = app_dir / "_internal" / "resources" / "samples" / "sample-pneumonia.dcm"
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "LANG": "C.UTF-8",
+        }
+        prefix: list[str] = []
+        if args.xvfb:
+            if not shutil.which("xvfb-run"):
+                raise SystemExit("--xvfb needs xvfb-run (apt-get install xvfb xauth)")
+            prefix = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
+        else:
+            env["QT_QPA_PLATFORM"] = "offscreen"
+        shot = str(Path(tmp) / "shot.png")
+        first = [timed_run([*prefix, str(exe), "--screenshot", shot], env, args.drop_caches) for _ in range(args.runs)]
+        result = [
+            timed_run([*prefix, str(exe), "--screenshot", shot, str(sample)], env, args.drop_caches)
+            for _ in range(args.runs)
+        ]
+        installed = mib(du_bytes(app_dir))
+
+    deb, tgz = mib(out.deb.stat().st_size), mib(out.tarball.stat().st_size) if out.tarball.exists() else float("nan")
+    cache = "page cache dropped before each run" if args.drop_caches else "first run coldest, then warm"
+    display = "Xvfb (xcb)" if args.xvfb else "offscreen"
+
+    def verdict(value: float, target: float) -> str:
+        return "ok" if value <= target else "OVER TARGET"
+
+    print(f"LungLens package benchmark ({out.deb.name}; {os.cpu_count()} CPUs; display {display}; {cache})")
+    print(f"installed size (/opt/lunglens): {installed:7.1f} MiB  target <= {TARGETS['installed']} MiB "
+          f"{verdict(installed, TARGETS['installed'])}")
+    print(f"installer .deb:                 {deb:7.1f} MiB  target <= {TARGETS['installer']} MiB "
+          f"{verdict(deb, TARGETS['installer'])}")
+    print(f"portable .tar.gz:               {tgz:7.1f} MiB")
+    for name, runs, key in (("first window", first, "first_window"), ("file to result", result, "result")):
+        worst = max(runs)
+        print(
+            f"{name:<15} launch->exit: first {runs[0]:.2f} s, median {statistics.median(runs):.2f} s, "
+            f"max {worst:.2f} s over {len(runs)} runs  target <= {TARGETS[key]} s {verdict(worst, TARGETS[key])}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

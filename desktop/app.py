@@ -1,0 +1,123 @@
+"""``lunglens [PATHS...]`` and ``lunglens --screenshot OUT.png [PATHS...]``: the GUI.
+
+Screenshot mode opens the paths, waits until every result is shown, shows the most
+suspicious study, saves a picture of the window and exits -- for the README and for checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from inference import __version__
+
+SCREENSHOT_TIMEOUT_S = 600.0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="lunglens", description="LungLens: chest X-ray pneumonia triage "
+                                "(decision support, not a diagnostic device).")
+    p.add_argument("paths", nargs="*", type=Path, help="studies or folders to open (folders recursively)")
+    p.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                   help="open PATHS, wait for every result, save a screenshot of the window and exit")
+    p.add_argument("--size", default="1440x900", metavar="WxH", help="window size for --screenshot")
+    p.add_argument("--version", action="version", version=f"LungLens {__version__}")
+    return p.parse_args(argv)
+
+
+def make_application(argv: list[str] | None = None):  # noqa: ANN201 -- QApplication, imported late
+    """The QApplication with high-DPI and the dark theme (reuses an existing one, e.g. in tests)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from . import pgsetup  # noqa: F401 -- pyqtgraph options before any view exists
+    from .settings import APPLICATION, ORGANIZATION
+    from .theme import apply_dark_theme
+
+    # Hand the GIL over every 2 ms (default 5 ms) so the GUI thread waits less for
+    # loader and inference threads running Python code.
+    sys.setswitchinterval(0.002)
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(["lunglens", *(argv or [])])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    apply_dark_theme(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = make_application()
+
+    from .controller import StudyController
+    from .settings import AppSettings
+    from .widgets.qt_main_window import MainWindow
+
+    controller = StudyController(AppSettings())
+    window = MainWindow(controller)
+    if args.screenshot is not None:
+        return _screenshot(app, window, controller, args)
+    window.show()
+    if args.paths:
+        window.open_paths(args.paths)
+    return app.exec()
+
+
+def _screenshot(app, window, controller, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """Run until every result is shown, grab the window, exit 0 when the picture is saved."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"lunglens: --size must look like 1440x900, not {args.size!r}", file=sys.stderr)
+        return 2
+    window.resize(w, h)
+    window.show()
+    state = {"code": 1, "phase": "analysing"}
+    clock = QElapsedTimer()
+    clock.start()
+
+    def tick() -> None:
+        if clock.elapsed() > SCREENSHOT_TIMEOUT_S * 1000:
+            print("lunglens: timed out waiting for results", file=sys.stderr)
+            app.exit(1)
+            return
+        if not controller.idle:
+            return
+        if state["phase"] == "analysing":
+            # Show the study at the top of the list (the most suspicious) with its result.
+            state["phase"] = "showing"
+            window.study_list.select_row(0)
+            return
+        ctx = controller.context
+        if args.paths and controller.model.rowCount() and (ctx is None or ctx.key != window.study_list.current_key()):
+            return
+        timer.stop()
+        window.viewer.fit()
+        app.processEvents()
+        out = args.screenshot
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if window.grab().save(str(out)):
+            print(f"screenshot saved: {out}")
+            state["code"] = 0
+        else:
+            print(f"lunglens: could not write {out}", file=sys.stderr)
+        window.close()
+        app.exit(state["code"])
+
+    timer = QTimer()
+    timer.setInterval(100)
+    timer.timeout.connect(tick)
+    if args.paths:
+        window.open_paths(args.paths)
+    timer.start()
+    app.exec()
+    return state["code"]

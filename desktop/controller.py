@@ -1,0 +1,295 @@
+"""The application's logic between the worker and the views.
+
+Routes worker signals into the study list model, tracks the batch (progress, ETA,
+cancel), loads the selected study at full resolution and publishes it as a
+:class:`ViewContext`. Widgets observe this object; none of this lives in a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from inference.manifest import ModelManifest
+from inference.prediction import Prediction
+from inference.study import Study
+
+from .analysis_process import EngineInfo
+from .models.display import DisplayState
+from .models.study_item import Status, StudyItem, full_prediction
+from .models.study_list import StudyListModel
+from .settings import AppSettings
+from .worker import StudyWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ViewContext:
+    """The study on screen: full-resolution pixels and, once known, its full-size prediction."""
+
+    key: int
+    item: StudyItem
+    study: Study | None  # None when the file could not be read
+    prediction: Prediction | None  # cam at the study's size
+
+
+def read_manifest() -> tuple[ModelManifest | None, str]:
+    """The bundled model's manifest (cheap JSON), or None and why."""
+    try:
+        from inference.engine import find_manifest
+
+        return ModelManifest.load(find_manifest()), ""
+    except Exception as err:  # noqa: BLE001 -- the window shows it; the app still opens images
+        return None, str(err)
+
+
+def _preload_modules() -> None:
+    """Import the decoders now, on the GUI thread at start-up, rather than in the view
+    loader mid-batch where the import lock would stall the GUI on its next import."""
+    import inference.loaders  # noqa: F401
+
+
+class StudyController(QObject):
+    progress = Signal(int, int, float)  # done, total, ETA seconds (-1 unknown)
+    batch_finished = Signal()
+    engine_status = Signal(str, str)  # provider in use ("" if none), problem ("" if none)
+    view_image = Signal(object)  # ViewContext: a new study on screen
+    view_result = Signal(object)  # ViewContext: the on-screen study's result arrived or changed
+    result_ready = Signal(int)  # key of a study that just finished
+
+    def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.model = StudyListModel(self)
+        self.display = DisplayState(self)
+        _preload_modules()
+        self.manifest, self.manifest_error = read_manifest()
+        self.engine: EngineInfo | None = None  # the engine running in the analysis process
+        self.engine_error = ""
+        self._pending: set[int] = set()
+        self._total = 0
+        self._started = 0.0
+        self._discovering = 0
+        self._view_token = 0
+        self._view_key = 0
+        self._view_loading = False
+        self._context: ViewContext | None = None
+        self._restart_pending = False
+        self._apply_display_defaults()
+        self.model.set_show_identifiers(settings.show_identifiers)
+        self.worker = self._make_worker()
+
+    # -- worker lifecycle ----------------------------------------------------------------------
+    def _make_worker(self) -> StudyWorker:
+        w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None, parent=self)
+        w.engine_ready.connect(self._engine_ready)
+        w.engine_failed.connect(self._engine_failed)
+        w.stage.connect(self.model.set_stage)
+        w.loaded.connect(self.model.set_loaded)
+        w.result.connect(self._result)
+        w.failed.connect(self._failed)
+        w.cancelled.connect(self._cancelled)
+        w.view_loaded.connect(self._view_loaded)
+        w.view_failed.connect(self._view_failed)
+        w.discovered.connect(self._discovered)
+        w.discovery_done.connect(self._discovery_done)
+        self._apply_decision(w)
+        return w
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel and stop every background thread; True when all ended (called on close)."""
+        self.worker.cancel()
+        return self.worker.shutdown(timeout)
+
+    # -- opening -------------------------------------------------------------------------------
+    def open_paths(self, paths: Sequence[str | Path]) -> None:
+        """Files and folders (recursively): listed at once as queued, analysed in the background."""
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return
+        for p in paths:
+            self.settings.add_recent(p)
+        self._discovering += 1
+        self.worker.discover(paths)
+
+    def _discovered(self, paths: list[Path]) -> None:
+        jobs = self.model.add_paths(paths)
+        self._submit(jobs)
+
+    def _discovery_done(self) -> None:
+        self._discovering -= 1
+        self._check_finished()
+
+    def _submit(self, jobs: list[tuple[int, Path]]) -> None:
+        if not jobs:
+            return
+        if not self._pending:
+            self._total = 0
+            self._started = time.monotonic()
+        self._pending.update(k for k, _ in jobs)
+        self._total += len(jobs)
+        self.worker.submit(jobs)
+        self._emit_progress()
+
+    def retry(self, key: int) -> None:
+        path = self.model.requeue(key)
+        if path is not None:
+            self._submit([(key, path)])
+
+    def cancel(self) -> None:
+        """Stop the batch: studies not finished are marked cancelled (their rows stay)."""
+        self.worker.cancel()
+
+    # -- worker results --------------------------------------------------------------------------
+    def _engine_ready(self, engine: EngineInfo) -> None:
+        self.engine = engine
+        self.manifest = engine.manifest
+        self.engine_error = ""
+        self.engine_status.emit(engine.provider, "")
+
+    def _engine_failed(self, reason: str) -> None:
+        self.engine = None
+        self.engine_error = reason
+        self.engine_status.emit("", reason)
+
+    def _result(self, key: int, prediction: Prediction, cam_small: Any) -> None:
+        self.model.set_result(key, prediction, cam_small)
+        self._finish(key)
+        self.result_ready.emit(key)
+        if key == self._view_key and self._context is not None and self._context.study is not None:
+            self._context.prediction = full_prediction(self._context.item, self._context.study.shape)
+            self.view_result.emit(self._context)
+
+    def _failed(self, key: int, reason: str) -> None:
+        self.model.set_failed(key, reason)
+        self._finish(key)
+        if key == self._view_key and self._context is not None:
+            self.view_result.emit(self._context)
+
+    def _cancelled(self, key: int) -> None:
+        self.model.set_cancelled(key)
+        self._finish(key)
+
+    def _finish(self, key: int) -> None:
+        self._pending.discard(key)
+        self._emit_progress()
+        self._check_finished()
+
+    def _emit_progress(self) -> None:
+        done = self._total - len(self._pending)
+        elapsed = time.monotonic() - self._started
+        eta = (len(self._pending) * elapsed / done) if done > 0 else -1.0
+        self.progress.emit(done, self._total, eta)
+
+    def _check_finished(self) -> None:
+        if not self._pending and self._discovering <= 0:
+            self.batch_finished.emit()
+            if self._restart_pending:
+                self._restart_pending = False
+                self._restart_worker()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending) or self._discovering > 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing being listed, and the study on screen fully shown."""
+        return not self.busy and not self._view_loading
+
+    # -- the study on screen ---------------------------------------------------------------------
+    def select(self, key: int) -> None:
+        """Show a study: its pixels are reloaded at full resolution in the background."""
+        item = self.model.item(key)
+        self._view_key = key
+        self._view_token += 1
+        if item is None:
+            self._view_loading = False
+            self._context = None
+            self.view_image.emit(None)
+            return
+        self._view_loading = True
+        self.worker.load_for_view(self._view_token, item.path)
+
+    @property
+    def context(self) -> ViewContext | None:
+        return self._context
+
+    def _view_loaded(self, token: int, study: Study) -> None:
+        if token != self._view_token:
+            return  # the user has moved on
+        self._view_loading = False
+        item = self.model.item(self._view_key)
+        if item is None:
+            return
+        self._context = ViewContext(self._view_key, item, study, full_prediction(item, study.shape))
+        self.view_image.emit(self._context)
+
+    def _view_failed(self, token: int, reason: str) -> None:
+        if token != self._view_token:
+            return
+        self._view_loading = False
+        item = self.model.item(self._view_key)
+        if item is None:
+            return
+        if item.status is not Status.ERROR:
+            self.model.set_failed(self._view_key, reason)
+        self._context = ViewContext(self._view_key, item, None, None)
+        self.view_image.emit(self._context)
+
+    # -- settings ----------------------------------------------------------------------------------
+    def _apply_display_defaults(self) -> None:
+        s, d = self.settings, self.display
+        d.set_overlay_visible(s.overlay_visible)
+        d.set_opacity(s.overlay_opacity)
+        d.set_floor(s.overlay_floor)
+        d.set_colormap(s.colormap)
+
+    def decision(self) -> tuple[str, float]:
+        """(operating point key or "custom", threshold) from the settings, valid for this model."""
+        s = self.settings
+        if s.operating_point == "custom" or self.manifest is None:
+            return "custom", s.custom_threshold
+        op = s.operating_point if s.operating_point in self.manifest.operating_points else ""
+        op = op or self.manifest.default_operating_point
+        return op, self.manifest.operating_points[op].threshold
+
+    def _apply_decision(self, worker: StudyWorker) -> None:
+        op, thr = self.decision()
+        worker.set_predict_options(thr, op)
+
+    def apply_settings(self, changed: set[str]) -> None:
+        """React to the settings dialog: re-judge results, refresh masks, restart the engine."""
+        if "overlay" in changed:
+            self._apply_display_defaults()
+        if "privacy" in changed:
+            self.model.set_show_identifiers(self.settings.show_identifiers)
+        if "decision" in changed:
+            self._apply_decision(self.worker)
+            if self.manifest is not None:
+                op, thr = self.decision()
+                self.model.apply_operating_point(self.manifest, op, thr)
+                if self._context is not None and self._context.prediction is not None:
+                    item = self._context.item
+                    if item.prediction is not None:
+                        self._context.prediction = replace(item.prediction, cam=self._context.prediction.cam)
+                    self.view_result.emit(self._context)
+        if "engine" in changed:
+            if self.busy:
+                self._restart_pending = True
+            else:
+                self._restart_worker()
+
+    def _restart_worker(self) -> None:
+        old = self.worker
+        old.shutdown()
+        old.deleteLater()
+        self.engine = None
+        self.worker = self._make_worker()

@@ -1,0 +1,222 @@
+"""One row of the study list, and the pure functions that shape what it shows.
+
+Plain Python (no Qt) so the list's logic -- wording, sort order, what is kept in memory --
+is testable without a display. A finished study keeps only a thumbnail, the prediction's
+numbers and a small copy of its Grad-CAM; the full-resolution pixels are reloaded when the
+study is shown, so memory stays flat however long the list.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inference.prediction import Prediction
+from inference.study import Study, StudyMetadata
+
+THUMBNAIL_SIZE = 96  # pixels, the longer side
+CAM_KEEP_SIZE = 128  # pixels, the longer side: Grad-CAM is a 7x7..14x14 map upsampled anyway
+_NO_CAM = np.zeros((0, 0), dtype=np.float32)
+
+# DICOM keywords that identify a patient or can be traced back to one; masked by default.
+IDENTIFYING_KEYWORDS = frozenset(
+    {
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "OtherPatientIDs",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "PatientMotherBirthName",
+        "MedicalRecordLocator",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "PerformingPhysicianName",
+        "OperatorsName",
+        "InstitutionName",
+        "InstitutionAddress",
+        "StationName",
+        "StudyID",
+        "IssuerOfPatientID",
+    }
+)
+MASK = "••••••"
+
+
+class Status(str, enum.Enum):
+    QUEUED = "queued"
+    LOADING = "loading"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.DONE, Status.ERROR, Status.CANCELLED)
+
+
+@dataclass
+class StudyItem:
+    """What the app remembers about one opened file."""
+
+    path: Path
+    status: Status = Status.QUEUED
+    error: str = ""  # the reason, ready to show, when status is ERROR
+    thumbnail: np.ndarray | None = None  # uint8 [h, w], windowed, longer side THUMBNAIL_SIZE
+    metadata: StudyMetadata | None = None
+    prediction: Prediction | None = None  # ``cam`` dropped: see ``cam_small``
+    cam_small: np.ndarray | None = None  # uint8 [h, w], Grad-CAM 0..255, longer side CAM_KEEP_SIZE
+    load_warnings: list[str] = field(default_factory=list)
+    order: int = 0  # position in which it was opened
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def probability(self) -> float | None:
+        return None if self.prediction is None else self.prediction.probability
+
+    @property
+    def in_scope(self) -> bool:
+        return self.prediction is None or self.prediction.in_scope
+
+
+def result_sentence(probability: float, positive: bool, in_scope: bool = True) -> str:
+    """The one plain sentence a reader sees under the gauge and in the list."""
+    if not in_scope:
+        return "Not a frontal chest X-ray — result not reliable"
+    pct = percent_text(probability)
+    return f"Pneumonia likely — {pct}" if positive else f"Pneumonia unlikely — {pct}"
+
+
+def percent_text(probability: float) -> str:
+    """87 %, 6 %, and "<1 %" / ">99 %" rather than a misleading 0 % or 100 %."""
+    pct = probability * 100.0
+    if pct < 1.0:
+        return "<1 %"
+    if pct > 99.0:
+        return ">99 %"
+    return f"{pct:.0f} %"
+
+
+def metadata_line(meta: StudyMetadata | None, show_identifiers: bool) -> str:
+    """The patient/study line under the file name; identifiers only when allowed."""
+    if meta is None:
+        return ""
+    parts: list[str] = []
+    if show_identifiers:
+        if meta.patient_name:
+            parts.append(meta.patient_name.replace("^", " ").strip())
+        if meta.patient_id:
+            parts.append(f"ID {meta.patient_id}")
+    if meta.patient_age:
+        parts.append(_age_text(meta.patient_age))
+    if meta.patient_sex:
+        parts.append(meta.patient_sex)
+    if meta.study_date and len(meta.study_date) == 8:
+        d = meta.study_date
+        parts.append(f"{d[:4]}-{d[4:6]}-{d[6:]}")
+    exam = " ".join(p for p in (meta.modality, meta.view_position) if p)
+    if exam:
+        parts.append(exam)
+    if not parts:
+        parts.append(f"{meta.source_format} {meta.columns}×{meta.rows}".strip())
+    return " · ".join(parts)
+
+
+def _age_text(age: str) -> str:
+    """DICOM AS "004Y" -> "4 y"."""
+    units = {"Y": "y", "M": "mo", "W": "wk", "D": "d"}
+    if len(age) == 4 and age[:3].isdigit() and age[3] in units:
+        return f"{int(age[:3])} {units[age[3]]}"
+    return age
+
+
+def masked_value(keyword: str, value: str, show_identifiers: bool) -> str:
+    """A DICOM tag value as the tags panel shows it."""
+    if not show_identifiers and keyword in IDENTIFYING_KEYWORDS and value:
+        return MASK
+    return value
+
+
+def windowed_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Apply a (center, width) window: the 8-bit picture a viewer would show."""
+    center, width = window
+    width = max(float(width), 1e-6)
+    lo = center - width / 2.0
+    out = (pixels.astype(np.float32) - lo) * (255.0 / width)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return np.ascontiguousarray(img)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def make_thumbnail(study: Study, size: int = THUMBNAIL_SIZE) -> np.ndarray:
+    """A small windowed copy of the radiograph (shrink first: cheap on 3,000-pixel images)."""
+    small = _shrink(study.pixels.astype(np.float32, copy=False), size)
+    return windowed_uint8(small, study.window)
+
+
+def reduce_cam(cam: np.ndarray, size: int = CAM_KEEP_SIZE) -> np.ndarray:
+    """Grad-CAM 0..1 at full size -> uint8 at most ``size`` a side (what the list keeps)."""
+    small = _shrink(np.asarray(cam, dtype=np.float32), size)
+    return np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8)
+
+
+def expand_cam(cam_small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kept Grad-CAM back at the image's size, float32 0..1, for the overlay layer."""
+    rows, cols = shape
+    cam = cam_small.astype(np.float32) / 255.0
+    if cam.shape != (rows, cols):
+        cam = cv2.resize(cam, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return cam
+
+
+def compact_prediction(prediction: Prediction) -> tuple[Prediction, np.ndarray]:
+    """Split a prediction into its numbers (kept per study) and a reduced Grad-CAM."""
+    return replace(prediction, cam=_NO_CAM, embedding=None), reduce_cam(prediction.cam)
+
+
+def full_prediction(item: StudyItem, shape: tuple[int, int]) -> Prediction | None:
+    """The item's prediction with its Grad-CAM restored at ``shape`` (for display and export)."""
+    if item.prediction is None or item.cam_small is None:
+        return None
+    return replace(item.prediction, cam=expand_cam(item.cam_small, shape))
+
+
+def relabel(prediction: Prediction, threshold: float, operating_point: str,
+            sensitivity: float | None, specificity: float | None) -> Prediction:
+    """The same calibrated probability judged at another operating point (no re-inference)."""
+    label = "PNEUMONIA" if prediction.probability >= threshold else "NORMAL"
+    return replace(prediction, threshold=threshold, operating_point=operating_point,
+                   sensitivity=sensitivity, specificity=specificity, label=label)
+
+
+# Sort groups: in-scope results first (most suspicious on top), then results flagged out of
+# scope, then studies still pending, then failures.
+_GROUP_RESULT, _GROUP_OUT_OF_SCOPE, _GROUP_PENDING, _GROUP_FAILED = range(4)
+
+
+def suspicion_key(item: StudyItem) -> tuple[int, float, int]:
+    """Sort key for "most suspicious first": smaller sorts first."""
+    if item.status is Status.DONE and item.prediction is not None:
+        group = _GROUP_RESULT if item.prediction.in_scope else _GROUP_OUT_OF_SCOPE
+        return (group, -item.prediction.probability, item.order)
+    if item.status in (Status.ERROR, Status.CANCELLED):
+        return (_GROUP_FAILED, 0.0, item.order)
+    return (_GROUP_PENDING, 0.0, item.order)

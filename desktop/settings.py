@@ -1,0 +1,162 @@
+"""The user's preferences, persisted with QSettings (organisation and application "LungLens").
+
+One typed wrapper so widgets never spell keys or convert QSettings' loosely typed values;
+tests hand it a QSettings bound to a temporary INI file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from .models.display import COLORMAPS, DEFAULT_FLOOR, DEFAULT_OPACITY
+
+ORGANIZATION = "LungLens"
+APPLICATION = "LungLens"
+MAX_RECENT = 10
+
+
+def _bool(value: object, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("1", "true", "yes")
+
+
+class AppSettings:
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    def _get(self, key: str, default: object) -> object:
+        v = self.q.value(key, default)
+        return default if v is None else v
+
+    # -- engine --------------------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        return str(self._get("engine/provider", "auto"))
+
+    @provider.setter
+    def provider(self, value: str) -> None:
+        self.q.setValue("engine/provider", value)
+
+    @property
+    def threads(self) -> int:
+        """ONNX Runtime intra-op threads; 0 means ONNX Runtime's default."""
+        try:
+            return max(0, int(self._get("engine/threads", 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self.q.setValue("engine/threads", int(value))
+
+    @property
+    def operating_point(self) -> str:
+        """A manifest operating-point key, "custom", or "" for the manifest's default."""
+        return str(self._get("decision/operating_point", ""))
+
+    @operating_point.setter
+    def operating_point(self, value: str) -> None:
+        self.q.setValue("decision/operating_point", value)
+
+    @property
+    def custom_threshold(self) -> float:
+        try:
+            return min(max(float(self._get("decision/custom_threshold", 0.5)), 0.0), 1.0)
+        except (TypeError, ValueError):
+            return 0.5
+
+    @custom_threshold.setter
+    def custom_threshold(self, value: float) -> None:
+        self.q.setValue("decision/custom_threshold", float(value))
+
+    # -- display -------------------------------------------------------------------------------
+    @property
+    def overlay_visible(self) -> bool:
+        return _bool(self.q.value("overlay/visible"), True)
+
+    @overlay_visible.setter
+    def overlay_visible(self, value: bool) -> None:
+        self.q.setValue("overlay/visible", bool(value))
+
+    @property
+    def overlay_opacity(self) -> float:
+        try:
+            return float(self._get("overlay/opacity", DEFAULT_OPACITY))
+        except (TypeError, ValueError):
+            return DEFAULT_OPACITY
+
+    @overlay_opacity.setter
+    def overlay_opacity(self, value: float) -> None:
+        self.q.setValue("overlay/opacity", float(value))
+
+    @property
+    def overlay_floor(self) -> float:
+        try:
+            return float(self._get("overlay/floor", DEFAULT_FLOOR))
+        except (TypeError, ValueError):
+            return DEFAULT_FLOOR
+
+    @overlay_floor.setter
+    def overlay_floor(self, value: float) -> None:
+        self.q.setValue("overlay/floor", float(value))
+
+    @property
+    def colormap(self) -> str:
+        name = str(self._get("overlay/colormap", COLORMAPS[0]))
+        return name if name in COLORMAPS else COLORMAPS[0]
+
+    @colormap.setter
+    def colormap(self, value: str) -> None:
+        self.q.setValue("overlay/colormap", value)
+
+    @property
+    def show_identifiers(self) -> bool:
+        return _bool(self.q.value("privacy/show_identifiers"), False)
+
+    @show_identifiers.setter
+    def show_identifiers(self, value: bool) -> None:
+        self.q.setValue("privacy/show_identifiers", bool(value))
+
+    # -- files and window ------------------------------------------------------------------------
+    @property
+    def recent(self) -> list[str]:
+        v = self.q.value("files/recent", [])
+        if isinstance(v, str):
+            return [v] if v else []
+        return [str(x) for x in (v or [])]
+
+    def add_recent(self, path: str | Path) -> None:
+        p = str(Path(path))
+        items = [p, *(x for x in self.recent if x != p)][:MAX_RECENT]
+        self.q.setValue("files/recent", items)
+
+    def clear_recent(self) -> None:
+        self.q.setValue("files/recent", [])
+
+    @property
+    def last_dir(self) -> str:
+        return str(self._get("files/last_dir", ""))
+
+    @last_dir.setter
+    def last_dir(self, value: str) -> None:
+        self.q.setValue("files/last_dir", value)
+
+    def window_geometry(self) -> QByteArray | None:
+        v = self.q.value("window/geometry")
+        return v if isinstance(v, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        v = self.q.value("window/state")
+        return v if isinstance(v, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    def sync(self) -> None:
+        self.q.sync()

@@ -1,0 +1,90 @@
+"""A calm dark theme: low-glare greys, one blue accent, result colours used sparingly.
+
+Reading rooms are dim; a bright UI around a radiograph hurts contrast perception. Colours
+that carry meaning (likely / unlikely / not reliable / warning) are defined once here and
+used by the gauge, the list chips and the warnings panel alike.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+BACKGROUND = "#1b1e23"
+SURFACE = "#22262c"
+BASE = "#16181c"
+BORDER = "#323842"
+TEXT = "#dde2e8"
+TEXT_DIM = "#8d96a0"
+ACCENT = "#4a86c5"
+
+LIKELY = "#e06c5f"  # above threshold
+UNLIKELY = "#4faf87"  # below threshold
+UNRELIABLE = "#9aa0a6"  # out of scope
+WARNING = "#e0a43a"
+ERROR = "#d9534f"
+
+
+def color(name: str) -> QColor:
+    return QColor(name)
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    """Fusion style with a dark palette and a small stylesheet for the panels."""
+    app.setStyle("Fusion")
+    pal = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: BACKGROUND,
+        QPalette.ColorRole.WindowText: TEXT,
+        QPalette.ColorRole.Base: BASE,
+        QPalette.ColorRole.AlternateBase: SURFACE,
+        QPalette.ColorRole.ToolTipBase: SURFACE,
+        QPalette.ColorRole.ToolTipText: TEXT,
+        QPalette.ColorRole.PlaceholderText: TEXT_DIM,
+        QPalette.ColorRole.Text: TEXT,
+        QPalette.ColorRole.Button: SURFACE,
+        QPalette.ColorRole.ButtonText: TEXT,
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Highlight: ACCENT,
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: ACCENT,
+        QPalette.ColorRole.Mid: BORDER,
+        QPalette.ColorRole.Dark: BASE,
+        QPalette.ColorRole.Light: "#3a414b",
+    }
+    for role, value in roles.items():
+        pal.setColor(role, QColor(value))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#5c636c"))
+    app.setPalette(pal)
+    app.setStyleSheet(STYLESHEET)
+
+
+STYLESHEET = f"""
+QMainWindow::separator {{ background: {BORDER}; width: 1px; height: 1px; }}
+QDockWidget {{ color: {TEXT_DIM}; }}
+QDockWidget::title {{ background: {BACKGROUND}; padding: 4px 8px; text-transform: uppercase; }}
+QToolTip {{ color: {TEXT}; background: {SURFACE}; border: 1px solid {BORDER}; padding: 4px; }}
+QStatusBar {{ color: {TEXT_DIM}; border-top: 1px solid {BORDER}; }}
+QStatusBar QLabel {{ color: {TEXT_DIM}; }}
+QListView, QTableView, QTreeView {{ border: none; background: {BASE}; }}
+QHeaderView::section {{ background: {SURFACE}; color: {TEXT_DIM}; border: none; padding: 3px 6px; }}
+QLineEdit, QComboBox, QSpinBox, QDoubleSpinBox {{ background: {BASE}; border: 1px solid {BORDER};
+    border-radius: 4px; padding: 3px 6px; }}
+QLineEdit:focus, QComboBox:focus {{ border-color: {ACCENT}; }}
+QPushButton, QToolButton {{ background: {SURFACE}; border: 1px solid {BORDER}; border-radius: 4px;
+    padding: 4px 10px; }}
+QPushButton:hover, QToolButton:hover {{ border-color: {ACCENT}; }}
+QToolButton:checked {{ background: #2b3c52; border-color: {ACCENT}; }}
+QToolBar {{ border: none; spacing: 4px; padding: 2px 6px; }}
+QGroupBox {{ border: 1px solid {BORDER}; border-radius: 6px; margin-top: 10px; padding: 10px 4px 4px 4px; }}
+QGroupBox::title {{ subcontrol-origin: margin; subcontrol-position: top left; left: 10px; top: 0px;
+    padding: 0 4px; color: {TEXT_DIM}; }}
+QLabel#dim {{ color: {TEXT_DIM}; }}
+QLabel#sentence {{ font-size: 15pt; font-weight: 600; }}
+QFrame#warnings {{ background: #3a2e16; border: 1px solid {WARNING}; border-radius: 6px; }}
+QFrame#warnings QLabel {{ color: #f3d9a6; }}
+QFrame#banner {{ background: #3b1f1f; border: 1px solid {ERROR}; border-radius: 6px; }}
+QFrame#banner QLabel {{ color: #f4c7c3; }}
+QScrollArea {{ border: none; }}
+"""

@@ -1,0 +1,74 @@
+"""About / Model: what the model is for, what it is not, where its data came from, versions."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import qVersion
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTextBrowser, QVBoxLayout, QWidget
+
+from inference import __version__ as app_version
+from inference.manifest import ModelManifest
+
+from ..platform_quirks import fit_top_level
+
+INTENDED_USE = (
+    "LungLens flags frontal chest radiographs that may show pneumonia so they can be read "
+    "first. It is <b>decision support, not a diagnostic device</b>: every study still needs "
+    "a qualified reader, and a low probability does not rule pneumonia out."
+)
+DATA_CREDIT = (
+    "Trained on chest X-rays of children aged 1–5 from Kermany, Zhang, Goldbaum, "
+    "<i>Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for Classification</i>, "
+    "Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2; Kermany et al., Cell 172(5):1122–1131 "
+    "(2018). Licence CC BY 4.0."
+)
+
+
+def versions(manifest: ModelManifest | None) -> dict[str, str]:
+    """Every version a support request needs."""
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:  # pragma: no cover -- a broken installation, reported as such
+        ort_version = "not installed"
+    return {
+        "LungLens": app_version,
+        "Model": f"{manifest.name} {manifest.version}" if manifest else "not loaded",
+        "Model SHA-256": manifest.sha256 if manifest else "—",
+        "ONNX Runtime": ort_version,
+        "Qt": qVersion(),
+        "PySide6": pyside_version,
+        "Python": platform.python_version(),
+    }
+
+
+class AboutDialog(QDialog):
+    def __init__(self, manifest: ModelManifest | None, model_card: Path | None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About LungLens and its model")
+        self.resize(720, 640)
+        head = QLabel(f"<h2>LungLens</h2><p>{INTENDED_USE}</p><p style='color:#8d96a0'>{DATA_CREDIT}</p>")
+        head.setWordWrap(True)
+        rows = "".join(f"<tr><td style='color:#8d96a0;padding-right:12px'>{k}</td><td>{v}</td></tr>"
+                       for k, v in versions(manifest).items())
+        table = QLabel(f"<table>{rows}</table>")
+        table.setWordWrap(True)
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(False)  # offline: never follow links out
+        if model_card is not None and model_card.is_file():
+            self.card.setMarkdown(model_card.read_text(encoding="utf-8"))
+        else:
+            self.card.setPlainText(f"The model card is missing ({model_card}).")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(head)
+        lay.addWidget(table)
+        lay.addWidget(self.card, 1)
+        lay.addWidget(buttons)
+        fit_top_level(self)

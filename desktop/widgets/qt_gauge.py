@@ -1,0 +1,171 @@
+"""The probability gauge: a dial 0-100 % with needle, threshold mark, coloured bands.
+
+Painted by hand so it reads at a glance across a dark room: the big number, where the
+threshold sits, and which side of it the needle points. The geometry (angles) is exposed
+so tests can check what is drawn without comparing pictures.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from .. import theme
+from ..models.study_item import percent_text
+
+START_DEG = 210.0  # angle (Qt convention: counter-clockwise from 3 o'clock) of 0 %
+SPAN_DEG = 240.0  # clockwise sweep to 100 %
+
+
+def value_to_angle(value: float) -> float:
+    """Dial angle in degrees (counter-clockwise from 3 o'clock) for a probability 0..1."""
+    v = min(max(value, 0.0), 1.0)
+    return START_DEG - SPAN_DEG * v
+
+
+class GaugeWidget(QWidget):
+    """Shows one probability against one threshold; empty when there is no result."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._value: float | None = None
+        self._threshold = 0.5
+        self._in_scope = True
+        self._pending_text = "No study"
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMinimumSize(220, 200)
+        self.setAccessibleName("Pneumonia probability gauge")
+
+    # -- state ---------------------------------------------------------------------------------
+    def set_result(self, probability: float, threshold: float, in_scope: bool = True) -> None:
+        self._value = float(probability)
+        self._threshold = float(threshold)
+        self._in_scope = bool(in_scope)
+        self.setAccessibleDescription(self.number_text())
+        self.update()
+
+    def clear(self, text: str = "No study") -> None:
+        self._value = None
+        self._pending_text = text
+        self.update()
+
+    @property
+    def value(self) -> float | None:
+        return self._value
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def in_scope(self) -> bool:
+        return self._in_scope
+
+    def number_text(self) -> str:
+        return "—" if self._value is None else percent_text(self._value)
+
+    def needle_angle(self) -> float | None:
+        return None if self._value is None else value_to_angle(self._value)
+
+    def threshold_angle(self) -> float:
+        return value_to_angle(self._threshold)
+
+    def needle_color(self) -> QColor:
+        if self._value is None or not self._in_scope:
+            return theme.color(theme.UNRELIABLE)
+        return theme.color(theme.LIKELY if self._value >= self._threshold else theme.UNLIKELY)
+
+    def sizeHint(self) -> QSize:
+        return QSize(280, 240)
+
+    # -- painting ------------------------------------------------------------------------------
+    TOP_MARGIN = 10.0
+    SIDE_MARGIN = 18.0
+
+    def dial_geometry(self) -> tuple[QPointF, float]:
+        """(centre, outer radius) of the dial for the current size."""
+        w, h = self.width(), self.height()
+        # Below the centre: number, then the threshold caption, down to 0.75 r.
+        r = max(20.0, min((w - 2 * self.SIDE_MARGIN) / 2.0, (h - self.TOP_MARGIN - 6) / 1.78))
+        return QPointF(w / 2.0, self.TOP_MARGIN + r), r
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: ARG002
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        center, r = self.dial_geometry()
+        band = max(8.0, r * 0.12)
+        arc_r = r - band / 2
+        arc_rect = QRectF(center.x() - arc_r, center.y() - arc_r, 2 * arc_r, 2 * arc_r)
+        empty = self._value is None
+        unreliable = not empty and not self._in_scope
+
+        # Coloured bands: below the threshold "unlikely", above it "likely"; grey when unreliable.
+        thr_angle = self.threshold_angle()
+        for a0, a1, col in ((START_DEG, thr_angle, theme.UNLIKELY), (thr_angle, START_DEG - SPAN_DEG, theme.LIKELY)):
+            c = QColor(theme.UNRELIABLE if (unreliable or empty) else col)
+            c.setAlpha(70 if (empty or unreliable) else 165)
+            p.setPen(QPen(c, band, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
+            p.drawArc(arc_rect, int(a0 * 16), int((a1 - a0) * 16))
+
+        # Ticks every 10 %; "0" and "100" under the ends of the dial, "50" inside the top.
+        small = QFont(self.font())
+        small.setPixelSize(max(10, int(r * 0.11)))
+        p.setFont(small)
+        fm = p.fontMetrics()
+        p.setPen(QPen(theme.color(theme.TEXT_DIM), 1.2))
+        for i in range(11):
+            a = math.radians(value_to_angle(i / 10))
+            inner = r - band - (7 if i % 5 == 0 else 4)
+            p.drawLine(_polar(center, inner, a), _polar(center, r - band - 1, a))
+        for v, text in ((0.0, "0"), (1.0, "100")):
+            end = _polar(center, arc_r, math.radians(value_to_angle(v)))
+            p.drawText(QRectF(end.x() - 20, end.y() + band / 2 + 1, 40, fm.height()), Qt.AlignmentFlag.AlignCenter, text)
+        top = _polar(center, r - band - 9 - fm.height() / 2, math.radians(90))
+        p.drawText(QRectF(top.x() - 20, top.y() - fm.height() / 2, 40, fm.height()), Qt.AlignmentFlag.AlignCenter, "50")
+
+        # Threshold mark: a bright bar across the band, slightly beyond it.
+        a = math.radians(thr_angle)
+        p.setPen(QPen(theme.color(theme.TEXT), 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        p.drawLine(_polar(center, r - band - 3, a), _polar(center, r + 3, a))
+
+        # The big number, then the threshold caption.
+        big = QFont(self.font())
+        big.setPixelSize(max(16, int(r * 0.36)))
+        big.setWeight(QFont.Weight.DemiBold)
+        p.setFont(big)
+        p.setPen(theme.color(theme.TEXT if not empty and self._in_scope else theme.TEXT_DIM))
+        num_h = QFontMetrics(big).height()
+        num_rect = QRectF(center.x() - r, center.y() + r * 0.13, 2 * r, num_h)
+        p.drawText(num_rect, Qt.AlignmentFlag.AlignCenter, self.number_text())
+        p.setFont(small)
+        p.setPen(theme.color(theme.TEXT_DIM))
+        caption = QRectF(center.x() - r, num_rect.bottom() - 2, 2 * r, fm.height())
+        p.drawText(caption, Qt.AlignmentFlag.AlignCenter, f"threshold {self._threshold * 100:.0f} %")
+        if empty:
+            p.drawText(QRectF(center.x() - r, center.y() - r * 0.42, 2 * r, fm.height() * 1.2),
+                       Qt.AlignmentFlag.AlignCenter, self._pending_text)
+
+        # The needle.
+        angle = self.needle_angle()
+        if angle is not None:
+            a = math.radians(angle)
+            tip = _polar(center, r - band * 0.5, a)
+            path = QPainterPath(tip)
+            path.lineTo(_polar(center, r * 0.055, a + math.pi / 2))
+            path.lineTo(_polar(center, r * 0.055, a - math.pi / 2))
+            path.closeSubpath()
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(self.needle_color())
+            p.drawPath(path)
+            p.setBrush(theme.color(theme.SURFACE))
+            p.setPen(QPen(self.needle_color(), 2))
+            p.drawEllipse(center, r * 0.075, r * 0.075)
+        p.end()
+
+
+def _polar(center: QPointF, radius: float, angle_rad: float) -> QPointF:
+    """Point at ``radius`` from ``center``; Qt's y axis points down."""
+    return QPointF(center.x() + radius * math.cos(angle_rad), center.y() - radius * math.sin(angle_rad))

@@ -1,0 +1,148 @@
+"""Settings: execution provider, threads, operating point, heat-map defaults, privacy."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inference.manifest import ModelManifest
+
+from ..models.display import COLORMAPS
+from ..platform_quirks import fit_top_level
+from ..settings import AppSettings
+
+
+def _friendly(provider: str) -> str:
+    return provider.removesuffix("ExecutionProvider")
+
+
+class SettingsDialog(QDialog):
+    """Edits an :class:`AppSettings`; nothing is written unless the user presses OK."""
+
+    def __init__(self, settings: AppSettings, available: list[str], provider_in_use: str,
+                 manifest: ModelManifest | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        self.manifest = manifest
+
+        # Engine
+        self.provider = QComboBox()
+        self.provider.addItem("Automatic (fastest available)", "auto")
+        for name in available:
+            self.provider.addItem(_friendly(name), name)
+        i = self.provider.findData(settings.provider)
+        self.provider.setCurrentIndex(max(i, 0))
+        self.in_use = QLabel(_friendly(provider_in_use) if provider_in_use else "model not loaded")
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 64)
+        self.threads.setSpecialValueText("Automatic")
+        self.threads.setValue(settings.threads)
+        engine = QGroupBox("Engine")
+        f = QFormLayout(engine)
+        f.addRow("Execution provider", self.provider)
+        f.addRow("In use now", self.in_use)
+        f.addRow("Threads", self.threads)
+        note = QLabel("Only providers this installation offers are listed. Changes apply to the next studies.")
+        note.setObjectName("dim")
+        note.setWordWrap(True)
+        f.addRow(note)
+
+        # Decision
+        self.operating_point = QComboBox()
+        if manifest is not None:
+            for key, op in manifest.operating_points.items():
+                label = (f"{key.replace('_', ' ')} — threshold {op.threshold * 100:.1f} %, "
+                         f"sensitivity {op.sensitivity * 100:.0f} %, specificity {op.specificity * 100:.0f} %")
+                self.operating_point.addItem(label, key)
+        self.operating_point.addItem("Custom threshold", "custom")
+        current = settings.operating_point or (manifest.default_operating_point if manifest else "custom")
+        self.operating_point.setCurrentIndex(max(self.operating_point.findData(current), 0))
+        self.custom = QDoubleSpinBox()
+        self.custom.setRange(0.0, 100.0)
+        self.custom.setDecimals(1)
+        self.custom.setSuffix(" %")
+        self.custom.setValue(settings.custom_threshold * 100)
+        decision = QGroupBox("Decision")
+        f = QFormLayout(decision)
+        f.addRow("Operating point", self.operating_point)
+        f.addRow("Custom threshold", self.custom)
+        note = QLabel("A custom threshold has no validated sensitivity or specificity.")
+        note.setObjectName("dim")
+        note.setWordWrap(True)
+        f.addRow(note)
+        self.operating_point.currentIndexChanged.connect(self._sync_custom)
+
+        # Heat-map defaults
+        self.overlay_visible = QCheckBox("Show the heat-map when a study opens")
+        self.overlay_visible.setChecked(settings.overlay_visible)
+        self.opacity = QSpinBox()
+        self.opacity.setRange(0, 100)
+        self.opacity.setSuffix(" %")
+        self.opacity.setValue(round(settings.overlay_opacity * 100))
+        self.floor = QSpinBox()
+        self.floor.setRange(0, 95)
+        self.floor.setSuffix(" %")
+        self.floor.setValue(round(settings.overlay_floor * 100))
+        self.colormap = QComboBox()
+        self.colormap.addItems(COLORMAPS)
+        self.colormap.setCurrentText(settings.colormap)
+        overlay = QGroupBox("Heat-map defaults")
+        f = QFormLayout(overlay)
+        f.addRow(self.overlay_visible)
+        f.addRow("Opacity", self.opacity)
+        f.addRow("Hide below", self.floor)
+        f.addRow("Colours", self.colormap)
+
+        # Privacy
+        self.show_identifiers = QCheckBox("Show patient identifiers (name, ID, birth date, accession…)")
+        self.show_identifiers.setChecked(settings.show_identifiers)
+        privacy = QGroupBox("Privacy")
+        QVBoxLayout(privacy).addWidget(self.show_identifiers)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        for w in (engine, decision, overlay, privacy):
+            lay.addWidget(w)
+        lay.addWidget(buttons, alignment=Qt.AlignmentFlag.AlignRight)
+        self._sync_custom()
+        fit_top_level(self)
+
+    def _sync_custom(self) -> None:
+        self.custom.setEnabled(self.operating_point.currentData() == "custom")
+
+    def apply(self) -> set[str]:
+        """Write the dialog's values; returns which groups changed ("engine", "decision", "overlay", "privacy")."""
+        s = self.settings
+        changed: set[str] = set()
+        if (self.provider.currentData(), self.threads.value()) != (s.provider, s.threads):
+            s.provider, s.threads = self.provider.currentData(), self.threads.value()
+            changed.add("engine")
+        op, thr = self.operating_point.currentData(), self.custom.value() / 100.0
+        if op != s.operating_point or (op == "custom" and abs(thr - s.custom_threshold) > 1e-9):
+            s.operating_point, s.custom_threshold = op, thr
+            changed.add("decision")
+        ov = (self.overlay_visible.isChecked(), self.opacity.value() / 100, self.floor.value() / 100,
+              self.colormap.currentText())
+        if ov != (s.overlay_visible, s.overlay_opacity, s.overlay_floor, s.colormap):
+            s.overlay_visible, s.overlay_opacity, s.overlay_floor, s.colormap = ov
+            changed.add("overlay")
+        if self.show_identifiers.isChecked() != s.show_identifiers:
+            s.show_identifiers = self.show_identifiers.isChecked()
+            changed.add("privacy")
+        s.sync()
+        return changed

@@ -1,0 +1,222 @@
+"""The study list: thumbnail, file name, patient/study line, result chip, status.
+
+A delegate paints each row from the model's :class:`StudyItem`; the widget itself keeps
+no state beyond the selection, which it reports as a study key.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import theme
+from ..models.study_item import Status, StudyItem, percent_text
+from ..models.study_list import ItemRole, KeyRole, MetaLineRole, StudyListModel, StudySortProxy
+
+ROW_HEIGHT = 66
+THUMB = 54
+
+_STATUS_TEXT = {
+    Status.QUEUED: "queued",
+    Status.LOADING: "loading…",
+    Status.RUNNING: "analysing…",
+    Status.DONE: "",
+    Status.ERROR: "failed",
+    Status.CANCELLED: "cancelled",
+}
+
+
+def chip_text_and_colour(item: StudyItem) -> tuple[str, str]:
+    """What the result chip says and its colour (the same rules as the gauge)."""
+    pred = item.prediction
+    if item.status is Status.ERROR:
+        return "failed", theme.ERROR
+    if pred is None:
+        return "", theme.TEXT_DIM
+    if not pred.in_scope:
+        return f"{percent_text(pred.probability)} · not reliable", theme.UNRELIABLE
+    if pred.is_positive:
+        return f"{percent_text(pred.probability)} · pneumonia", theme.LIKELY
+    return f"{percent_text(pred.probability)} · normal", theme.UNLIKELY
+
+
+class StudyDelegate(QStyledItemDelegate):
+    def __init__(self, model: StudyListModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: ARG002
+        return QSize(260, ROW_HEIGHT)
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        item: StudyItem = index.data(ItemRole)
+        if item is None:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            p.fillRect(r, QColor("#263647"))
+            p.fillRect(QRect(r.left(), r.top(), 3, r.height()), theme.color(theme.ACCENT))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            p.fillRect(r, QColor("#1f242b"))
+        p.setPen(QPen(QColor(theme.BORDER), 1))
+        p.drawLine(r.left(), r.bottom(), r.right(), r.bottom())
+
+        # Thumbnail, letter-boxed in a square.
+        box = QRect(r.left() + 8, r.top() + (r.height() - THUMB) // 2, THUMB, THUMB)
+        p.fillRect(box, QColor("#0d0f12"))
+        thumb: QImage | None = self._model.thumbnail(index.data(KeyRole))
+        if thumb is not None and not thumb.isNull():
+            scaled = thumb.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, scaled.width(), scaled.height())
+            target.moveCenter(box.center())
+            p.drawImage(target, thumb)
+
+        # Chip on the right.
+        chip_text, chip_colour = chip_text_and_colour(item)
+        font = QFont(option.font)
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.5, option.font.pointSizeF() * 0.88))
+        right = r.right() - 8
+        if chip_text:
+            bold = QFont(small)
+            bold.setWeight(QFont.Weight.DemiBold)
+            fm = QFontMetrics(bold)
+            cw = fm.horizontalAdvance(chip_text) + 16
+            chip = QRectF(right - cw, r.top() + 10, cw, fm.height() + 6)
+            c = QColor(chip_colour)
+            fill = QColor(c)
+            fill.setAlpha(48)
+            p.setPen(QPen(c, 1.2))
+            p.setBrush(fill)
+            p.drawRoundedRect(chip, chip.height() / 2, chip.height() / 2)
+            p.setFont(bold)
+            p.setPen(c.lighter(115))
+            p.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text)
+            text_right = int(chip.left()) - 8
+        else:
+            text_right = right
+        status = _STATUS_TEXT[item.status]
+        if status and item.status is not Status.ERROR:
+            p.setFont(small)
+            p.setPen(theme.color(theme.TEXT_DIM))
+            fm = QFontMetrics(small)
+            sw = fm.horizontalAdvance(status)
+            p.drawText(QRect(right - sw, r.top() + 10, sw, fm.height() + 6), Qt.AlignmentFlag.AlignVCenter, status)
+            text_right = min(text_right, right - sw - 8)
+
+        # Name and the patient/study line (or the error reason).
+        left = box.right() + 10
+        p.setFont(font)
+        p.setPen(theme.color(theme.TEXT))
+        fm = QFontMetrics(font)
+        name = fm.elidedText(item.name, Qt.TextElideMode.ElideMiddle, max(10, text_right - left))
+        p.drawText(QRect(left, r.top() + 10, text_right - left, fm.height() + 6), Qt.AlignmentFlag.AlignVCenter, name)
+        p.setFont(small)
+        fm_s = QFontMetrics(small)
+        if item.status is Status.ERROR:
+            line, colour = item.error, theme.ERROR
+        else:
+            line, colour = index.data(MetaLineRole) or "", theme.TEXT_DIM
+        line = fm_s.elidedText(line, Qt.TextElideMode.ElideRight, max(10, r.right() - 8 - left))
+        p.setPen(theme.color(colour))
+        p.drawText(QRect(left, r.top() + 36, r.right() - 8 - left, fm_s.height() + 4), Qt.AlignmentFlag.AlignVCenter, line)
+        p.restore()
+
+
+class StudyListWidget(QWidget):
+    """The list with its sort control; emits the key of the study the user selects."""
+
+    current_key_changed = Signal(int)  # 0 when nothing is selected
+
+    SORT_LABELS = {"suspicion": "Most suspicious first", "opened": "Order opened", "name": "File name"}
+
+    def __init__(self, model: StudyListModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = StudySortProxy(self)
+        self.proxy.setSourceModel(model)
+        self.view = QListView()
+        self.view.setModel(self.proxy)
+        self.view.setItemDelegate(StudyDelegate(model, self.view))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setUniformItemSizes(True)
+        self.view.setMouseTracking(True)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setAccessibleName("Studies")
+        self.count_label = QLabel()
+        self.count_label.setObjectName("dim")
+        self.sort_box = QComboBox()
+        for mode, label in self.SORT_LABELS.items():
+            self.sort_box.addItem(label, mode)
+        self.sort_box.setToolTip("Out-of-scope results are listed after the reliable ones")
+        head = QHBoxLayout()
+        head.setContentsMargins(8, 4, 8, 4)
+        head.addWidget(self.count_label, 1)
+        head.addWidget(self.sort_box)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addLayout(head)
+        lay.addWidget(self.view, 1)
+
+        self.sort_box.currentIndexChanged.connect(lambda _: self.proxy.set_mode(self.sort_box.currentData()))
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        model.progress_changed.connect(self._update_count)
+        model.modelReset.connect(self._update_count)
+        self._update_count()
+
+    def current_key(self) -> int:
+        idx = self.view.currentIndex()
+        return int(idx.data(KeyRole)) if idx.isValid() else 0
+
+    def select_key(self, key: int) -> None:
+        row = self.model.row_of(key)
+        if row is None:
+            return
+        idx = self.proxy.mapFromSource(self.model.index(row))
+        self.view.setCurrentIndex(idx)
+        self.view.scrollTo(idx)
+
+    def select_row(self, proxy_row: int) -> None:
+        if 0 <= proxy_row < self.proxy.rowCount():
+            idx = self.proxy.index(proxy_row, 0)
+            self.view.setCurrentIndex(idx)
+            self.view.scrollTo(idx)
+
+    def step(self, delta: int) -> None:
+        """Next (+1) / previous (-1) study in the order shown."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return
+        cur = self.view.currentIndex()
+        row = cur.row() + delta if cur.isValid() else 0
+        self.select_row(min(max(row, 0), n - 1))
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.current_key_changed.emit(int(current.data(KeyRole)) if current.isValid() else 0)
+
+    def _update_count(self) -> None:
+        c = self.model.counts()
+        total = self.model.rowCount()
+        done = c[Status.DONE]
+        parts = [f"{total} studies" if total != 1 else "1 study"]
+        if total:
+            parts.append(f"{done} analysed")
+        if c[Status.ERROR]:
+            parts.append(f"{c[Status.ERROR]} failed")
+        self.count_label.setText(" · ".join(parts))

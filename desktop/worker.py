@@ -1,0 +1,146 @@
+"""The Qt side of the background work: analysis reports become queued signals.
+
+Batch analysis runs in a child process (:mod:`desktop.analysis_process`); the study on
+screen is reloaded at full resolution by a thread here (one at a time, newest wins);
+folders are listed by a thread here. The GUI thread only receives small, ready values.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from inference.prediction import Prediction
+from inference.study import Study, StudyMetadata
+
+from .analysis_process import AnalysisProcess, EngineInfo
+from .pipeline import LatestOnlyLoader
+
+
+def _load_study(path: Path) -> Study:
+    from inference.loaders import load_study
+
+    return load_study(path)
+
+
+class StudyWorker(QObject):
+    """Owns the analysis process (and through it the Engine) and the on-screen study loader."""
+
+    engine_ready = Signal(object)  # EngineInfo
+    engine_failed = Signal(str)
+    stage = Signal(int, str)  # key, "loading" | "running"
+    loaded = Signal(int, object, object, object)  # key, thumbnail uint8, StudyMetadata, warnings
+    result = Signal(int, object, object)  # key, Prediction without CAM, CAM uint8 (reduced)
+    failed = Signal(int, str)  # key, reason naming the file
+    cancelled = Signal(int)
+    view_loaded = Signal(int, object)  # token, Study at full resolution
+    view_failed = Signal(int, str)
+    discovered = Signal(object)  # list[Path], in chunks, in a stable order
+    discovery_done = Signal()
+
+    def __init__(self, provider: str = "auto", threads: int | None = None,
+                 loader_threads: int = 2, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._stopping = False
+        self._discoverers: list[threading.Thread] = []
+        self.engine: EngineInfo | None = None
+        self._analysis = AnalysisProcess(_Sink(self), provider=provider, threads=threads,
+                                         loader_threads=loader_threads)
+        self._view = LatestOnlyLoader(_load_study, self.view_loaded.emit, self.view_failed.emit)
+        self.engine_ready.connect(self._remember_engine)
+
+    def _remember_engine(self, info: EngineInfo) -> None:
+        self.engine = info
+
+    def set_predict_options(self, threshold: float | None, operating_point: str | None) -> None:
+        """Applies to studies classified from now on."""
+        kwargs: dict[str, Any] = {}
+        if operating_point and operating_point != "custom":
+            kwargs["operating_point"] = operating_point
+        elif threshold is not None:
+            kwargs["threshold"] = float(threshold)
+        self._analysis.set_options(kwargs)
+
+    def submit(self, jobs: list[tuple[int, Path]]) -> None:
+        self._analysis.submit(jobs)
+
+    def cancel(self) -> None:
+        self._analysis.cancel()
+
+    def discover(self, paths: Sequence[str | Path]) -> None:
+        """List the files under ``paths`` (folders recursively) off the GUI thread.
+
+        Emits them in chunks so a folder of a thousand studies appears at once and a slow
+        network share does not freeze the window.
+        """
+        t = threading.Thread(target=self._discover, args=(list(paths),), name="lunglens-discover", daemon=True)
+        self._discoverers = [d for d in self._discoverers if d.is_alive()] + [t]
+        t.start()
+
+    def _discover(self, paths: list[str | Path]) -> None:
+        from inference.loaders import iter_study_files
+
+        chunk: list[Path] = []
+        last = time.monotonic()
+        try:
+            for path in iter_study_files(paths, recursive=True):
+                if self._stopping:
+                    return
+                chunk.append(path)
+                if len(chunk) >= 500 or time.monotonic() - last > 0.1:
+                    self.discovered.emit(chunk)
+                    chunk, last = [], time.monotonic()
+            if chunk:
+                self.discovered.emit(chunk)
+        finally:
+            self.discovery_done.emit()
+
+    def load_for_view(self, token: int, path: Path) -> None:
+        self._view.request(token, path)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Stop the child process and every thread (called when the window closes); True when all ended."""
+        self._stopping = True
+        for d in self._discoverers:
+            d.join(timeout)
+        ok_view = self._view.shutdown(timeout)
+        ok_analysis = self._analysis.shutdown(timeout)
+        return ok_view and ok_analysis
+
+    @property
+    def alive(self) -> bool:
+        return self._analysis.alive or any(d.is_alive() for d in self._discoverers)
+
+
+class _Sink:
+    """ResultSink that emits the worker's signals (Qt queues them to the GUI thread)."""
+
+    def __init__(self, worker: StudyWorker) -> None:
+        self._w = worker
+
+    def engine_ready(self, info: EngineInfo) -> None:
+        self._w.engine_ready.emit(info)
+
+    def engine_failed(self, reason: str) -> None:
+        self._w.engine_failed.emit(reason)
+
+    def started(self, key: int, stage: str) -> None:
+        self._w.stage.emit(key, stage)
+
+    def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None:
+        self._w.loaded.emit(key, thumbnail, metadata, warnings)
+
+    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray) -> None:
+        self._w.result.emit(key, prediction, cam_small)
+
+    def failed(self, key: int, reason: str) -> None:
+        self._w.failed.emit(key, reason)
+
+    def cancelled(self, key: int) -> None:
+        self._w.cancelled.emit(key)

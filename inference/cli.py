@@ -1,0 +1,311 @@
+"""``lunglens classify``: classify studies headlessly (no Qt is imported on this path).
+
+Every input gets exactly one result, in input order, as soon as it is known; one bad file
+never stops the batch. Exit status: 0 all succeeded, 1 any failed (after all were tried),
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+
+from . import providers as prov
+from .engine import Engine
+from .errors import LungLensError, ModelError
+from .loaders import iter_study_files, load_study
+from .overlay import render_overlay
+from .prediction import Prediction
+from .study import Study
+
+log = logging.getLogger("lunglens")
+
+PREFETCH = 3  # studies decoded ahead of inference: keeps both cores busy, memory bounded
+CSV_FIELDS = ["path", "ok", "probability", "label", "threshold", "in_scope", "warnings", "error", "model_sha256"]
+
+
+@dataclass
+class Outcome:
+    """One input's result: a prediction, or the error a person can act on."""
+
+    path: Path
+    prediction: Prediction | None = None
+    error: str = ""
+    read_ms: float = 0.0
+    cam_path: Path | None = None
+    extra_warnings: list[str] = field(default_factory=list)
+    study: Study | None = field(default=None, repr=False)  # kept only until its overlay is written
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.prediction is None:
+            return {"path": str(self.path), "ok": False, "error": self.error}
+        p = self.prediction
+        record: dict[str, Any] = {
+            "path": str(self.path),
+            "ok": True,
+            "probability": p.probability,
+            "label": p.label,
+            "threshold": p.threshold,
+            "operating_point": p.operating_point,
+            "warnings": [*p.warnings, *self.extra_warnings],
+            "in_scope": p.in_scope,
+            "scope_reasons": list(p.scope_reasons),
+            "provider": p.provider,
+            "model": {"name": p.model.name, "version": p.model.version, "sha256": p.model.sha256},
+            "timings_ms": {"read": round(self.read_ms, 3), **p.timings_ms},
+        }
+        if self.cam_path is not None:
+            record["cam"] = str(self.cam_path)
+        return record
+
+    def to_csv(self) -> dict[str, Any]:
+        p = self.prediction
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "probability": f"{p.probability:.6f}" if p else "",
+            "label": p.label if p else "",
+            "threshold": f"{p.threshold:.6f}" if p else "",
+            "in_scope": p.in_scope if p else "",
+            "warnings": "; ".join([*p.warnings, *self.extra_warnings]) if p else "",
+            "error": self.error,
+            "model_sha256": p.model.sha256 if p else "",
+        }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lunglens classify",
+        description="Classify chest X-rays (PNG, JPEG, BMP, TIFF, DICOM) for pneumonia. "
+        "Decision support only, not a diagnosis.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image or DICOM files, or folders")
+    parser.add_argument("--recursive", "-r", action="store_true", help="walk folders recursively")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per input, as each finishes")
+    parser.add_argument("--provider", default="auto", choices=["auto", *prov.CHOICES], help="execution provider")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="inference threads")
+    parser.add_argument("--cam-dir", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlay PNGs here")
+    parser.add_argument(
+        "--threshold", type=_probability, default=None, metavar="T",
+        help="custom decision threshold on the probability (default: the model's operating point)",
+    )
+    parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log providers and timings to stderr")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` starts with "classify" (as ``lunglens classify ...`` passes it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list or args_list[0] != "classify":
+        parser.print_usage(sys.stderr)
+        print("lunglens: the only headless command here is 'classify'", file=sys.stderr)
+        return 2
+    try:
+        args = parser.parse_args(args_list[1:])
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="lunglens: %(message)s", stream=sys.stderr
+    )
+
+    started = time.perf_counter()
+    try:
+        engine = Engine.load(provider=args.provider, threads=args.threads)
+    except ModelError as exc:
+        print(f"lunglens classify: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with ExitStack() as stack:
+            csv_file = stack.enter_context(args.csv.open("w", newline="", encoding="utf-8")) if args.csv else None
+            if args.cam_dir is not None:
+                args.cam_dir.mkdir(parents=True, exist_ok=True)
+            counts = run(args, engine, csv_file)
+    except OSError as exc:  # an output that cannot be written (the inputs' errors are per file)
+        print(f"lunglens classify: cannot write output: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lunglens classify: interrupted", file=sys.stderr)
+        return 130
+    if not args.json:
+        Table.summary(counts, engine, time.perf_counter() - started, sys.stdout)
+    return 1 if counts["failed"] else 0
+
+
+def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> dict[str, int]:
+    """Classify every input, emitting each result as it comes; return the counts."""
+    if not args.json:
+        for warning in engine.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    inputs = collect_inputs(args.paths, args.recursive)
+    writer = csv.DictWriter(csv_file, fieldnames=CSV_FIELDS) if csv_file else None
+    if writer:
+        writer.writeheader()
+    table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
+    counts = {"studies": 0, "positive": 0, "failed": 0}
+    cam_names: set[str] = set()
+    for outcome in classify_all(engine, inputs, args.threshold):
+        if outcome.ok and args.cam_dir is not None:
+            _write_cam(outcome, args.cam_dir, cam_names)
+        outcome.study = None
+        counts["studies"] += 1
+        counts["failed"] += not outcome.ok
+        counts["positive"] += outcome.prediction is not None and outcome.prediction.is_positive
+        if table is None:
+            print(json.dumps(outcome.to_json()), flush=True)
+        else:
+            table.row(outcome)
+        if writer and csv_file:
+            writer.writerow(outcome.to_csv())
+            csv_file.flush()
+    return counts
+
+
+@dataclass
+class _Input:
+    path: Path
+    loaded: Future[tuple[Study, float]] | None = None  # the decode running ahead
+
+
+def collect_inputs(paths: list[str], recursive: bool) -> list[_Input]:
+    """The files to classify, argument by argument so results follow the command line's
+    order. A missing path is kept: loading it reports the error under its name."""
+    out: list[_Input] = []
+    for arg in paths:
+        found = list(iter_study_files([arg], recursive=recursive))
+        if not found and Path(arg).is_dir():
+            hint = "" if recursive else " (use --recursive for subfolders)"
+            print(f"lunglens classify: no image or DICOM files in {arg}{hint}", file=sys.stderr)
+        out.extend(_Input(p) for p in found)
+    return out
+
+
+def _timed_load(path: Path) -> tuple[Study, float]:
+    t0 = time.perf_counter()
+    study = load_study(path)
+    return study, (time.perf_counter() - t0) * 1000.0
+
+
+def classify_all(engine: Engine, inputs: list[_Input], threshold: float | None) -> Iterator[Outcome]:
+    """Yield one outcome per input, in order. Decoding runs up to PREFETCH studies ahead in
+    a thread while the engine runs in this one (the engine is only used from here)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunglens-decode") as pool:
+        for ahead in inputs[:PREFETCH]:
+            ahead.loaded = pool.submit(_timed_load, ahead.path)
+        for index, item in enumerate(inputs):
+            if index + PREFETCH < len(inputs):
+                nxt = inputs[index + PREFETCH]
+                nxt.loaded = pool.submit(_timed_load, nxt.path)
+            yield _classify_one(engine, item, threshold)
+            item.loaded = None  # drop the decoded pixels as soon as they are used
+
+
+def _classify_one(engine: Engine, item: _Input, threshold: float | None) -> Outcome:
+    assert item.loaded is not None
+    try:
+        study, read_ms = item.loaded.result()
+        prediction = engine.predict(study, threshold=threshold)
+    except LungLensError as exc:
+        return Outcome(item.path, error=str(exc))
+    except Exception as exc:  # one broken file must never stop the batch or print a traceback
+        log.debug("unexpected failure on %s", item.path, exc_info=True)
+        return Outcome(item.path, error=f"{item.path.name}: unexpected error ({type(exc).__name__}: {exc})")
+    return Outcome(item.path, prediction=prediction, read_ms=read_ms, study=study)
+
+
+def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
+    """Write ``<stem>_cam.png`` (``<stem>_2_cam.png``... when names collide in this run)."""
+    assert outcome.prediction is not None and outcome.study is not None
+    stem, n = outcome.path.stem, 1
+    name = f"{stem}_cam.png"
+    while name.lower() in used:
+        n += 1
+        name = f"{stem}_{n}_cam.png"
+    used.add(name.lower())
+    rgb = render_overlay(outcome.study, outcome.prediction)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    target = cam_dir / name
+    try:
+        if not ok:
+            raise OSError("PNG encoding failed")
+        target.write_bytes(png.tobytes())  # not cv2.imwrite: it cannot write non-ASCII paths on Windows
+    except OSError as exc:
+        outcome.extra_warnings.append(f"Grad-CAM overlay not written to {target}: {exc}")
+        return
+    outcome.cam_path = target
+
+
+class Table:
+    """The human-readable output: aligned rows printed as results arrive, then a summary."""
+
+    def __init__(self, inputs: list[_Input], out: IO[str], shown_once: list[str]) -> None:
+        self.out = out
+        self.shown_once = set(shown_once)  # engine warnings, printed once above the table
+        self.width = max([len("FILE"), *(len(str(i.path)) for i in inputs)])
+        print(f"{'FILE':<{self.width}}  {'P(PNEU)':>7}  {'RESULT':<9}  {'THRESH':>6}  NOTES", file=out, flush=True)
+
+    def row(self, o: Outcome) -> None:
+        if o.prediction is None:
+            line = f"{str(o.path):<{self.width}}  {'-':>7}  {'FAILED':<9}  {'-':>6}  {o.error}"
+        else:
+            p = o.prediction
+            notes = [w for w in [*p.warnings, *o.extra_warnings] if w not in self.shown_once]
+            if not p.in_scope:
+                notes.insert(0, "OUT OF SCOPE, result not reliable: " + "; ".join(p.scope_reasons))
+            line = (
+                f"{str(o.path):<{self.width}}  {p.probability:>7.3f}  {p.label:<9}  {p.threshold:>6.3f}  "
+                + "; ".join(notes)
+            )
+        print(line.rstrip(), file=self.out, flush=True)
+
+    @staticmethod
+    def summary(counts: dict[str, int], engine: Engine, seconds: float, out: IO[str]) -> None:
+        m = engine.manifest
+        print(
+            f"{counts['studies']} studies: {counts['positive']} pneumonia-likely, {counts['failed']} failed, "
+            f"in {seconds:.1f} s "
+            f"({prov.friendly_name(engine.provider)}, model {m.name} {m.version})",
+            file=out,
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""A DICOM Secondary Capture of the overlay with the result burned in, for the PACS.
+
+The capture joins the source's Patient and Study (same StudyInstanceUID), in a new series
+whose description says it is AI-generated, so a reader scrolling the study in any viewer
+sees the heat-map and the result beside the original -- and cannot mistake it for it. The
+text is burned into a band below the image, never over the anatomy.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+from pathlib import Path
+
+import cv2
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from . import __version__
+from .prediction import Prediction
+from .study import Study
+
+MANUFACTURER = "LungLens"
+DISCLAIMER = "AI-generated - decision support, not a diagnosis"
+SERIES_DESCRIPTION = "AI-generated pneumonia heat-map (LungLens)"  # LO: at most 64 characters
+SERIES_NUMBER = 9901  # high, so the capture sorts after the acquired series
+
+# Patient-module attributes copied from the source besides the ones highdicom takes.
+_EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSequence", "PatientComments")
+
+
+def result_lines(prediction: Prediction) -> list[str]:
+    """The burned-in text, in plain ASCII (the Hershey fonts have nothing else)."""
+    pct = round(prediction.probability * 100)
+    verdict = "Pneumonia likely" if prediction.is_positive else "Pneumonia unlikely"
+    op = prediction.operating_point.replace("_", " ")
+    threshold = f"threshold {prediction.threshold * 100:.0f}% ({op})"
+    if prediction.sensitivity is not None and prediction.specificity is not None:
+        threshold += f", sens {prediction.sensitivity * 100:.0f}% / spec {prediction.specificity * 100:.0f}%"
+    lines = [DISCLAIMER, f"{verdict}: P(pneumonia) = {pct}% - {threshold}"]
+    if not prediction.in_scope:
+        reasons = "; ".join(prediction.scope_reasons) or "input unlike the training images"
+        lines.append(f"NOT RELIABLE - outside the model's scope: {reasons}")
+    lines.extend(f"Warning: {w}" for w in prediction.warnings)
+    m = prediction.model
+    lines.append(f"Model {m.name} {m.version} (sha256 {m.sha256[:12]}), LungLens {__version__}")
+    return [_ascii(line) for line in lines]
+
+
+def _ascii(text: str) -> str:
+    text = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u2265", ">=").replace("\u2264", "<=")
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def burn_in(image: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``image`` (RGB uint8) with a black band below it holding ``lines`` in white.
+
+    The font scales with the image width and every line is shrunk to fit it, so the text
+    stays legible on a 224-pixel image and on a 3,000-pixel one.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
+    width = image.shape[1]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    base_scale = max(0.35, width / 1400.0)
+    thickness = max(1, round(base_scale * 2))
+    margin = max(4, width // 100)
+    scales = []
+    for line in lines:
+        (w, _), _ = cv2.getTextSize(line, font, base_scale, thickness)
+        scales.append(min(base_scale, base_scale * (width - 2 * margin) / max(w, 1)))
+    line_height = int(cv2.getTextSize("Ag", font, base_scale, thickness)[0][1] * 1.9) + 1
+    band = np.zeros((line_height * len(lines) + 2 * margin, width, 3), np.uint8)
+    y = margin
+    for line, scale in zip(lines, scales):
+        y += line_height
+        colour = (255, 210, 0) if line == DISCLAIMER or line.startswith(("NOT RELIABLE", "Warning")) else (255, 255, 255)
+        cv2.putText(band, line, (margin, y - line_height // 4), font, scale, colour, thickness, cv2.LINE_AA)
+    return np.ascontiguousarray(np.vstack([image, band]))
+
+
+def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.ndarray | None = None) -> Dataset:
+    """The Secondary Capture dataset for ``study``'s result.
+
+    ``overlay`` defaults to :func:`inference.overlay.render_overlay`. A DICOM source lends
+    its Patient and Study; a raster source gets a new study with empty patient fields.
+    """
+    if overlay is None:
+        from .overlay import render_overlay
+
+        overlay = render_overlay(study, prediction)
+    pixels = burn_in(np.asarray(overlay), result_lines(prediction))
+    source = _source_dataset(study)
+    common = dict(
+        pixel_array=pixels,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        series_instance_uid=generate_uid(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        patient_orientation=("L", "F"),  # highdicom wants one; replaced below
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+    if source is not None:
+        with warnings.catch_warnings():
+            # The patient's name is copied exactly as the source has it, odd form or not.
+            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+            sc = hd.sc.SCImage.from_ref_dataset(source, **common)
+        for keyword in _EXTRA_PATIENT:
+            if keyword in source:
+                setattr(sc, keyword, source[keyword].value)
+        if "StudyDescription" in source:
+            sc.StudyDescription = source.StudyDescription
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = source.SOPClassUID
+        ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+        sc.SourceImageSequence = [ref]
+    else:
+        sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192", **common)
+    # The overlay has the source's geometry, so it has the source's orientation; unknown
+    # stays empty (type 2) rather than invented.
+    orientation = source.get("PatientOrientation") if source is not None else None
+    sc.PatientOrientation = list(orientation) if orientation and len(orientation) == 2 else ""
+    now = _dt.datetime.now()
+    # Laterality is needed for paired body parts only: say which part it is (a chest,
+    # unless the source says otherwise) and keep the source's laterality if it has one.
+    body_part = source.get("BodyPartExamined") if source is not None else None
+    sc.BodyPartExamined = body_part or "CHEST"
+    if source is not None and source.get("Laterality"):
+        sc.Laterality = source.Laterality
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.SeriesDescription = SERIES_DESCRIPTION
+    sc.BurnedInAnnotation = "YES"
+    sc.DerivationDescription = (
+        f"Grad-CAM heat-map and result of the LungLens pneumonia triage model {prediction.model.name} "
+        f"{prediction.model.version}; {DISCLAIMER}"
+    )
+    sc.ContentDate = now.strftime("%Y%m%d")
+    sc.ContentTime = now.strftime("%H%M%S")
+    sc.SecondaryCaptureDeviceManufacturer = MANUFACTURER
+    sc.SecondaryCaptureDeviceManufacturerModelName = "LungLens"
+    sc.SecondaryCaptureDeviceSoftwareVersions = __version__
+    sc.ManufacturerModelName = "LungLens"
+    sc.SoftwareVersions = __version__
+    sc.ConversionType = "WSD"  # made on a workstation, not digitized from an interface
+    return sc
+
+
+def write_secondary_capture(
+    study: Study, prediction: Prediction, out: str | Path, overlay: np.ndarray | None = None
+) -> Path:
+    """Write the Secondary Capture of ``study``'s result to ``out``; returns the path."""
+    out = Path(out)
+    sc = build_secondary_capture(study, prediction, overlay)
+    sc.save_as(out, enforce_file_format=True)
+    return out
+
+
+def _source_dataset(study: Study) -> Dataset | None:
+    if study.metadata.source_format != "DICOM":
+        return None
+    return pydicom.dcmread(study.path, stop_before_pixels=True)

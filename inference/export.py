@@ -1,0 +1,156 @@
+"""CSV and JSON export of results, one row per study -- shared by the app and the CLI.
+
+One column list for both so a spreadsheet made from the app and one made by
+``lunglens classify --csv`` line up. Patient identifiers are left out unless asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from .worklist import WorklistRecord
+
+COLUMNS: tuple[str, ...] = (
+    "file",
+    "path",
+    "status",  # "done" or "error"
+    "error",
+    "probability",
+    "label",
+    "threshold",
+    "operating_point",
+    "sensitivity",
+    "specificity",
+    "in_scope",
+    "scope_reasons",
+    "warnings",
+    "modality",
+    "view_position",
+    "study_date",
+    "patient_sex",
+    "patient_age",
+    "model_name",
+    "model_version",
+    "model_sha256",
+    "provider",
+    "pixel_sha256",
+    "analysed_at",
+)
+# Only with include_identifiers=True (the user chose to show them).
+IDENTIFIER_COLUMNS: tuple[str, ...] = (
+    "patient_name",
+    "patient_id",
+    "accession_number",
+    "study_instance_uid",
+)
+
+
+def columns(include_identifiers: bool = False) -> tuple[str, ...]:
+    """The export's columns, in order."""
+    return COLUMNS + IDENTIFIER_COLUMNS if include_identifiers else COLUMNS
+
+
+def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dict[str, Any]:
+    """One finished study as an export row (JSON-ready: lists stay lists, None stays None)."""
+    meta = record.metadata
+    row: dict[str, Any] = {key: None for key in columns(include_identifiers)}
+    row.update(
+        file=Path(record.study_path).name,
+        path=record.study_path,
+        status="done",
+        error="",
+        probability=round(record.probability, 6),
+        label=record.label,
+        threshold=record.threshold,
+        operating_point=record.operating_point,
+        sensitivity=record.sensitivity,
+        specificity=record.specificity,
+        in_scope=record.in_scope,
+        scope_reasons=list(record.scope_reasons),
+        warnings=list(record.warnings),
+        modality=meta.get("modality", ""),
+        view_position=meta.get("view_position", ""),
+        study_date=meta.get("study_date", ""),
+        patient_sex=meta.get("patient_sex", ""),
+        patient_age=meta.get("patient_age", ""),
+        model_name=record.model_name,
+        model_version=record.model_version,
+        model_sha256=record.model_sha256,
+        provider=record.provider,
+        pixel_sha256=record.pixel_sha256,
+        analysed_at=record.analysed_at,
+    )
+    if include_identifiers:
+        for key in IDENTIFIER_COLUMNS:
+            row[key] = meta.get(key, "")
+    return row
+
+
+def error_row(path: str | Path, reason: str, include_identifiers: bool = False) -> dict[str, Any]:
+    """A study that could not be analysed: the row says which file and why."""
+    row: dict[str, Any] = {key: None for key in columns(include_identifiers)}
+    row.update(file=Path(path).name, path=str(path), status="error", error=reason, scope_reasons=[], warnings=[])
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(str(v) for v in value)
+    text = str(value)
+    # A file name starting with "=" must not become a spreadsheet formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_csv(rows: Iterable[dict[str, Any]], dest: str | Path | IO[str], include_identifiers: bool = False) -> int:
+    """Write rows as CSV (UTF-8 with BOM for Excel when ``dest`` is a path). Returns the row count."""
+    if not isinstance(dest, (str, Path)):
+        return _write_csv_stream(rows, dest, include_identifiers)
+    buffer = io.StringIO()
+    count = _write_csv_stream(rows, buffer, include_identifiers)
+    Path(dest).write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+    return count
+
+
+def _write_csv_stream(rows: Iterable[dict[str, Any]], stream: IO[str], include_identifiers: bool) -> int:
+    writer = csv.DictWriter(stream, fieldnames=columns(include_identifiers), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
+        count += 1
+    return count
+
+
+def write_json(rows: Iterable[dict[str, Any]], dest: str | Path | IO[str]) -> int:
+    """Write rows as a JSON array of objects. Returns the row count."""
+    items = list(rows)
+    text = json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+    if isinstance(dest, (str, Path)):
+        Path(dest).write_text(text, encoding="utf-8")
+    else:
+        dest.write(text)
+    return len(items)
+
+
+def export_records(
+    records: Iterable[WorklistRecord], dest: str | Path, include_identifiers: bool = False
+) -> int:
+    """Export finished results to ``dest``; the format follows the suffix (.csv or .json)."""
+    suffix = Path(dest).suffix.lower()
+    rows = (record_row(r, include_identifiers) for r in records)
+    if suffix == ".csv":
+        return write_csv(rows, dest, include_identifiers)
+    if suffix == ".json":
+        return write_json(rows, dest)
+    raise ValueError(f"{Path(dest).name}: export format must be .csv or .json, not {suffix or 'none'!r}")

@@ -1,0 +1,91 @@
+"""Pixel helpers shared by the DICOM and raster loaders: size limits, grey conversion,
+the default window when the file gives none."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inference.errors import UnsupportedStudyError
+
+# Refused before any decoder allocates: no radiograph is this big, a corrupt header is.
+MAX_SIDE = 20_000
+MAX_PIXELS = 400_000_000
+# Below this nothing can be read from the image (the model's input is 224 px a side).
+MIN_SIDE = 32
+# Percentiles for a default window that ignores collimator edges and burnt-in labels.
+WINDOW_PERCENTILES = (0.5, 99.5)
+# Percentiles are taken on a strided sample of about this many pixels: same answer, far faster.
+_WINDOW_SAMPLE = 100_000
+
+
+def check_size(path: Path, width: int, height: int) -> None:
+    """Refuse empty, tiny and absurdly large images with a reason a person can act on."""
+    if width <= 0 or height <= 0:
+        raise UnsupportedStudyError(path, f"image has no pixels ({width}x{height})")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise UnsupportedStudyError(
+            path,
+            f"image is too large ({width}x{height} px; the limit is {MAX_SIDE:,} px a side "
+            f"and {MAX_PIXELS // 1_000_000} megapixels)",
+        )
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise UnsupportedStudyError(
+            path,
+            f"image is too small ({width}x{height} px; a radiograph needs at least "
+            f"{MIN_SIDE} px a side)",
+        )
+
+
+def robust_window(pixels: np.ndarray) -> tuple[float, float]:
+    """(center, width) spanning the 0.5th..99.5th percentiles of the image."""
+    step = max(1, int(math.sqrt(pixels.size / _WINDOW_SAMPLE)))
+    sample = pixels[::step, ::step]
+    lo, hi = (float(v) for v in np.percentile(sample, WINDOW_PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return (lo + hi) / 2.0, hi - lo
+
+
+def to_gray(img: np.ndarray, order: str = "RGB") -> tuple[np.ndarray, bool, bool]:
+    """A (h, w, c) image -> (2-D grey image, had real colour, had transparency).
+
+    Many "RGB" radiographs (the training set included) carry three equal channels; those
+    keep their exact values and are not reported as colour.
+    """
+    if img.ndim == 2:
+        return img, False, False
+    channels = img.shape[2]
+    transparent = False
+    if channels in (2, 4):  # grey+alpha or colour+alpha: the alpha is dropped
+        alpha = img[..., -1]
+        transparent = bool(alpha.min() < _full_scale(img))
+        img = img[..., :-1]
+        channels -= 1
+    if channels == 1:
+        return np.ascontiguousarray(img[..., 0]), False, transparent
+    if not _is_colour(img):
+        return np.ascontiguousarray(img[..., 1]), False, transparent
+    code = cv2.COLOR_RGB2GRAY if order == "RGB" else cv2.COLOR_BGR2GRAY
+    src = img if img.dtype in (np.uint8, np.uint16, np.float32) else img.astype(np.float32)
+    return cv2.cvtColor(np.ascontiguousarray(src[..., :3]), code), True, transparent
+
+
+def _full_scale(img: np.ndarray) -> float:
+    return float(np.iinfo(img.dtype).max) if img.dtype.kind in "ui" else 1.0
+
+
+def _is_colour(img: np.ndarray) -> bool:
+    step = max(1, int(math.sqrt(img.shape[0] * img.shape[1] / _WINDOW_SAMPLE)))
+    sample = img[::step, ::step, :3].astype(np.float32)
+    span = float(sample.max() - sample.min()) or 1.0
+    tol = 0.02 * (_full_scale(img) if img.dtype.kind in "ui" else span)
+    diff = np.maximum(
+        np.abs(sample[..., 0] - sample[..., 1]), np.abs(sample[..., 1] - sample[..., 2])
+    )
+    return int(np.count_nonzero(diff > tol)) > 0.001 * diff.size

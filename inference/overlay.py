@@ -1,0 +1,56 @@
+"""The picture a person looks at: the radiograph in its default window, Grad-CAM in colour.
+
+Used by the CLI's ``--cam-dir`` and by the PDF report and DICOM Secondary Capture, so the
+overlay looks the same wherever it is seen.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .gradcam import resize_cam
+from .prediction import Prediction
+from .study import Study
+
+FEATHER = 0.1  # CAM range over which the colour fades in above the floor
+
+
+def window_to_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Linear window (center, width) -> 8-bit gray; a zero width falls back to the full range."""
+    center, width = float(window[0]), float(window[1])
+    img = np.asarray(pixels, dtype=np.float32)
+    if not np.isfinite(width) or width <= 0:
+        lo, hi = float(img.min()), float(img.max())
+    else:
+        lo, hi = center - width / 2.0, center + width / 2.0
+    if hi <= lo:
+        return np.zeros(img.shape, dtype=np.uint8)
+    scaled = (img - lo) * (255.0 / (hi - lo))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def jet(cam: np.ndarray) -> np.ndarray:
+    """A 0..1 map -> RGB uint8 through the jet colormap (blue low, red high)."""
+    idx = np.clip(np.asarray(cam, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(idx, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
+def render_overlay(study: Study, prediction: Prediction, opacity: float = 0.4, floor: float = 0.2) -> np.ndarray:
+    """RGB uint8 [rows, columns, 3]: the windowed study in gray, the CAM blended in where it
+    exceeds ``floor`` (weak activations leave the image untouched, so the anatomy stays
+    readable), reaching ``opacity`` within FEATHER above the floor so the edge is soft."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    gray = window_to_uint8(study.pixels, study.window)
+    rgb = np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+    cam = prediction.cam
+    if cam.shape != study.shape:
+        cam = resize_cam(cam, study.shape)
+    mask = cam > floor
+    if not mask.any():
+        return rgb
+    alpha = (opacity * np.clip((cam[mask] - floor) / FEATHER, 0.0, 1.0))[:, np.newaxis]
+    blended = (1.0 - alpha) * rgb[mask].astype(np.float32) + alpha * jet(cam[mask][np.newaxis])[0].astype(np.float32)
+    rgb[mask] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return rgb

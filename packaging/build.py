@@ -1,0 +1,282 @@
+"""Build LungLens for distribution: the PyInstaller one-dir bundle, then (Linux) a .deb and a
+portable .tar.gz, all into dist/.
+
+    python packaging/build.py            # everything
+    python packaging/build.py --if-stale # reuse dist/ when it is newer than every input
+    python packaging/build.py --bundle-only
+
+The .deb installs the bundle to /opt/lunglens with a /usr/bin/lunglens symlink, a desktop
+entry and hicolor icons. It is built with ``dpkg-deb --root-owner-group`` so no fakeroot
+is needed. Windows and macOS use the same spec; their installers are made by the recipes
+beside this file (packaging/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGING = REPO / "packaging"
+DIST = REPO / "dist"
+WORK = REPO / "build"
+BUNDLE = DIST / "lunglens"
+INSTALL_PREFIX = "/opt/lunglens"
+
+# Runtime libraries Qt's xcb/wayland/EGL plugins load that a minimal Debian/Ubuntu lacks.
+# libxcb-cursor0: required by the xcb platform plugin since Qt 6.5.
+DEB_DEPENDS = [
+    "libxcb-cursor0",
+    "libegl1",
+    "libgl1",
+    "libxkbcommon0",
+    "libxkbcommon-x11-0",
+    "libxcb-icccm4",
+    "libxcb-image0",
+    "libxcb-keysyms1",
+    "libxcb-randr0",
+    "libxcb-render-util0",
+    "libxcb-shape0",
+    "libxcb-xinerama0",
+    "libxcb-xkb1",
+    "libfontconfig1",
+    "libfreetype6",
+    "libdbus-1-3",
+    "libglib2.0-0 | libglib2.0-0t64",
+    "libc6 (>= 2.31)",
+]
+
+# Qt platform plugins the bundle must carry: the desktop's, and offscreen for the self-test.
+PLATFORM_PLUGINS = {
+    "linux": ["libqxcb.so", "libqwayland.so", "libqoffscreen.so"],
+    "darwin": ["libqcocoa.dylib", "libqoffscreen.dylib"],
+    "win32": ["qwindows.dll", "qoffscreen.dll"],
+}
+
+# Inputs whose change makes dist/ stale (see --if-stale).
+INPUT_DIRS = ["inference", "desktop", "resources", "packaging"]
+INPUT_FILES = ["pyproject.toml"]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    bundle: Path
+    deb: Path
+    tarball: Path
+
+
+def version() -> str:
+    """The project version from pyproject.toml (a regex: tomllib needs Python 3.11)."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    if not match:
+        raise SystemExit("pyproject.toml has no version")
+    return match.group(1)
+
+
+def deb_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def outputs() -> Outputs:
+    ver = version()
+    machine = platform.machine().lower()
+    arch = deb_arch() if shutil.which("dpkg") else machine
+    return Outputs(
+        bundle=BUNDLE,
+        deb=DIST / f"lunglens_{ver}_{arch}.deb",
+        tarball=DIST / f"lunglens-{ver}-linux-{machine}.tar.gz",
+    )
+
+
+def newest_input_mtime() -> float:
+    newest = 0.0
+    for name in INPUT_DIRS:
+        for path in (REPO / name).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                newest = max(newest, path.stat().st_mtime)
+    for name in INPUT_FILES:
+        newest = max(newest, (REPO / name).stat().st_mtime)
+    return newest
+
+
+def is_fresh(out: Outputs) -> bool:
+    """True when the bundle, .deb and .tar.gz exist and are newer than every input."""
+    files = [out.bundle / "lunglens", out.deb, out.tarball]
+    if not all(f.exists() for f in files):
+        return False
+    return min(f.stat().st_mtime for f in files) > newest_input_mtime()
+
+
+def check_model_present() -> None:
+    """Refuse to build an app without its model: it could not classify anything."""
+    models = REPO / "resources" / "models"
+    manifests = [p for p in models.glob("*.json") if p.with_suffix(".onnx").exists()]
+    if not manifests:
+        raise SystemExit(
+            f"no model in {models} (need <name>.onnx beside <name>.json): train or fetch it first (make train)"
+        )
+
+
+def run_pyinstaller() -> None:
+    cmd = [
+        sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+        "--distpath", str(DIST), "--workpath", str(WORK / "pyinstaller"),
+        str(PACKAGING / "lunglens.spec"),
+    ]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def check_bundle(bundle: Path) -> None:
+    """Fail the build now for what would otherwise fail on the user's PC."""
+    internal = bundle / "_internal"
+    must = {
+        "model": list((internal / "resources" / "models").glob("*.onnx")),
+        "manifest": list((internal / "resources" / "models").glob("*.json")),
+        "samples": list((internal / "resources" / "samples").glob("expected.json")),
+        **{f"Qt {name} plugin": list(internal.rglob(f"platforms/{name}")) for name in PLATFORM_PLUGINS[sys.platform]},
+        "onnxruntime": list(internal.rglob("onnxruntime/capi/onnxruntime_pybind11_state*")),
+    }
+    for dist in ("pylibjpeg", "pylibjpeg_libjpeg", "pylibjpeg_openjpeg", "pylibjpeg_rle", "pydicom"):
+        must[f"{dist} metadata"] = list(internal.glob(f"{dist}-*.dist-info/METADATA"))
+    missing = [name for name, found in must.items() if not found]
+    if missing:
+        raise SystemExit(f"bundle {bundle} lacks: {', '.join(missing)}")
+    for forbidden in ("torch", "training", "tests"):
+        if (internal / forbidden).exists():
+            raise SystemExit(f"bundle {bundle} contains {forbidden}/, which the app must not ship")
+
+
+def desktop_entry() -> str:
+    return "\n".join([
+        "[Desktop Entry]",
+        "Type=Application",
+        "Name=LungLens",
+        "GenericName=Chest X-ray triage",
+        "Comment=Offline pneumonia triage for chest X-rays (decision support, not a diagnosis)",
+        "Exec=lunglens %F",
+        "Icon=lunglens",
+        "Terminal=false",
+        "Categories=Graphics;Viewer;MedicalSoftware;Science;",
+        "MimeType=application/dicom;image/png;image/jpeg;",
+        "Keywords=xray;x-ray;dicom;pneumonia;radiology;",
+        "StartupWMClass=lunglens",
+        "",
+    ])
+
+
+def dir_size_kib(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) // 1024
+
+
+def make_deb(bundle: Path, deb: Path) -> None:
+    root = WORK / "deb-root"
+    shutil.rmtree(root, ignore_errors=True)
+    opt = root / INSTALL_PREFIX.lstrip("/")
+    shutil.copytree(bundle, opt, symlinks=True)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "lunglens").symlink_to(f"{INSTALL_PREFIX}/lunglens")
+    apps = root / "usr" / "share" / "applications"
+    apps.mkdir(parents=True)
+    (apps / "lunglens.desktop").write_text(desktop_entry(), encoding="utf-8")
+    icons = REPO / "resources" / "icons"
+    hicolor = root / "usr" / "share" / "icons" / "hicolor"
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        target = hicolor / f"{size}x{size}" / "apps"
+        target.mkdir(parents=True)
+        shutil.copy2(icons / f"lunglens-{size}.png", target / "lunglens.png")
+    (hicolor / "scalable" / "apps").mkdir(parents=True)
+    shutil.copy2(icons / "lunglens.svg", hicolor / "scalable" / "apps" / "lunglens.svg")
+    doc = root / "usr" / "share" / "doc" / "lunglens"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "LungLens -- offline chest X-ray pneumonia triage. Decision support, not a diagnostic device.\n"
+        "The bundled model was trained on Kermany, Zhang, Goldbaum (2018), Mendeley Data v2,\n"
+        "doi:10.17632/rscbjbr9sj.2 (CC BY 4.0). Third-party licences of the bundled Python\n"
+        f"packages are in {INSTALL_PREFIX}/_internal/*.dist-info and the Qt licence in PySide6.\n",
+        encoding="utf-8",
+    )
+    debian = root / "DEBIAN"
+    debian.mkdir()
+    control = "\n".join([
+        "Package: lunglens",
+        f"Version: {version()}",
+        "Section: science",
+        "Priority: optional",
+        f"Architecture: {deb_arch()}",
+        f"Installed-Size: {dir_size_kib(root)}",
+        f"Depends: {', '.join(DEB_DEPENDS)}",
+        "Maintainer: LungLens developers <lunglens@localhost>",
+        "Description: offline chest X-ray pneumonia triage",
+        " Opens PNG, JPEG and DICOM chest radiographs, runs a bundled neural network on the",
+        " CPU and shows a calibrated pneumonia probability with a Grad-CAM heat-map.",
+        " Works without any network. Decision support, not a diagnostic device.",
+        "",
+    ])
+    (debian / "control").write_text(control, encoding="utf-8")
+    for path in root.rglob("*"):  # dpkg wants 0755 dirs and no group/world-writable files
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    deb.unlink(missing_ok=True)
+    cmd = ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(root)
+
+
+def make_tarball(bundle: Path, tarball: Path) -> None:
+    tarball.unlink(missing_ok=True)
+
+    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    with tarfile.open(tarball, "w:gz", compresslevel=6) as tar:
+        tar.add(bundle, arcname=f"lunglens-{version()}", filter=owned_by_root)
+
+
+def mib(path: Path) -> str:
+    size = path.stat().st_size if path.is_file() else dir_size_kib(path) * 1024
+    return f"{size / 2**20:.1f} MiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--if-stale", action="store_true", help="do nothing when dist/ is newer than every input")
+    parser.add_argument("--bundle-only", action="store_true", help="only the PyInstaller bundle, no .deb/.tar.gz")
+    args = parser.parse_args(argv)
+
+    out = outputs()
+    if args.if_stale and is_fresh(out):
+        print(f"dist/ is up to date: {out.deb.name}, {out.tarball.name}")
+        return 0
+    check_model_present()
+    started = time.monotonic()
+    run_pyinstaller()
+    check_bundle(out.bundle)
+    print(f"bundle: {out.bundle} ({mib(out.bundle)}) in {time.monotonic() - started:.0f} s", flush=True)
+    if args.bundle_only or sys.platform != "linux":
+        return 0
+    if not shutil.which("dpkg-deb"):
+        raise SystemExit("dpkg-deb not found: apt-get install dpkg-dev (needed for the .deb)")
+    make_deb(out.bundle, out.deb)
+    make_tarball(out.bundle, out.tarball)
+    print(f"deb: {out.deb} ({mib(out.deb)})")
+    print(f"tar.gz: {out.tarball} ({mib(out.tarball)})")
+    print(f"total build time: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

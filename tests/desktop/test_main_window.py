@@ -1,0 +1,155 @@
+"""End to end through the real window, the real bundled model and real radiographs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from desktop.models.study_item import Status
+from tests.desktop.gui_helpers import wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def _open_via_menu(window, monkeypatch, paths: list[Path]) -> None:
+    """File -> Open, with the file dialog answering ``paths`` (the same code path as a user)."""
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                        staticmethod(lambda *a, **k: ([str(p) for p in paths], "")))
+    window.act_open.trigger()
+
+
+def _right_drag(viewer, dx: int, dy: int) -> None:
+    """A real right-button drag on the viewer's viewport, as mouse events."""
+    vp = viewer.viewport()
+    start = QPointF(vp.width() / 2, vp.height() / 2)
+    right = Qt.MouseButton.RightButton
+    none = Qt.KeyboardModifier.NoModifier
+    QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonPress, start, vp.mapToGlobal(start),
+                                           right, right, none))
+    for i in range(1, 11):
+        pt = start + QPointF(dx * i / 10, dy * i / 10)
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, pt, vp.mapToGlobal(pt),
+                                               Qt.MouseButton.NoButton, right, none))
+    end = start + QPointF(dx, dy)
+    QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonRelease, end, vp.mapToGlobal(end),
+                                           right, Qt.MouseButton.NoButton, none))
+
+
+def test_real_dicom_shows_the_engines_result(window, qtbot, monkeypatch, real_dicom, tmp_path):
+    from inference.engine import Engine
+    from inference.loaders import load_study
+
+    c = window.controller
+    with qtbot.waitSignal(c.result_ready, timeout=120_000):
+        _open_via_menu(window, monkeypatch, [real_dicom])
+    wait_idle(qtbot, c)
+    ctx = c.context
+    assert ctx is not None and ctx.study is not None and ctx.prediction is not None
+    assert ctx.item.path == real_dicom
+
+    # The gauge shows what the engine computes for this file.
+    study = load_study(real_dicom)
+    expected = Engine.load().predict(study)
+    gauge = window.result_panel.gauge
+    assert gauge.value == pytest.approx(expected.probability, abs=1e-5)
+    assert gauge.threshold == pytest.approx(expected.threshold)
+    assert window.result_panel.sentence_text().endswith(gauge.number_text())
+    assert window.result_panel.detail_text("model") == f"{expected.model.name} {expected.model.version}"
+    assert window.result_panel.detail_text("provider") == "CPU"
+    for w in expected.warnings:  # every warning is on screen
+        assert w in window.result_panel.warning_texts()
+    assert window.result_panel.warnings_frame.isVisibleTo(window) == bool(window.result_panel.warning_texts())
+
+    # Full-resolution image with the DICOM default window; overlay at the image's shape.
+    viewer = window.viewer
+    assert viewer.image_item.image.shape == study.shape
+    c0, w0 = study.window
+    assert viewer.image_item.getLevels() == pytest.approx((c0 - w0 / 2, c0 + w0 / 2))
+    assert viewer.overlay_item.image.shape == study.shape
+    assert np.corrcoef(viewer.overlay_item.image.ravel()[::97], expected.cam.ravel()[::97])[0, 1] > 0.99
+    assert viewer.overlay_item.isVisible()
+    window.act_heatmap.trigger()  # H
+    assert not viewer.overlay_item.isVisible() and not c.display.overlay_visible
+    window.act_heatmap.trigger()
+    assert viewer.overlay_item.isVisible()
+
+    # Window/level by right-drag changes the displayed levels.
+    before = viewer.image_item.getLevels()
+    _right_drag(viewer, 60, 30)
+    after = viewer.image_item.getLevels()
+    assert after != pytest.approx(before)
+    assert (after[1] - after[0]) > (before[1] - before[0])  # dragging right widens the window
+    window.act_reset.trigger()
+    assert viewer.image_item.getLevels() == pytest.approx(before)
+
+    # Tags panel: the real header is listed and searchable.
+    window.tags.filter.setText("Modality")
+    rows = window.tags.visible_rows()
+    assert rows and all("modality" in " ".join(r).lower() for r in rows)
+
+    # Export view (Ctrl+E) writes a PNG of the viewer.
+    out = tmp_path / "view.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    window.act_export.trigger()
+    assert out.stat().st_size > 10_000
+
+
+def test_corrupt_file_fails_alone(window, qtbot, monkeypatch, tmp_path, kermany_samples, real_dicom):
+    corrupt = tmp_path / "corrupt.dcm"
+    corrupt.write_bytes(real_dicom.read_bytes()[:3000])  # a DICOM cut in its pixel data
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    good = [kermany_samples["NORMAL"][0], kermany_samples["PNEUMONIA"][0]]
+    _open_via_menu(window, monkeypatch, [good[0], corrupt, text, good[1]])
+    wait_idle(qtbot, window.controller)
+    items = {it.path.name: it for it in window.controller.model.items()}
+    assert items["corrupt.dcm"].status is Status.ERROR and "corrupt.dcm" in items["corrupt.dcm"].error
+    assert items["notes.png"].status is Status.ERROR and "notes.png" in items["notes.png"].error
+    assert [items[p.name].status for p in good] == [Status.DONE, Status.DONE]
+    assert "2 failed" in window.study_list.count_label.text()
+    assert not QApplication.activeModalWidget()  # no dialog cascade
+
+
+def test_cancel_stops_a_batch(window, qtbot, study_copies):
+    c = window.controller
+    folder = study_copies(60)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: c.model.rowCount() == 60, timeout=10_000)
+    qtbot.waitUntil(lambda: c.model.counts()[Status.DONE] >= 2, timeout=120_000)
+    assert window.cancel_button.isVisible()
+    window.cancel_button.click()
+    wait_idle(qtbot, c, 30_000)
+    counts = c.model.counts()
+    assert counts[Status.CANCELLED] > 0
+    assert counts[Status.DONE] + counts[Status.CANCELLED] == 60
+    done = counts[Status.DONE]
+    qtbot.wait(500)
+    assert c.model.counts()[Status.DONE] == done  # nothing runs after cancel
+    assert not window.cancel_button.isVisible()
+    assert "cancelled" in window.progress_label.text()
+
+
+def test_closing_mid_batch_is_clean(qtbot, app_settings, bundled_model, study_copies):
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    c = StudyController(app_settings)
+    win = MainWindow(c)
+    win.show()
+    win.open_paths([study_copies(80)])
+    qtbot.waitUntil(lambda: c.model.counts()[Status.DONE] >= 1, timeout=120_000)
+    t0 = time.monotonic()
+    win.close()
+    closed_in = time.monotonic() - t0
+    assert not c.worker.alive
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("lunglens-")]
+    assert closed_in < 10.0
+    win.deleteLater()
+    qtbot.wait(50)

@@ -1,0 +1,123 @@
+"""``lunglens report``: the PDF and the Secondary Capture from the command line, audited.
+
+The mechanics run on the tiny test model (swapped in through LUNGLENS_RESOURCES, as a
+relocated install would be); the last test runs the real bundled model on the real DICOM.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pydicom
+import pypdf
+import pytest
+
+from desktop.main import main as lunglens
+from inference.audit import AuditLog
+from inference.engine import Engine
+from inference.loaders import load_study
+from inference.paths import models_dir
+from tests.fixtures.tiny_model import build_tiny_model
+from tests.inference.test_dicom_sc import dciodvfy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "userdata"))
+    return tmp_path / "userdata"
+
+
+@pytest.fixture
+def tiny_model(tmp_path_factory, monkeypatch) -> Path:
+    root = tmp_path_factory.mktemp("resources")
+    build_tiny_model(root / "models")
+    monkeypatch.setenv("LUNGLENS_RESOURCES", str(root))
+    return root / "models"
+
+
+def pdf_text(path: Path) -> str:
+    reader = pypdf.PdfReader(str(path))
+    assert len(reader.pages) == 1
+    return " ".join(unicodedata.normalize("NFKC", reader.pages[0].extract_text()).split())
+
+
+@pytest.mark.gui
+def test_pdf_and_secondary_capture_are_written_and_audited(qapp, tiny_model, data_dir, tmp_path, real_dicom, capsys):
+    pdf, sc = tmp_path / "out.pdf", tmp_path / "out.dcm"
+    code = lunglens(["report", str(real_dicom), "--pdf", str(pdf), "--dicom-sc", str(sc)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    expected = Engine.load(tiny_model).predict(load_study(real_dicom))
+    pct = round(expected.probability * 100)
+    assert f"{real_dicom.name}: pneumonia" in out and f"{pct} %" in out
+
+    text = pdf_text(pdf)
+    assert f"{pct} %" in text and "tiny-cxr 0.0.1-test" in text
+    assert "16d7f894" not in text  # the patient's name/ID: not asked for
+    assert dciodvfy(sc)[0] == []
+    assert pydicom.dcmread(sc).StudyInstanceUID == pydicom.dcmread(real_dicom, stop_before_pixels=True).StudyInstanceUID
+
+    entries = AuditLog(data_dir / "audit.jsonl").read()
+    assert entries.damaged == 0
+    assert [(e["event"], e.get("what"), e.get("destination")) for e in entries.entries] == [
+        ("analysis", None, None),
+        ("export", "report", "out.pdf"),
+        ("export", "secondary_capture", "out.dcm"),
+    ]
+    assert entries.entries[0]["probability"] == pytest.approx(expected.probability, abs=1e-6)
+    assert entries.entries[1]["with_identifiers"] is False
+
+
+@pytest.mark.gui
+def test_show_identifiers_puts_them_in_the_pdf(qapp, tiny_model, data_dir, tmp_path, real_dicom, capsys):
+    pdf = tmp_path / "out.pdf"
+    assert lunglens(["report", str(real_dicom), "--pdf", str(pdf), "--show-identifiers", "--threshold", "0.9"]) == 0
+    text = pdf_text(pdf)
+    assert "16d7f894-55d7-4d95-8957-d18987f0e981" in text and real_dicom.name in text
+    assert "Threshold: 90.0 % (custom)" in text
+    assert AuditLog(data_dir / "audit.jsonl").read().entries[-1]["with_identifiers"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["missing.dcm", "--pdf", "x.pdf"], 1, "missing.dcm: file not found"),
+        (["{notes}", "--dicom-sc", "x.dcm"], 1, "notes.txt: not an image or DICOM file"),
+        (["{dicom}"], 2, "nothing to write"),
+        (["{dicom}", "--threshold", "1.5", "--pdf", "x.pdf"], 2, "--threshold must be between 0 and 1"),
+        (["{dicom}", "--operating-point", "nope", "--pdf", "x.pdf"], 2, "unknown operating point 'nope'"),
+        (["{dicom}", "--pdf", "{tmp}/no/such/dir/x.pdf"], 1, "does not exist"),
+    ],
+)
+def test_errors_name_the_file_and_the_reason(argv, code, message, tiny_model, data_dir, tmp_path, real_dicom, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an image")
+    args = [a.format(dicom=real_dicom, notes=tmp_path / "notes.txt", tmp=tmp_path) for a in argv]
+    assert lunglens(["report", *args]) == code
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_real_model_report_from_the_entry_point_offscreen(tmp_path, real_dicom):
+    """The installed command, in a fresh process without a display, on the bundled model."""
+    if not any(models_dir().glob("*.json")):
+        pytest.skip(f"the bundled model is not in {models_dir()} yet")
+    pdf, sc = tmp_path / "real.pdf", tmp_path / "real.dcm"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["LUNGLENS_DATA_DIR"] = str(tmp_path / "userdata")
+    proc = subprocess.run(
+        [sys.executable, "-m", "desktop.main", "report", str(real_dicom), "--pdf", str(pdf), "--dicom-sc", str(sc)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = Engine.load().predict(load_study(real_dicom))
+    assert f"{round(expected.probability * 100)} %" in pdf_text(pdf)
+    assert dciodvfy(sc)[0] == []
+    assert len(AuditLog(tmp_path / "userdata" / "audit.jsonl").read().entries) == 3

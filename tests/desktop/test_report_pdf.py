@@ -1,0 +1,87 @@
+"""The one-page PDF report, painted offscreen and read back with pypdf."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timezone
+
+import pypdf
+import pytest
+
+from desktop.report_pdf import INTENDED_USE, write_report_pdf
+from inference import __version__
+from inference.overlay import render_overlay
+from tests.inference.workflow_fixtures import (
+    MODEL,
+    PATIENT_ID,
+    PATIENT_NAME,
+    dicom_study,
+    identified,
+    prediction_for,
+    raster_study,
+)
+
+pytestmark = pytest.mark.gui
+
+
+def pdf_text(path) -> tuple[int, str]:
+    reader = pypdf.PdfReader(str(path))
+    text = " ".join(page.extract_text() for page in reader.pages)
+    # pypdf splits words with tabs/newlines; NFKC turns the "fi" ligature glyph back into "fi".
+    return len(reader.pages), " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def test_report_has_everything_the_issue_lists(qapp, tmp_path, real_dicom):
+    study = identified(dicom_study(real_dicom))
+    pred = prediction_for(study, 0.87, warnings=["adult patient: the model was trained on children aged 1-5"])
+    when = datetime(2026, 11, 26, 6, 0, 0, tzinfo=timezone.utc)
+    out = write_report_pdf(tmp_path / "r.pdf", study, pred, generated_at=when)
+    pages, text = pdf_text(out)
+    assert pages == 1
+    for expected in (
+        "Pneumonia likely — 87 %",
+        "Threshold: 35.0 % (high sensitivity)",
+        "sensitivity 95.0 %, specificity 81.0 %",
+        "Probability (calibrated): 87.0 %",
+        "Warnings (1)",
+        "adult patient: the model was trained on children aged 1-5",
+        f"{MODEL.name} {MODEL.version}",
+        MODEL.sha256,
+        "CPUExecutionProvider",
+        f"2026-11-26 06:00:00 UTC by LungLens {__version__}",
+        " ".join(INTENDED_USE.split()),
+        "not a diagnosis",
+    ):
+        assert expected in text, expected
+    # The image with its heat-map is on the page at full resolution.
+    (image,) = pypdf.PdfReader(str(out)).pages[0].images
+    assert image.image.size == (study.shape[1], study.shape[0])
+
+
+def test_identifiers_only_when_asked(qapp, tmp_path, real_dicom):
+    study = identified(dicom_study(real_dicom))
+    pred = prediction_for(study, 0.2)
+    _, hidden = pdf_text(write_report_pdf(tmp_path / "hidden.pdf", study, pred))
+    for secret in (PATIENT_NAME, PATIENT_ID, real_dicom.name):
+        assert secret not in hidden
+    assert "Identifiers not shown" in hidden
+    _, shown = pdf_text(write_report_pdf(tmp_path / "shown.pdf", study, pred, show_identifiers=True))
+    for value in (PATIENT_NAME, PATIENT_ID, real_dicom.name):
+        assert value in shown
+
+
+def test_out_of_scope_custom_threshold_raster(qapp, tmp_path, kermany_samples):
+    study = raster_study(kermany_samples["NORMAL"][0])
+    pred = prediction_for(study, 0.04, threshold=0.5)
+    pred.operating_point, pred.sensitivity, pred.specificity = "custom", None, None
+    pred.in_scope, pred.scope_reasons = False, ["not a frontal chest X-ray"]
+    _, text = pdf_text(write_report_pdf(tmp_path / "r.pdf", study, pred, overlay=render_overlay(study, pred)))
+    assert "Pneumonia unlikely — 4 %" in text
+    assert "Not reliable" in text and "not a frontal chest X-ray" in text
+    assert "Custom threshold: sensitivity and specificity not validated" in text
+
+
+def test_unwritable_destination_is_a_clear_error(qapp, tmp_path, kermany_samples):
+    study = raster_study(kermany_samples["NORMAL"][0])
+    with pytest.raises(OSError, match=r"r\.pdf: cannot write the PDF there \(No such file or directory\)"):
+        write_report_pdf(tmp_path / "missing" / "r.pdf", study, prediction_for(study, 0.5))

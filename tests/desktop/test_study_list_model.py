@@ -1,0 +1,111 @@
+"""Study list model and its sort proxy: rows follow worker results; most suspicious first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop.models.study_item import Status
+from desktop.models.study_list import ItemRole, KeyRole, SentenceRole, StudyListModel, StudySortProxy
+from inference.manifest import ModelManifest
+from inference.prediction import ModelInfo, Prediction
+from inference.study import StudyMetadata
+
+
+def _pred(p: float, in_scope: bool = True) -> Prediction:
+    return Prediction(probability=p, label="PNEUMONIA" if p >= 0.5 else "NORMAL", threshold=0.5,
+                      operating_point="balanced", sensitivity=0.9, specificity=0.9,
+                      cam=np.zeros((0, 0), np.float32), model=ModelInfo("m", "1", "x"),
+                      provider="CPUExecutionProvider", in_scope=in_scope)
+
+
+def _order(proxy: StudySortProxy) -> list[str]:
+    return [proxy.index(r, 0).data(ItemRole).name for r in range(proxy.rowCount())]
+
+
+@pytest.fixture
+def model_and_proxy(qapp):
+    model = StudyListModel()
+    proxy = StudySortProxy()
+    proxy.setSourceModel(model)
+    return model, proxy
+
+
+def test_rows_follow_results_and_sort_by_suspicion(model_and_proxy):
+    model, proxy = model_and_proxy
+    jobs = model.add_paths([Path(f"/x/{n}.png") for n in "abcde"])
+    keys = {p.stem: k for k, p in jobs}
+    assert [model.item(k).status for k, _ in jobs] == [Status.QUEUED] * 5
+    model.set_result(keys["a"], _pred(0.20), np.zeros((4, 4), np.uint8))
+    model.set_result(keys["b"], _pred(0.91), np.zeros((4, 4), np.uint8))
+    model.set_result(keys["c"], _pred(0.99, in_scope=False), np.zeros((4, 4), np.uint8))
+    model.set_failed(keys["d"], "d.png: truncated")
+    assert _order(proxy) == ["b.png", "a.png", "c.png", "e.png", "d.png"]
+    # A later, more suspicious result moves to the top while the list is shown.
+    model.set_result(keys["e"], _pred(0.97), np.zeros((4, 4), np.uint8))
+    assert _order(proxy)[0] == "e.png"
+    proxy.set_mode("opened")
+    assert _order(proxy) == [f"{n}.png" for n in "abcde"]
+    proxy.set_mode("name")
+    assert _order(proxy) == [f"{n}.png" for n in "abcde"]
+
+
+def test_error_reason_is_the_tooltip_and_sentence_follows_result(model_and_proxy):
+    from PySide6.QtCore import Qt
+
+    model, _ = model_and_proxy
+    (k1, _), (k2, _) = model.add_paths([Path("/x/bad.dcm"), Path("/x/ok.png")])
+    model.set_failed(k1, "bad.dcm: the file ends before its pixel data")
+    idx = model.index(model.row_of(k1))
+    assert idx.data(Qt.ItemDataRole.ToolTipRole) == "bad.dcm: the file ends before its pixel data"
+    model.set_result(k2, _pred(0.87), np.zeros((4, 4), np.uint8))
+    assert model.index(model.row_of(k2)).data(SentenceRole) == "Pneumonia likely — 87 %"
+
+
+def test_keys_never_repeat_after_clear(model_and_proxy):
+    model, _ = model_and_proxy
+    first = [k for k, _ in model.add_paths([Path("/x/a.png")])]
+    model.clear()
+    second = [k for k, _ in model.add_paths([Path("/x/b.png")])]
+    assert set(first).isdisjoint(second)
+    model.set_result(first[0], _pred(0.9), np.zeros((4, 4), np.uint8))  # a late result of the old batch
+    assert model.item(second[0]).status is Status.QUEUED
+
+
+def test_cancelled_rows_do_not_overwrite_results(model_and_proxy):
+    model, _ = model_and_proxy
+    (k, _), = model.add_paths([Path("/x/a.png")])
+    model.set_result(k, _pred(0.3), np.zeros((4, 4), np.uint8))
+    model.set_cancelled(k)
+    assert model.item(k).status is Status.DONE
+
+
+def test_new_operating_point_relabels_without_inference(model_and_proxy):
+    model, _ = model_and_proxy
+    (k, _), = model.add_paths([Path("/x/a.png")])
+    model.set_result(k, _pred(0.35), np.zeros((4, 4), np.uint8))
+    manifest = ModelManifest.from_dict({
+        "name": "m", "version": "1", "sha256": "x", "onnx_file": "m.onnx",
+        "operating_points": {"high_sensitivity": {"threshold": 0.2, "sensitivity": 0.97, "specificity": 0.7}},
+    })
+    model.apply_operating_point(manifest, "high_sensitivity", 0.2)
+    pred = model.item(k).prediction
+    assert (pred.label, pred.threshold, pred.sensitivity, pred.probability) == ("PNEUMONIA", 0.2, 0.97, 0.35)
+    model.apply_operating_point(manifest, "custom", 0.5)
+    pred = model.item(k).prediction
+    assert (pred.label, pred.operating_point, pred.sensitivity) == ("NORMAL", "custom", None)
+
+
+def test_identifier_display_is_a_model_setting(model_and_proxy):
+    from desktop.models.study_list import MetaLineRole
+
+    model, _ = model_and_proxy
+    (k, _), = model.add_paths([Path("/x/a.dcm")])
+    model.set_loaded(k, np.zeros((8, 8), np.uint8), StudyMetadata(patient_name="DOE^JANE", modality="CR"), [])
+    idx = model.index(model.row_of(k))
+    assert "DOE" not in idx.data(MetaLineRole)
+    model.set_show_identifiers(True)
+    assert "DOE JANE" in idx.data(MetaLineRole)
+    assert idx.data(KeyRole) == k

@@ -1,0 +1,218 @@
+"""``lunglens classify`` on the tiny test model (the real-model run is in test_end_to_end.py).
+
+The model is swapped in through LUNGLENS_RESOURCES, exactly as a relocated install would be.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference.cli import main
+from tests.fixtures.tiny_model import build_tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("resources")
+    build_tiny_model(root / "models")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def use_tiny_model(resources: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUNGLENS_RESOURCES", str(resources))
+
+
+def write_png(path: Path, seed: int, size: tuple[int, int] = (320, 400)) -> Path:
+    """A smooth synthetic 8-bit gray image (a real file for the real loader)."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random(size).astype(np.float32), (0, 0), 20)
+    img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_lines_in_input_order_with_the_documented_fields(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    files = [write_png(tmp_path / f"{name}.png", i) for i, name in enumerate(["c", "a", "b"])]
+    assert main(["classify", "--json", *map(str, files)]) == 0
+    records = json_lines(capsys.readouterr().out)
+    assert [r["path"] for r in records] == [str(f) for f in files]
+    for r in records:
+        assert r["ok"] is True
+        assert 0.0 <= r["probability"] <= 1.0
+        assert r["label"] == ("PNEUMONIA" if r["probability"] >= r["threshold"] else "NORMAL")
+        assert (r["threshold"], r["operating_point"]) == (0.3, "high_sensitivity")
+        assert r["provider"] == "CPUExecutionProvider"
+        assert r["model"]["name"] == "tiny-cxr" and len(r["model"]["sha256"]) == 64
+        assert {"read", "load", "preprocess", "inference", "gradcam"} <= set(r["timings_ms"])
+        assert isinstance(r["warnings"], list) and isinstance(r["in_scope"], bool)
+        assert isinstance(r["scope_reasons"], list)
+
+
+def test_failures_are_reported_in_place_and_do_not_stop_the_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good1 = write_png(tmp_path / "good1.png", 1)
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not an image\n")
+    missing = tmp_path / "gone.dcm"
+    good2 = write_png(tmp_path / "good2.png", 2)
+    code = main(["classify", "--json", str(good1), str(fake), str(missing), str(good2)])
+    assert code == 1
+    records = json_lines(capsys.readouterr().out)
+    assert [r["path"] for r in records] == [str(good1), str(fake), str(missing), str(good2)]
+    assert [r["ok"] for r in records] == [True, False, False, True]
+    assert "notes.png" in records[1]["error"] and "Traceback" not in records[1]["error"]
+    assert "gone.dcm" in records[2]["error"]
+    assert set(records[1]) == {"path", "ok", "error"}
+
+
+def test_folders_are_walked_recursively_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    top = write_png(tmp_path / "study" / "img2.png", 3)
+    write_png(tmp_path / "study" / "img10.png", 4)
+    write_png(tmp_path / "study" / "sub" / "deep.png", 5)
+    (tmp_path / "study" / "README.txt").write_text("not a study")
+
+    assert main(["classify", "--json", str(tmp_path / "study")]) == 0
+    flat = [Path(r["path"]).name for r in json_lines(capsys.readouterr().out)]
+    assert flat == ["img2.png", "img10.png"]  # natural order, text file skipped, no subfolder
+
+    assert main(["classify", "--json", "--recursive", str(tmp_path / "study"), str(top)]) == 0
+    deep = [Path(r["path"]).name for r in json_lines(capsys.readouterr().out)]
+    assert deep == ["img2.png", "img10.png", "deep.png", "img2.png"]
+
+
+def test_table_and_summary_without_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    good = write_png(tmp_path / "chest.png", 6)
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"%PDF-1.4\n" + b"\0" * 300)
+    assert main(["classify", str(good), str(bad), "--threshold", "0"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["FILE", "P(PNEU)", "RESULT", "THRESH", "NOTES"]
+    assert out[1].startswith(str(good)) and "PNEUMONIA" in out[1] and "0.000" in out[1]
+    assert out[2].startswith(str(bad)) and "FAILED" in out[2] and "scan.dcm" in out[2]
+    assert out[1].index("PNEUMONIA") == out[2].index("FAILED")  # aligned columns
+    assert out[-1].startswith("2 studies: 1 pneumonia-likely, 1 failed, in ")
+    assert "CPU" in out[-1] and "tiny-cxr" in out[-1]
+
+
+def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "x.png", 7)
+    main(["classify", "--json", str(img), "--threshold", "1"])
+    main(["classify", "--json", str(img), "--threshold", "0"])
+    strict, lax = json_lines(capsys.readouterr().out)
+    assert strict["probability"] == lax["probability"]
+    assert (strict["label"], strict["operating_point"], strict["threshold"]) == ("NORMAL", "custom", 1.0)
+    assert lax["label"] == "PNEUMONIA"
+
+
+def test_csv_has_one_row_per_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    good = write_png(tmp_path / "a.png", 8)
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out_csv = tmp_path / "out" / "results.csv"
+    out_csv.parent.mkdir()
+    assert main(["classify", str(good), str(bad), "--csv", str(out_csv), "--json"]) == 1
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
+    assert [r["path"] for r in rows] == [str(good), str(bad)]
+    assert rows[0]["ok"] == "True" and 0 <= float(rows[0]["probability"]) <= 1 and len(rows[0]["model_sha256"]) == 64
+    assert rows[0]["label"] in {"NORMAL", "PNEUMONIA"} and rows[0]["in_scope"] in {"True", "False"}
+    assert rows[1]["ok"] == "False" and "b.png" in rows[1]["error"] and rows[1]["probability"] == ""
+    assert list(rows[0]) == ["path", "ok", "probability", "label", "threshold", "in_scope", "warnings", "error",
+                             "model_sha256"]
+
+
+def test_cam_dir_gets_one_uniquely_named_overlay_per_study(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a = write_png(tmp_path / "one" / "chest.png", 9, size=(300, 420))
+    b = write_png(tmp_path / "two" / "chest.png", 10, size=(350, 350))
+    cams = tmp_path / "cams"
+    assert main(["classify", "--json", str(a), str(b), "--cam-dir", str(cams)]) == 0
+    records = json_lines(capsys.readouterr().out)
+    assert sorted(p.name for p in cams.iterdir()) == ["chest_2_cam.png", "chest_cam.png"]
+    assert [Path(r["cam"]).name for r in records] == ["chest_cam.png", "chest_2_cam.png"]
+    first = cv2.imread(str(cams / "chest_cam.png"), cv2.IMREAD_UNCHANGED)
+    assert first.shape == (300, 420, 3) and first.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["classify"],
+        ["classify", "x.png", "--threshold", "1.5"],
+        ["classify", "x.png", "--provider", "tpu"],
+        ["classify", "x.png", "--threads", "0"],
+        ["classify", "x.png", "--bogus"],
+        ["diagnose", "x.png"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err  # argparse says what is wrong
+
+
+def test_an_unwritable_output_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "x.png", 14)
+    assert main(["classify", str(img), "--csv", str(tmp_path)]) == 2  # a folder, not a file
+    assert "cannot write output" in capsys.readouterr().err
+    (tmp_path / "taken").write_text("a file where the folder should go")
+    assert main(["classify", str(img), "--cam-dir", str(tmp_path / "taken")]) == 2
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture) -> None:
+    assert main(["classify", "--help"]) == 0
+    assert "--cam-dir" in capsys.readouterr().out
+
+
+def test_a_tampered_model_stops_with_a_clear_message(tmp_path: Path, monkeypatch, capsys) -> None:
+    res = tmp_path / "res"
+    build_tiny_model(res / "models")
+    onnx_file = res / "models" / "tiny-cxr.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
+    monkeypatch.setenv("LUNGLENS_RESOURCES", str(res))
+    assert main(["classify", str(write_png(tmp_path / "x.png", 11))]) == 1
+    err = capsys.readouterr().err
+    assert "corrupted or has been modified" in err and "Traceback" not in err
+
+
+def test_provider_fallback_is_visible(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "x.png", 12)
+    assert main(["classify", "--json", "--provider", "cuda", "--threads", "1", str(img)]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["provider"] == "CPUExecutionProvider"
+    assert any("CUDA" in w for w in record["warnings"])
+
+
+def test_the_lunglens_entry_point_classifies_without_importing_qt(resources: Path, tmp_path: Path) -> None:
+    img = write_png(tmp_path / "x.png", 13)
+    probe = (
+        "import json, sys\n"
+        "from desktop.main import main\n"
+        f"code = main(['classify', '--json', {str(img)!r}])\n"
+        "qt = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'PySide6', 'shiboken6', 'pyqtgraph', 'superqt', 'torch'})\n"
+        "print(json.dumps({'code': code, 'qt': qt}))\n"
+    )
+    env = {**os.environ, "LUNGLENS_RESOURCES": str(resources)}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    record, verdict = (json.loads(line) for line in result.stdout.splitlines()[-2:])
+    assert record["ok"] is True
+    assert verdict == {"code": 0, "qt": []}

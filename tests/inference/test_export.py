@@ -1,0 +1,67 @@
+"""CSV / JSON export of the worklist: one row per study, identifiers only when asked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from inference.export import COLUMNS, IDENTIFIER_COLUMNS, error_row, export_records, record_row, write_csv
+from inference.hashing import pixel_sha256
+from inference.worklist import Worklist, WorklistRecord
+
+from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, dicom_study, identified, prediction_for, raster_study
+
+
+@pytest.fixture
+def records(tmp_path, kermany_samples, real_dicom) -> list[WorklistRecord]:
+    studies = [identified(dicom_study(real_dicom)), raster_study(kermany_samples["NORMAL"][0])]
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        for study, p in zip(studies, (0.83, 0.07)):
+            wl.add(WorklistRecord.from_prediction(study, prediction_for(study, p, warnings=["adult; check"]), pixel_sha256(study)))
+        return wl.records()
+
+
+def test_csv_one_row_per_study_without_identifiers(tmp_path, records):
+    out = tmp_path / "worklist.csv"
+    assert export_records(records, out) == 2
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens UTF-8 correctly
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == COLUMNS
+    assert [r["label"] for r in rows] == ["PNEUMONIA", "NORMAL"]
+    assert rows[0]["probability"] == "0.8300"
+    assert rows[0]["warnings"] == "adult; check"
+    assert rows[0]["in_scope"] == "yes"
+    assert rows[0]["modality"] == "CR"
+    text = raw.decode("utf-8-sig")
+    assert PATIENT_NAME not in text and PATIENT_ID not in text
+
+
+def test_json_with_identifiers_when_asked(tmp_path, records):
+    out = tmp_path / "worklist.json"
+    assert export_records(records, out, include_identifiers=True) == 2
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert list(rows[0]) == list(COLUMNS + IDENTIFIER_COLUMNS)
+    assert rows[0]["patient_name"] == PATIENT_NAME and rows[0]["patient_id"] == PATIENT_ID
+    assert rows[0]["warnings"] == ["adult; check"]
+    assert rows[1]["probability"] == pytest.approx(0.07)
+    assert rows[1]["sensitivity"] == pytest.approx(0.95)
+
+
+def test_error_rows_and_formula_guard(records):
+    rows = [record_row(records[0]), error_row("/data/=HYPERLINK(1).dcm", "=HYPERLINK(1).dcm: not a DICOM file")]
+    buf = io.StringIO()
+    assert write_csv(rows, buf) == 2
+    parsed = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert parsed[1]["status"] == "error"
+    assert parsed[1]["probability"] == ""
+    assert parsed[1]["file"] == "'=HYPERLINK(1).dcm"  # never a live formula in a spreadsheet
+    assert parsed[1]["error"].startswith("'=")
+
+
+def test_unknown_format_is_refused(tmp_path, records):
+    with pytest.raises(ValueError, match=r"list\.xlsx.*\.csv or \.json"):
+        export_records(records, tmp_path / "list.xlsx")

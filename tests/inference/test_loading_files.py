@@ -1,0 +1,75 @@
+"""Folder expansion and the cheap candidate check."""
+
+from __future__ import annotations
+
+import builtins
+import time
+
+import numpy as np
+
+from inference.loaders import is_candidate, iter_study_files, load_study
+from tests.fixtures.dicom_factory import write_dicom, write_raster
+
+
+def _tree(root, film12, kermany_gray):
+    write_dicom(root / "IM10", film12, bits_stored=12)  # DICOM without extension
+    write_dicom(root / "IM2", film12, bits_stored=12)
+    write_raster(root / "chest.png", kermany_gray)
+    write_dicom(root / ".hidden.dcm", film12, bits_stored=12)
+    (root / "notes.txt").write_text("not a study")
+    (root / "report.pdf").write_bytes(b"%PDF-1.4")
+    (root / "DICOMDIR").write_bytes(b"\0" * 200)
+    (root / "sub").mkdir()
+    write_dicom(root / "sub" / "a.dcm", film12, bits_stored=12)
+    (root / ".git").mkdir()
+    (root / ".git" / "config.dcm").write_bytes(b"x")
+
+
+def test_folder_expansion_is_sorted_and_skips_hidden_and_non_candidates(tmp_path, film12, kermany_gray):
+    _tree(tmp_path, film12, kermany_gray)
+    flat = [p.relative_to(tmp_path).as_posix() for p in iter_study_files([tmp_path])]
+    assert flat == ["chest.png", "IM2", "IM10"]  # natural order, case-insensitive
+    deep = [p.relative_to(tmp_path).as_posix() for p in iter_study_files([tmp_path], recursive=True)]
+    assert deep == ["chest.png", "IM2", "IM10", "sub/a.dcm"]
+    assert all(load_study(p).pixels.ndim == 2 for p in iter_study_files([tmp_path], recursive=True))
+
+
+def test_explicit_files_are_kept_in_input_order_even_odd_ones(tmp_path, film12, kermany_gray):
+    _tree(tmp_path, film12, kermany_gray)
+    inputs = [tmp_path / "notes.txt", tmp_path / "missing.dcm", tmp_path / "sub", tmp_path / "IM2"]
+    assert list(iter_study_files(inputs)) == [
+        tmp_path / "notes.txt", tmp_path / "missing.dcm", tmp_path / "sub" / "a.dcm", tmp_path / "IM2",
+    ]
+
+
+def test_is_candidate_sniffs_content(tmp_path, film12, kermany_gray):
+    _tree(tmp_path, film12, kermany_gray)
+    bare = write_dicom(tmp_path / "bare", film12, bits_stored=12, no_file_meta=True)
+    renamed_pdf = tmp_path / "scan.dcm"
+    renamed_pdf.write_bytes(b"%PDF-1.7 ...")
+    assert is_candidate(tmp_path / "IM2") and is_candidate(tmp_path / "chest.png") and is_candidate(bare)
+    assert not is_candidate(renamed_pdf) and not is_candidate(tmp_path / "notes.txt")
+    assert not is_candidate(tmp_path / "sub") and not is_candidate(tmp_path / "nothing-here")
+
+
+def test_ten_thousand_files_expand_fast_without_opening_any(tmp_path, monkeypatch):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(10_000):
+        (folder / f"IM{i}").touch()
+    for i in range(50):
+        (folder / f"skip{i}.txt").touch()
+
+    def no_open(*args, **kwargs):
+        raise AssertionError(f"iter_study_files opened a file: {args[:1]}")
+
+    monkeypatch.setattr(builtins, "open", no_open)
+    start = time.perf_counter()
+    found = list(iter_study_files([folder]))
+    elapsed = time.perf_counter() - start
+    monkeypatch.undo()
+    assert len(found) == 10_000
+    assert [p.name for p in found[:3]] == ["IM0", "IM1", "IM2"] and found[-1].name == "IM9999"
+    assert elapsed < 5.0, f"expanding 10,000 files took {elapsed:.1f} s"  # a hang guard, not a benchmark
+    assert not any(is_candidate(p) for p in found[:2000])  # empty files are not studies
+    assert np.all(np.diff([int(p.name[2:]) for p in found]) == 1)

@@ -1,0 +1,79 @@
+"""Raster loading: PNG, JPEG, BMP, TIFF; 8/16-bit; grey, RGB, RGBA; format told by content."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+
+from inference.loaders import load_study
+from tests.fixtures.dicom_factory import write_dicom, write_raster
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+def test_lossless_8_bit_grey_rasters_are_exact(tmp_path, kermany_gray, suffix):
+    study = load_study(write_raster(tmp_path / f"film{suffix}", kermany_gray))
+    np.testing.assert_array_equal(study.pixels, kermany_gray.astype(np.float32))
+    assert study.pixels.dtype == np.float32
+    fmt = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF"}[suffix]
+    assert study.metadata.source_format == fmt and study.metadata.bits_stored == 8
+    assert study.metadata.photometric_interpretation == "MONOCHROME2"
+    assert study.tags == []
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_png_and_tiff_load_with_full_depth(tmp_path, film12, suffix):
+    study = load_study(write_raster(tmp_path / f"film16{suffix}", film12))
+    np.testing.assert_array_equal(study.pixels, film12.astype(np.float32))
+    assert study.metadata.bits_stored == 16 and study.pixels.max() > 255
+    assert study.warnings == []
+
+
+def test_jpeg_training_image_loads_as_grey_without_colour_warning(kermany_samples):
+    path = kermany_samples["NORMAL"][0]  # an RGB JPEG with three equal channels
+    study = load_study(path)
+    assert study.shape == (224, 224) and study.metadata.source_format == "JPEG"
+    assert study.metadata.photometric_interpretation == "RGB"
+    assert not any("Colour" in w for w in study.warnings)
+    assert any("Small image" in w for w in study.warnings)
+
+
+def test_real_colour_png_is_converted_with_a_warning(tmp_path, kermany_gray):
+    rgb = np.dstack([kermany_gray, kermany_gray // 2, 255 - kermany_gray]).astype(np.uint8)
+    study = load_study(write_raster(tmp_path / "colour.png", rgb))
+    expected = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    assert np.abs(study.pixels - expected).max() <= 1.0  # luminance, in RGB order
+    assert "Colour image: converted to greyscale." in study.warnings
+
+
+def test_rgba_png_warns_about_colour_and_transparency(tmp_path, kermany_gray):
+    alpha = np.full_like(kermany_gray, 128)
+    rgba = np.dstack([kermany_gray, 255 - kermany_gray, kermany_gray, alpha]).astype(np.uint8)
+    study = load_study(write_raster(tmp_path / "rgba.png", rgba))
+    assert study.pixels.ndim == 2
+    assert "Colour image: converted to greyscale." in study.warnings
+    assert any("transparency" in w for w in study.warnings)
+    opaque = np.dstack([kermany_gray] * 3 + [np.full_like(kermany_gray, 255)])
+    grey = load_study(write_raster(tmp_path / "opaque.png", opaque))
+    np.testing.assert_array_equal(grey.pixels, kermany_gray)
+    assert not any("Colour" in w or "transparency" in w for w in grey.warnings)
+
+
+def test_format_is_told_by_content_not_extension(tmp_path, kermany_gray, film12):
+    png_named_dcm = tmp_path / "image.dcm"
+    png_named_dcm.write_bytes(write_raster(tmp_path / "x.png", kermany_gray).read_bytes())
+    assert load_study(png_named_dcm).metadata.source_format == "PNG"
+    dicom_named_png = write_dicom(tmp_path / "scan.png", film12, bits_stored=12)
+    assert load_study(dicom_named_png).metadata.source_format == "DICOM"
+    no_extension = write_dicom(tmp_path / "1.2.840.1234", film12, "rle", bits_stored=12)
+    np.testing.assert_array_equal(load_study(no_extension).pixels, film12)
+
+
+def test_tiff_that_opencv_rejects_falls_back(tmp_path, film12):
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, film12, compression="zstd")  # OpenCV's libtiff lacks zstd
+    path = tmp_path / "zstd.tiff"
+    path.write_bytes(buf.getvalue())
+    np.testing.assert_array_equal(load_study(path).pixels, film12)

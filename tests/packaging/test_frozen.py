@@ -1,0 +1,167 @@
+"""The installer, proven: build the frozen bundle and the .deb, install the .deb into a scratch
+root with ``dpkg -x``, and run the installed app from there -- the self-test and a
+screenshot with a study -- without network (``unshare -n``) and without a display.
+
+Slow (the build takes minutes; it is reused when dist/ is newer than every input) but run
+in CI: this is the only test that sees what a user's PC gets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_build_module():
+    """packaging/build.py under its own name ("build" is also a PyPI package)."""
+    spec = importlib.util.spec_from_file_location("lunglens_build", REPO / "packaging" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+_build = _load_build_module()
+DEB_DEPENDS = _build.DEB_DEPENDS
+Outputs = _build.Outputs
+outputs = _build.outputs
+
+pytestmark = pytest.mark.slow
+
+BUILD_TIMEOUT = 1500  # seconds; a cold build here takes a few minutes
+
+
+def _network_isolation() -> tuple[list[str], str]:
+    """The ``unshare -n`` prefix when this machine allows it, else [] and why not."""
+    if not shutil.which("unshare"):
+        return [], "unshare not installed (util-linux)"
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return [], f"unshare -n not permitted here: {probe.stderr.strip() or probe.returncode}"
+    return ["unshare", "-n"], ""
+
+
+NO_NET, NO_NET_REASON = _network_isolation()
+
+
+@pytest.fixture(scope="session")
+def built() -> Outputs:
+    if not shutil.which("dpkg-deb"):
+        pytest.fail("dpkg-deb missing: apt-get install dpkg-dev (the CI script installs it)")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "packaging" / "build.py"), "--if-stale"],
+        cwd=REPO, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+    )
+    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    print(proc.stdout[-800:])
+    return outputs()
+
+
+@pytest.fixture(scope="session")
+def root(built: Outputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("deb-root")
+    subprocess.run(["dpkg", "-x", str(built.deb), str(target)], check=True)
+    return target
+
+
+@pytest.fixture()
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """No source tree, no venv, a fresh home: only what the installed app carries."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_RUNTIME_DIR": str(home),
+        "LANG": "C.UTF-8",
+        "QT_QPA_PLATFORM": "offscreen",
+    }
+
+
+def run_installed(root: Path, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    exe = root / "opt" / "lunglens" / "lunglens"
+    return subprocess.run([*NO_NET, str(exe), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_deb_installs_app_command_desktop_entry_and_icons(built: Outputs, root: Path) -> None:
+    exe = root / "opt" / "lunglens" / "lunglens"
+    assert exe.is_file() and os.access(exe, os.X_OK)
+    link = root / "usr" / "bin" / "lunglens"
+    assert link.is_symlink() and os.readlink(link) == "/opt/lunglens/lunglens"
+    entry = (root / "usr" / "share" / "applications" / "lunglens.desktop").read_text()
+    assert "Exec=lunglens %F" in entry and "Icon=lunglens" in entry
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(root / "usr/share/applications/lunglens.desktop")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    for size in (16, 48, 256):
+        assert (root / f"usr/share/icons/hicolor/{size}x{size}/apps/lunglens.png").is_file()
+    assert (root / "usr/share/icons/hicolor/scalable/apps/lunglens.svg").is_file()
+    depends = subprocess.run(["dpkg-deb", "-f", str(built.deb), "Depends"], capture_output=True, text=True,
+                             check=True).stdout
+    assert "libxcb-cursor0" in depends and depends.strip() == ", ".join(DEB_DEPENDS)
+
+
+def test_bundle_ships_no_training_stack_or_test_data(root: Path) -> None:
+    internal = root / "opt" / "lunglens" / "_internal"
+    names = {p.name for p in internal.iterdir()}
+    for forbidden in ("torch", "training", "tests", "pytest", "onnx", "tkinter", "matplotlib", "scipy"):
+        assert forbidden not in names, forbidden
+    assert not list(internal.rglob("*.pt")) and not list(internal.rglob("*.pth"))
+    assert not list(internal.rglob("*.jpeg")), "training images must never ship"
+    # pydicom's pixel-data plugins are found through their metadata: it must be there.
+    for dist in ("pylibjpeg", "pylibjpeg_libjpeg", "pylibjpeg_openjpeg", "pylibjpeg_rle"):
+        assert list(internal.glob(f"{dist}-*.dist-info/entry_points.txt")), dist
+
+
+def test_tarball_holds_the_same_bundle(built: Outputs) -> None:
+    with tarfile.open(built.tarball) as tar:
+        names = set(tar.getnames())
+    top = next(iter(names)).split("/")[0]
+    assert top.startswith("lunglens-")
+    assert f"{top}/lunglens" in names
+    assert any(n.startswith(f"{top}/_internal/resources/models/") and n.endswith(".onnx") for n in names)
+
+
+def test_network_isolation_is_available() -> None:
+    if not NO_NET:
+        pytest.skip(f"frozen runs were not network-isolated: {NO_NET_REASON}")
+    assert NO_NET == ["unshare", "-n"]
+
+
+def test_installed_self_test_passes_offline(root: Path, clean_env: dict[str, str], tmp_path: Path) -> None:
+    proc = run_installed(root, ["--self-test"], clean_env, tmp_path)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report
+    assert "ALL CHECKS PASSED" in proc.stdout
+    assert "frozen: yes" in proc.stdout
+    assert proc.stdout.count("PASS  decode ") >= 10
+    assert "PASS  main window" in proc.stdout
+    assert "Traceback" not in report
+
+
+def test_installed_app_screenshots_a_study_offline(root: Path, clean_env: dict[str, str], tmp_path: Path) -> None:
+    study = root / "opt/lunglens/_internal/resources/samples/sample-pneumonia.dcm"
+    shot = tmp_path / "shot.png"
+    proc = run_installed(root, ["--screenshot", str(shot), str(study)], clean_env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    image = cv2.imread(str(shot), cv2.IMREAD_COLOR)
+    assert image is not None, f"no screenshot written: {proc.stdout}{proc.stderr}"
+    assert image.shape[0] >= 400 and image.shape[1] >= 600
+    # A real window with an image and a heat-map has many colours, not a blank fill.
+    colours = np.unique(image.reshape(-1, 3), axis=0)
+    assert len(colours) > 200, f"screenshot looks empty ({len(colours)} colours)"

@@ -1,0 +1,114 @@
+"""The bundled ONNX model is the trained PyTorch model: same outputs, same Grad-CAM, valid manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from inference.gradcam import grad_cam
+from inference.manifest import ModelManifest
+from inference.preprocess import preprocess
+from tests.conftest import KERMANY_TRAIN, REPO
+from training.data import list_items, load_gray, read_validation_patients
+from training.export import sha256_of
+from training.model import ExportWrapper, LungLensNet
+from training.train import DEFAULT_CHECKPOINT, DEFAULT_VAL_LIST
+
+MODELS = REPO / "resources" / "models"
+
+
+@pytest.fixture(scope="module")
+def manifest() -> ModelManifest:
+    return ModelManifest.load(MODELS / "lunglens-cxr.json")
+
+
+@pytest.fixture(scope="module")
+def torch_model() -> LungLensNet:
+    ckpt = torch.load(DEFAULT_CHECKPOINT, map_location="cpu")
+    model = LungLensNet(tuple(ckpt["widths"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def session() -> ort.InferenceSession:
+    return ort.InferenceSession(str(MODELS / "lunglens-cxr.onnx"), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def val_inputs(manifest) -> np.ndarray:
+    """20 validation-patient images (10 per class) through the app's preprocess()."""
+    val = read_validation_patients(DEFAULT_VAL_LIST)
+    items = [it for it in list_items(KERMANY_TRAIN.parent) if it.patient in val]
+    picked = [it for it in items if it.label == 0][::25][:10] + [it for it in items if it.label == 1][::60][:10]
+    assert len(picked) == 20
+    return np.concatenate([preprocess(load_gray(it.path), manifest.preprocess) for it in picked])
+
+
+def test_manifest_describes_the_bundled_file(manifest):
+    raw = manifest.raw
+    assert manifest.name == "lunglens-cxr" and manifest.version == "1.0.0"
+    assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
+    assert (MODELS / manifest.onnx_file).stat().st_size <= 10_000_000
+    assert raw["parameters"] <= 5_000_000
+    assert manifest.temperature > 0
+    hs, bal = manifest.operating_points["high_sensitivity"], manifest.operating_points["balanced"]
+    assert hs.sensitivity >= 0.95 and 0 < hs.threshold <= bal.threshold < 1
+    assert manifest.default_threshold == hs.threshold
+    lo, hi = raw["metrics"]["auc"]["ci95"]
+    assert lo <= raw["metrics"]["auc"]["value"] <= hi
+    for key in ("ece_before", "ece_after"):  # ECE is biased upwards under resampling: only order the ends
+        lo, hi = raw["metrics"][key]["ci95"]
+        assert 0 <= lo <= hi <= 1
+    assert raw["calibration"]["ece_after"] <= raw["calibration"]["ece_before"]
+    assert sum(b["count"] for b in raw["calibration"]["reliability"]) == raw["validation"]["n_images"]
+    assert "CC BY 4.0" in raw["training_data"]["licence"] and "10.17632/rscbjbr9sj.2" in raw["training_data"]["source"]
+
+
+@pytest.mark.slow
+def test_onnx_runtime_matches_pytorch_on_20_real_images(torch_model, session, val_inputs):
+    logit, feats, grads = session.run(None, {"image": val_inputs})
+    with torch.no_grad():
+        t_logit, t_feats, t_grads = (t.numpy() for t in ExportWrapper(torch_model)(torch.from_numpy(val_inputs)))
+    assert logit.shape == (20, 1) and feats.shape[0] == 20 and min(feats.shape[2:]) >= 7
+    np.testing.assert_allclose(logit, t_logit, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(feats, t_feats, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(grads, t_grads, atol=1e-6, rtol=0)
+
+
+def _autograd_cam(model: LungLensNet, x: np.ndarray) -> np.ndarray:
+    """Textbook Grad-CAM: hooks on the last conv block's output, backward of the logit."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inp, out):
+        out.retain_grad()
+        store["a"] = out
+
+    handle = model.body[-1].register_forward_hook(hook)
+    try:
+        model.zero_grad()
+        model(torch.from_numpy(x))[0, 0].backward()
+    finally:
+        handle.remove()
+    a, g = store["a"][0].detach(), store["a"].grad[0]
+    cam = torch.relu((g.mean(dim=(1, 2))[:, None, None] * a).sum(0))
+    return (cam / cam.max()).numpy() if cam.max() > 0 else cam.numpy()
+
+
+@pytest.mark.slow
+def test_runtime_grad_cam_matches_autograd_grad_cam(torch_model, session, val_inputs):
+    _, feats, grads = session.run(None, {"image": val_inputs})
+    compared = 0
+    for i in range(len(val_inputs)):
+        ours = grad_cam(feats[i], grads[i])
+        ref = _autograd_cam(torch_model, val_inputs[i : i + 1])
+        assert ours.shape == ref.shape
+        if ref.max() == 0:  # no positive evidence at all: both must be empty
+            assert ours.max() == 0
+            continue
+        r = np.corrcoef(ours.ravel(), ref.ravel())[0, 1]
+        assert r >= 0.99, f"image {i}: Pearson r {r:.4f}"
+        compared += 1
+    assert compared >= 10

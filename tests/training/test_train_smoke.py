@@ -1,0 +1,45 @@
+"""The training pipeline end to end on a few batches of real images: train, export, reload in ORT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from inference.manifest import ModelManifest
+from inference.preprocess import PreprocessSpec, preprocess
+from training.data import load_gray
+from training.export import sha256_of
+from training.train import DEFAULT_VAL_LIST, main
+
+from tests.conftest import KERMANY_TRAIN
+
+
+@pytest.mark.slow
+def test_smoke_run_exports_a_model_that_honours_the_onnx_contract(tmp_path, kermany_samples):
+    out = tmp_path / "models"
+    rc = main(["--data", str(KERMANY_TRAIN.parent), "--out", str(out), "--smoke",
+               "--runs", str(tmp_path / "runs"), "--val-patients", str(DEFAULT_VAL_LIST)])
+    assert rc == 0
+    manifest = ModelManifest.load(out / "lunglens-cxr.json")
+    onnx_path = out / manifest.onnx_file
+    assert manifest.sha256 == sha256_of(onnx_path)
+    assert manifest.preprocess == PreprocessSpec()
+    assert set(manifest.operating_points) == {"high_sensitivity", "balanced"}
+    assert (tmp_path / "models" / "lunglens-cxr-smoke.pt").exists()
+    logs = list((tmp_path / "runs").glob("*/train.log"))
+    assert logs and "epoch 1/1" in logs[0].read_text()
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["logit", "features", "features_grad"]
+    files = kermany_samples["NORMAL"][:2] + kermany_samples["PNEUMONIA"][:1]
+    x = np.concatenate([preprocess(load_gray(f), manifest.preprocess) for f in files])
+    logit, feats, grads = sess.run(None, {"image": x})  # batch of 3: the batch axis is dynamic
+    assert logit.shape == (3, 1) and np.isfinite(logit).all()
+    assert feats.ndim == 4 and feats.shape[0] == 3 and min(feats.shape[2:]) >= 7
+    assert grads.shape == feats.shape
+    raw = json.loads((out / "lunglens-cxr.json").read_text())
+    assert raw["training_data"]["licence"] == "CC BY 4.0"

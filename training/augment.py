@@ -1,0 +1,117 @@
+"""Batch augmentation in torch, built around the app's histogram equalization.
+
+Equalization is a rank transform: it erases every monotonic intensity change (brightness,
+contrast, gamma, window). So photometric augmentation only teaches the model something if it
+is NON-monotonic (noise, blur/sharpening, local contrast, uneven exposure, clipping) and is
+applied BEFORE equalization. Geometric augmentation is applied after it, as the app never
+pads or rotates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from inference.preprocess import PreprocessSpec
+
+_LEVELS = 4096  # quantization of the rank transform; > 256 so uint8 inputs keep every level
+
+
+def equalize_batch(x: torch.Tensor) -> torch.Tensor:
+    """Histogram equalization of each image of [N,1,H,W], as inference.preprocess.equalize.
+
+    Each value maps to the midpoint of its empirical CDF (ties share a value). Values are
+    min-max scaled and quantized to 4,096 levels first (a monotonic map, so ranks are kept);
+    for 8-bit inputs the result equals inference.preprocess.equalize exactly.
+    """
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    lo = flat.min(dim=1, keepdim=True).values
+    hi = flat.max(dim=1, keepdim=True).values
+    q = ((flat - lo) / (hi - lo).clamp_min(1e-12) * (_LEVELS - 1)).round().long()
+    idx = q + torch.arange(n, device=x.device).unsqueeze(1) * _LEVELS
+    counts = torch.bincount(idx.reshape(-1), minlength=n * _LEVELS).reshape(n, _LEVELS).float()
+    cdf_mid = (counts.cumsum(dim=1) - counts / 2.0) / flat.shape[1]
+    return cdf_mid.gather(1, q).reshape(x.shape)
+
+
+def standardize(eq: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    return (eq - spec.mean) / spec.std
+
+
+def _gauss_kernels(sigma: torch.Tensor, size: int = 7) -> torch.Tensor:
+    """1-D Gaussian kernels [N, size]; sigma < 0 gives an unsharp (sharpening) kernel."""
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    s = sigma.abs().clamp_min(1e-3).unsqueeze(1)
+    k = torch.exp(-0.5 * (r.unsqueeze(0) / s) ** 2)
+    k = k / k.sum(dim=1, keepdim=True)
+    delta = torch.zeros(size)
+    delta[size // 2] = 1.0
+    sharpen = (sigma < 0).float().unsqueeze(1)
+    return sharpen * (2 * delta - k) + (1 - sharpen) * k
+
+
+def _separable(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Per-image separable convolution of [N,1,H,W] with kernels [N, size] (reflect padding)."""
+    n, _, h, w = x.shape
+    p = k.shape[1] // 2
+    y = x.reshape(1, n, h, w)
+    y = F.conv2d(F.pad(y, (p, p, 0, 0), mode="reflect"), k.reshape(n, 1, 1, -1), groups=n)
+    y = F.conv2d(F.pad(y, (0, 0, p, p), mode="reflect"), k.reshape(n, 1, -1, 1), groups=n)
+    return y.reshape(n, 1, h, w)
+
+
+def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Non-monotonic intensity changes of raw images [N,1,H,W] in 0..1 (before equalization)."""
+    n, _, h, w = x.shape
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(n, 1, 1, 1, generator=gen) * (hi - lo) + lo)
+
+    def coin(p: float) -> torch.Tensor:
+        return (torch.rand(n, 1, 1, 1, generator=gen) < p).float()
+
+    # Exposure / detector response: gamma, then clipping of the extremes (saturation).
+    x = x.clamp(0, 1) ** u(0.6, 1.6)
+    clip = coin(0.3)
+    x = torch.minimum(x, 1 - clip * u(0.0, 0.12))
+    x = torch.maximum(x, clip * u(0.0, 0.08))
+    # Local contrast (CLAHE-like unsharp masking at a large scale, or its opposite).
+    low = F.interpolate(F.avg_pool2d(x, 16), size=(h, w), mode="bilinear", align_corners=False)
+    x = x + coin(0.6) * u(-0.4, 1.2) * (x - low)
+    # Uneven exposure / scatter: a smooth random field.
+    field = F.interpolate(torch.randn(n, 1, 4, 4, generator=gen), size=(h, w), mode="bicubic", align_corners=False)
+    x = x + coin(0.5) * u(0.0, 0.12) * field
+    # Blur or sharpening (different devices and resampling).
+    sigma = (torch.rand(n, generator=gen) * 1.6 - 0.4) * (torch.rand(n, generator=gen) < 0.6).float()
+    x = _separable(x, _gauss_kernels(torch.where(sigma.abs() < 0.3, torch.full_like(sigma, 1e-3), sigma)))
+    # Quantum noise, and de-quantization noise that breaks 8-bit ties as full-size inputs do.
+    x = x + coin(0.5) * u(0.0, 0.035) * torch.randn(x.shape, generator=gen)
+    x = x + (torch.rand(x.shape, generator=gen) - 0.5) / 255.0
+    return x
+
+
+def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True) -> torch.Tensor:
+    """Rotation +-10 deg, scale 0.9-1.1, shift +-8%, optional horizontal flip; no vertical flip."""
+    n = x.shape[0]
+    ang = (torch.rand(n, generator=gen) * 20 - 10) * math.pi / 180
+    scale = torch.rand(n, generator=gen) * 0.2 + 0.9
+    tx = torch.rand(n, generator=gen) * 0.16 - 0.08
+    ty = torch.rand(n, generator=gen) * 0.16 - 0.08
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if hflip else torch.ones(n)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx * 2], 1), torch.stack([sin * flip, cos, ty * 2], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator, hflip: bool = True) -> torch.Tensor:
+    """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric)."""
+    x = raw_u8.unsqueeze(1).float() / 255.0
+    x = photometric(x, gen)
+    x = standardize(equalize_batch(x), spec)
+    return geometric(x, gen, hflip=hflip)
