@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
@@ -28,6 +28,8 @@ from .settings import AppSettings
 from .worker import StudyWorker
 
 log = logging.getLogger(__name__)
+
+FLUSH_MS = 60
 
 
 @dataclass
@@ -82,6 +84,14 @@ class StudyController(QObject):
         self._view_loading = False
         self._context: ViewContext | None = None
         self._restart_pending = False
+        self._closed = False
+        # Worker reports are applied in batches, at most every FLUSH_MS: at 100 studies a
+        # second, one list update and repaint per report would keep the GUI thread busy.
+        self._updates: list[tuple[Any, tuple[Any, ...]]] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
         self._apply_display_defaults()
         self.model.set_show_identifiers(settings.show_identifiers)
         self.worker = self._make_worker()
@@ -91,11 +101,11 @@ class StudyController(QObject):
         w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None, parent=self)
         w.engine_ready.connect(self._engine_ready)
         w.engine_failed.connect(self._engine_failed)
-        w.stage.connect(self.model.set_stage)
-        w.loaded.connect(self.model.set_loaded)
-        w.result.connect(self._result)
-        w.failed.connect(self._failed)
-        w.cancelled.connect(self._cancelled)
+        w.stage.connect(lambda key, stage: self._queue(self.model.set_stage, key, stage))
+        w.loaded.connect(lambda *args: self._queue(self.model.set_loaded, *args))
+        w.result.connect(lambda *args: self._queue(self._result, *args))
+        w.failed.connect(lambda *args: self._queue(self._failed, *args))
+        w.cancelled.connect(lambda key: self._queue(self._cancelled, key))
         w.view_loaded.connect(self._view_loaded)
         w.view_failed.connect(self._view_failed)
         w.discovered.connect(self._discovered)
@@ -105,6 +115,9 @@ class StudyController(QObject):
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel and stop every background thread; True when all ended (called on close)."""
+        self._closed = True
+        self._flush_timer.stop()
+        self._updates.clear()
         self.worker.cancel()
         return self.worker.shutdown(timeout)
 
@@ -148,6 +161,21 @@ class StudyController(QObject):
         self.worker.cancel()
 
     # -- worker results --------------------------------------------------------------------------
+    def _queue(self, handler: Any, *args: Any) -> None:
+        if self._closed:
+            return  # reports still in the event queue after shutdown: nobody is watching
+        self._updates.append((handler, args))
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush(self) -> None:
+        updates, self._updates = self._updates, []
+        finished = {args[0] for h, args in updates if h != self.model.set_stage and h != self.model.set_loaded}
+        for handler, args in updates:
+            if handler == self.model.set_stage and args[0] in finished:
+                continue  # it is already done: skip the intermediate "loading"/"running"
+            handler(*args)
+
     def _engine_ready(self, engine: EngineInfo) -> None:
         self.engine = engine
         self.manifest = engine.manifest
@@ -197,7 +225,7 @@ class StudyController(QObject):
 
     @property
     def busy(self) -> bool:
-        return bool(self._pending) or self._discovering > 0
+        return bool(self._pending) or self._discovering > 0 or bool(self._updates)
 
     @property
     def idle(self) -> bool:

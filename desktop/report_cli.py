@@ -89,8 +89,6 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:  # an unknown operating point, a bad --threads
         print(f"lunglens report: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    for warning in engine.warnings:
-        print(f"lunglens report: warning: {warning}", file=sys.stderr)
 
     digest = pixel_sha256(study)
     audit = AuditLog()
@@ -100,7 +98,7 @@ def main(argv: list[str]) -> int:
     scope = "" if prediction.in_scope else " [outside the model's scope: not reliable]"
     print(
         f"{study.path.name}: pneumonia {verdict} -- {pct} % "
-        f"(threshold {prediction.threshold * 100:.0f} %, {prediction.operating_point}){scope}"
+        f"(threshold {prediction.threshold * 100:.1f} %, {prediction.operating_point}){scope}"
     )
     for warning in prediction.warnings:
         print(f"  warning: {warning}")

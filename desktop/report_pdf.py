@@ -127,7 +127,7 @@ class _Page:
         self.font(10, bold=True)
         y += self.text(self.LEFT, y, 182, 8, "AI-generated result: decision support, not a diagnosis", color=RED) + 3
         img_bottom = self.image(self.LEFT, y, 112, 112)
-        self.result(134, y, 62)
+        self.result(131, y, 65)
         y = max(img_bottom, y + 112) + 5
         y = self.warnings(y)
         y = self.study_block(y)
@@ -151,7 +151,7 @@ class _Page:
         gauge_h = self.gauge(x, y, w)
         y += gauge_h + 2
         colour = RED if pred.is_positive else GREEN
-        self.font(13, bold=True)
+        self.font(11.5, bold=True)
         y += self.text(x, y, w, 10, verdict(pred), Qt.AlignmentFlag.AlignHCenter, colour) + 3
         if not pred.in_scope:
             self.font(9, bold=True)
@@ -196,10 +196,11 @@ class _Page:
         self.font(7)
         label_pt = at(thr, r + 6)
         lx, ly = label_pt.x() * 25.4 / DPI, label_pt.y() * 25.4 / DPI
-        self.text(lx - 12, ly - 3, 24, 5, f"threshold {thr * 100:.0f} %", Qt.AlignmentFlag.AlignHCenter)
-        for frac, label in ((0.0, "0"), (0.5, "50"), (1.0, "100")):
-            pt = at(frac, r - 9)
-            self.text(pt.x() * 25.4 / DPI - 5, pt.y() * 25.4 / DPI - 2, 10, 5, label, Qt.AlignmentFlag.AlignHCenter, MUTED)
+        self.text(lx - 12, ly - 3, 24, 5, f"threshold {thr * 100:.1f} %", Qt.AlignmentFlag.AlignHCenter)
+        # 0 and 100 under the ends of the dial, 50 inside it: clear of the needle's ends.
+        for frac, label, radius, drop in ((0.0, "0", r, 3.5), (0.5, "50", r - 9, -2), (1.0, "100", r, 3.5)):
+            pt = at(frac, radius)
+            self.text(pt.x() * 25.4 / DPI - 5, pt.y() * 25.4 / DPI + drop, 10, 5, label, Qt.AlignmentFlag.AlignHCenter, MUTED)
         needle = QPen(INK, _mm(1.2))
         needle.setCapStyle(Qt.PenCapStyle.RoundCap)
         p.setPen(needle)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import logging
 import sys
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="custom decision threshold on the probability (default: the model's operating point)",
     )
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log providers and timings to stderr")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log the model and execution provider used to stderr")
     return parser
 
 
@@ -208,12 +209,24 @@ def collect_inputs(paths: list[str], recursive: bool) -> list[_Input]:
     """The files to classify, argument by argument so results follow the command line's
     order. A missing path is kept: loading it reports the error under its name."""
     out: list[_Input] = []
-    for arg in paths:
+    for arg in _expand_wildcards(paths):
         found = list(iter_study_files([arg], recursive=recursive))
         if not found and Path(arg).is_dir():
             hint = "" if recursive else " (use --recursive for subfolders)"
             print(f"lunglens classify: no image or DICOM files in {arg}{hint}", file=sys.stderr)
         out.extend(_Input(p) for p in found)
+    return out
+
+
+def _expand_wildcards(paths: list[str]) -> list[str]:
+    """Expand ``*.dcm`` ourselves: Windows shells pass wildcards through unexpanded. A pattern
+    that matches nothing stays as given, so it is reported as not found."""
+    out: list[str] = []
+    for arg in paths:
+        if any(c in arg for c in "*?[") and not Path(arg).exists():
+            out.extend(sorted(glob.glob(arg)) or [arg])
+        else:
+            out.append(arg)
     return out
 
 

@@ -37,9 +37,9 @@ def result_lines(prediction: Prediction) -> list[str]:
     pct = round(prediction.probability * 100)
     verdict = "Pneumonia likely" if prediction.is_positive else "Pneumonia unlikely"
     op = prediction.operating_point.replace("_", " ")
-    threshold = f"threshold {prediction.threshold * 100:.0f}% ({op})"
+    threshold = f"threshold {prediction.threshold * 100:.1f}% ({op})"
     if prediction.sensitivity is not None and prediction.specificity is not None:
-        threshold += f", sens {prediction.sensitivity * 100:.0f}% / spec {prediction.specificity * 100:.0f}%"
+        threshold += f", sens {prediction.sensitivity * 100:.1f}% / spec {prediction.specificity * 100:.1f}%"
     lines = [DISCLAIMER, f"{verdict}: P(pneumonia) = {pct}% - {threshold}"]
     if not prediction.in_scope:
         reasons = "; ".join(prediction.scope_reasons) or "input unlike the training images"

@@ -24,6 +24,7 @@ from . import providers as prov
 from .errors import ModelError
 from .gradcam import grad_cam, resize_cam
 from .manifest import ModelManifest
+from .ood import ScopeGate
 from .paths import models_dir as default_models_dir
 from .prediction import ModelInfo, Prediction
 from .preprocess import preprocess
@@ -79,8 +80,10 @@ class Engine:
         model_path: Path,
         warnings: list[str],
         load_ms: float,
+        gate: ScopeGate,
     ) -> None:
         self.manifest = manifest
+        self.gate = gate  # the input gate: is this a frontal chest X-ray like the training ones?
         self.model_path = model_path
         self.warnings = warnings  # shown by the UI: e.g. "CUDA unavailable, running on CPU"
         self.load_ms = load_ms
@@ -135,8 +138,10 @@ class Engine:
         log.info("ONNX Runtime %s, providers: %s", ort.__version__, ", ".join(ort.get_available_providers()))
         session, warnings = _open_session(model_bytes, options, provider, available)
         _check_contract(session, manifest, model_path)
+        gate = ScopeGate.load(manifest_path.parent, manifest)
+        warnings.extend(gate.warnings)  # e.g. no gate statistics: only headers are checked
 
-        engine = cls(manifest, session, model_path, warnings, load_ms=0.0)
+        engine = cls(manifest, session, model_path, warnings, load_ms=0.0, gate=gate)
         engine._run(np.zeros((1, 1, manifest.preprocess.height, manifest.preprocess.width), np.float32))
         engine.load_ms = (time.perf_counter() - t0) * 1000.0
         log.info(
@@ -151,7 +156,8 @@ class Engine:
         threshold: float | None = None,
         operating_point: str | None = None,
     ) -> Prediction:
-        """Classify one study: calibrated probability, label, Grad-CAM at the study's size.
+        """Classify one study: calibrated probability, label, Grad-CAM at the study's size,
+        and the input gate's verdict (``in_scope``, ``scope_reasons``).
 
         ``threshold`` (a probability) overrides the operating point and is reported as
         "custom"; otherwise ``operating_point`` names one of the manifest's (default: the
@@ -165,6 +171,9 @@ class Engine:
         t2 = time.perf_counter()
         cam = resize_cam(grad_cam(out.features, out.grads), study.shape)
         t3 = time.perf_counter()
+        embedding = out.features.mean(axis=(1, 2)).astype(np.float32)
+        scope = self.gate.assess(study, embedding)
+        t4 = time.perf_counter()
 
         probability = _sigmoid(out.logit / self.manifest.temperature)
         positive, negative = self.manifest.labels[1], self.manifest.labels[0]
@@ -183,10 +192,13 @@ class Engine:
                 "preprocess": round((t1 - t0) * 1000.0, 3),
                 "inference": round((t2 - t1) * 1000.0, 3),
                 "gradcam": round((t3 - t2) * 1000.0, 3),
+                "gate": round((t4 - t3) * 1000.0, 3),
             },
-            warnings=[*study.warnings, *self.warnings],
+            warnings=[*study.warnings, *scope.warnings, *self.warnings],
             logit=out.logit,
-            embedding=out.features.mean(axis=(1, 2)).astype(np.float32),
+            in_scope=scope.in_scope,
+            scope_reasons=list(scope.reasons),
+            embedding=embedding,
         )
 
     def _decision(

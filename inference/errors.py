@@ -30,6 +30,10 @@ class UnsupportedStudyError(StudyLoadError):
     """Readable, but not something LungLens can show (no pixel data, an SR, a 1x1 image...)."""
 
 
+class FileAccessError(StudyLoadError):
+    """The file is missing or cannot be read (permissions, a device, a broken link)."""
+
+
 class PixelDecodeError(StudyLoadError):
     """Compressed pixel data could not be decoded."""
 

@@ -42,15 +42,12 @@ def render_overlay(study: Study, prediction: Prediction, opacity: float = 0.4, f
     readable), reaching ``opacity`` within FEATHER above the floor so the edge is soft."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
-    gray = window_to_uint8(study.pixels, study.window)
-    rgb = np.repeat(gray[:, :, np.newaxis], 3, axis=2)
+    rgb = cv2.cvtColor(window_to_uint8(study.pixels, study.window), cv2.COLOR_GRAY2RGB)
     cam = prediction.cam
     if cam.shape != study.shape:
         cam = resize_cam(cam, study.shape)
-    mask = cam > floor
-    if not mask.any():
+    alpha = np.clip((cam - floor) * (opacity / FEATHER), 0.0, opacity).astype(np.float32)
+    if not alpha.any():
         return rgb
-    alpha = (opacity * np.clip((cam[mask] - floor) / FEATHER, 0.0, 1.0))[:, np.newaxis]
-    blended = (1.0 - alpha) * rgb[mask].astype(np.float32) + alpha * jet(cam[mask][np.newaxis])[0].astype(np.float32)
-    rgb[mask] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return rgb
+    # Per-pixel weights (1 - alpha, alpha), done in OpenCV: a 3,000-pixel film stays fast.
+    return cv2.blendLinear(rgb, jet(cam), 1.0 - alpha, alpha)

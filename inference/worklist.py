@@ -16,7 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .prediction import Prediction
+import cv2
+import numpy as np
+
+from .prediction import ModelInfo, Prediction
 from .study import Study, StudyMetadata
 from .userdirs import worklist_path
 
@@ -44,12 +47,15 @@ CREATE TABLE IF NOT EXISTS results (
     provider TEXT NOT NULL,
     analysed_at TEXT NOT NULL,
     timings_ms TEXT NOT NULL,
+    thumbnail BLOB,
+    cam_small BLOB,
     UNIQUE (study_path, pixel_sha256, model_sha256)
 );
 CREATE INDEX IF NOT EXISTS results_by_hash ON results (pixel_sha256, model_sha256);
 """
 
 _JSON_FIELDS = ("metadata", "scope_reasons", "warnings", "timings_ms")
+_IMAGE_FIELDS = ("thumbnail", "cam_small")
 
 
 def utc_now() -> str:
@@ -61,8 +67,9 @@ def utc_now() -> str:
 class WorklistRecord:
     """One analysed study: what the list, the exports and a restored session show.
 
-    No Grad-CAM map and no pixels are stored: the list stays small, and the study on screen
-    is re-read from ``study_path`` when the user opens it.
+    No full-size pixels or Grad-CAM are stored, only what the list shows: an optional
+    thumbnail and a reduced Grad-CAM (uint8 0..255, e.g. 128 px a side), both kept as PNG.
+    The study on screen is re-read from ``study_path`` when the user opens it.
     """
 
     study_path: str
@@ -83,10 +90,19 @@ class WorklistRecord:
     provider: str
     analysed_at: str = field(default_factory=utc_now)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D
+    cam_small: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D, 255 = 1.0
     id: int | None = None  # row id once stored
 
     @classmethod
-    def from_prediction(cls, study: Study, prediction: Prediction, pixel_sha256: str) -> WorklistRecord:
+    def from_prediction(
+        cls,
+        study: Study,
+        prediction: Prediction,
+        pixel_sha256: str,
+        thumbnail: np.ndarray | None = None,
+        cam_small: np.ndarray | None = None,
+    ) -> WorklistRecord:
         """The record of ``prediction`` for ``study`` (pixel hash from inference.hashing)."""
         return cls(
             study_path=str(study.path),
@@ -106,6 +122,27 @@ class WorklistRecord:
             model_sha256=prediction.model.sha256,
             provider=prediction.provider,
             timings_ms={k: float(v) for k, v in prediction.timings_ms.items()},
+            thumbnail=thumbnail,
+            cam_small=cam_small,
+        )
+
+    def to_prediction(self) -> Prediction:
+        """The stored result as a Prediction without its Grad-CAM (an empty map; use
+        ``cam_small`` for display), e.g. to restore the list or skip a recompute."""
+        return Prediction(
+            probability=self.probability,
+            label=self.label,
+            threshold=self.threshold,
+            operating_point=self.operating_point,
+            sensitivity=self.sensitivity,
+            specificity=self.specificity,
+            cam=np.zeros((0, 0), np.float32),
+            model=ModelInfo(self.model_name, self.model_version, self.model_sha256),
+            provider=self.provider,
+            timings_ms=dict(self.timings_ms),
+            warnings=list(self.warnings),
+            in_scope=self.in_scope,
+            scope_reasons=list(self.scope_reasons),
         )
 
     @property
@@ -174,6 +211,8 @@ class Worklist:
         values = {f.name: getattr(record, f.name) for f in fields(WorklistRecord) if f.name != "id"}
         for key in _JSON_FIELDS:
             values[key] = json.dumps(values[key], ensure_ascii=False)
+        for key in _IMAGE_FIELDS:
+            values[key] = _png(values[key], key)
         values["in_scope"] = int(values["in_scope"])
         cols = ", ".join(values)
         marks = ", ".join(f":{k}" for k in values)
@@ -228,9 +267,28 @@ class Worklist:
         self.close()
 
 
+def _png(image: np.ndarray | None, name: str) -> bytes | None:
+    if image is None:
+        return None
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D uint8 image, got {image.dtype} {image.shape}")
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"{name} could not be encoded as PNG")
+    return data.tobytes()
+
+
+def _unpng(data: bytes | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
 def _record(row: sqlite3.Row) -> WorklistRecord:
     data = dict(row)
     for key in _JSON_FIELDS:
         data[key] = json.loads(data[key])
+    for key in _IMAGE_FIELDS:
+        data[key] = _unpng(data[key])
     data["in_scope"] = bool(data["in_scope"])
     return WorklistRecord(**data)

@@ -137,6 +137,16 @@ def run_pyinstaller() -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+def remove_dangling_symlinks(bundle: Path) -> list[str]:
+    """PyInstaller links top-level names to libraries the spec pruned; drop those links."""
+    removed = []
+    for path in bundle.rglob("*"):
+        if path.is_symlink() and not path.exists():
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
 def check_bundle(bundle: Path) -> None:
     """Fail the build now for what would otherwise fail on the user's PC."""
     internal = bundle / "_internal"
@@ -264,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     check_model_present()
     started = time.monotonic()
     run_pyinstaller()
+    remove_dangling_symlinks(out.bundle)
     check_bundle(out.bundle)
     print(f"bundle: {out.bundle} ({mib(out.bundle)}) in {time.monotonic() - started:.0f} s", flush=True)
     if args.bundle_only or sys.platform != "linux":

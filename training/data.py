@@ -3,10 +3,11 @@
 Patient identity comes from the file names (see ../shared/data/README.md):
 ``personN_bacteria_M`` / ``personN_virus_M`` -> pneumonia patient N, ``IM-NNNN-0001*`` and
 ``NORMAL2-IM-NNNN-0001*`` -> normal patient NNNN. The two normal series share a number range
-(211 numbers occur in both) and nothing in the data says whether IM-0383 and NORMAL2-IM-0383
-are the same child. We treat them as the SAME patient: merging two different children only
-makes a split group coarser (harmless), while separating one child across train and
-validation would leak. Pneumonia ``personN`` and normal ``NNNN`` are separate numbering
+(211 numbers occur in both). Image similarity says such pairs are most likely different
+children (``python -m training.check_patient_ids``: they are no more alike than random pairs,
+while two images of one series and number are). We still treat them as the SAME patient:
+merging two different children only makes a split group coarser (harmless), while
+separating one child across train and validation would leak. Pneumonia ``personN`` and normal ``NNNN`` are separate numbering
 schemes and are kept apart.
 """
 

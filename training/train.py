@@ -27,6 +27,7 @@ from .augment import augment_batch
 from .data import list_items, preload, read_validation_patients, split_patients, write_validation_patients
 from .export import OUTPUTS, TRAINING_DATA, export_onnx, sha256_of, write_manifest
 from .model import LungLensNet, count_parameters
+from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
 VERSION = "1.0.0"
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder holding train/{NORMAL,PNEUMONIA}")
     p.add_argument("--out", type=Path, required=True, help="where the .onnx and .json go")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -56,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=TRAINING_DIR / "runs", help="per-run log folder")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
+    p.add_argument("--finalize", type=Path, default=None, metavar="LAST_EMA_PT",
+                   help="skip training: calibrate, export and describe the EMA weights saved by an "
+                        "interrupted run (training/runs/<stamp>/last_ema.pt)")
     return p.parse_args(argv)
 
 
@@ -252,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     val_x = validation_inputs(val_imgs, spec)
     log.info("preloaded in %.0fs", time.time() - t_start)
 
-    model = train(args, run_dir, train_imgs, train_y, val_x, val_y, spec)
+    finalized_from = None
+    if args.finalize is not None:
+        ckpt = torch.load(args.finalize, map_location="cpu")
+        model = LungLensNet(tuple(ckpt["widths"]))
+        model.load_state_dict(ckpt["state_dict"])
+        finalized_from = {"checkpoint": str(args.finalize), "epochs_completed": ckpt["epoch"]}
+        log.info("finalizing %s (epoch %d of the run)", args.finalize, ckpt["epoch"])
+    else:
+        model = train(args, run_dir, train_imgs, train_y, val_x, val_y, spec)
     groups = np.array([i.patient for i in va])
     report, temperature = evaluate(model, val_x, val_y, groups, args.bootstrap)
     train_minutes = (time.time() - t_start) / 60
@@ -297,10 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
             "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "finalized_from": finalized_from,
         },
     }
     write_manifest(args.out / f"{NAME}.json", manifest)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_model_card([str(args.out / f"{NAME}.json")])
     m = report["metrics"]
     log.info("val AUC %.4f %s | ECE %.4f -> %.4f | T %.3f | ops %s", m["auc"]["value"], m["auc"]["ci95"],
              report["calibration"]["ece_before"], report["calibration"]["ece_after"], temperature,

@@ -20,6 +20,11 @@ START_DEG = 210.0  # angle (Qt convention: counter-clockwise from 3 o'clock) of 
 SPAN_DEG = 240.0  # clockwise sweep to 100 %
 
 
+def threshold_text(threshold: float) -> str:
+    """48.5 %, 50 %: the same precision as the operating point in the details."""
+    return f"{threshold * 100:.1f}".rstrip("0").rstrip(".") + " %"
+
+
 def value_to_angle(value: float) -> float:
     """Dial angle in degrees (counter-clockwise from 3 o'clock) for a probability 0..1."""
     v = min(max(value, 0.0), 1.0)
@@ -88,8 +93,8 @@ class GaugeWidget(QWidget):
     def dial_geometry(self) -> tuple[QPointF, float]:
         """(centre, outer radius) of the dial for the current size."""
         w, h = self.width(), self.height()
-        # Below the centre: number, then the threshold caption, down to 0.75 r.
-        r = max(20.0, min((w - 2 * self.SIDE_MARGIN) / 2.0, (h - self.TOP_MARGIN - 6) / 1.78))
+        # Below the centre: the ends of the dial and their labels, down to about 0.7 r.
+        r = max(20.0, min((w - 2 * self.SIDE_MARGIN) / 2.0, (h - self.TOP_MARGIN - 6) / 1.72))
         return QPointF(w / 2.0, self.TOP_MARGIN + r), r
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: ARG002
@@ -131,38 +136,38 @@ class GaugeWidget(QWidget):
         p.setPen(QPen(theme.color(theme.TEXT), 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         p.drawLine(_polar(center, r - band - 3, a), _polar(center, r + 3, a))
 
-        # The big number, then the threshold caption.
+        # The needle: a tapered pointer on the outer half, so the centre stays free for the number.
+        angle = self.needle_angle()
+        if angle is not None:
+            a = math.radians(angle)
+            tip = _polar(center, r - band * 0.35, a)
+            base = _polar(center, r * 0.62, a)
+            half = r * 0.045
+            path = QPainterPath(tip)
+            path.lineTo(QPointF(base.x() + half * math.cos(a + math.pi / 2), base.y() - half * math.sin(a + math.pi / 2)))
+            path.lineTo(QPointF(base.x() + half * math.cos(a - math.pi / 2), base.y() - half * math.sin(a - math.pi / 2)))
+            path.closeSubpath()
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(self.needle_color())
+            p.drawPath(path)
+            p.drawEllipse(base, half, half)
+
+        # The big number in the middle, the threshold caption under it.
         big = QFont(self.font())
         big.setPixelSize(max(16, int(r * 0.36)))
         big.setWeight(QFont.Weight.DemiBold)
         p.setFont(big)
         p.setPen(theme.color(theme.TEXT if not empty and self._in_scope else theme.TEXT_DIM))
         num_h = QFontMetrics(big).height()
-        num_rect = QRectF(center.x() - r, center.y() + r * 0.13, 2 * r, num_h)
+        num_rect = QRectF(center.x() - r, center.y() - num_h * 0.55, 2 * r, num_h)
         p.drawText(num_rect, Qt.AlignmentFlag.AlignCenter, self.number_text())
         p.setFont(small)
         p.setPen(theme.color(theme.TEXT_DIM))
-        caption = QRectF(center.x() - r, num_rect.bottom() - 2, 2 * r, fm.height())
-        p.drawText(caption, Qt.AlignmentFlag.AlignCenter, f"threshold {self._threshold * 100:.0f} %")
+        caption = QRectF(center.x() - r, num_rect.bottom(), 2 * r, fm.height())
+        p.drawText(caption, Qt.AlignmentFlag.AlignCenter, f"threshold {threshold_text(self._threshold)}")
         if empty:
-            p.drawText(QRectF(center.x() - r, center.y() - r * 0.42, 2 * r, fm.height() * 1.2),
+            p.drawText(QRectF(center.x() - r, num_rect.top() - fm.height() * 1.4, 2 * r, fm.height() * 1.2),
                        Qt.AlignmentFlag.AlignCenter, self._pending_text)
-
-        # The needle.
-        angle = self.needle_angle()
-        if angle is not None:
-            a = math.radians(angle)
-            tip = _polar(center, r - band * 0.5, a)
-            path = QPainterPath(tip)
-            path.lineTo(_polar(center, r * 0.055, a + math.pi / 2))
-            path.lineTo(_polar(center, r * 0.055, a - math.pi / 2))
-            path.closeSubpath()
-            p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(self.needle_color())
-            p.drawPath(path)
-            p.setBrush(theme.color(theme.SURFACE))
-            p.setPen(QPen(self.needle_color(), 2))
-            p.drawEllipse(center, r * 0.075, r * 0.075)
         p.end()
 
 

@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.tags_dock = self._dock("DICOM tags", self.tags, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.result_dock, self.tags_dock)
         self.result_dock.raise_()
-        self.resizeDocks([self.studies_dock, self.result_dock], [330, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.studies_dock, self.result_dock], [330, 370], Qt.Orientation.Horizontal)
 
         # Export: one registry for every format; Ctrl+E asks where and in which format.
         # PNG of the view is built in; other modules add formats with add_export_format().
@@ -231,16 +231,16 @@ class MainWindow(QMainWindow):
         c.view_image.connect(self._show_context)
         c.view_result.connect(self._show_result)
         c.progress.connect(self._progress)
-        c.batch_finished.connect(lambda: self._set_busy(False))
+        c.batch_finished.connect(self._batch_finished)
         c.engine_status.connect(self._show_engine)
         c.model.rowsInserted.connect(self._rows_added)
         c.model.dataChanged.connect(self._model_changed)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
         d = c.display
-        d.overlay_changed.connect(lambda: self._sync_check(self.act_heatmap, d.overlay_visible))
-        d.invert_changed.connect(lambda: self._sync_check(self.act_invert, d.invert))
+        d.overlay_changed.connect(self._sync_actions)
+        d.invert_changed.connect(self._sync_actions)
         d.window_changed.connect(self._window_changed)
-        self._sync_check(self.act_heatmap, d.overlay_visible)
+        self._sync_actions()
 
     def _restore_layout(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
@@ -343,16 +343,17 @@ class MainWindow(QMainWindow):
         self.viewer.setToolTip("")
         self.cursor_label.setText(f"window: level {center:.4g}, width {width:.4g}")
 
-    @staticmethod
-    def _sync_check(action: QAction, on: bool) -> None:
-        if action.isChecked() != on:
-            action.setChecked(on)
+    def _sync_actions(self) -> None:
+        d = self.controller.display
+        for action, on in ((self.act_heatmap, d.overlay_visible), (self.act_invert, d.invert)):
+            if action.isChecked() != on:
+                action.setChecked(on)
 
     # -- batch progress and engine -----------------------------------------------------------------
     def _progress(self, done: int, total: int, eta: float) -> None:
         """Coalesced: a status bar repaint per result would cost the GUI thread more than the result."""
         self._latest_progress = (done, total, eta)
-        if done >= total:
+        if done >= total or self.cancel_button.isHidden():  # start and end are shown at once
             self._progress_timer.stop()
             self._apply_progress()
         elif not self._progress_timer.isActive():
@@ -366,6 +367,10 @@ class MainWindow(QMainWindow):
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
             self.progress_label.setText(f"{done} of {total} · {format_eta(eta)}")
+
+    def _batch_finished(self) -> None:
+        self._progress_timer.stop()
+        self._set_busy(False)
 
     def _set_busy(self, busy: bool) -> None:
         self.progress_bar.setVisible(busy)

@@ -63,6 +63,7 @@ class ResultPanel(QWidget):
             t = QLabel(title)
             t.setObjectName("dim")
             v = QLabel("—")
+            v.setWordWrap(True)
             v.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             details.addWidget(t, row, 0)
             details.addWidget(v, row, 1)
@@ -139,7 +140,7 @@ class ResultPanel(QWidget):
                 label.setText("—")
             return
         op = pred.operating_point.replace("_", " ")
-        v["op"].setText(f"{op} (threshold {pred.threshold * 100:.1f} %)")
+        v["op"].setText(f"{op} · threshold {pred.threshold * 100:.1f} %")
         v["sens"].setText("—" if pred.sensitivity is None else f"{pred.sensitivity * 100:.1f} % on validation")
         v["spec"].setText("—" if pred.specificity is None else f"{pred.specificity * 100:.1f} % on validation")
         v["model"].setText(f"{pred.model.name} {pred.model.version}")

@@ -86,18 +86,38 @@ class StudyDelegate(QStyledItemDelegate):
             target.moveCenter(box.center())
             p.drawImage(target, thumb)
 
-        # Chip on the right.
-        chip_text, chip_colour = chip_text_and_colour(item)
+        # Line 1: file name, with the status (queued / analysing...) on the right.
         font = QFont(option.font)
         small = QFont(option.font)
         small.setPointSizeF(max(7.5, option.font.pointSizeF() * 0.88))
+        fm = QFontMetrics(font)
+        fm_s = QFontMetrics(small)
+        left = box.right() + 10
         right = r.right() - 8
-        if chip_text:
+        line1 = QRect(left, r.top() + 9, right - left, fm.height() + 4)
+        line2 = QRect(left, r.top() + 35, right - left, max(fm_s.height() + 8, 22))
+        status = _STATUS_TEXT[item.status]
+        name_right = right
+        if status:
+            p.setFont(small)
+            p.setPen(theme.color(theme.ERROR if item.status is Status.ERROR else theme.TEXT_DIM))
+            sw = fm_s.horizontalAdvance(status)
+            p.drawText(QRect(right - sw, line1.top(), sw, line1.height()), Qt.AlignmentFlag.AlignVCenter, status)
+            name_right = right - sw - 10
+        p.setFont(font)
+        p.setPen(theme.color(theme.TEXT))
+        name = fm.elidedText(item.name, Qt.TextElideMode.ElideMiddle, max(10, name_right - left))
+        p.drawText(QRect(left, line1.top(), name_right - left, line1.height()), Qt.AlignmentFlag.AlignVCenter, name)
+
+        # Line 2: the result chip on the right; the patient/study line (or the error) on the left.
+        chip_text, chip_colour = chip_text_and_colour(item)
+        text_right = right
+        if chip_text and item.status is not Status.ERROR:
             bold = QFont(small)
             bold.setWeight(QFont.Weight.DemiBold)
-            fm = QFontMetrics(bold)
-            cw = fm.horizontalAdvance(chip_text) + 16
-            chip = QRectF(right - cw, r.top() + 10, cw, fm.height() + 6)
+            fm_b = QFontMetrics(bold)
+            cw = fm_b.horizontalAdvance(chip_text) + 16
+            chip = QRectF(right - cw, line2.top(), cw, fm_b.height() + 6)
             c = QColor(chip_colour)
             fill = QColor(c)
             fill.setAlpha(48)
@@ -108,33 +128,14 @@ class StudyDelegate(QStyledItemDelegate):
             p.setPen(c.lighter(115))
             p.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text)
             text_right = int(chip.left()) - 8
-        else:
-            text_right = right
-        status = _STATUS_TEXT[item.status]
-        if status and item.status is not Status.ERROR:
-            p.setFont(small)
-            p.setPen(theme.color(theme.TEXT_DIM))
-            fm = QFontMetrics(small)
-            sw = fm.horizontalAdvance(status)
-            p.drawText(QRect(right - sw, r.top() + 10, sw, fm.height() + 6), Qt.AlignmentFlag.AlignVCenter, status)
-            text_right = min(text_right, right - sw - 8)
-
-        # Name and the patient/study line (or the error reason).
-        left = box.right() + 10
-        p.setFont(font)
-        p.setPen(theme.color(theme.TEXT))
-        fm = QFontMetrics(font)
-        name = fm.elidedText(item.name, Qt.TextElideMode.ElideMiddle, max(10, text_right - left))
-        p.drawText(QRect(left, r.top() + 10, text_right - left, fm.height() + 6), Qt.AlignmentFlag.AlignVCenter, name)
-        p.setFont(small)
-        fm_s = QFontMetrics(small)
         if item.status is Status.ERROR:
             line, colour = item.error, theme.ERROR
         else:
             line, colour = index.data(MetaLineRole) or "", theme.TEXT_DIM
-        line = fm_s.elidedText(line, Qt.TextElideMode.ElideRight, max(10, r.right() - 8 - left))
+        p.setFont(small)
         p.setPen(theme.color(colour))
-        p.drawText(QRect(left, r.top() + 36, r.right() - 8 - left, fm_s.height() + 4), Qt.AlignmentFlag.AlignVCenter, line)
+        line = fm_s.elidedText(line, Qt.TextElideMode.ElideRight, max(10, text_right - left))
+        p.drawText(QRect(left, line2.top(), text_right - left, fm_s.height() + 6), Qt.AlignmentFlag.AlignVCenter, line)
         p.restore()
 
 

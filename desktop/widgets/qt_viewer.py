@@ -10,6 +10,8 @@ changes the window: horizontal = width, vertical = level.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -22,8 +24,11 @@ from ..models.display import DisplayState
 _GRAY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
+@functools.lru_cache(maxsize=32)
 def overlay_lut(colormap: str, floor: float) -> np.ndarray:
-    """RGBA lookup table for the Grad-CAM layer: transparent below ``floor``, then a short fade-in."""
+    """RGBA lookup table for the Grad-CAM layer: transparent below ``floor``, then a short fade-in.
+
+    Cached: building it reads the colour map from disk the first time."""
     cmap = pg.colormap.get(colormap)
     lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True).astype(np.uint8)
     v = np.linspace(0.0, 1.0, 256)
@@ -73,6 +78,7 @@ class ViewerWidget(pg.GraphicsView):
         state.overlay_changed.connect(self._apply_overlay)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setAccessibleName("Radiograph viewer")
+        self._apply_overlay()  # builds the colour table now rather than on the first result
 
     # -- content -------------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray, window: tuple[float, float]) -> None:

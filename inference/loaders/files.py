@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from inference.errors import StudyLoadError
+from inference.errors import FileAccessError
 from inference.loaders.sniff import HEAD_SIZE, sniff_format
 
 # Extensions that are never a radiograph; anything else (including no extension and the
@@ -27,10 +27,6 @@ NON_CANDIDATE_SUFFIXES = frozenset(
 NON_CANDIDATE_NAMES = frozenset({"dicomdir", "thumbs.db", "desktop.ini", "lockfile"})
 
 _WINDOWS_HIDDEN = 0x2
-
-
-class FileAccessError(StudyLoadError):
-    """The file is missing or cannot be read (permissions, a device, a broken link)."""
 
 
 def is_candidate(path: str | os.PathLike[str]) -> bool:

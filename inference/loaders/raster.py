@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from inference.errors import PixelDecodeError, TruncatedFileError
+from inference.errors import PixelDecodeError, TruncatedFileError, UnsupportedStudyError
 from inference.loaders.pixels import check_size, robust_window, to_gray
 from inference.loaders.sniff import raster_size
 from inference.loaders.warnings import study_warnings
@@ -26,6 +27,8 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
         raise PixelDecodeError(path, f"{fmt} image could not be decoded (the file may be damaged)")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
+        raise UnsupportedStudyError(path, f"unsupported {fmt} layout {img.shape} (not a 2-D image)")
     height, width = img.shape[:2]
     check_size(path, width, height)
     channels = 1 if img.ndim == 2 else img.shape[2]
@@ -62,8 +65,6 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
 
 def _decode_fallback(data: bytes) -> np.ndarray | None:
     """Pillow, then tifffile, for the few variants OpenCV rejects (optional packages)."""
-    import io
-
     try:
         from PIL import Image
 

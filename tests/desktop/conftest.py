@@ -39,7 +39,7 @@ def bundled_model() -> Path:
 @pytest.fixture
 def window(qtbot, app_settings, bundled_model, qapp) -> Iterator:
     """The real main window with the real engine, themed as the app themes it."""
-    from desktop.app import make_application
+    from desktop.app import make_application, settle_memory
     from desktop.controller import StudyController
     from desktop.widgets.qt_main_window import MainWindow
 
@@ -49,6 +49,7 @@ def window(qtbot, app_settings, bundled_model, qapp) -> Iterator:
     qtbot.addWidget(win)
     win.resize(1280, 800)
     win.show()
+    settle_memory()  # as main() does once the window exists
     yield win
     win.close()
     assert controller.worker.shutdown(10.0), "background threads did not stop"

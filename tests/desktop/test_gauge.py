@@ -46,7 +46,7 @@ def test_needle_points_at_the_probability_in_the_decision_colour(qtbot, p, thr, 
     img = _render(gauge)
     center, r = gauge.dial_geometry()
     a = math.radians(gauge.needle_angle())
-    x, y = center.x() + 0.6 * r * math.cos(a), center.y() - 0.6 * r * math.sin(a)
+    x, y = center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a)
     assert _near(img, x, y, colour), "the needle is not painted where the probability is"
     # The threshold mark is drawn in the text colour across the dial's band.
     t = math.radians(gauge.threshold_angle())
@@ -63,8 +63,8 @@ def test_out_of_scope_is_grey_not_red(qtbot):
     img = _render(gauge)
     center, r = gauge.dial_geometry()
     a = math.radians(gauge.needle_angle())
-    assert _near(img, center.x() + 0.6 * r * math.cos(a), center.y() - 0.6 * r * math.sin(a), theme.UNRELIABLE)
-    assert not _near(img, center.x() + 0.6 * r * math.cos(a), center.y() - 0.6 * r * math.sin(a), theme.LIKELY)
+    assert _near(img, center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a), theme.UNRELIABLE)
+    assert not _near(img, center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a), theme.LIKELY)
 
 
 def test_empty_gauge_has_no_needle(qtbot):

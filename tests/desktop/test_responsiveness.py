@@ -33,6 +33,7 @@ def test_gui_timer_never_waits_more_than_100_ms(window, qtbot, study_copies):
     assert counts[Status.DONE] == 200, counts
     gaps = [(b - a) * 1000.0 for a, b in zip(ticks, ticks[1:])]
     max_gap = max(gaps)
-    print(f"\n200 studies in {elapsed:.1f} s ({200 / elapsed:.1f}/s); GUI timer max gap {max_gap:.1f} ms, "
-          f"{sum(g > 50 for g in gaps)} gaps > 50 ms of {len(gaps)}")
+    at = (ticks[gaps.index(max_gap)] - t0) * 1000.0
+    print(f"\n200 studies in {elapsed:.1f} s ({200 / elapsed:.1f}/s); GUI timer max gap {max_gap:.1f} ms "
+          f"(at {at:.0f} ms after opening), {sum(g > 50 for g in gaps)} gaps > 50 ms of {len(gaps)}")
     assert max_gap < MAX_GAP_MS

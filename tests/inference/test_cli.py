@@ -98,6 +98,16 @@ def test_folders_are_walked_recursively_only_when_asked(tmp_path: Path, capsys: 
     assert deep == ["img2.png", "img10.png", "deep.png", "img2.png"]
 
 
+def test_wildcards_are_expanded_for_shells_that_do_not(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for name in ("b.png", "a.png", "c.jpg"):
+        write_png(tmp_path / name, 15)
+    assert main(["classify", "--json", str(tmp_path / "*.png")]) == 0
+    assert [Path(r["path"]).name for r in json_lines(capsys.readouterr().out)] == ["a.png", "b.png"]
+    assert main(["classify", "--json", str(tmp_path / "*.tif")]) == 1  # matches nothing: reported
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["ok"] is False and "*.tif" in record["error"]
+
+
 def test_table_and_summary_without_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     good = write_png(tmp_path / "chest.png", 6)
     bad = tmp_path / "scan.dcm"

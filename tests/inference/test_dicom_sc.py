@@ -82,7 +82,7 @@ def test_burned_in_text_says_what_the_result_is(kermany_samples):
     pred.scope_reasons = ["not a frontal chest X-ray"]
     lines = result_lines(pred)
     assert lines[0] == DISCLAIMER
-    assert lines[1].startswith("Pneumonia unlikely: P(pneumonia) = 6% - threshold 35% (high sensitivity)")
+    assert lines[1] == "Pneumonia unlikely: P(pneumonia) = 6% - threshold 35.0% (high sensitivity), sens 95.0% / spec 81.0%"
     assert "NOT RELIABLE - outside the model's scope: not a frontal chest X-ray" in lines
     assert "Warning: colour image - converted to gray" in lines  # ASCII only: Hershey fonts
     assert lines[-1].startswith(f"Model {MODEL.name} {MODEL.version}")

@@ -65,7 +65,7 @@ def test_real_dicom_gives_a_complete_calibrated_prediction(engine: Engine, real_
     assert float(pred.cam.min()) >= 0.0 and float(pred.cam.max()) <= 1.0
     assert pred.provider == "CPUExecutionProvider"
     assert pred.model.sha256 == m.sha256 == hashlib.sha256(engine.model_path.read_bytes()).hexdigest()
-    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam"}
+    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam", "gate"}
     assert pred.embedding is not None and pred.embedding.ndim == 1 and pred.embedding.size >= 8
 
 
@@ -94,6 +94,14 @@ def test_training_images_are_ranked_by_class_and_maps_fit_them(engine: Engine, k
     auc = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
     assert auc >= 0.9, probs
     assert np.mean(probs["PNEUMONIA"]) > np.mean(probs["NORMAL"]) + 0.3, probs
+
+
+def test_input_gate_flags_a_header_that_says_knee(engine: Engine, real_film: np.ndarray, tmp_path: Path) -> None:
+    chest = engine.predict(load_study(write_dicom(tmp_path / "chest.dcm", real_film)))
+    knee = engine.predict(load_study(write_dicom(tmp_path / "knee.dcm", real_film, tags={"BodyPartExamined": "KNEE"})))
+    assert not knee.in_scope and any("KNEE" in r for r in knee.scope_reasons)
+    assert knee.probability == chest.probability  # flagged, never silently changed
+    assert not any("KNEE" in r for r in chest.scope_reasons)
 
 
 def test_tampered_copy_of_the_bundled_model_is_refused(tmp_path: Path) -> None:

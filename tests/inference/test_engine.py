@@ -53,6 +53,11 @@ def bright_patch_image() -> np.ndarray:
     return img
 
 
+def provider_warnings(eng: Engine) -> list[str]:
+    """Engine warnings other than the input gate's (the tiny model ships no gate statistics)."""
+    return [w for w in eng.warnings if not w.startswith("Input gate")]
+
+
 def tiny_logit(pixels: np.ndarray, bias: float = 0.0) -> float:
     """The tiny model's logit computed with numpy alone, to check the engine end to end."""
     x = preprocess(pixels, PreprocessSpec())[0, 0]
@@ -67,7 +72,8 @@ def tiny_logit(pixels: np.ndarray, bias: float = 0.0) -> float:
 
 def test_load_reports_model_provider_and_load_time(engine: Engine) -> None:
     assert engine.provider == "CPUExecutionProvider"
-    assert engine.warnings == []
+    assert provider_warnings(engine) == []
+    assert any("no statistics file tiny-cxr.ood.npz" in w for w in engine.warnings)  # said, not silent
     assert engine.manifest.name == "tiny-cxr"
     assert engine.model_info.sha256 == engine.manifest.sha256
     assert engine.load_ms > 0
@@ -152,14 +158,15 @@ def test_a_manifest_the_engine_cannot_honour_is_refused_at_load(
 def test_explicit_unavailable_provider_falls_back_to_cpu_with_warning(model_dir: Path) -> None:
     eng = Engine.load(model_dir, provider="cuda")  # real: this install has no CUDA
     assert eng.provider == "CPUExecutionProvider"
-    assert len(eng.warnings) == 1 and "CUDA" in eng.warnings[0] and "CPU" in eng.warnings[0]
+    (warning,) = provider_warnings(eng)
+    assert "CUDA" in warning and "CPU" in warning
 
 
 def test_listed_provider_that_fails_to_start_falls_back(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Mocked: no GPU here. Pretend CUDA is compiled in; ONNX Runtime then cannot start it.
     monkeypatch.setattr(prov, "available_providers", lambda: [prov.CUDA, prov.CPU])
     auto = Engine.load(model_dir, provider="auto")
-    assert auto.provider == prov.CPU and auto.warnings == []  # auto moving on is not a problem
+    assert auto.provider == prov.CPU and provider_warnings(auto) == []  # auto moving on is not a problem
     explicit = Engine.load(model_dir, provider="cuda")
     assert explicit.provider == prov.CPU
     assert any("CUDA execution provider failed to start" in w for w in explicit.warnings)
@@ -168,7 +175,7 @@ def test_listed_provider_that_fails_to_start_falls_back(model_dir: Path, monkeyp
 def test_unknown_provider_name_runs_on_cpu_and_says_so(model_dir: Path) -> None:
     eng = Engine.load(model_dir, provider="tpu")  # e.g. a stale settings file
     assert eng.provider == prov.CPU
-    assert eng.warnings == ["unknown execution provider 'tpu' (accepted: auto, cpu, cuda, directml, coreml); "
+    assert provider_warnings(eng) == ["unknown execution provider 'tpu' (accepted: auto, cpu, cuda, directml, coreml); "
                             "running on CPU"]
 
 
@@ -264,7 +271,7 @@ def test_prediction_carries_model_warnings_timings_and_embedding(model_dir: Path
     assert pred.warnings == ["image is smaller than 256 px", *eng.warnings]
     assert pred.provider == "CPUExecutionProvider"
     assert (pred.model.name, pred.model.version) == ("tiny-cxr", "0.0.1-test")
-    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam"}
+    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam", "gate"}
     assert all(v >= 0 for v in pred.timings_ms.values()) and pred.timings_ms["load"] == round(eng.load_ms, 3)
     assert pred.embedding is not None and pred.embedding.shape == (2,)
 
@@ -274,3 +281,19 @@ def test_study_warnings_are_not_mutated_by_predict(engine: Engine) -> None:
     engine.predict(study)
     engine.predict(study)
     assert study.warnings == ["colour image converted to gray"]
+
+
+def test_input_gate_verdict_is_on_the_prediction(engine: Engine) -> None:
+    """Without gate statistics (the tiny model has none) the gate still reads headers and
+    refuses blank images; the verdict travels on the Prediction."""
+    rng = np.random.default_rng(5)
+    film = cv2.GaussianBlur(rng.random((300, 260)).astype(np.float32), (0, 0), 10) * 1000
+    chest = engine.predict(make_study(film))
+    assert chest.in_scope and chest.scope_reasons == []
+    knee_study = make_study(film)
+    knee_study.metadata = StudyMetadata(body_part="KNEE", modality="DX")
+    knee = engine.predict(knee_study)
+    assert not knee.in_scope and any("KNEE" in r for r in knee.scope_reasons)
+    assert knee.probability == chest.probability  # flagged, never silently changed
+    blank = engine.predict(make_study(np.full((300, 260), 7.0, np.float32)))
+    assert not blank.in_scope and any("blank" in r for r in blank.scope_reasons)

@@ -188,6 +188,9 @@ def test_rgb_and_ybr_colour_dicoms(tmp_path, kermany_gray):
         study = _load(tmp_path, rgb, photometric=photometric)
         assert study.pixels.ndim == 2 and np.abs(study.pixels - expected).max() <= 2.5, photometric
         assert "Colour image: converted to greyscale." in study.warnings
+    native_422 = load_study(bundled("SC_ybr_full_422_uncompressed.dcm"))  # 2 samples a pixel
+    rgb_twin = load_study(bundled("SC_rgb_dcmtk_+eb+cr.dcm"))  # the same picture, stored as RGB
+    assert np.abs(native_422.pixels - rgb_twin.pixels).mean() < 3
     ybr = load_study(bundled("examples_ybr_color.dcm"))  # JPEG YBR_FULL_422, 30 frames
     assert ybr.pixels.ndim == 2 and ybr.metadata.photometric_interpretation == "YBR_FULL_422"
     assert any("Colour" in w for w in ybr.warnings) and any("Multi-frame" in w for w in ybr.warnings)

@@ -9,8 +9,11 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from inference import userdirs
@@ -45,6 +48,25 @@ def test_round_trip_survives_reopen(tmp_path, kermany_samples):
     assert back.probability == pytest.approx(0.91)
     assert back.study_metadata.source_format == "JPEG"
     assert back.timings_ms == {"inference": 12.5}
+
+
+def test_thumbnail_and_reduced_cam_restore_the_list_without_the_files(tmp_path, kermany_samples):
+    """What a restored list shows comes from the database alone: numbers, thumbnail, CAM."""
+    study = raster_study(kermany_samples["PNEUMONIA"][1])
+    pred = prediction_for(study, 0.66, warnings=["colour image"])
+    thumb = cv2.resize(study.pixels, (96, 96), interpolation=cv2.INTER_AREA).astype(np.uint8)
+    cam_small = np.clip(cv2.resize(pred.cam, (128, 128)) * 255, 0, 255).astype(np.uint8)
+    path = tmp_path / "wl.sqlite3"
+    with Worklist(path) as wl:
+        wl.add(WorklistRecord.from_prediction(study, pred, pixel_sha256(study), thumbnail=thumb, cam_small=cam_small))
+    with Worklist(path) as wl:
+        (rec,) = wl.records()
+    assert np.array_equal(rec.thumbnail, thumb) and np.array_equal(rec.cam_small, cam_small)
+    back = rec.to_prediction()
+    assert (back.probability, back.label, back.threshold) == (pred.probability, pred.label, pred.threshold)
+    assert back.model == pred.model and back.warnings == ["colour image"] and back.cam.size == 0
+    with pytest.raises(ValueError, match="thumbnail must be a 2-D uint8 image"):
+        Worklist(path).add(replace(rec, thumbnail=np.zeros((4, 4), np.float32)))
 
 
 def test_lookup_hit_avoids_recompute(tmp_path, kermany_samples):

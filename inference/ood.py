@@ -1,0 +1,274 @@
+"""The input gate: is this a frontal chest radiograph like the ones the model learned from?
+
+A classifier answers every image with a number, so before a probability is shown as
+meaningful LungLens checks the input against the training data in three ways:
+
+1. The DICOM header, where it speaks: a body part other than chest, a lateral view or a
+   modality that is not a radiograph put the study out of scope outright.
+2. The model's own view (works without any header): the Mahalanobis distance of the pooled
+   last-layer features (``Prediction.embedding``) to the training images' distribution.
+   Far-away inputs -- photographs, CT slices, noise -- land where the classifier's
+   probability means nothing.
+3. The image's layout (also header-free): the Mahalanobis distance of a 16x16 thumbnail of
+   the equalized model input, plus two texture figures, to the training thumbnails. A
+   frontal chest film has dark lungs either side of a bright mediastinum, shoulders at the
+   top and the diaphragm below; photographs, noise and other body parts do not.
+4. Orientation: the layout distance of the image divided by the smallest layout distance of
+   its copies rotated by 90/180/270 degrees or flipped upside down. Above ~0.9 a turned copy
+   looks at least as much like a chest X-ray as the image itself: a rotated, upside-down,
+   heavily cropped or lateral-looking radiograph, which a CNN's pooled features (blind to
+   position) can take for a familiar chest. A left-right mirror is not a turned copy: a
+   mirrored chest film is still a frontal chest film.
+
+The distances use a mean and a shrinkage (Ledoit-Wolf) precision matrix fitted on the
+training images by ``python -m training.ood_stats`` and stored beside the model as
+``<model name>.ood.npz``, with a threshold for each of the three figures at a common high
+percentile of held-in scores (chosen so that about 1 % of held-in chest X-rays fail any).
+``score`` is the largest figure divided by its threshold: above 1 is out of scope.
+
+Population warnings (e.g. an adult patient) do not change ``in_scope``: the image is still
+a chest X-ray, but the model learned from children aged 1-5, so the result comes with a
+warning. Only numpy and OpenCV are used at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .loaders.warnings import CHEST_BODY_PARTS, LATERAL_VIEWS, RADIOGRAPH_MODALITIES
+from .manifest import ModelManifest
+from .preprocess import PreprocessSpec, equalize, resize_to_input
+from .study import Study, StudyMetadata
+
+log = logging.getLogger(__name__)
+
+STATS_SUFFIX = ".ood.npz"
+STATS_FORMAT = 2
+THUMBNAIL_SIDE = 16
+# Texture is measured as the mean absolute difference between the equalized input and a
+# Gaussian blur of it at these sigmas (pixels of the 224 px input): radiographs are smooth,
+# noise, text and checkerboards are not.
+TEXTURE_SIGMAS = (1.0, 4.0)
+# Fewer distinct grey levels than this in the model input is a blank or binary image.
+MIN_GREY_LEVELS = 8
+ADULT_YEARS = 18.0
+TRAINED_AGES = (1.0, 5.0)  # years; the Kermany cohort
+
+_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
+
+
+@dataclass(frozen=True)
+class ScopeAssessment:
+    """The gate's verdict on one study.
+
+    ``score`` is the largest of the three image figures divided by its threshold (above 1:
+    unlike the training images; 0 when the image check is unavailable). ``warnings`` are
+    population notes (e.g. an adult) that leave ``in_scope`` alone.
+    """
+
+    in_scope: bool
+    reasons: list[str]
+    score: float
+    warnings: list[str] = field(default_factory=list)
+    # "features", "layout", "orientation": each figure divided by its threshold
+    distances: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GaussianModel:
+    """A mean, a precision matrix and a threshold on the Mahalanobis distance."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    threshold: float
+
+    def distance(self, x: np.ndarray) -> float:
+        d = np.asarray(x, dtype=np.float64).reshape(-1) - self.mean
+        return float(np.sqrt(max(float(d @ self.precision @ d), 0.0)))
+
+    def orientation(self, layout: np.ndarray) -> float:
+        """Layout distance of the image over the smallest distance of its turned copies."""
+        nearest_turned = min(self.distance(t) for t in turned_copies(layout))
+        return self.distance(layout) / max(nearest_turned, 1e-9)
+
+
+# ----------------------------------------------------------------- header and population
+def header_reasons(meta: StudyMetadata) -> list[str]:
+    """Reasons the DICOM header gives for this not being a frontal chest radiograph.
+
+    Empty tags say nothing (rasters have none); the vocabularies are the loaders', so the
+    study warnings and the gate never disagree.
+    """
+    reasons: list[str] = []
+    body = meta.body_part.strip().upper()
+    if body and body not in CHEST_BODY_PARTS:
+        reasons.append(f"DICOM header says body part {meta.body_part.strip()}, not chest")
+    view = meta.view_position.strip().upper()
+    if view in LATERAL_VIEWS:
+        reasons.append(f"DICOM header says lateral view ({meta.view_position.strip()}), not frontal")
+    modality = meta.modality.strip().upper()
+    if modality not in RADIOGRAPH_MODALITIES:
+        reasons.append(f"DICOM header says modality {meta.modality.strip()}, not a radiograph (CR/DX)")
+    return reasons
+
+
+def age_in_years(age: str) -> float | None:
+    """A DICOM Age String ("004Y", "018M", "003W", "010D") or a bare number of years; None if unreadable."""
+    m = _AGE.match(age or "")
+    if not m:
+        return None
+    return int(m.group(1)) * _AGE_UNIT_YEARS[m.group(2).upper()]
+
+
+def population_warnings(patient_age: str) -> list[str]:
+    """Warnings when the patient is outside the population the model learned from.
+
+    ``patient_age`` is the study's PatientAge or what the user typed (same formats).
+    """
+    years = age_in_years(patient_age)
+    if years is None:
+        return []
+    lo, hi = TRAINED_AGES
+    if years >= ADULT_YEARS:
+        return [
+            f"Adult patient (age {patient_age.strip()}): the model was trained on children aged "
+            f"{lo:.0f}-{hi:.0f} only; its probability has not been validated for adults."
+        ]
+    if years < lo or years > hi:
+        return [
+            f"Patient age {patient_age.strip()} is outside the 1-5 years the model was trained on; "
+            f"interpret the result with care."
+        ]
+    return []
+
+
+# ------------------------------------------------------------------------- image figures
+def model_view(pixels: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, int]:
+    """The equalized model input (0..1, before mean/std) and its number of grey levels."""
+    resized = resize_to_input(pixels, spec)
+    levels = int(np.unique(resized).size)
+    return equalize(resized), levels
+
+
+def layout_vector(equalized: np.ndarray) -> np.ndarray:
+    """16x16 thumbnail of the equalized input followed by the texture figures."""
+    thumb = cv2.resize(equalized, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
+    texture = [
+        float(np.mean(np.abs(equalized - cv2.GaussianBlur(equalized, (0, 0), sigma)))) for sigma in TEXTURE_SIGMAS
+    ]
+    return np.concatenate([thumb.reshape(-1), np.asarray(texture, np.float32)]).astype(np.float32)
+
+
+def turned_copies(layout: np.ndarray) -> np.ndarray:
+    """Layout vectors [4, L] (or [4, N, L] for a batch) of the image rotated 90/180/270 degrees
+    and flipped upside down; texture figures are isotropic and stay as they are."""
+    batch = np.atleast_2d(layout)
+    side = THUMBNAIL_SIDE
+    thumbs = batch[:, : side * side].reshape(-1, side, side)
+    rest = batch[:, side * side :]
+    turned = [np.rot90(thumbs, k, axes=(1, 2)) for k in (1, 2, 3)] + [thumbs[:, ::-1, :]]
+    out = np.stack([np.concatenate([t.reshape(len(batch), -1), rest], axis=1) for t in turned])
+    return out if layout.ndim == 2 else out[:, 0]
+
+
+# ---------------------------------------------------------------------------------- gate
+class ScopeGate:
+    """Judges each study against the training data; build it with :meth:`load`."""
+
+    def __init__(
+        self,
+        spec: PreprocessSpec,
+        features: GaussianModel | None,
+        layout: GaussianModel | None,
+        orientation_threshold: float = 1.0,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.features = features
+        self.layout = layout
+        self.orientation_threshold = orientation_threshold
+        # Why the image check is unavailable, if it is; the engine shows these.
+        self.warnings = list(warnings or [])
+
+    @property
+    def image_check(self) -> bool:
+        return self.features is not None and self.layout is not None
+
+    @staticmethod
+    def stats_path(models_dir: str | Path, manifest: ModelManifest) -> Path:
+        return Path(models_dir) / f"{manifest.name}{STATS_SUFFIX}"
+
+    @classmethod
+    def load(cls, models_dir: str | Path, manifest: ModelManifest) -> ScopeGate:
+        """The gate for ``manifest``'s model, from ``<models_dir>/<name>.ood.npz``.
+
+        Missing, unreadable or stale statistics (fitted for another model) leave a gate that
+        checks headers only and says so in :attr:`warnings`: a stale fit would measure
+        distances in the wrong feature space, which is worse than no image check.
+        """
+        path = cls.stats_path(models_dir, manifest)
+        fix = "refit with: python -m training.ood_stats"
+        if not path.is_file():
+            return cls(manifest.preprocess, None, None, warnings=[f"Input gate: no statistics file {path.name}; "
+                                                         f"only DICOM headers are checked ({fix})."])
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            fmt = int(data["format"])
+            sha = str(data["model_sha256"])
+            features = GaussianModel(data["features_mean"], data["features_precision"],
+                                     float(data["features_threshold"]))
+            layout = GaussianModel(data["layout_mean"], data["layout_precision"], float(data["layout_threshold"]))
+            orientation_threshold = float(data["orientation_threshold"])
+        except (OSError, ValueError, KeyError) as exc:
+            return cls(manifest.preprocess, None, None,
+                       warnings=[f"Input gate: statistics file {path.name} is unreadable ({exc}); "
+                        f"only DICOM headers are checked ({fix})."])
+        if fmt != STATS_FORMAT or sha.lower() != manifest.sha256.lower():
+            return cls(manifest.preprocess, None, None,
+                       warnings=[f"Input gate: {path.name} was fitted for another model or format; "
+                        f"only DICOM headers are checked ({fix})."])
+        return cls(manifest.preprocess, features, layout, orientation_threshold)
+
+    def assess(self, study: Study, embedding: np.ndarray | None) -> ScopeAssessment:
+        """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features [C])."""
+        reasons = header_reasons(study.metadata)
+        warnings = population_warnings(study.metadata.patient_age)
+        equalized, levels = model_view(study.pixels, self.spec)
+        if levels < MIN_GREY_LEVELS:
+            reasons.append(f"image is blank or nearly so ({levels} grey level{'s' if levels != 1 else ''})")
+        if not self.image_check or embedding is None:
+            return ScopeAssessment(in_scope=not reasons, reasons=reasons, score=0.0, warnings=warnings)
+        assert self.features is not None and self.layout is not None
+        layout = layout_vector(equalized)
+        ratios = {
+            "features": self.features.distance(embedding) / self.features.threshold,
+            "layout": self.layout.distance(layout) / self.layout.threshold,
+            "orientation": self.layout.orientation(layout) / self.orientation_threshold,
+        }
+        if ratios["features"] > 1.0:
+            reasons.append(
+                f"image is unlike the training chest X-rays to the model "
+                f"(feature distance {ratios['features']:.1f}x the limit)"
+            )
+        if ratios["layout"] > 1.0:
+            reasons.append(
+                f"image layout is not that of a frontal chest X-ray "
+                f"(layout distance {ratios['layout']:.1f}x the limit)"
+            )
+        if ratios["orientation"] > 1.0:
+            reasons.append(
+                "image looks rotated, upside down, cropped or lateral: a turned copy of it "
+                "resembles a frontal chest X-ray more than the image itself"
+            )
+        score = max(ratios.values())
+        return ScopeAssessment(
+            in_scope=not reasons, reasons=reasons, score=float(score), warnings=warnings, distances=ratios
+        )

@@ -1,0 +1,182 @@
+"""Window features around the result: opening routes, keyboard, settings, tags, dialogs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from desktop.models.study_item import MASK, Status
+from tests.desktop.gui_helpers import wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def test_a_thousand_studies_are_listed_at_once(window, qtbot, study_copies):
+    c = window.controller
+    folder = study_copies(1000)
+    t0 = time.monotonic()
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: c.model.rowCount() == 1000, timeout=10_000)
+    listed = time.monotonic() - t0
+    print(f"\n1000 studies listed in {listed * 1000:.0f} ms")
+    assert listed < 5.0
+    assert c.model.counts()[Status.DONE] < 1000  # listed long before they are analysed
+    assert window.cancel_button.isVisible()
+    window.controller.cancel()
+    wait_idle(qtbot, c, 60_000)
+
+
+def test_drop_and_recent_files_open_through_the_same_path(window, qtbot, kermany_samples, tmp_path):
+    c = window.controller
+    sub = tmp_path / "drop" / "nested"
+    sub.mkdir(parents=True)
+    target = sub / "study.jpeg"
+    target.symlink_to(kermany_samples["NORMAL"][1])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "drop"))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    wait_idle(qtbot, c)
+    assert [it.path for it in c.model.items()] == [target]  # folders are opened recursively
+    assert c.settings.recent[0] == str(tmp_path / "drop")
+    window._fill_recent()
+    assert window.recent_menu.actions()[0].text() == str(tmp_path / "drop")
+
+
+def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
+    c = window.controller
+    paths = kermany_samples["NORMAL"][:3]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    window.study_list.proxy.set_mode("opened")
+    window.study_list.select_row(0)
+    wait_idle(qtbot, c)
+    assert c.context.item.path == paths[0]
+    window.setFocus()
+    for key, expected in ((Qt.Key.Key_N, paths[1]), (Qt.Key.Key_Space, paths[2]), (Qt.Key.Key_P, paths[1])):
+        qtbot.keyClick(window, key)
+        wait_idle(qtbot, c)
+        assert c.context.item.path == expected, key
+    qtbot.keyClick(window, Qt.Key.Key_I)
+    assert c.display.invert and window.act_invert.isChecked()
+    visible = c.display.overlay_visible
+    qtbot.keyClick(window, Qt.Key.Key_H)
+    assert c.display.overlay_visible is not visible
+    c.display.set_window(10.0, 20.0)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert c.display.window == c.display.default_window and not c.display.invert
+    window.viewer.vb.scaleBy((0.25, 0.25))
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    rect = window.viewer.vb.viewRect()
+    h, w = window.viewer.pixels.shape
+    assert rect.width() >= w and rect.height() >= h  # the whole image is in view
+
+
+def test_window_presets_change_the_levels(window, qtbot, real_dicom):
+    c = window.controller
+    window.open_paths([real_dicom])
+    wait_idle(qtbot, c)
+    default = window.viewer.image_item.getLevels()
+    window.apply_preset("lung")
+    lung = window.viewer.image_item.getLevels()
+    window.apply_preset("bone")
+    bone = window.viewer.image_item.getLevels()
+    assert lung != pytest.approx(default) and bone[0] > lung[0]
+    assert window.preset_box.currentData() == "bone"
+
+
+def test_tags_are_masked_until_identifiers_are_allowed(window, qtbot, tmp_path, kermany_samples):
+    from tests.fixtures.dicom_factory import read_gray, write_dicom
+
+    path = write_dicom(tmp_path / "named.dcm", read_gray(kermany_samples["PNEUMONIA"][0]),
+                       tags={"PatientName": "DOE^JANE", "PatientID": "MRN-4711"})
+    c = window.controller
+    window.open_paths([path])
+    wait_idle(qtbot, c)
+    window.tags.filter.setText("Patient")
+    rows = {kw: value for _, kw, value in window.tags.visible_rows()}
+    assert rows["PatientName"] == MASK and rows["PatientID"] == MASK
+    idx = window.study_list.proxy.index(0, 0)
+    assert "DOE" not in window.study_list.model.index(0).data(Qt.ItemDataRole.UserRole + 3)
+
+    c.settings.show_identifiers = True
+    c.apply_settings({"privacy"})
+    window.tags.set_show_identifiers(True)
+    rows = {kw: value for _, kw, value in window.tags.visible_rows()}
+    assert rows["PatientName"] == "DOE^JANE" and rows["PatientID"] == "MRN-4711"
+    assert idx.isValid()
+
+
+def test_settings_dialog_offers_only_available_providers_and_relabels(window, qtbot, real_dicom):
+    from inference.providers import available_providers
+
+    from desktop.widgets.qt_settings_dialog import SettingsDialog
+
+    c = window.controller
+    window.open_paths([real_dicom])
+    wait_idle(qtbot, c)
+    pred = c.context.item.prediction
+    dlg = SettingsDialog(c.settings, available_providers(), c.engine.provider, c.manifest, window)
+    qtbot.addWidget(dlg)
+    offered = [dlg.provider.itemData(i) for i in range(dlg.provider.count())]
+    assert offered == ["auto", *available_providers()]
+    assert dlg.in_use.text() == "CPU"
+    assert [dlg.operating_point.itemData(i) for i in range(dlg.operating_point.count())] == \
+        [*c.manifest.operating_points, "custom"]
+    # A custom threshold just above this study's probability turns the label around.
+    dlg.operating_point.setCurrentIndex(dlg.operating_point.findData("custom"))
+    assert dlg.custom.isEnabled()
+    dlg.custom.setValue(min(pred.probability * 100 + 1.0, 100.0))
+    changed = dlg.apply()
+    assert changed == {"decision"}
+    c.apply_settings(changed)
+    after = c.context.item.prediction
+    assert after.probability == pred.probability and after.operating_point == "custom"
+    assert after.label == "NORMAL" and after.sensitivity is None
+    assert window.result_panel.sentence_text().startswith("Pneumonia unlikely")
+    # Persisted in QSettings.
+    assert c.settings.q.value("decision/operating_point") == "custom"
+
+
+def test_about_dialog_states_intended_use_credit_and_versions(window, qtbot):
+    import onnxruntime
+    from PySide6.QtCore import qVersion
+
+    from desktop.widgets.qt_about_dialog import AboutDialog, versions
+
+    dlg = AboutDialog(window.controller.manifest, Path("resources/models/MODEL_CARD.md").resolve(), window)
+    qtbot.addWidget(dlg)
+    v = versions(window.controller.manifest)
+    assert v["ONNX Runtime"] == onnxruntime.__version__ and v["Qt"] == qVersion()
+    assert v["Model"].startswith(window.controller.manifest.name)
+    texts = " ".join(w.text() for w in dlg.findChildren(type(window.cursor_label)))
+    assert "not a diagnostic device" in texts and "Kermany" in texts and "CC BY 4.0" in texts
+    assert len(dlg.card.toPlainText()) > 200  # the real model card is shown
+
+
+def test_window_layout_is_remembered(qtbot, app_settings, bundled_model):
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    c1 = StudyController(app_settings)
+    w1 = MainWindow(c1)
+    w1.show()
+    w1.resize(700, 500)  # the offscreen screen is 800x600: restoring clamps to it
+    w1.studies_dock.hide()
+    qtbot.waitExposed(w1)
+    w1.close()
+    c2 = StudyController(app_settings)
+    w2 = MainWindow(c2)
+    qtbot.addWidget(w2)
+    w2.show()
+    assert (w2.width(), w2.height()) == (700, 500)
+    assert not w2.studies_dock.isVisible() and w2.result_dock.isVisible()
+    w2.close()
+    w1.deleteLater()
+    QApplication.processEvents()
