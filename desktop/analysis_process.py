@@ -222,8 +222,18 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
 
     pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads), _QueueSink(events),
                              load_study, loader_threads=loader_threads)
+    parent = mp.parent_process()
     while True:
-        msg = commands.get()
+        try:
+            msg = commands.get(timeout=0.5)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                # The window was killed: do not linger as an orphan. Nobody reads the
+                # events pipe any more, so its feeder thread could block a normal exit.
+                events.cancel_join_thread()
+                pipeline.shutdown(2.0)
+                os._exit(0)
+            continue
         if msg[0] == "jobs":
             pipeline.submit((k, Path(p)) for k, p in msg[1])
         elif msg[0] == "cancel":

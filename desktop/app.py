@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _screenshot(app, window, controller, args: argparse.Namespace) -> int:  # noqa: ANN001
-    """Run until every result is shown, grab the window, exit 0 when the picture is saved."""
+    """Run until every result is shown, grab the window; exit 0 when the picture is saved
+    and the model ran (a window full of "model unavailable" is not a successful check)."""
     from PySide6.QtCore import QElapsedTimer, QTimer
 
     try:
@@ -115,11 +116,15 @@ def _screenshot(app, window, controller, args: argparse.Namespace) -> int:  # no
         app.processEvents()
         out = args.screenshot
         out.parent.mkdir(parents=True, exist_ok=True)
-        if window.grab().save(str(out)):
+        if not window.grab().save(str(out)):
+            print(f"lunglens: could not write {out}", file=sys.stderr)
+        elif controller.engine_error or controller.manifest is None:
+            # The picture exists, but it shows no results: not a success for a check.
+            reason = controller.engine_error or controller.manifest_error
+            print(f"screenshot saved: {out}, but the model is not available: {reason}", file=sys.stderr)
+        else:
             print(f"screenshot saved: {out}")
             state["code"] = 0
-        else:
-            print(f"lunglens: could not write {out}", file=sys.stderr)
         window.close()
         app.exit(state["code"])
 

@@ -29,7 +29,7 @@ from .worker import StudyWorker
 
 log = logging.getLogger(__name__)
 
-FLUSH_MS = 60
+FLUSH_MS = 100
 
 
 @dataclass

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The GUI analyses batches in a spawned child process; a frozen build must let the
+    # child run its own code instead of starting another app.
+    multiprocessing.freeze_support()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "classify":
         from inference.cli import main as cli_main  # no Qt on this path

@@ -121,6 +121,8 @@ def main(argv: list[str]) -> int:
             write_secondary_capture(study, prediction, args.dicom_sc, overlay=overlay)
         except OSError as exc:
             return _fail(f"{args.dicom_sc}: cannot write the DICOM file ({exc})")
+        except (ValueError, TypeError, AttributeError) as exc:  # a source header highdicom refuses
+            return _fail(f"{args.dicom_sc}: cannot build a Secondary Capture from {study.path.name} ({exc})")
         # The capture carries the source's Patient module: identifiers go with a DICOM source.
         audit.log_export(
             "secondary_capture", "dicom", args.dicom_sc, [digest],

@@ -23,6 +23,9 @@ from .analysis_process import AnalysisProcess, EngineInfo
 from .pipeline import LatestOnlyLoader
 
 
+CHUNK = 100  # studies listed per update: each chunk is one short step for the GUI thread
+
+
 def _load_study(path: Path) -> Study:
     from inference.loaders import load_study
 
@@ -93,7 +96,7 @@ class StudyWorker(QObject):
                 if self._stopping:
                     return
                 chunk.append(path)
-                if len(chunk) >= 500 or time.monotonic() - last > 0.1:
+                if len(chunk) >= CHUNK or time.monotonic() - last > 0.1:
                     self.discovered.emit(chunk)
                     chunk, last = [], time.monotonic()
             if chunk:

@@ -9,6 +9,7 @@ text is burned into a band below the image, never over the anatomy.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,11 @@ DISCLAIMER = "AI-generated - decision support, not a diagnosis"
 SERIES_DESCRIPTION = "AI-generated pneumonia heat-map (LungLens)"  # LO: at most 64 characters
 SERIES_NUMBER = 9901  # high, so the capture sorts after the acquired series
 
+_DATE_TIME_PATTERNS = {
+    "PatientBirthDate": r"\d{8}",
+    "StudyDate": r"\d{8}",
+    "StudyTime": r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?",
+}
 # Patient-module attributes copied from the source besides the ones highdicom takes.
 _EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSequence", "PatientComments")
 
@@ -117,10 +123,11 @@ def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.nd
                 setattr(sc, keyword, source[keyword].value)
         if "StudyDescription" in source:
             sc.StudyDescription = source.StudyDescription
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = source.SOPClassUID
-        ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
-        sc.SourceImageSequence = [ref]
+        if source.get("SOPClassUID") and source.get("SOPInstanceUID"):
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = source.SOPClassUID
+            ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+            sc.SourceImageSequence = [ref]
     else:
         sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192", **common)
     # The overlay has the source's geometry, so it has the source's orientation; unknown
@@ -163,6 +170,21 @@ def write_secondary_capture(
 
 
 def _source_dataset(study: Study) -> Dataset | None:
+    """The source's header, with values highdicom would refuse made harmless.
+
+    A capture must be written even when the source's header is sloppy: an invalid sex is
+    dropped, a malformed date or time emptied (all type 2), a missing Study Instance UID
+    replaced by a new one (the capture then starts its own study).
+    """
     if study.metadata.source_format != "DICOM":
         return None
-    return pydicom.dcmread(study.path, stop_before_pixels=True)
+    ds = pydicom.dcmread(study.path, stop_before_pixels=True)
+    if ds.get("PatientSex") not in (None, "", "M", "F", "O"):
+        ds.PatientSex = ""
+    for keyword, pattern in _DATE_TIME_PATTERNS.items():
+        value = ds.get(keyword)
+        if value not in (None, "") and not re.fullmatch(pattern, str(value)):
+            setattr(ds, keyword, "")
+    if not ds.get("StudyInstanceUID"):
+        ds.StudyInstanceUID = generate_uid()
+    return ds

@@ -57,6 +57,8 @@ class StudyListModel(QAbstractListModel):
         self._thumbs: dict[int, QImage] = {}
         self._next_key = 1
         self._show_identifiers = False
+        self._version = 0
+        self._row_versions: dict[int, int] = {}
 
     # -- Qt model API ----------------------------------------------------------------------
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 -- Qt signature
@@ -221,11 +223,17 @@ class StudyListModel(QAbstractListModel):
                 item.prediction = relabel(item.prediction, thr, name, sens, spec)
         self._all_changed()
 
+    def version(self, key: int) -> int:
+        """Changes whenever the row's display may change (lets views cache rendered rows)."""
+        return self._version + self._row_versions.get(key, 0)
+
     def _changed(self, key: int) -> None:
+        self._row_versions[key] = self._row_versions.get(key, 0) + 1
         idx = self.index(self._row_of[key])
         self.dataChanged.emit(idx, idx)
 
     def _all_changed(self) -> None:
+        self._version += 1_000_000  # every row's version moves past all earlier ones
         if self._items:
             self.dataChanged.emit(self.index(0), self.index(len(self._items) - 1))
 

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from ..models.study_item import Status
 from ..models.windowing import PRESETS, preset_window
 from .qt_about_dialog import AboutDialog
 from .qt_overlay_controls import OverlayControls
+from .qt_progress import ProgressLine
 from .qt_result_panel import ResultPanel
 from .qt_settings_dialog import SettingsDialog
 from .qt_study_list import StudyListWidget
@@ -130,10 +130,7 @@ class MainWindow(QMainWindow):
         self.cursor_label = QLabel()
         self.engine_label = QLabel()
         self.progress_label = QLabel()
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setFixedWidth(160)
-        self.progress_bar.setTextVisible(False)
-        self.progress_bar.setMaximumHeight(10)
+        self.progress_bar = ProgressLine()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the batch (Esc); finished results are kept")
         self.cancel_button.clicked.connect(self.controller.cancel)
@@ -293,6 +290,11 @@ class MainWindow(QMainWindow):
 
     def _rows_added(self, _parent: object, first: int, _last: int) -> None:
         if first == 0 and not self.study_list.current_key():
+            # Next event-loop turn: the list first shows its new rows, then the study loads.
+            QTimer.singleShot(0, self._select_first)
+
+    def _select_first(self) -> None:
+        if not self.study_list.current_key():
             self.study_list.select_row(0)
 
     def _retry_all(self) -> None:
@@ -364,8 +366,7 @@ class MainWindow(QMainWindow):
         busy = done < total
         self._set_busy(busy)
         if busy:
-            self.progress_bar.setRange(0, total)
-            self.progress_bar.setValue(done)
+            self.progress_bar.set_progress(done, total)
             self.progress_label.setText(f"{done} of {total} · {format_eta(eta)}")
 
     def _batch_finished(self) -> None:

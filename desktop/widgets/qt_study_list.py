@@ -7,7 +7,7 @@ no state beyond the selection, which it reports as a study key.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -53,14 +53,44 @@ def chip_text_and_colour(item: StudyItem) -> tuple[str, str]:
 
 
 class StudyDelegate(QStyledItemDelegate):
+    """Paints rows; each rendered row is cached until the row, its size or its state changes.
+
+    Re-sorting as results arrive repaints every visible row; from the cache that costs a
+    pixmap copy per row instead of a full Python paint, which keeps the GUI thread free."""
+
+    CACHE_ROWS = 256
+
     def __init__(self, model: StudyListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._model = model
+        self._cache: dict[tuple, QPixmap] = {}
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        key = index.data(KeyRole)
+        r = option.rect
+        state = option.state & (QStyle.StateFlag.State_Selected | QStyle.StateFlag.State_MouseOver)
+        dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
+        cache_key = (key, self._model.version(key), r.width(), r.height(), int(state.value), dpr)
+        pix = self._cache.get(cache_key)
+        if pix is None:
+            pix = QPixmap(int(r.width() * dpr), int(r.height() * dpr))
+            pix.setDevicePixelRatio(dpr)
+            pix.fill(QColor(theme.BASE))
+            painter = QPainter(pix)
+            local = QStyleOptionViewItem(option)
+            local.rect = QRect(0, 0, r.width(), r.height())
+            self._paint_row(painter, local, index)
+            painter.end()
+            if len(self._cache) >= self.CACHE_ROWS:
+                self._cache.clear()
+            self._cache[cache_key] = pix
+        p.drawPixmap(r.topLeft(), pix)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: ARG002
         return QSize(260, ROW_HEIGHT)
 
-    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+    def _paint_row(self, p: QPainter, option: QStyleOptionViewItem,
+                   index: QModelIndex | QPersistentModelIndex) -> None:
         item: StudyItem = index.data(ItemRole)
         if item is None:
             return

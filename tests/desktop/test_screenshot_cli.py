@@ -35,3 +35,16 @@ def test_bad_size_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "desktop.main", "--screenshot", str(tmp_path / "x.png"),
                            "--size", "big"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--size must look like 1440x900" in proc.stderr
+
+
+def test_missing_model_is_not_a_successful_screenshot(tmp_path, real_dicom):
+    empty = tmp_path / "resources"
+    (empty / "models").mkdir(parents=True)
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               LUNGLENS_RESOURCES=str(empty))
+    proc = subprocess.run([sys.executable, "-m", "desktop.main", "--screenshot", str(out), str(real_dicom)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "model is not available" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.is_file()  # the window (with its "model unavailable" banner) is still pictured

@@ -76,6 +76,9 @@ def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     rect = window.viewer.vb.viewRect()
     h, w = window.viewer.pixels.shape
     assert rect.width() >= w and rect.height() >= h  # the whole image is in view
+    qtbot.keyClick(window, Qt.Key.Key_1)  # 1:1 -- one image pixel per device pixel
+    vb = window.viewer.vb
+    assert vb.viewRect().width() == pytest.approx(vb.width() * window.viewer.devicePixelRatioF(), rel=0.02)
 
 
 def test_window_presets_change_the_levels(window, qtbot, real_dicom):
@@ -180,3 +183,17 @@ def test_window_layout_is_remembered(qtbot, app_settings, bundled_model):
     w2.close()
     w1.deleteLater()
     QApplication.processEvents()
+
+
+def test_changing_the_provider_restarts_the_engine(window, qtbot, kermany_samples):
+    c = window.controller
+    old_worker = c.worker
+    c.settings.provider = "CPUExecutionProvider"
+    c.apply_settings({"engine"})
+    assert c.worker is not old_worker and not old_worker.alive
+    with qtbot.waitSignal(c.engine_status, timeout=120_000) as blocker:
+        window.open_paths([kermany_samples["PNEUMONIA"][2]])
+    assert blocker.args == ["CPUExecutionProvider", ""]
+    wait_idle(qtbot, c)
+    assert c.model.items()[0].prediction.provider == "CPUExecutionProvider"
+    assert "CPU" in window.engine_label.text()

@@ -122,6 +122,18 @@ def test_table_and_summary_without_json(tmp_path: Path, capsys: pytest.CaptureFi
     assert "CPU" in out[-1] and "tiny-cxr" in out[-1]
 
 
+def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    blank = tmp_path / "blank.png"
+    assert cv2.imwrite(str(blank), np.full((300, 300), 128, np.uint8))
+    assert main(["classify", "--json", str(blank)]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["ok"] is True and record["in_scope"] is False
+    assert any("blank" in r for r in record["scope_reasons"])
+    assert main(["classify", str(blank)]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "OUT OF SCOPE, result not reliable: image is blank" in row
+
+
 def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     img = write_png(tmp_path / "x.png", 7)
     main(["classify", "--json", str(img), "--threshold", "1"])

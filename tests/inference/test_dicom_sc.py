@@ -55,6 +55,21 @@ def test_capture_of_a_dicom_joins_its_study_and_validates(tmp_path, real_dicom):
     assert (band.max(axis=2) > 200).sum() > 2000  # bright text on black
 
 
+def test_sloppy_source_header_still_gives_a_valid_capture(tmp_path, real_dicom):
+    """Values highdicom would refuse (sex "Male", a dashed date) are emptied, not fatal."""
+    ds = pydicom.dcmread(real_dicom)
+    src = tmp_path / "sloppy.dcm"
+    with pytest.warns(UserWarning, match="Invalid value"):  # pydicom objects, as it should
+        ds.PatientSex, ds.StudyDate, ds.StudyTime, ds.PatientName = "Male", "2020-01-01", "noon", "Doe, Jane"
+        ds.save_as(src)
+    out = write_secondary_capture(dicom_study(src), prediction_for(dicom_study(src), 0.5), tmp_path / "sc.dcm")
+    errors, _ = dciodvfy(out)
+    assert errors == [], errors
+    sc = pydicom.dcmread(out, stop_before_pixels=True)
+    assert (sc.PatientSex, sc.StudyDate, sc.StudyTime) == ("", "", "")
+    assert sc.PatientName == "Doe, Jane" and sc.StudyInstanceUID == ds.StudyInstanceUID
+
+
 def test_two_captures_of_one_study_get_new_uids(tmp_path, real_dicom):
     study = dicom_study(real_dicom)
     pred = prediction_for(study, 0.2)

@@ -79,14 +79,17 @@ def test_engine_logit_is_what_onnx_runtime_gives_for_the_shared_preprocessing(
     assert engine.predict(study).logit == pytest.approx(float(logit[0, 0]), abs=1e-5)
 
 
-def test_training_images_are_ranked_by_class_and_maps_fit_them(engine: Engine, kermany_samples) -> None:
-    """On 10+10 real training radiographs the model must rank pneumonia above normal."""
+def test_training_images_are_ranked_by_class_in_scope_and_maps_fit_them(engine: Engine, kermany_samples) -> None:
+    """On 10+10 real training radiographs the model must rank pneumonia above normal, and
+    the input gate must not turn them away."""
     probs: dict[str, list[float]] = {}
+    in_scope = 0
     for label, files in kermany_samples.items():
         probs[label] = []
         for f in files:
             study = load_study(f)
             pred = engine.predict(study)
+            in_scope += pred.in_scope
             assert pred.cam.shape == study.shape and 0.0 <= pred.cam.min() <= pred.cam.max() <= 1.0
             assert pred.label == ("PNEUMONIA" if pred.probability >= pred.threshold else "NORMAL")
             probs[label].append(pred.probability)
@@ -94,6 +97,7 @@ def test_training_images_are_ranked_by_class_and_maps_fit_them(engine: Engine, k
     auc = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
     assert auc >= 0.9, probs
     assert np.mean(probs["PNEUMONIA"]) > np.mean(probs["NORMAL"]) + 0.3, probs
+    assert in_scope >= 18  # the input gate lets the model's own kind of image through
 
 
 def test_input_gate_flags_a_header_that_says_knee(engine: Engine, real_film: np.ndarray, tmp_path: Path) -> None:

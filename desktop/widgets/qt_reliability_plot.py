@@ -1,0 +1,92 @@
+"""The reliability diagram of the bundled model on its validation patients, with the ECE.
+
+It answers "when LungLens says 80 %, is it right 80 % of the time?": each bar is one bin of
+calibrated probabilities, its height the fraction of those validation images that really
+had pneumonia; a calibrated model's bars follow the diagonal. Data: the manifest's
+"calibration" section (written by the training pipeline), never recomputed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from inference.manifest import ModelManifest
+
+from .. import pgsetup  # noqa: F401 -- global pyqtgraph options
+from .. import theme
+
+
+class ReliabilityPlot(pg.PlotWidget):
+    """Observed pneumonia fraction per bin of predicted probability; title gives the ECE."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent=parent)
+        self.ece: float | None = None
+        self.ece_before: float | None = None
+        self.bins: list[dict[str, float]] = []  # the non-empty bins shown
+        item = self.getPlotItem()
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        item.setLabel("bottom", "Predicted probability of pneumonia (calibrated)")
+        item.setLabel("left", "Observed fraction with pneumonia")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        self.setMinimumSize(320, 260)
+        self.setAccessibleName("Reliability diagram")
+        self.set_calibration(None)
+
+    def set_manifest(self, manifest: ModelManifest | None) -> None:
+        self.set_calibration(None if manifest is None else manifest.raw.get("calibration"))
+
+    def set_calibration(self, calibration: dict[str, Any] | None) -> None:
+        """Draw the diagram from a manifest's "calibration" section (None: say there is none)."""
+        item = self.getPlotItem()
+        item.clear()
+        self.bins = [b for b in (calibration or {}).get("reliability", []) if int(b.get("count", 0)) > 0]
+        self.ece = _number(calibration, "ece_after")
+        self.ece_before = _number(calibration, "ece_before")
+        item.plot([0, 1], [0, 1], pen=pg.mkPen(theme.TEXT_DIM, width=1, style=Qt.PenStyle.DashLine))
+        if not self.bins:
+            note = pg.TextItem("No calibration data in this model's manifest", color=theme.TEXT_DIM, anchor=(0.5, 0.5))
+            note.setPos(0.5, 0.5)
+            item.addItem(note)
+            item.setTitle("Reliability: not available")
+            return
+        lo = np.array([b["lo"] for b in self.bins], float)
+        hi = np.array([b["hi"] for b in self.bins], float)
+        observed = np.array([b["observed_fraction"] for b in self.bins], float)
+        predicted = np.array([b["mean_predicted"] for b in self.bins], float)
+        counts = np.array([b["count"] for b in self.bins], float)
+        accent = pg.mkColor(theme.ACCENT)
+        fill = pg.mkColor(theme.ACCENT)
+        fill.setAlpha(110)
+        item.addItem(pg.BarGraphItem(x0=lo, x1=hi, height=observed, brush=fill, pen=pg.mkPen(accent, width=1)))
+        # Dots at each bin's mean prediction; their area grows with the number of images.
+        sizes = 6 + 14 * np.sqrt(counts / counts.max())
+        item.plot(predicted, observed, pen=None, symbol="o", symbolSize=sizes,
+                  symbolBrush=pg.mkBrush(theme.TEXT), symbolPen=pg.mkPen(theme.BACKGROUND))  # fmt: skip
+        item.setTitle(self.summary_text())
+        tips = "\n".join(
+            f"{b['lo']:.0%}-{b['hi']:.0%}: {b['observed_fraction']:.0%} observed, "
+            f"{b['mean_predicted']:.0%} predicted, {int(b['count'])} images"
+            for b in self.bins
+        )
+        self.setToolTip(tips)
+
+    def summary_text(self) -> str:
+        if self.ece is None:
+            return "Reliability on validation patients"
+        text = f"Validation patients: ECE {self.ece * 100:.1f} %"
+        if self.ece_before is not None:
+            text += f" (before calibration {self.ece_before * 100:.1f} %)"
+        return text
+
+
+def _number(section: dict[str, Any] | None, key: str) -> float | None:
+    value = (section or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None

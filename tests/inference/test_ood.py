@@ -1,0 +1,166 @@
+"""The input gate on real data: the bundled model and its statistics, real radiographs,
+and the out-of-scope set of tests/fixtures/nonchest.py (bench/ood.py prints the full figures)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.engine import Engine, find_manifest
+from inference.loaders import load_study
+from inference.manifest import ModelManifest
+from inference.ood import (
+    THUMBNAIL_SIDE,
+    ScopeGate,
+    age_in_years,
+    header_reasons,
+    population_warnings,
+    turned_copies,
+)
+from inference.study import StudyMetadata
+from tests.fixtures.nonchest import build_nonchest, chest_sources, chest_variants
+
+MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load(threads=1)
+
+
+@pytest.fixture(scope="module")
+def sources() -> list[Path]:
+    return chest_sources()
+
+
+# --------------------------------------------------------------------- header, population
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        (StudyMetadata(), []),
+        (StudyMetadata(modality="CR", body_part="CHEST", view_position="PA"), []),
+        (StudyMetadata(modality="DX", body_part="thorax", view_position="AP"), []),
+        (StudyMetadata(modality="CT"), ["modality CT"]),
+        (StudyMetadata(modality="DX", body_part="HAND"), ["body part HAND"]),
+        (StudyMetadata(modality="CR", body_part="CHEST", view_position="LL"), ["lateral view (LL)"]),
+        (StudyMetadata(modality="MR", body_part="HEAD", view_position="LATERAL"),
+         ["body part HEAD", "lateral view (LATERAL)", "modality MR"]),
+    ],
+)  # fmt: skip
+def test_header_reasons(meta: StudyMetadata, expected: list[str]) -> None:
+    """One reason per tag that speaks against a frontal chest radiograph; empty tags say nothing."""
+    reasons = header_reasons(meta)
+    assert len(reasons) == len(expected), reasons
+    for fragment, reason in zip(expected, reasons, strict=True):
+        assert fragment in reason
+
+
+@pytest.mark.parametrize(
+    ("age", "years"),
+    [("004Y", 4.0), ("018M", 1.5), ("003W", 3 * 7 / 365.25), ("010D", 10 / 365.25), ("45", 45.0), ("", None), ("old", None)],
+)
+def test_age_strings(age: str, years: float | None) -> None:
+    assert age_in_years(age) == (pytest.approx(years) if years is not None else None)
+
+
+def test_population_warnings_for_adults_and_other_ages() -> None:
+    adult = population_warnings("045Y")
+    assert len(adult) == 1 and "Adult" in adult[0] and "1-5" in adult[0]
+    assert population_warnings("018Y") and "Adult" in population_warnings("018Y")[0]
+    assert population_warnings("003Y") == [] and population_warnings("030M") == []
+    teen = population_warnings("012Y")
+    assert len(teen) == 1 and "Adult" not in teen[0] and "outside" in teen[0]
+    assert population_warnings("") == [] and population_warnings("n/a") == []
+
+
+def test_turned_copies_are_rotations_and_an_upside_down_flip() -> None:
+    rng = np.random.default_rng(0)
+    side = THUMBNAIL_SIDE
+    layout = rng.random(side * side + 2).astype(np.float32)
+    copies = turned_copies(layout)
+    thumb = layout[: side * side].reshape(side, side)
+    assert copies.shape == (4, layout.size)
+    np.testing.assert_array_equal(copies[1, : side * side].reshape(side, side), np.rot90(thumb, 2))
+    np.testing.assert_array_equal(copies[3, : side * side].reshape(side, side), thumb[::-1, :])
+    np.testing.assert_array_equal(copies[:, side * side :], np.tile(layout[side * side :], (4, 1)))
+    batch = turned_copies(np.stack([layout, layout]))
+    assert batch.shape == (4, 2, layout.size)
+
+
+# ------------------------------------------------------------------------ the statistics
+def test_shipped_statistics_match_the_shipped_model(engine: Engine) -> None:
+    """A stale fit would measure distances in another model's feature space."""
+    gate = ScopeGate.load(MODELS, engine.manifest)
+    assert gate.image_check, gate.warnings
+    assert gate.warnings == []
+    assert engine.gate.image_check
+
+
+def test_missing_or_stale_statistics_leave_a_header_only_gate(tmp_path: Path, engine: Engine, real_dicom: Path) -> None:
+    manifest = ModelManifest.load(find_manifest(MODELS))
+    missing = ScopeGate.load(tmp_path, manifest)
+    assert not missing.image_check and "only DICOM headers" in missing.warnings[0]
+    shutil.copy(ScopeGate.stats_path(MODELS, manifest), tmp_path / f"{manifest.name}.ood.npz")
+    stale = ScopeGate.load(tmp_path, replace(manifest, sha256="0" * 64))
+    assert not stale.image_check and "another model" in stale.warnings[0]
+    (tmp_path / f"{manifest.name}.ood.npz").write_bytes(b"not a numpy file")
+    broken = ScopeGate.load(tmp_path, manifest)
+    assert not broken.image_check and "unreadable" in broken.warnings[0]
+
+    study = load_study(real_dicom)
+    verdict = missing.assess(study, engine.predict(study).embedding)
+    assert verdict.in_scope and verdict.score == 0.0  # a chest CR header says nothing against it
+    ct = load_study(Path(__import__("pydicom").__file__).parent / "data" / "test_files" / "CT_small.dcm")
+    verdict = missing.assess(ct, None)
+    assert not verdict.in_scope and any("modality CT" in r for r in verdict.reasons)
+
+
+# ------------------------------------------------------------------------- end to end
+def test_real_chest_xrays_pass(engine: Engine, sources: list[Path], real_dicom: Path, tmp_path: Path) -> None:
+    """Validation radiographs, their harmless variants and the real adult DICOM are in scope."""
+    for path in sources:
+        p = engine.predict(load_study(path))
+        assert p.in_scope, (path.name, p.scope_reasons)
+    variants = chest_variants(tmp_path, sources)
+    flagged = [c.name for c in variants if not engine.predict(load_study(c.path)).in_scope]
+    assert len(flagged) <= 0.1 * len(variants), flagged
+
+    p = engine.predict(load_study(real_dicom))
+    assert p.in_scope, p.scope_reasons
+    assert any("Adult patient" in w and "1-5" in w for w in p.warnings), p.warnings
+
+
+@pytest.mark.slow
+def test_out_of_scope_inputs_are_flagged(engine: Engine, sources: list[Path], tmp_path: Path) -> None:
+    cases = build_nonchest(tmp_path, sources)
+    by_category: dict[str, list[bool]] = {}
+    for case in cases:
+        p = engine.predict(load_study(case.path))
+        assert p.in_scope == (not p.scope_reasons)
+        by_category.setdefault(case.category, []).append(not p.in_scope)
+    rates = {k: float(np.mean(v)) for k, v in by_category.items()}
+    overall = float(np.mean([f for v in by_category.values() for f in v]))
+    # Far-out inputs are always caught; cropped radiographs are the hard case (see bench/ood.py).
+    for category in ("dicom-non-chest (header)", "photograph / sample image", "synthetic",
+                     "rotated radiograph", "inverted radiograph"):  # fmt: skip
+        assert rates[category] >= 0.95, rates
+    assert rates["dicom-non-chest pixels as PNG"] >= 0.9, rates
+    assert overall >= 0.9, rates
+
+
+def test_blank_image_reason_and_ct_header_reason(engine: Engine, tmp_path: Path) -> None:
+    import cv2
+    import pydicom
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 300), 77, np.uint8))
+    p = engine.predict(load_study(blank))
+    assert not p.in_scope and any("blank" in r for r in p.scope_reasons)
+
+    ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    p = engine.predict(load_study(ct))
+    assert not p.in_scope and any("modality CT" in r for r in p.scope_reasons)
