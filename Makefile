@@ -26,6 +26,7 @@ lint: install
 bench: install
 	$(PY) bench/load.py
 	$(PY) bench/latency.py
+	$(PY) bench/batch.py
 
 train: install
 	$(PY) -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models

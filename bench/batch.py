@@ -1,6 +1,7 @@
 """Batch triage benchmark: studies per second and memory, through the CLI and the app's worker.
 
-    .venv/bin/python bench/batch.py [--n 500] [--only cli|worker] [--keep DIR]
+    .venv/bin/python bench/batch.py [--n 500] [--only cli|worker] [--sets dicom,png]
+                                    [--threads N] [--keep DIR]
 
 Makes N 1,024x1,024 JPEG-baseline DICOMs and N 1,024x1,024 PNGs from real Kermany training
 images (upsampled) in a temporary folder, then runs each set
@@ -8,11 +9,15 @@ images (upsampled) in a temporary folder, then runs each set
   * through the CLI: ``lunglens classify DIR --json`` in a subprocess, timing each result line
     as it arrives and reading the child's RSS from /proc as it goes (Linux);
   * through the app's worker (desktop.worker.StudyWorker, the same object the window uses)
-    in a subprocess with a QCoreApplication event loop.
+    in a subprocess with a QCoreApplication event loop (the worker runs its analysis in a
+    child process of its own: memory is summed over the whole process tree).
 
 Reported: studies/s over the batch (first result to last, so model loading is excluded)
-and overall, peak RSS (wait4 ru_maxrss of the child), RSS after 50 and after N results,
-and the mean per-stage times the engine reports (read, preprocess, inference, gradcam).
+and overall; CPU time per study (hardly changed by other processes competing for the
+cores, so it bounds what an idle machine reaches); peak RSS (wait4 ru_maxrss, and the
+process tree's sum sampled at each result); RSS and anonymous RSS after 50 and after N
+results; the mean per-stage times the engine reports. ``--threads N`` passes ONNX
+Runtime's thread count to the CLI (1 is much faster when decoding runs beside it).
 Targets (issue 5, on the 2-core machine): >= 30 studies/s for the DICOMs, peak RSS <= 1 GB,
 RSS after N within 100 MB of RSS after 50. The bundled model is used unless
 LUNGLENS_RESOURCES points elsewhere. Other processes on the machine slow it down: the

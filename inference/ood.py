@@ -1,30 +1,30 @@
 """The input gate: is this a frontal chest radiograph like the ones the model learned from?
 
 A classifier answers every image with a number, so before a probability is shown as
-meaningful LungLens checks the input against the training data in three ways:
+meaningful LungLens checks the input against the training data:
 
 1. The DICOM header, where it speaks: a body part other than chest, a lateral view or a
-   modality that is not a radiograph put the study out of scope outright.
-2. The model's own view (works without any header): the Mahalanobis distance of the pooled
-   last-layer features (``Prediction.embedding``) to the training images' distribution.
-   Far-away inputs -- photographs, CT slices, noise -- land where the classifier's
-   probability means nothing.
-3. The image's layout (also header-free): the Mahalanobis distance of a 16x16 thumbnail of
-   the equalized model input, plus two texture figures, to the training thumbnails. A
-   frontal chest film has dark lungs either side of a bright mediastinum, shoulders at the
-   top and the diaphragm below; photographs, noise and other body parts do not.
-4. Orientation: the layout distance of the image divided by the smallest layout distance of
-   its copies rotated by 90/180/270 degrees or flipped upside down. Above ~0.9 a turned copy
-   looks at least as much like a chest X-ray as the image itself: a rotated, upside-down,
-   heavily cropped or lateral-looking radiograph, which a CNN's pooled features (blind to
-   position) can take for a familiar chest. A left-right mirror is not a turned copy: a
-   mirrored chest film is still a frontal chest film.
+   modality that is not a radiograph put the study out of scope outright. A blank image
+   (fewer than 8 grey levels) is out of scope too.
+2. Likeness (works without any header): the Mahalanobis distance of one vector to the
+   training images' distribution. The vector joins what the model sees -- its pooled
+   last-layer features, ``Prediction.embedding`` -- and the image's layout: a 16x16
+   thumbnail of the equalized model input plus two texture figures. Photographs, CT
+   slices, noise and text are far away in the features; a frontal chest film also has dark
+   lungs either side of a bright mediastinum, shoulders at the top and the diaphragm below,
+   which the layout measures and position-blind pooled features cannot.
+3. Orientation: the layout distance of the image divided by the smallest layout distance of
+   its copies turned by 90/180/270 degrees or flipped upside down. Near or above 1 a turned
+   copy looks at least as much like a chest X-ray as the image itself: a rotated,
+   upside-down, heavily cropped or lateral-looking radiograph, which can be close enough
+   in likeness alone. A left-right mirror is not a turned copy: a mirrored chest film is
+   still a frontal chest film.
 
-The distances use a mean and a shrinkage (Ledoit-Wolf) precision matrix fitted on the
+The distances use means and shrinkage (Ledoit-Wolf) precision matrices fitted on the
 training images by ``python -m training.ood_stats`` and stored beside the model as
-``<model name>.ood.npz``, with a threshold for each of the three figures at a common high
-percentile of held-in scores (chosen so that about 1 % of held-in chest X-rays fail any).
-``score`` is the largest figure divided by its threshold: above 1 is out of scope.
+``<model name>.ood.npz``, with thresholds for the two figures at one common high percentile
+of held-in scores, chosen so that 1 % of held-in chest X-rays fail either.
+``score`` is the larger figure divided by its threshold: above 1 is out of scope.
 
 Population warnings (e.g. an adult patient) do not change ``in_scope``: the image is still
 a chest X-ray, but the model learned from children aged 1-5, so the result comes with a
@@ -49,7 +49,7 @@ from .study import Study, StudyMetadata
 log = logging.getLogger(__name__)
 
 STATS_SUFFIX = ".ood.npz"
-STATS_FORMAT = 2
+STATS_FORMAT = 3
 THUMBNAIL_SIDE = 16
 # Texture is measured as the mean absolute difference between the equalized input and a
 # Gaussian blur of it at these sigmas (pixels of the 224 px input): radiographs are smooth,
@@ -68,7 +68,7 @@ _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 
 class ScopeAssessment:
     """The gate's verdict on one study.
 
-    ``score`` is the largest of the three image figures divided by its threshold (above 1:
+    ``score`` is the larger of the two image figures divided by its threshold (above 1:
     unlike the training images; 0 when the image check is unavailable). ``warnings`` are
     population notes (e.g. an adult) that leave ``in_scope`` alone.
     """
@@ -77,7 +77,7 @@ class ScopeAssessment:
     reasons: list[str]
     score: float
     warnings: list[str] = field(default_factory=list)
-    # "features", "layout", "orientation": each figure divided by its threshold
+    # "likeness", "orientation": each figure divided by its threshold
     distances: dict[str, float] = field(default_factory=dict)
 
 
@@ -185,21 +185,21 @@ class ScopeGate:
     def __init__(
         self,
         spec: PreprocessSpec,
-        features: GaussianModel | None,
+        likeness: GaussianModel | None,
         layout: GaussianModel | None,
         orientation_threshold: float = 1.0,
         warnings: list[str] | None = None,
     ) -> None:
         self.spec = spec
-        self.features = features
-        self.layout = layout
+        self.likeness = likeness  # over [embedding, layout vector]
+        self.layout = layout  # over the layout vector alone, for the orientation ratio
         self.orientation_threshold = orientation_threshold
         # Why the image check is unavailable, if it is; the engine shows these.
         self.warnings = list(warnings or [])
 
     @property
     def image_check(self) -> bool:
-        return self.features is not None and self.layout is not None
+        return self.likeness is not None and self.layout is not None
 
     @staticmethod
     def stats_path(models_dir: str | Path, manifest: ModelManifest) -> Path:
@@ -215,27 +215,26 @@ class ScopeGate:
         """
         path = cls.stats_path(models_dir, manifest)
         fix = "refit with: python -m training.ood_stats"
+
+        def header_only(problem: str) -> ScopeGate:
+            return cls(manifest.preprocess, None, None,
+                       warnings=[f"Input gate: {problem}; only DICOM headers are checked ({fix})."])  # fmt: skip
+
         if not path.is_file():
-            return cls(manifest.preprocess, None, None, warnings=[f"Input gate: no statistics file {path.name}; "
-                                                         f"only DICOM headers are checked ({fix})."])
+            return header_only(f"no statistics file {path.name}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-            fmt = int(data["format"])
-            sha = str(data["model_sha256"])
-            features = GaussianModel(data["features_mean"], data["features_precision"],
-                                     float(data["features_threshold"]))
-            layout = GaussianModel(data["layout_mean"], data["layout_precision"], float(data["layout_threshold"]))
+            fmt, sha = int(data["format"]), str(data["model_sha256"])
+            if fmt != STATS_FORMAT or sha.lower() != manifest.sha256.lower():
+                return header_only(f"{path.name} was fitted for another model or format")
+            likeness = GaussianModel(data["likeness_mean"], data["likeness_precision"],
+                                     float(data["likeness_threshold"]))  # fmt: skip
+            layout = GaussianModel(data["layout_mean"], data["layout_precision"], 1.0)
             orientation_threshold = float(data["orientation_threshold"])
         except (OSError, ValueError, KeyError) as exc:
-            return cls(manifest.preprocess, None, None,
-                       warnings=[f"Input gate: statistics file {path.name} is unreadable ({exc}); "
-                        f"only DICOM headers are checked ({fix})."])
-        if fmt != STATS_FORMAT or sha.lower() != manifest.sha256.lower():
-            return cls(manifest.preprocess, None, None,
-                       warnings=[f"Input gate: {path.name} was fitted for another model or format; "
-                        f"only DICOM headers are checked ({fix})."])
-        return cls(manifest.preprocess, features, layout, orientation_threshold)
+            return header_only(f"statistics file {path.name} is unreadable ({exc})")
+        return cls(manifest.preprocess, likeness, layout, orientation_threshold)
 
     def assess(self, study: Study, embedding: np.ndarray | None) -> ScopeAssessment:
         """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features [C])."""
@@ -244,31 +243,25 @@ class ScopeGate:
         equalized, levels = model_view(study.pixels, self.spec)
         if levels < MIN_GREY_LEVELS:
             reasons.append(f"image is blank or nearly so ({levels} grey level{'s' if levels != 1 else ''})")
-        if not self.image_check or embedding is None:
+        if self.likeness is None or self.layout is None or embedding is None:
             return ScopeAssessment(in_scope=not reasons, reasons=reasons, score=0.0, warnings=warnings)
-        assert self.features is not None and self.layout is not None
         layout = layout_vector(equalized)
+        joint = np.concatenate([np.asarray(embedding, np.float32).reshape(-1), layout])
         ratios = {
-            "features": self.features.distance(embedding) / self.features.threshold,
-            "layout": self.layout.distance(layout) / self.layout.threshold,
+            "likeness": self.likeness.distance(joint) / self.likeness.threshold,
             "orientation": self.layout.orientation(layout) / self.orientation_threshold,
         }
-        if ratios["features"] > 1.0:
+        if ratios["likeness"] > 1.0:
             reasons.append(
-                f"image is unlike the training chest X-rays to the model "
-                f"(feature distance {ratios['features']:.1f}x the limit)"
-            )
-        if ratios["layout"] > 1.0:
-            reasons.append(
-                f"image layout is not that of a frontal chest X-ray "
-                f"(layout distance {ratios['layout']:.1f}x the limit)"
+                f"image does not look like the chest X-rays the model learned from "
+                f"(distance {ratios['likeness']:.1f}x the limit)"
             )
         if ratios["orientation"] > 1.0:
             reasons.append(
                 "image looks rotated, upside down, cropped or lateral: a turned copy of it "
                 "resembles a frontal chest X-ray more than the image itself"
             )
-        score = max(ratios.values())
         return ScopeAssessment(
-            in_scope=not reasons, reasons=reasons, score=float(score), warnings=warnings, distances=ratios
-        )
+            in_scope=not reasons, reasons=reasons, score=float(max(ratios.values())), warnings=warnings,
+            distances=ratios,
+        )  # fmt: skip

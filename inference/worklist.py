@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .errors import LungLensError
 from .prediction import ModelInfo, Prediction
 from .study import Study, StudyMetadata
 from .userdirs import worklist_path
@@ -174,31 +175,62 @@ class WorklistRecord:
         )
 
 
+class WorklistError(LungLensError):
+    """The worklist cannot be used as it is (e.g. written by a newer LungLens)."""
+
+
 class Worklist:
     """The results database. Safe to share between the GUI thread and a worker thread."""
 
     def __init__(self, path: str | Path | None = None) -> None:
+        """Open (or create) the database. A damaged file is moved aside -- its name is then in
+        :attr:`damaged_copy` for the app to tell the user -- and a new list is started, so a
+        broken worklist never stops the app. A list written by a newer LungLens is refused
+        (:class:`WorklistError`) rather than touched."""
         self.path = Path(path) if path is not None else worklist_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.damaged_copy: Path | None = None
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk when add() returns (kill -9 and power loss alike).
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            self._migrate()
-
-    def _migrate(self) -> None:
-        row = self._conn.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif row["version"] > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path.name}: worklist schema {row['version']} is newer than this LungLens "
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError:
+            self.damaged_copy = self._move_aside()
+            self._conn = self._open()
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            self._conn.close()
+            raise WorklistError(
+                f"{self.path.name}: worklist schema {version} is newer than this LungLens "
                 f"understands ({SCHEMA_VERSION}); use a newer version or another data directory"
             )
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when add() returns (kill -9 and power loss alike).
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            # One statement, so two processes creating the list at once still write one row.
+            conn.execute(
+                "INSERT INTO schema_version (version) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM schema_version)",
+                (SCHEMA_VERSION,),
+            )
+            conn.execute("SELECT COUNT(*) FROM results").fetchone()
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                part.replace(Path(str(target) + suffix))
+        return target
 
     @property
     def schema_version(self) -> int:

@@ -6,11 +6,11 @@ the model changes; the gate refuses statistics fitted for another model. One com
     python -m training.ood_stats            # defaults: ../shared/data, resources/models
 
 It fits, on the training patients (not the validation ones), a mean and a Ledoit-Wolf
-shrinkage precision matrix for the pooled features and for the layout vector (see
-inference/ood.py), sets the thresholds of the three figures (feature distance, layout
-distance, orientation ratio) at one common percentile of held-in scores -- the lowest that
-flags at most ``--held-in-rate`` of held-in images -- and then reports how many held-out
-validation chest X-rays the gate flags.
+shrinkage precision matrix for [pooled features, layout vector] and for the layout vector
+alone (see inference/ood.py), sets the thresholds of the two figures (likeness distance,
+orientation ratio) at one common percentile of held-in scores -- the lowest that flags at
+most ``--held-in-rate`` of held-in images -- and then reports how many held-out validation
+chest X-rays the gate flags.
 
 Held-in scores are measured out-of-fold, by patient (the Gaussians are refitted without
 the fold they score), so thresholds are not set on distances the fit has already shrunk.
@@ -43,7 +43,7 @@ DEFAULT_MODELS = REPO / "resources" / "models"
 DEFAULT_VAL_LIST = REPO / "training" / "validation_patients.txt"
 HELD_IN_RATE = 0.01  # fraction of held-in chest X-rays the gate may flag
 FOLDS = 5
-FIGURES = ("features", "layout", "orientation")
+FIGURES = ("likeness", "orientation")
 
 
 @dataclass
@@ -94,12 +94,15 @@ def orientation_ratios(layout: np.ndarray, mean: np.ndarray, precision: np.ndarr
 
 
 def figures(features: np.ndarray, layout: np.ndarray, fits: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """The gate's three raw figures for a batch, from fitted (mean, precision) pairs."""
+    """The gate's two raw figures for a batch, from fitted (mean, precision, ...) tuples."""
     return {
-        "features": mahalanobis(features, *fits["features"][:2]),
-        "layout": mahalanobis(layout, *fits["layout"][:2]),
+        "likeness": mahalanobis(np.concatenate([features, layout], axis=1), *fits["likeness"][:2]),
         "orientation": orientation_ratios(layout, *fits["layout"][:2]),
     }
+
+
+def fit_gaussians(features: np.ndarray, layout: np.ndarray) -> dict[str, tuple]:
+    return {"likeness": ledoit_wolf(np.concatenate([features, layout], axis=1)), "layout": ledoit_wolf(layout)}
 
 
 def out_of_fold_figures(features: np.ndarray, layout: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
@@ -111,7 +114,7 @@ def out_of_fold_figures(features: np.ndarray, layout: np.ndarray, groups: np.nda
     out = {key: np.empty(len(groups)) for key in FIGURES}
     for k in range(FOLDS):
         train, held = fold != k, fold == k
-        fits = {"features": ledoit_wolf(features[train]), "layout": ledoit_wolf(layout[train])}
+        fits = fit_gaussians(features[train], layout[train])
         for key, values in figures(features[held], layout[held], fits).items():
             out[key][held] = values
     return out
@@ -205,13 +208,13 @@ def fit_gate(
     oof = out_of_fold_figures(fit.features, fit.layout, groups)
     percentile = common_percentile(oof, held_in_rate)
     thresholds = {key: float(np.percentile(values, percentile)) for key, values in oof.items()}
-    fits = {"features": ledoit_wolf(fit.features), "layout": ledoit_wolf(fit.layout)}
+    fits = fit_gaussians(fit.features, fit.layout)
     val_ratios = {key: v / thresholds[key] for key, v in figures(val.features, val.layout, fits).items()}
     flag_in = np.any([oof[k] > thresholds[k] for k in FIGURES], axis=0)
     flag_val = np.any([val_ratios[k] > 1 for k in FIGURES], axis=0)
 
     out: dict[str, np.ndarray] = {}
-    for key in ("features", "layout"):
+    for key in ("likeness", "layout"):
         mean, precision, _ = fits[key]
         out[f"{key}_mean"] = mean.astype(np.float32)
         out[f"{key}_precision"] = precision.astype(np.float32)
@@ -221,8 +224,7 @@ def fit_gate(
         key: {"threshold": round(thresholds[key], 4), "validation_flagged": round(float(np.mean(val_ratios[key] > 1)), 4)}
         for key in FIGURES
     }
-    for key in ("features", "layout"):
-        summary[key].update(dims=int(fits[key][0].size), shrinkage=round(fits[key][2], 4))
+    summary["likeness"].update(dims=int(fits["likeness"][0].size), shrinkage=round(fits["likeness"][2], 4))
     summary.update(
         percentile=percentile,
         n_fit_images=len(groups),

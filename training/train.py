@@ -43,14 +43,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder holding train/{NORMAL,PNEUMONIA}")
     p.add_argument("--out", type=Path, required=True, help="where the .onnx and .json go")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=1122)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads; 1 is as fast as 2 on a shared 2-core machine and keeps runs comparable")
     p.add_argument("--val-patients", type=Path, default=DEFAULT_VAL_LIST,
                    help="validation patient list; created (seeded) if missing")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "parameters": count_parameters(model),
         "training": {
-            "command": "python -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models",
+            "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
+            "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
             "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,

@@ -71,7 +71,7 @@ def test_cli_in_a_guarded_process_downloads_nothing(tmp_path: Path, inputs: list
     guard = tmp_path / "guard"
     home = tmp_path / "home"
     env = _home_env(guarded_env(guard), home)
-    watched = [REPO / "resources", REPO / "inference"]
+    watched = [REPO / "resources"]  # where a fetched model would land, besides the redirected HOME
     before = {p: p.stat().st_mtime_ns for d in watched for p in d.rglob("*") if "__pycache__" not in p.parts}
 
     run = _run_cli(inputs, env, cwd=tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ import pytest
 
 from inference import userdirs
 from inference.hashing import pixel_sha256
-from inference.worklist import SCHEMA_VERSION, Worklist, WorklistRecord
+from inference.worklist import SCHEMA_VERSION, Worklist, WorklistError, WorklistRecord
 
 from tests.inference.workflow_fixtures import MODEL, prediction_for, raster_study
 
@@ -116,15 +117,26 @@ def test_with_threshold_relabels_without_the_model(kermany_samples):
     assert strict.probability == rec.probability
 
 
-def test_newer_schema_is_refused(tmp_path):
+def test_newer_schema_is_refused_untouched(tmp_path):
     path = tmp_path / "wl.sqlite3"
     Worklist(path).close()
-    import sqlite3
-
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(WorklistError, match=r"wl\.sqlite3: worklist schema 2 is newer"):
         Worklist(path)
+    assert path.exists() and not list(tmp_path.glob("*.damaged-*"))
+
+
+def test_damaged_database_is_moved_aside_and_a_new_list_started(tmp_path, kermany_samples):
+    path = tmp_path / "wl.sqlite3"
+    path.write_bytes(b"this is not an SQLite database" * 100)
+    with Worklist(path) as wl:
+        assert wl.damaged_copy is not None and wl.damaged_copy.name.startswith("wl.sqlite3.damaged-")
+        assert wl.damaged_copy.read_bytes().startswith(b"this is not")
+        assert wl.records() == []
+        wl.add(_record(kermany_samples["NORMAL"][0]))
+    with Worklist(path) as wl:
+        assert wl.damaged_copy is None and len(wl) == 1
 
 
 def test_worker_thread_and_reader_share_it(tmp_path, kermany_samples):
