@@ -8,14 +8,15 @@ a scratch root and the app is run from there, as it is installed.
 
 - installed size: ``du`` of the extracted /opt/lunglens;
 - installer size: the .deb (and the portable .tar.gz);
-- first window: launch of the frozen app until its first window is shown and grabbed
-  (``lunglens --screenshot OUT.png`` with no study: the app exits right after);
-- result shown: the same with one compressed DICOM study, until the window shows its result.
+- first window: with ``--xvfb`` (needs Xvfb and xwininfo), launch of ``lunglens`` on a
+  virtual X server until its window is mapped (IsViewable) -- what a user sees; without it,
+  offscreen, ``lunglens --screenshot OUT.png`` with no study, launch until the process has
+  grabbed its window and exited (an upper bound);
+- result shown: ``lunglens --screenshot OUT.png STUDY`` with one compressed DICOM, launch
+  until the result is on screen, grabbed and the process has exited (an upper bound).
 
-Both timings include interpreter start and process exit, so they are upper bounds of what a
-user waits. ``--drop-caches`` (root) empties the page cache before each run for a true cold
-start; without it the first run is the coldest and the rest are warm. The display is Qt's
-offscreen platform unless ``--xvfb`` runs it on a virtual X server (xcb plugin).
+``--drop-caches`` (root) empties the page cache before each run for a true cold start;
+without it the first run is the coldest and the rest are warm.
 """
 
 from __future__ import annotations
@@ -64,6 +65,40 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    """A private X server; returns it and its DISPLAY."""
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,), stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    number = os.read(read_fd, 16).decode().strip()
+    os.close(read_fd)
+    return server, f":{number}"
+
+
+def time_to_window(exe: Path, env: dict[str, str], cold: bool) -> float:
+    """Launch the GUI and poll X until a window titled LungLens is viewable."""
+    if cold:
+        drop_caches()
+    t0 = time.perf_counter()
+    app = subprocess.Popen([str(exe)], env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - t0 < 60:
+            probe = subprocess.run(["xwininfo", "-name", "LungLens"], env=env, capture_output=True, text=True)
+            if "IsViewable" in probe.stdout:
+                return time.perf_counter() - t0
+            if app.poll() is not None:
+                raise SystemExit(f"lunglens exited ({app.returncode}) before showing a window")
+            time.sleep(0.02)
+        raise SystemExit("no LungLens window within 60 s")
+    finally:
+        os.killpg(app.pid, 15)  # the app and its analysis process
+        app.wait(timeout=30)
+
+
 def timed_run(cmd: list[str], env: dict[str, str], cold: bool) -> float:
     if cold:
         drop_caches()
@@ -101,24 +136,30 @@ def main(argv: list[str] | None = None) -> int:
             "XDG_CACHE_HOME": str(home / ".cache"),
             "LANG": "C.UTF-8",
         }
-        prefix: list[str] = []
-        if args.xvfb:
-            if not shutil.which("xvfb-run"):
-                raise SystemExit("--xvfb needs xvfb-run (apt-get install xvfb xauth)")
-            prefix = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
-        else:
-            env["QT_QPA_PLATFORM"] = "offscreen"
         shot = str(Path(tmp) / "shot.png")
-        first = [timed_run([*prefix, str(exe), "--screenshot", shot], env, args.drop_caches) for _ in range(args.runs)]
-        result = [
-            timed_run([*prefix, str(exe), "--screenshot", shot, str(sample)], env, args.drop_caches)
-            for _ in range(args.runs)
-        ]
+        server = None
+        try:
+            if args.xvfb:
+                if not (shutil.which("Xvfb") and shutil.which("xwininfo")):
+                    raise SystemExit("--xvfb needs Xvfb and xwininfo (apt-get install xvfb x11-utils)")
+                server, env["DISPLAY"] = start_xvfb()
+                first = [time_to_window(exe, env, args.drop_caches) for _ in range(args.runs)]
+            else:
+                env["QT_QPA_PLATFORM"] = "offscreen"
+                first = [timed_run([str(exe), "--screenshot", shot], env, args.drop_caches) for _ in range(args.runs)]
+            result = [
+                timed_run([str(exe), "--screenshot", shot, str(sample)], env, args.drop_caches)
+                for _ in range(args.runs)
+            ]
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=10)
         installed = mib(du_bytes(app_dir))
 
     deb, tgz = mib(out.deb.stat().st_size), mib(out.tarball.stat().st_size) if out.tarball.exists() else float("nan")
     cache = "page cache dropped before each run" if args.drop_caches else "first run coldest, then warm"
-    display = "Xvfb (xcb)" if args.xvfb else "offscreen"
+    display = "Xvfb (xcb), first window = mapped" if args.xvfb else "offscreen, first window = screenshot+exit"
 
     def verdict(value: float, target: float) -> str:
         return "ok" if value <= target else "OVER TARGET"
@@ -132,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, runs, key in (("first window", first, "first_window"), ("file to result", result, "result")):
         worst = max(runs)
         print(
-            f"{name:<15} launch->exit: first {runs[0]:.2f} s, median {statistics.median(runs):.2f} s, "
+            f"{name:<15}: first {runs[0]:.2f} s, median {statistics.median(runs):.2f} s, "
             f"max {worst:.2f} s over {len(runs)} runs  target <= {TARGETS[key]} s {verdict(worst, TARGETS[key])}"
         )
     return 0

@@ -5,11 +5,15 @@ back only what the list needs: a thumbnail, the metadata, the prediction's numbe
 128-pixel Grad-CAM. A decoder that crashes on a hostile file takes down the child, not
 the window: the studies in flight are reported failed and the next batch starts a new one.
 
+Given a worklist and an audit log (the app always gives them), the child commits each
+result to both before reporting it, and answers a study already analysed by this model
+from the worklist without running it (see :mod:`desktop.result_store`).
+
 Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("options", kwargs),
 ("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
 ("started", key, stage), ("loaded", key, thumb, metadata, warnings),
-("finished", key, prediction_without_cam, cam_small), ("failed", key, reason),
-("cancelled", key), ("bye",).
+("finished", key, prediction_without_cam, cam_small, Outcome), ("failed", key, reason),
+("cancelled", key), ("storage_failed", reason), ("bye",).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +33,7 @@ import numpy as np
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
+from inference.worklist import WorklistRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,14 @@ class EngineInfo:
     load_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """Where a result came from and how it was kept."""
+
+    record: WorklistRecord  # as stored (no images); ``id`` is None when there is no worklist
+    cached: bool = False  # answered from the worklist: no inference ran
+
+
 class ResultSink(Protocol):
     """Where the parent reports; called from its reader thread."""
 
@@ -53,18 +66,23 @@ class ResultSink(Protocol):
     def engine_failed(self, reason: str) -> None: ...
     def started(self, key: int, stage: str) -> None: ...
     def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None: ...
-    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray) -> None: ...
+    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray, outcome: Outcome) -> None: ...
     def failed(self, key: int, reason: str) -> None: ...
     def cancelled(self, key: int) -> None: ...
+    def storage_failed(self, reason: str) -> None: ...
 
 
 class AnalysisProcess:
     """Parent side: starts the child, forwards commands, dispatches its reports to a sink."""
 
     def __init__(self, sink: ResultSink, provider: str = "auto", threads: int | None = None,
-                 loader_threads: int = 2) -> None:
+                 loader_threads: int = 2, worklist_path: Path | None = None,
+                 audit_path: Path | None = None) -> None:
+        """``worklist_path`` and ``audit_path`` (both or neither): where results are kept;
+        without them nothing is stored or looked up (benchmarks, tests of the pipeline)."""
         self._sink = sink
-        self._args = (provider, threads, loader_threads)
+        storage = (str(worklist_path), str(audit_path)) if worklist_path and audit_path else None
+        self._args = (provider, threads, loader_threads, storage)
         self._ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()  # submitted, not yet reported finished/failed/cancelled
@@ -176,10 +194,23 @@ class AnalysisProcess:
 
 # -- the child ------------------------------------------------------------------------------------
 class _QueueSink:
-    """PipelineSink in the child: shrink what the parent needs and send it."""
+    """PipelineSink in the child: shrink what the parent needs and send it.
 
-    def __init__(self, events: Any) -> None:
+    With a store, results go through a writer thread that commits each one (audit log, then
+    worklist) before sending it, so the inference thread never waits for the disk and the
+    window never shows a result that a crash could lose."""
+
+    def __init__(self, events: Any, store: Any = None) -> None:
         self._events = events
+        self._store = store  # a desktop.result_store.ResultStore, or None
+        self.pipeline: Any = None  # set once the pipeline exists (for its engine and options)
+        self._lock = threading.Lock()
+        self._thumbs: dict[int, np.ndarray] = {}  # key -> thumbnail, until its result is kept
+        self._writes: queue.Queue[tuple | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        if store is not None:
+            self._writer = threading.Thread(target=self._write_loop, name="lunglens-writer", daemon=True)
+            self._writer.start()
 
     def engine_ready(self, engine: Any) -> None:
         self._events.put(("engine_ready", EngineInfo(engine.provider, engine.manifest,
@@ -194,21 +225,96 @@ class _QueueSink:
     def loaded(self, key: int, study: Study) -> None:
         from .models.study_item import make_thumbnail
 
-        self._events.put(("loaded", key, make_thumbnail(study), study.metadata, list(study.warnings)))
+        thumb = make_thumbnail(study)
+        with self._lock:
+            self._thumbs[key] = thumb
+        self._events.put(("loaded", key, thumb, study.metadata, list(study.warnings)))
 
-    def finished(self, key: int, study: Study, prediction: Prediction) -> None:
+    def _thumb(self, key: int) -> np.ndarray | None:
+        with self._lock:
+            return self._thumbs.pop(key, None)
+
+    def finished(self, key: int, study: Study, prediction: Prediction, fingerprint: str) -> None:
         from .models.study_item import compact_prediction
 
-        self._events.put(("finished", key, *compact_prediction(prediction)))
+        compact, cam_small = compact_prediction(prediction)
+        # Without a store the pixels are not hashed ("" -- nothing to look up, nothing to audit).
+        record = WorklistRecord.from_prediction(study, prediction, fingerprint, self._thumb(key), cam_small)
+        if self._writer is not None:
+            self._writes.put(("keep", key, compact, cam_small, record))
+        else:
+            self._send(key, compact, cam_small, record, cached=False)
+
+    def recalled(self, key: int, study: Study, stored: WorklistRecord, fingerprint: str) -> None:  # noqa: ARG002
+        from .result_store import judge
+
+        pipeline = self.pipeline
+        prediction = judge(stored, pipeline.engine.manifest, dict(pipeline.predict_kwargs))
+        self._writes.put(("reuse", key, prediction, stored, study.path, study.metadata, self._thumb(key)))
 
     def failed(self, key: int, reason: str) -> None:
+        self._thumb(key)
         self._events.put(("failed", key, reason))
 
     def cancelled(self, key: int) -> None:
+        self._thumb(key)
         self._events.put(("cancelled", key))
 
+    def _send(self, key: int, prediction: Prediction, cam_small: np.ndarray | None, record: WorklistRecord,
+              cached: bool) -> None:
+        cam = cam_small if cam_small is not None else np.zeros((0, 0), np.uint8)
+        self._events.put(("finished", key, prediction, cam,
+                          Outcome(replace(record, thumbnail=None, cam_small=None), cached=cached)))
 
-def _child_main(commands: Any, events: Any, provider: str, threads: int | None, loader_threads: int) -> None:
+    def _write_loop(self) -> None:
+        while (job := self._writes.get()) is not None:
+            kind, key = job[0], job[1]
+            try:
+                if kind == "keep":
+                    _, _, prediction, cam_small, record = job
+                    try:
+                        record = self._store.keep(record)
+                    except Exception as err:  # noqa: BLE001 -- still shown; the window says it was not kept
+                        log.warning("could not store the result of %s", record.study_path, exc_info=True)
+                        self._events.put(("storage_failed", f"{Path(record.study_path).name}: the result could "
+                                          f"not be saved to the worklist ({type(err).__name__}: {err})"))
+                    self._send(key, prediction, cam_small, record, cached=False)
+                else:
+                    _, _, prediction, stored, path, metadata, thumb = job
+                    try:
+                        record = self._store.reuse(path, metadata, stored, prediction, thumb)
+                    except Exception:  # noqa: BLE001 -- the answer stands even if its bookkeeping failed
+                        log.warning("could not record the cached result of %s", path, exc_info=True)
+                        record = stored
+                    self._send(key, prediction, stored.cam_small, record, cached=True)
+            except Exception:  # noqa: BLE001 -- never lose the writer: the next results still need it
+                log.warning("could not report the result for study %s", key, exc_info=True)
+                self._events.put(("failed", key, "the result could not be reported (see the log)"))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write and send what is queued, then stop the writer."""
+        if self._writer is not None:
+            self._writes.put(None)
+            self._writer.join(timeout)
+
+
+def _open_store(storage: tuple[str, str] | None, events: Any) -> Any:
+    """The ResultStore, or None (told to the window) when the worklist cannot be opened."""
+    if storage is None:
+        return None
+    from .result_store import ResultStore
+
+    try:
+        return ResultStore(*storage)
+    except Exception as err:  # noqa: BLE001 -- analysis still works, results are just not kept
+        log.warning("worklist unavailable", exc_info=True)
+        events.put(("storage_failed", f"results will not be saved: the worklist {Path(storage[0]).name} "
+                                      f"cannot be opened ({type(err).__name__}: {err})"))
+        return None
+
+
+def _child_main(commands: Any, events: Any, provider: str, threads: int | None, loader_threads: int,
+                storage: tuple[str, str] | None = None) -> None:
     """Entry point of the analysis process: no Qt here, ever."""
     if hasattr(os, "nice"):
         try:
@@ -220,18 +326,22 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
 
     from .pipeline import BatchPipeline
 
-    pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads), _QueueSink(events),
-                             load_study, loader_threads=loader_threads)
+    store = _open_store(storage, events)
+    sink = _QueueSink(events, store)
+    pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads), sink,
+                             load_study, loader_threads=loader_threads, memory=store)
+    sink.pipeline = pipeline
     parent = mp.parent_process()
     while True:
         try:
-            msg = commands.get(timeout=0.5)
+            msg = commands.get(timeout=0.2)
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 # The window was killed: do not linger as an orphan. Nobody reads the
                 # events pipe any more, so its feeder thread could block a normal exit.
                 events.cancel_join_thread()
                 pipeline.shutdown(2.0)
+                sink.close(2.0)  # commit finished results: the next window restores them
                 os._exit(0)
             continue
         if msg[0] == "jobs":
@@ -242,6 +352,9 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             pipeline.predict_kwargs = dict(msg[1])
         elif msg[0] == "stop":
             pipeline.shutdown()
+            sink.close()
+            if store is not None:
+                store.close()
             events.put(("bye",))
             events.close()
             events.join_thread()

@@ -3,6 +3,10 @@
 Routes worker signals into the study list model, tracks the batch (progress, ETA,
 cancel), loads the selected study at full resolution and publishes it as a
 :class:`ViewContext`. Widgets observe this object; none of this lives in a widget.
+
+It also owns the persistent side: on start the list is restored from the worklist (the
+analysis process stores each result as it arrives); removing, clearing and exporting go
+through here (exports: :mod:`desktop.exports`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from inference.audit import AuditLog
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.study import Study
+from inference.userdirs import audit_log_path, data_dir, worklist_path
+from inference.worklist import Worklist, WorklistRecord
 
-from .analysis_process import EngineInfo
+from .analysis_process import EngineInfo, Outcome
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem, full_prediction
 from .models.study_list import StudyListModel
@@ -40,6 +47,7 @@ class ViewContext:
     item: StudyItem
     study: Study | None  # None when the file could not be read
     prediction: Prediction | None  # cam at the study's size
+    problem: str = ""  # why ``study`` is None although the item has a result (e.g. the file is gone)
 
 
 def read_manifest() -> tuple[ModelManifest | None, str]:
@@ -58,6 +66,17 @@ def _preload_modules() -> None:
     import inference.loaders  # noqa: F401
 
 
+def _storage_paths() -> tuple[Path, Path, str]:
+    """(worklist, audit log, problem): the files in the user data directory, and why that
+    directory cannot be used when it cannot (the app then runs without keeping results)."""
+    try:
+        return worklist_path(), audit_log_path(), ""
+    except OSError as err:
+        base = data_dir(create=False)
+        return (base / "worklist.sqlite3", base / "audit.jsonl",
+                f"Results are not being saved: the data folder {base} cannot be used ({err.strerror or err})")
+
+
 class StudyController(QObject):
     progress = Signal(int, int, float)  # done, total, ETA seconds (-1 unknown)
     batch_finished = Signal()
@@ -65,6 +84,7 @@ class StudyController(QObject):
     view_image = Signal(object)  # ViewContext: a new study on screen
     view_result = Signal(object)  # ViewContext: the on-screen study's result arrived or changed
     result_ready = Signal(int)  # key of a study that just finished
+    storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
 
     def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,11 +114,73 @@ class StudyController(QObject):
         self._flush_timer.timeout.connect(self._flush)
         self._apply_display_defaults()
         self.model.set_show_identifiers(settings.show_identifiers)
+        self.worklist_path, audit_path, problem = _storage_paths()
+        self.audit: AuditLog | None = None if problem else AuditLog(audit_path)
+        self.audit_path = audit_path
+        self.worklist, self.storage_error = (None, problem) if problem else self._open_worklist()
         self.worker = self._make_worker()
+        self.restore()
+
+    # -- the worklist ---------------------------------------------------------------------------
+    def _open_worklist(self) -> tuple[Worklist | None, str]:
+        """The worklist, or None and why (the app still analyses; it just does not keep results)."""
+        try:
+            wl = Worklist(self.worklist_path)
+        except Exception as err:  # noqa: BLE001 -- WorklistError, a read-only disk...: say it, carry on
+            return None, f"Results are not being saved: the worklist {self.worklist_path} cannot be opened ({err})"
+        note = ""
+        if wl.damaged_copy is not None:
+            note = f"The worklist was damaged and has been set aside as {wl.damaged_copy.name}; a new one was started."
+        return wl, note
+
+    def restore(self) -> int:
+        """List every study stored in the worklist (the latest result per file); returns how many."""
+        if self.worklist is None:
+            return 0
+        try:
+            records = self.worklist.records()
+        except Exception as err:  # noqa: BLE001 -- an unreadable list must not stop the app
+            self.storage_error = f"The worklist could not be read ({err})"
+            return 0
+        latest: dict[str, WorklistRecord] = {}
+        for record in records:  # in id order: a later result for the same file replaces it
+            latest.pop(record.study_path, None)
+            latest[record.study_path] = record
+        keys = self.model.add_restored(latest.values())
+        if keys and self.manifest is not None:
+            op, thr = self.decision()
+            self.model.apply_operating_point(self.manifest, op, thr)
+        return len(keys)
+
+    def remove(self, key: int) -> bool:
+        """Take a finished study out of the list and out of the worklist (the audit log keeps its history)."""
+        item = self.model.item(key)
+        if item is None or not item.status.finished:
+            return False
+        if self.worklist is not None:
+            self.worklist.remove_path(item.path)
+        self.model.remove(key)
+        if key == self._view_key:
+            self.select(0)
+        return True
+
+    def clear_worklist(self) -> bool:
+        """Empty the list and the worklist; refused (False) while a batch runs."""
+        if self.busy:
+            return False
+        if self.worklist is not None:
+            self.worklist.clear()
+        self.model.clear()
+        self.select(0)
+        return True
 
     # -- worker lifecycle ----------------------------------------------------------------------
     def _make_worker(self) -> StudyWorker:
-        w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None, parent=self)
+        storage = {}
+        if self.worklist is not None:
+            storage = {"worklist_path": self.worklist_path, "audit_path": self.audit_path}
+        w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None, parent=self,
+                        **storage)
         w.engine_ready.connect(self._engine_ready)
         w.engine_failed.connect(self._engine_failed)
         w.stage.connect(lambda key, stage: self._queue(self.model.set_stage, key, stage))
@@ -110,6 +192,7 @@ class StudyController(QObject):
         w.view_failed.connect(self._view_failed)
         w.discovered.connect(self._discovered)
         w.discovery_done.connect(self._discovery_done)
+        w.storage_failed.connect(self._storage_failed)
         self._apply_decision(w)
         return w
 
@@ -119,7 +202,16 @@ class StudyController(QObject):
         self._flush_timer.stop()
         self._updates.clear()
         self.worker.cancel()
-        return self.worker.shutdown(timeout)
+        stopped = self.worker.shutdown(timeout)
+        if self.worklist is not None:
+            self.worklist.close()
+            self.worklist = None
+        return stopped
+
+    def _storage_failed(self, reason: str) -> None:
+        if reason != self.storage_error:
+            self.storage_error = reason
+            self.storage_problem.emit(reason)
 
     # -- opening -------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> None:
@@ -133,8 +225,16 @@ class StudyController(QObject):
         self.worker.discover(paths)
 
     def _discovered(self, paths: list[Path]) -> None:
-        jobs = self.model.add_paths(paths)
-        self._submit(jobs)
+        """New files get rows; a file already listed is analysed again in its row (the worklist
+        answers at once if its pixels are unchanged), unless it is still in the queue."""
+        new, again = [], []
+        for path in dict.fromkeys(paths):  # a file named twice in one opening is listed once
+            key = self.model.key_of_path(path)
+            if key is None:
+                new.append(path)
+            elif key not in self._pending and self.model.reopen(key) is not None:
+                again.append((key, path))
+        self._submit(again + self.model.add_paths(new))
 
     def _discovery_done(self) -> None:
         self._discovering -= 1
@@ -187,8 +287,8 @@ class StudyController(QObject):
         self.engine_error = reason
         self.engine_status.emit("", reason)
 
-    def _result(self, key: int, prediction: Prediction, cam_small: Any) -> None:
-        self.model.set_result(key, prediction, cam_small)
+    def _result(self, key: int, prediction: Prediction, cam_small: Any, outcome: Outcome) -> None:
+        self.model.set_result(key, prediction, cam_small, outcome.record, outcome.cached)
         self._finish(key)
         self.result_ready.emit(key)
         if key == self._view_key and self._context is not None and self._context.study is not None:
@@ -267,9 +367,14 @@ class StudyController(QObject):
         item = self.model.item(self._view_key)
         if item is None:
             return
-        if item.status is not Status.ERROR:
+        problem = ""
+        if item.status is Status.DONE:
+            # The result stands (e.g. restored from the worklist); only the image is unavailable.
+            problem = (f"The file is no longer available ({reason}). The stored result is shown; "
+                       "the image cannot be displayed or exported.")
+        elif item.status is not Status.ERROR:
             self.model.set_failed(self._view_key, reason)
-        self._context = ViewContext(self._view_key, item, None, None)
+        self._context = ViewContext(self._view_key, item, None, None, problem)
         self.view_image.emit(self._context)
 
     # -- settings ----------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ Results leave through a :class:`PipelineSink`; the Qt adapter (``desktop.worker`
 those calls into signals. Loaders run at most ``lookahead`` studies ahead of inference, and
 the inference thread drops each full-resolution study as soon as it has its prediction, so
 memory does not grow with the length of the batch.
+
+With a :class:`ResultMemory` (the app passes its worklist), each study is fingerprinted as
+soon as it is decoded; one the model has already analysed is reported ``recalled`` by the
+loader thread and never reaches the inference queue.
 """
 
 from __future__ import annotations
@@ -30,15 +34,25 @@ Key = int  # the caller's identifier for a job (the study list's row id)
 
 
 class PipelineSink(Protocol):
-    """Where the pipeline reports. Called from worker threads: implementations must be thread-safe."""
+    """Where the pipeline reports. Called from worker threads: implementations must be thread-safe.
+
+    ``fingerprint`` is the study's :meth:`ResultMemory.fingerprint` ("" without a memory)."""
 
     def engine_ready(self, engine: Any) -> None: ...
     def engine_failed(self, reason: str) -> None: ...
     def started(self, key: Key, stage: str) -> None: ...  # stage: "loading" | "running"
     def loaded(self, key: Key, study: Study) -> None: ...
-    def finished(self, key: Key, study: Study, prediction: Prediction) -> None: ...
+    def finished(self, key: Key, study: Study, prediction: Prediction, fingerprint: str) -> None: ...
+    def recalled(self, key: Key, study: Study, stored: Any, fingerprint: str) -> None: ...
     def failed(self, key: Key, reason: str) -> None: ...
     def cancelled(self, key: Key) -> None: ...
+
+
+class ResultMemory(Protocol):
+    """Results already known, so a study seen before is not analysed again (thread-safe)."""
+
+    def fingerprint(self, study: Study) -> str: ...
+    def recall(self, fingerprint: str, engine: Any) -> Any | None: ...  # a stored result, or None
 
 
 def describe_error(path: Path, err: BaseException) -> str:
@@ -60,12 +74,15 @@ class BatchPipeline:
         loader: Callable[[Path], Study],
         loader_threads: int = 2,
         lookahead: int = 4,
+        memory: ResultMemory | None = None,
     ) -> None:
         self._engine_factory = engine_factory
         self._sink = sink
         self._load = loader
+        self._memory = memory
+        self._engine_settled = threading.Event()  # the engine loaded or failed to
         self._jobs: queue.Queue[tuple[int, Key, Path] | None] = queue.Queue()
-        self._ready: queue.Queue[tuple[int, Key, Study] | None] = queue.Queue(maxsize=max(1, lookahead))
+        self._ready: queue.Queue[tuple[int, Key, Study, str] | None] = queue.Queue(maxsize=max(1, lookahead))
         self._generation = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -136,15 +153,38 @@ class BatchPipeline:
                 self._sink.failed(key, describe_error(path, err))
                 continue
             self._sink.loaded(key, study)
+            try:
+                fingerprint, stored = self._recall(study)
+            except Exception:  # noqa: BLE001 -- a memory that fails costs a recompute, never the study
+                log.warning("could not look up %s in the worklist", path, exc_info=True)
+                fingerprint, stored = "", None
+            if stored is not None:
+                if self._current(gen):
+                    self._sink.recalled(key, study, stored, fingerprint)
+                else:
+                    self._sink.cancelled(key)
+                continue
             while True:
                 if not self._current(gen):
                     self._sink.cancelled(key)
                     break
                 try:
-                    self._ready.put((gen, key, study), timeout=0.05)
+                    self._ready.put((gen, key, study, fingerprint), timeout=0.05)
                     break
                 except queue.Full:
                     continue
+
+    def _recall(self, study: Study) -> tuple[str, Any | None]:
+        """(fingerprint, stored result or None); waits for the engine, whose model the result must match."""
+        if self._memory is None:
+            return "", None
+        fingerprint = self._memory.fingerprint(study)
+        while not self._engine_settled.wait(0.1):
+            if self._stopping.is_set():
+                return fingerprint, None
+        if self.engine is None:
+            return fingerprint, None
+        return fingerprint, self._memory.recall(fingerprint, self.engine)
 
     def _inference_loop(self) -> None:
         try:
@@ -154,6 +194,8 @@ class BatchPipeline:
             self._sink.engine_failed(self._engine_error)
         else:
             self._sink.engine_ready(self.engine)
+        finally:
+            self._engine_settled.set()
         while True:
             try:
                 job = self._ready.get(timeout=0.1)
@@ -163,7 +205,7 @@ class BatchPipeline:
                 continue
             if job is None:
                 return
-            gen, key, study = job
+            gen, key, study, fingerprint = job
             if not self._current(gen):
                 self._sink.cancelled(key)
                 continue
@@ -177,7 +219,7 @@ class BatchPipeline:
                 log.warning("inference failed for %s", study.path, exc_info=True)
                 self._sink.failed(key, describe_error(study.path, err))
                 continue
-            self._sink.finished(key, study, prediction)
+            self._sink.finished(key, study, prediction, fingerprint)
             del study, prediction  # full-resolution pixels and CAM go now
 
 

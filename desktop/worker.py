@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
 
-from .analysis_process import AnalysisProcess, EngineInfo
+from .analysis_process import AnalysisProcess, EngineInfo, Outcome
 from .pipeline import LatestOnlyLoader
 
 
@@ -39,22 +39,27 @@ class StudyWorker(QObject):
     engine_failed = Signal(str)
     stage = Signal(int, str)  # key, "loading" | "running"
     loaded = Signal(int, object, object, object)  # key, thumbnail uint8, StudyMetadata, warnings
-    result = Signal(int, object, object)  # key, Prediction without CAM, CAM uint8 (reduced)
+    result = Signal(int, object, object, object)  # key, Prediction without CAM, CAM uint8 (reduced), Outcome
     failed = Signal(int, str)  # key, reason naming the file
     cancelled = Signal(int)
     view_loaded = Signal(int, object)  # token, Study at full resolution
     view_failed = Signal(int, str)
     discovered = Signal(object)  # list[Path], in chunks, in a stable order
     discovery_done = Signal()
+    storage_failed = Signal(str)  # results are not being saved to the worklist, and why
 
     def __init__(self, provider: str = "auto", threads: int | None = None,
-                 loader_threads: int = 2, parent: QObject | None = None) -> None:
+                 loader_threads: int = 2, parent: QObject | None = None,
+                 worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
+        """With ``worklist_path`` and ``audit_path`` every result is stored and audited as it
+        arrives, and studies already analysed by this model are answered from the worklist."""
         super().__init__(parent)
         self._stopping = False
         self._discoverers: list[threading.Thread] = []
         self.engine: EngineInfo | None = None
         self._analysis = AnalysisProcess(_Sink(self), provider=provider, threads=threads,
-                                         loader_threads=loader_threads)
+                                         loader_threads=loader_threads, worklist_path=worklist_path,
+                                         audit_path=audit_path)
         self._view = LatestOnlyLoader(_load_study, self.view_loaded.emit, self.view_failed.emit)
         self.engine_ready.connect(self._remember_engine)
 
@@ -139,8 +144,11 @@ class _Sink:
     def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None:
         self._w.loaded.emit(key, thumbnail, metadata, warnings)
 
-    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray) -> None:
-        self._w.result.emit(key, prediction, cam_small)
+    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray, outcome: Outcome) -> None:
+        self._w.result.emit(key, prediction, cam_small, outcome)
+
+    def storage_failed(self, reason: str) -> None:
+        self._w.storage_failed.emit(reason)
 
     def failed(self, key: int, reason: str) -> None:
         self._w.failed.emit(key, reason)

@@ -33,7 +33,6 @@ warning. Only numpy and OpenCV are used at run time.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +44,6 @@ from .loaders.warnings import CHEST_BODY_PARTS, LATERAL_VIEWS, RADIOGRAPH_MODALI
 from .manifest import ModelManifest
 from .preprocess import PreprocessSpec, equalize, resize_to_input
 from .study import Study, StudyMetadata
-
-log = logging.getLogger(__name__)
 
 STATS_SUFFIX = ".ood.npz"
 STATS_FORMAT = 3
@@ -83,7 +80,8 @@ class ScopeAssessment:
 
 @dataclass(frozen=True)
 class GaussianModel:
-    """A mean, a precision matrix and a threshold on the Mahalanobis distance."""
+    """A mean, a precision matrix and a threshold on the Mahalanobis distance (1.0 for the
+    layout model, whose distances only enter the orientation ratio)."""
 
     mean: np.ndarray
     precision: np.ndarray
@@ -143,7 +141,7 @@ def population_warnings(patient_age: str) -> list[str]:
         ]
     if years < lo or years > hi:
         return [
-            f"Patient age {patient_age.strip()} is outside the 1-5 years the model was trained on; "
+            f"Patient age {patient_age.strip()} is outside the {lo:.0f}-{hi:.0f} years the model was trained on; "
             f"interpret the result with care."
         ]
     return []

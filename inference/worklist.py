@@ -283,6 +283,12 @@ class Worklist:
             cur = self._conn.execute("DELETE FROM results WHERE id=?", (record_id,))
         return cur.rowcount > 0
 
+    def remove_path(self, study_path: str | Path) -> int:
+        """Delete every result stored for one file (any pixels, any model); returns how many."""
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM results WHERE study_path=?", (str(study_path),))
+        return cur.rowcount
+
     def clear(self) -> None:
         """Empty the worklist (the audit log keeps its history)."""
         with self._lock:

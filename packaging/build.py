@@ -3,6 +3,7 @@ portable .tar.gz, all into dist/.
 
     python packaging/build.py            # everything
     python packaging/build.py --if-stale # reuse dist/ when it is newer than every input
+    python packaging/build.py --fast     # light compression, for CI
     python packaging/build.py --bundle-only
 
 The .deb installs the bundle to /opt/lunglens with a /usr/bin/lunglens symlink, a desktop
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 from dataclasses import dataclass
@@ -51,6 +53,10 @@ DEB_DEPENDS = [
     "libfontconfig1",
     "libfreetype6",
     "libdbus-1-3",
+    # Qt's wayland platform plugin; without them Qt falls back to xcb through XWayland.
+    "libwayland-client0",
+    "libwayland-cursor0",
+    "libwayland-egl1",
     "libglib2.0-0 | libglib2.0-0t64",
     "libc6 (>= 2.31)",
 ]
@@ -106,6 +112,8 @@ def newest_input_mtime() -> float:
                 newest = max(newest, path.stat().st_mtime)
     for name in INPUT_FILES:
         newest = max(newest, (REPO / name).stat().st_mtime)
+    # A package installed into or removed from the venv changes site-packages' listing.
+    newest = max(newest, Path(sysconfig.get_paths()["purelib"]).stat().st_mtime)
     return newest
 
 
@@ -137,6 +145,58 @@ def run_pyinstaller() -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+# Loads each library given; prints "BROKEN <path>" for one the dynamic loader rejects.
+_LOAD_CHECK = """
+import ctypes, os, sys
+for path in sys.argv[1:]:
+    try:
+        ctypes.CDLL(path, mode=os.RTLD_LAZY)
+    except OSError as exc:
+        if "ELF" in str(exc) or "page-aligned" in str(exc):
+            print("BROKEN", str(exc).split(":")[0])
+"""
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"\x7fELF"
+
+
+def strip_binaries(bundle: Path) -> tuple[int, list[str]]:
+    """Strip symbol tables from the bundle's shared libraries (about -50 MB: libpython alone
+    22 -> 5 MB), then put back the original of any library the loader rejects once
+    stripped: strip breaks some patchelf-edited wheel libraries (numpy's OpenBLAS: "ELF load
+    command address/offset not page-aligned"). Not the executable: its archive is appended.
+    Returns (libraries stripped, names restored)."""
+    internal = bundle / "_internal"
+    libs = sorted(p for p in internal.rglob("*.so*") if p.is_file() and not p.is_symlink() and _is_elf(p))
+    backup = WORK / "strip-backup"
+    shutil.rmtree(backup, ignore_errors=True)
+    for lib in libs:
+        target = backup / lib.relative_to(internal)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib, target)
+    subprocess.run(["strip", "--strip-unneeded", *map(str, libs)], check=True)
+    restored: list[str] = []
+    env = {**os.environ, "LD_LIBRARY_PATH": str(internal)}
+    for _ in range(5):  # a restored library can unmask another one behind it
+        check = subprocess.run(
+            [sys.executable, "-c", _LOAD_CHECK, *map(str, libs)], capture_output=True, text=True, env=env, check=True,
+        )
+        broken = {line.split(" ", 1)[1].strip() for line in check.stdout.splitlines() if line.startswith("BROKEN ")}
+        names = {Path(b).name for b in broken} - set(restored)
+        if not names:
+            break
+        for lib in libs:
+            if lib.name in names:
+                shutil.copy2(backup / lib.relative_to(internal), lib)
+                restored.append(lib.name)
+    else:
+        raise SystemExit(f"stripped libraries still fail to load after restoring {restored}")
+    shutil.rmtree(backup)
+    return len(libs) - len(restored), sorted(restored)
+
+
 def remove_dangling_symlinks(bundle: Path) -> list[str]:
     """PyInstaller links top-level names to libraries the spec pruned; drop those links."""
     removed = []
@@ -156,6 +216,7 @@ def check_bundle(bundle: Path) -> None:
         "samples": list((internal / "resources" / "samples").glob("expected.json")),
         **{f"Qt {name} plugin": list(internal.rglob(f"platforms/{name}")) for name in PLATFORM_PLUGINS[sys.platform]},
         "onnxruntime": list(internal.rglob("onnxruntime/capi/onnxruntime_pybind11_state*")),
+        "highdicom tables": list(internal.glob("highdicom/_standard/*.json")),
     }
     for dist in ("pylibjpeg", "pylibjpeg_libjpeg", "pylibjpeg_openjpeg", "pylibjpeg_rle", "pydicom"):
         must[f"{dist} metadata"] = list(internal.glob(f"{dist}-*.dist-info/METADATA"))
@@ -177,7 +238,7 @@ def desktop_entry() -> str:
         "Exec=lunglens %F",
         "Icon=lunglens",
         "Terminal=false",
-        "Categories=Graphics;Viewer;MedicalSoftware;Science;",
+        "Categories=Science;MedicalSoftware;",
         "MimeType=application/dicom;image/png;image/jpeg;",
         "Keywords=xray;x-ray;dicom;pneumonia;radiology;",
         "StartupWMClass=lunglens",
@@ -189,7 +250,7 @@ def dir_size_kib(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) // 1024
 
 
-def make_deb(bundle: Path, deb: Path) -> None:
+def make_deb(bundle: Path, deb: Path, xz_level: int) -> None:
     root = WORK / "deb-root"
     shutil.rmtree(root, ignore_errors=True)
     opt = root / INSTALL_PREFIX.lstrip("/")
@@ -238,13 +299,13 @@ def make_deb(bundle: Path, deb: Path) -> None:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
     deb.unlink(missing_ok=True)
-    cmd = ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)]
+    cmd = ["dpkg-deb", "--root-owner-group", "-Zxz", f"-z{xz_level}", "--build", str(root), str(deb)]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(root)
 
 
-def make_tarball(bundle: Path, tarball: Path) -> None:
+def make_tarball(bundle: Path, tarball: Path, gzip_level: int) -> None:
     tarball.unlink(missing_ok=True)
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -252,7 +313,7 @@ def make_tarball(bundle: Path, tarball: Path) -> None:
         info.uname = info.gname = "root"
         return info
 
-    with tarfile.open(tarball, "w:gz", compresslevel=6) as tar:
+    with tarfile.open(tarball, "w:gz", compresslevel=gzip_level) as tar:
         tar.add(bundle, arcname=f"lunglens-{version()}", filter=owned_by_root)
 
 
@@ -265,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--if-stale", action="store_true", help="do nothing when dist/ is newer than every input")
     parser.add_argument("--bundle-only", action="store_true", help="only the PyInstaller bundle, no .deb/.tar.gz")
+    parser.add_argument(
+        "--fast", action="store_true",
+        help="light compression (xz -1, gzip -1): same contents, minutes faster, ~15%% bigger files (CI)",
+    )
     args = parser.parse_args(argv)
 
     out = outputs()
@@ -275,14 +340,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     run_pyinstaller()
     remove_dangling_symlinks(out.bundle)
+    if sys.platform == "linux" and shutil.which("strip"):
+        stripped, restored = strip_binaries(out.bundle)
+        print(f"stripped {stripped} libraries; left unstripped (strip breaks them): {', '.join(restored) or 'none'}")
     check_bundle(out.bundle)
     print(f"bundle: {out.bundle} ({mib(out.bundle)}) in {time.monotonic() - started:.0f} s", flush=True)
     if args.bundle_only or sys.platform != "linux":
         return 0
     if not shutil.which("dpkg-deb"):
         raise SystemExit("dpkg-deb not found: apt-get install dpkg-dev (needed for the .deb)")
-    make_deb(out.bundle, out.deb)
-    make_tarball(out.bundle, out.tarball)
+    # xz -6 (dpkg's default) gives the smallest installer but takes minutes on 2 cores.
+    make_deb(out.bundle, out.deb, xz_level=1 if args.fast else 6)
+    make_tarball(out.bundle, out.tarball, gzip_level=1 if args.fast else 6)
     print(f"deb: {out.deb} ({mib(out.deb)})")
     print(f"tar.gz: {out.tarball} ({mib(out.tarball)})")
     print(f"total build time: {time.monotonic() - started:.0f} s")

@@ -17,6 +17,7 @@ import numpy as np
 
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
+from inference.worklist import WorklistRecord
 
 THUMBNAIL_SIZE = 96  # pixels, the longer side
 CAM_KEEP_SIZE = 128  # pixels, the longer side: Grad-CAM is a 7x7..14x14 map upsampled anyway
@@ -76,6 +77,17 @@ class StudyItem:
     cam_small: np.ndarray | None = None  # uint8 [h, w], Grad-CAM 0..255, longer side CAM_KEEP_SIZE
     load_warnings: list[str] = field(default_factory=list)
     order: int = 0  # position in which it was opened
+    record: WorklistRecord | None = None  # the result as stored in the worklist (no images)
+    cached: bool = False  # the result came from the worklist: no inference ran for it
+    restored: bool = False  # listed from the worklist when the app started
+
+    @classmethod
+    def from_record(cls, record: WorklistRecord, order: int) -> StudyItem:
+        """A finished study restored from the worklist: its file need not exist any more."""
+        return cls(path=Path(record.study_path), status=Status.DONE, thumbnail=record.thumbnail,
+                   metadata=record.study_metadata, prediction=record.to_prediction(),
+                   cam_small=record.cam_small, order=order, record=replace(record, thumbnail=None, cam_small=None),
+                   cached=True, restored=True)
 
     @property
     def name(self) -> str:

@@ -26,6 +26,7 @@ from PySide6.QtGui import QImage
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.study import StudyMetadata
+from inference.worklist import WorklistRecord
 
 from .study_item import Status, StudyItem, metadata_line, relabel, result_sentence, suspicion_key
 
@@ -54,6 +55,7 @@ class StudyListModel(QAbstractListModel):
         self._items: list[StudyItem] = []
         self._keys: list[int] = []
         self._row_of: dict[int, int] = {}
+        self._key_of_path: dict[Path, int] = {}  # the latest row listing each file
         self._thumbs: dict[int, QImage] = {}
         self._next_key = 1
         self._show_identifiers = False
@@ -136,16 +138,62 @@ class StudyListModel(QAbstractListModel):
             self._items.append(StudyItem(path=path, order=first + i))
             self._keys.append(key)
             self._row_of[key] = first + i
+            self._key_of_path[path] = key
             jobs.append((key, path))
         self.endInsertRows()
         self.progress_changed.emit()
         return jobs
+
+    def add_restored(self, records: Iterable[WorklistRecord]) -> list[int]:
+        """Append finished studies from the worklist (no work for the worker); returns their keys."""
+        records = list(records)
+        if not records:
+            return []
+        first = len(self._items)
+        self.beginInsertRows(QModelIndex(), first, first + len(records) - 1)
+        keys = []
+        for i, record in enumerate(records):
+            key = self._next_key
+            self._next_key += 1
+            item = StudyItem.from_record(record, first + i)
+            self._items.append(item)
+            self._keys.append(key)
+            self._row_of[key] = first + i
+            self._key_of_path[item.path] = key
+            if item.thumbnail is not None:
+                self._thumbs[key] = gray_qimage(item.thumbnail)
+            keys.append(key)
+        self.endInsertRows()
+        self.progress_changed.emit()
+        return keys
+
+    def key_of_path(self, path: Path) -> int | None:
+        """The row already listing ``path`` (the latest one), or None."""
+        return self._key_of_path.get(Path(path))
+
+    def remove(self, key: int) -> StudyItem | None:
+        """Take one row out of the list; returns its item."""
+        row = self._row_of.get(key)
+        if row is None:
+            return None
+        self.beginRemoveRows(QModelIndex(), row, row)
+        item = self._items.pop(row)
+        del self._keys[row]
+        self._thumbs.pop(key, None)
+        self._row_versions.pop(key, None)
+        self._row_of = {k: r for r, k in enumerate(self._keys)}
+        if self._key_of_path.get(item.path) == key:
+            del self._key_of_path[item.path]
+        self.endRemoveRows()
+        self.progress_changed.emit()
+        return item
 
     def clear(self) -> None:
         self.beginResetModel()
         self._items.clear()
         self._keys.clear()
         self._row_of.clear()
+        self._key_of_path.clear()
         self._thumbs.clear()
         self.endResetModel()
         self.progress_changed.emit()
@@ -167,12 +215,15 @@ class StudyListModel(QAbstractListModel):
         self._thumbs[key] = gray_qimage(thumbnail)
         self._changed(key)
 
-    def set_result(self, key: int, prediction: Prediction, cam_small: np.ndarray) -> None:
+    def set_result(self, key: int, prediction: Prediction, cam_small: np.ndarray,
+                   record: WorklistRecord | None = None, cached: bool = False) -> None:
         item = self.item(key)
         if item is None:
             return
         item.prediction = prediction
         item.cam_small = cam_small
+        item.record = record
+        item.cached = cached
         item.status = Status.DONE
         item.error = ""
         self._changed(key)
@@ -194,6 +245,17 @@ class StudyListModel(QAbstractListModel):
         item.status = Status.CANCELLED
         self._changed(key)
         self.progress_changed.emit()
+
+    def reopen(self, key: int) -> Path | None:
+        """Queue a finished study (done, failed or cancelled) again; returns its path for the worker."""
+        item = self.item(key)
+        if item is None or not item.status.finished:
+            return None
+        item.status = Status.QUEUED
+        item.error = ""
+        self._changed(key)
+        self.progress_changed.emit()
+        return item.path
 
     def requeue(self, key: int) -> Path | None:
         """Mark a cancelled or failed study queued again; returns its path for the worker."""

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import qVersion
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from inference import __version__ as app_version
 from inference.manifest import ModelManifest
 
 from ..platform_quirks import fit_top_level
+from .qt_reliability_plot import ReliabilityPlot
 
 INTENDED_USE = (
     "LungLens flags frontal chest radiographs that may show pneumonia so they can be read "
@@ -64,11 +65,25 @@ class AboutDialog(QDialog):
             self.card.setMarkdown(model_card.read_text(encoding="utf-8"))
         else:
             self.card.setPlainText(f"The model card is missing ({model_card}).")
+        # Calibration: is "80 %" right 80 % of the time? From the manifest, not recomputed.
+        self.reliability = ReliabilityPlot()
+        self.reliability.set_manifest(manifest)
+        calibration = QWidget()
+        cl = QVBoxLayout(calibration)
+        note = QLabel("Each bar: validation images whose calibrated probability fell in that range, and the "
+                      "fraction of them that really had pneumonia. A well-calibrated model follows the diagonal.")
+        note.setObjectName("dim")
+        note.setWordWrap(True)
+        cl.addWidget(note)
+        cl.addWidget(self.reliability, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.card, "Model card")
+        self.tabs.addTab(calibration, "Calibration")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(head)
         lay.addWidget(table)
-        lay.addWidget(self.card, 1)
+        lay.addWidget(self.tabs, 1)
         lay.addWidget(buttons)
         fit_top_level(self)

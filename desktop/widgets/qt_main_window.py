@@ -1,11 +1,14 @@
 """The LungLens workstation window: study list | viewer | result, with menus and status bar.
 
 Composition and wiring only: state lives in the :class:`StudyController` (studies, batch,
-study on screen) and its :class:`DisplayState` (window, inversion, heat-map).
+study on screen, worklist) and its :class:`DisplayState` (window, inversion, heat-map);
+what exports write is in :mod:`desktop.exports`.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -26,11 +30,13 @@ from PySide6.QtWidgets import (
 
 from inference.paths import models_dir, resources_dir
 
+from .. import exports
 from ..controller import StudyController, ViewContext
 from ..platform_quirks import fit_top_level
 from ..models.study_item import Status
 from ..models.windowing import PRESETS, preset_window
 from .qt_about_dialog import AboutDialog
+from .qt_audit_dialog import AuditDialog
 from .qt_overlay_controls import OverlayControls
 from .qt_progress import ProgressLine
 from .qt_result_panel import ResultPanel
@@ -43,6 +49,17 @@ from .qt_viewer import ViewerWidget
 STUDY_FILTER = "Studies (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)"
 
 ExportHandler = Callable[[ViewContext, Path], None]
+WORKLIST_FILTER = "CSV table (*.csv);;JSON (*.json)"
+PDF_FORMAT = "PDF report (*.pdf)"
+DICOM_SC_FORMAT = "DICOM Secondary Capture (*.dcm)"
+PNG_FORMAT = "PNG image of the view (*.png)"
+
+log = logging.getLogger(__name__)
+
+
+def filter_suffixes(file_filter: str) -> list[str]:
+    """"PDF report (*.pdf)" -> [".pdf"]."""
+    return [m.lower() for m in re.findall(r"\*(\.[A-Za-z0-9]+)", file_filter)]
 
 
 def format_eta(seconds: float) -> str:
@@ -57,6 +74,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self.settings = controller.settings
+        self._engine_problem = ""  # what the banner says is not working
+        self._storage_problem = controller.storage_error
         self.setWindowTitle("LungLens")
         icon = resources_dir() / "icons" / "lunglens-256.png"
         if icon.is_file():
@@ -96,9 +115,13 @@ class MainWindow(QMainWindow):
         self.result_dock.raise_()
         self.resizeDocks([self.studies_dock, self.result_dock], [330, 370], Qt.Orientation.Horizontal)
 
-        # Export: one registry for every format; Ctrl+E asks where and in which format.
-        # PNG of the view is built in; other modules add formats with add_export_format().
-        self.export_formats: dict[str, ExportHandler] = {"PNG image of the view (*.png)": self._export_png}
+        # Export: one registry for every format; Ctrl+E asks where and in which format
+        # (the first is the default). More can be added with add_export_format().
+        self.export_formats: dict[str, ExportHandler] = {
+            PDF_FORMAT: self._export_pdf,
+            DICOM_SC_FORMAT: self._export_secondary_capture,
+            PNG_FORMAT: self._export_png,
+        }
 
         self._build_status_bar()
         self._build_actions()
@@ -156,8 +179,17 @@ class MainWindow(QMainWindow):
         self.act_open = self._action("Open…", self.open_files_dialog, ("O", "Ctrl+O"), tip="Open studies (O)")
         self.act_open_folder = self._action("Open Folder…", self.open_folder_dialog, ("Ctrl+Shift+O",),
                                             tip="Open every study in a folder and its sub-folders")
-        self.act_export = self._action("Export View…", self.export_view, ("Ctrl+E",),
-                                       tip="Save what is on screen (Ctrl+E)")
+        self.act_export = self._action("Export…", self.export_view, ("Ctrl+E",),
+                                       tip="Save the study on screen as a PDF report, a DICOM Secondary "
+                                           "Capture or a picture of the view (Ctrl+E)")
+        self.act_export_worklist = self._action("Export Worklist…", self.export_worklist_dialog,
+                                                tip="Save every listed result as a CSV or JSON table")
+        self.act_remove = self._action("Remove from Worklist", self.remove_selected, ("Del",),
+                                       tip="Take the selected study out of the list and the saved worklist")
+        self.act_clear = self._action("Clear Worklist…", self.clear_worklist,
+                                      tip="Empty the list and the saved worklist (the audit log is kept)")
+        self.act_audit = self._action("Audit Log…", self.open_audit_log,
+                                      tip="Every analysis and export, newest first")
         self.act_settings = self._action("Settings…", self.open_settings, ("Ctrl+,",))
         self.act_quit = self._action("Quit", self.close, ("Ctrl+Q",))
         self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N", "Space"))
@@ -180,7 +212,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         m.addSeparator()
-        m.addAction(self.act_export)
+        m.addActions([self.act_export, self.act_export_worklist])
         m.addSeparator()
         m.addAction(self.act_settings)
         m.addSeparator()
@@ -201,8 +233,14 @@ class MainWindow(QMainWindow):
             m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Analysis")
         m.addActions([self.act_cancel, self.act_retry])
+        m.addSeparator()
+        m.addActions([self.act_remove, self.act_clear])
         self.help_menu = mb.addMenu("&Help")
-        self.help_menu.addAction(self.act_about)
+        self.help_menu.addActions([self.act_audit, self.act_about])
+        # Right-click on the list offers what applies to a row.
+        view = self.study_list.view
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        view.addActions([self.act_export, self.act_remove])
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Tools")
@@ -230,6 +268,7 @@ class MainWindow(QMainWindow):
         c.progress.connect(self._progress)
         c.batch_finished.connect(self._batch_finished)
         c.engine_status.connect(self._show_engine)
+        c.storage_problem.connect(self._show_storage_problem)
         c.model.rowsInserted.connect(self._rows_added)
         c.model.dataChanged.connect(self._model_changed)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
@@ -307,7 +346,7 @@ class MainWindow(QMainWindow):
     # -- showing the study on screen ---------------------------------------------------------------
     def _show_context(self, ctx: ViewContext | None) -> None:
         if ctx is None or ctx.study is None:
-            self.viewer.clear()
+            self.viewer.clear(ctx.problem if ctx else "")
             self.result_panel.show_item(ctx.item if ctx else None)
             self.tags.set_tags([], self.controller.model.show_identifiers)
             self.setWindowTitle("LungLens")
@@ -390,17 +429,77 @@ class MainWindow(QMainWindow):
             self.progress_label.setText(" · ".join(parts))
 
     def _show_engine(self, provider: str, problem: str) -> None:
+        self._engine_problem = problem
+        self._update_banner()
         if problem:
-            self.banner_label.setText(f"<b>The model is not available.</b> Studies can be viewed but not "
-                                      f"analysed.<br>{problem}")
-            self.banner.show()
             self.engine_label.setText("model unavailable")
         else:
-            self.banner.hide()
             m = self.controller.manifest
             model = f"{m.name} {m.version}" if m else ""
             ran = provider.removesuffix("ExecutionProvider") if provider else "starting…"
             self.engine_label.setText(f"{model} · {ran}".strip(" ·"))
+
+    def _show_storage_problem(self, reason: str) -> None:
+        self._storage_problem = reason
+        self._update_banner()
+
+    def _update_banner(self) -> None:
+        """The banner says what does not work: the model, saving results, or both."""
+        parts = []
+        if self._engine_problem:
+            parts.append(f"<b>The model is not available.</b> Studies can be viewed but not "
+                         f"analysed.<br>{self._engine_problem}")
+        if self._storage_problem:
+            parts.append(f"<b>Worklist:</b> {self._storage_problem}")
+        self.banner_label.setText("<br><br>".join(parts))
+        self.banner.setVisible(bool(parts))
+
+    # -- worklist -----------------------------------------------------------------------------------
+    def remove_selected(self) -> None:
+        key = self.study_list.current_key()
+        item = self.controller.model.item(key)
+        if item is None:
+            self.statusBar().showMessage("Select a study to remove first", 4000)
+        elif not self.controller.remove(key):
+            self.statusBar().showMessage(f"{item.name} is still being analysed: cancel the batch first", 6000)
+        else:
+            self.statusBar().showMessage(f"Removed {item.name} from the worklist", 4000)
+
+    def clear_worklist(self) -> None:
+        c = self.controller
+        if c.busy:
+            self.statusBar().showMessage("A batch is running: cancel it (Esc) before clearing the worklist", 6000)
+            return
+        n = c.model.rowCount()
+        answer = QMessageBox.question(
+            self, "Clear the worklist",
+            f"Remove all {n} studies from the list and from the saved worklist?\n\n"
+            "The files themselves are not touched, and the audit log keeps its history.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes and c.clear_worklist():
+            self.statusBar().showMessage("Worklist cleared", 4000)
+
+    def shown_items(self) -> list:
+        """The listed studies in the order the list shows them."""
+        proxy, model = self.study_list.proxy, self.controller.model
+        return [model.item_at(proxy.mapToSource(proxy.index(r, 0)).row()) for r in range(proxy.rowCount())]
+
+    def export_worklist_dialog(self) -> None:
+        default = str(Path(self.settings.last_dir or ".") / "lunglens-worklist.csv")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export worklist", default, WORKLIST_FILTER)
+        if path:
+            self.export_worklist_to(Path(path), chosen)
+
+    def export_worklist_to(self, path: Path, file_filter: str = "") -> None:
+        if path.suffix.lower() not in (".csv", ".json"):
+            path = path.with_suffix(".json" if "json" in file_filter.lower() else ".csv")
+        try:
+            n = exports.export_worklist(self.shown_items(), path, self.controller.audit,
+                                        self.settings.show_identifiers)
+        except exports.ExportError as err:
+            self._export_failed(str(err))
+        else:
+            self.statusBar().showMessage(f"Exported {n} studies to {path}", 5000)
 
     # -- dialogs and export ------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -408,7 +507,8 @@ class MainWindow(QMainWindow):
 
         engine = self.controller.engine
         dlg = SettingsDialog(self.settings, available_providers(), engine.provider if engine else "",
-                             self.controller.manifest, self)
+                             self.controller.manifest, self, worklist_path=self.controller.worklist_path,
+                             audit_path=self.controller.audit_path)
         if dlg.exec():
             changed = dlg.apply()
             self.controller.apply_settings(changed)
@@ -418,6 +518,12 @@ class MainWindow(QMainWindow):
     def open_about(self) -> None:
         AboutDialog(self.controller.manifest, models_dir() / "MODEL_CARD.md", self).exec()
 
+    def open_audit_log(self) -> None:
+        if self.controller.audit is None:
+            self.statusBar().showMessage(f"The audit log is not available: {self.controller.storage_error}", 10000)
+            return
+        AuditDialog(self.controller.audit, self).exec()
+
     def add_export_format(self, file_filter: str, handler: ExportHandler) -> None:
         """Register an export format, e.g. ("PDF report (*.pdf)", write_pdf); Ctrl+E offers them all."""
         self.export_formats[file_filter] = handler
@@ -425,24 +531,56 @@ class MainWindow(QMainWindow):
     def export_view(self) -> None:
         ctx = self.controller.context
         if ctx is None or ctx.study is None:
-            self.statusBar().showMessage("Nothing to export: select a study first", 4000)
+            why = ctx.problem if ctx is not None and ctx.problem else "select a study first"
+            self.statusBar().showMessage(f"Nothing to export: {why}", 6000)
             return
-        default = str(Path(self.settings.last_dir or ".") / f"{ctx.item.path.stem}-lunglens.png")
+        first = next(iter(self.export_formats))
+        suffix = (filter_suffixes(first) or [".png"])[0]
+        default = str(Path(self.settings.last_dir or ".") / f"{ctx.item.path.stem}-lunglens{suffix}")
         path, chosen = QFileDialog.getSaveFileName(self, "Export", default, ";;".join(self.export_formats))
         if path:
-            self.export_to(ctx, Path(path), chosen or next(iter(self.export_formats)))
+            file_filter, target = self.format_for(Path(path), chosen)
+            self.export_to(ctx, target, file_filter)
 
-    def export_to(self, ctx: ViewContext, path: Path, file_filter: str) -> None:
+    def format_for(self, path: Path, chosen: str = "") -> tuple[str, Path]:
+        """The format for ``path``: its suffix decides when it names one, else the chosen
+        filter (or the first), whose suffix is then added."""
+        for file_filter in self.export_formats:
+            if path.suffix.lower() in filter_suffixes(file_filter):
+                return file_filter, path
+        file_filter = chosen if chosen in self.export_formats else next(iter(self.export_formats))
+        suffixes = filter_suffixes(file_filter)
+        return file_filter, (path.with_name(path.name + suffixes[0]) if suffixes else path)
+
+    def export_to(self, ctx: ViewContext, path: Path, file_filter: str) -> bool:
+        """Run one export; a failure is shown as one message, never a traceback. True when written."""
         try:
             self.export_formats[file_filter](ctx, path)
+        except exports.ExportError as err:
+            self._export_failed(str(err))
         except OSError as err:
-            self.statusBar().showMessage(f"Export failed: {path.name}: {err.strerror or err}", 8000)
+            self._export_failed(f"{path.name} was not written: {err.strerror or err}.")
+        except Exception as err:  # noqa: BLE001 -- a format added by add_export_format() that fails oddly
+            log.warning("export to %s failed", path, exc_info=True)
+            self._export_failed(f"{path.name} was not written ({type(err).__name__}: {err}).")
         else:
             self.statusBar().showMessage(f"Exported {path}", 5000)
+            return True
+        return False
 
-    def _export_png(self, ctx: ViewContext, path: Path) -> None:  # noqa: ARG002 -- the view is what is on screen
-        if not self.viewer.grab().save(str(path), "PNG"):
-            raise OSError(0, f"could not write {path}")
+    def _export_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        QMessageBox.warning(self, "Export failed", message)
+
+    def _export_pdf(self, ctx: ViewContext, path: Path) -> None:
+        exports.export_report_pdf(ctx, path, self.controller.audit, self.settings.show_identifiers)
+
+    def _export_secondary_capture(self, ctx: ViewContext, path: Path) -> None:
+        exports.export_secondary_capture(ctx, path, self.controller.audit)
+
+    def _export_png(self, ctx: ViewContext, path: Path) -> None:
+        exports.export_view_png(ctx, path, self.controller.audit,
+                                lambda out: self.viewer.grab().save(str(out), "PNG"))
 
     # -- closing ------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -58,7 +58,7 @@ class ResultPanel(QWidget):
         details.setVerticalSpacing(3)
         for row, (key, title) in enumerate(
             (("op", "Operating point"), ("sens", "Sensitivity"), ("spec", "Specificity"),
-             ("model", "Model"), ("provider", "Ran on"), ("time", "Inference time"))
+             ("model", "Model"), ("provider", "Ran on"), ("time", "Inference time"), ("when", "Analysed"))
         ):
             t = QLabel(title)
             t.setObjectName("dim")
@@ -108,6 +108,7 @@ class ResultPanel(QWidget):
             self._set_sentence(result_sentence(pred.probability, pred.is_positive, pred.in_scope), colour)
         self._set_warnings(collect_warnings(item))
         self._set_details(pred)
+        self._set_provenance(item)
 
     def sentence_text(self) -> str:
         return self.sentence.text()
@@ -150,6 +151,20 @@ class ResultPanel(QWidget):
         run = sum(t.get(k, 0.0) for k in ("preprocess", "inference", "gradcam"))
         v["time"].setText(f"{run:.0f} ms" if run else "—")
         v["time"].setToolTip(", ".join(f"{k} {ms:.1f} ms" for k, ms in t.items()))
+
+
+    def _set_provenance(self, item: StudyItem) -> None:
+        """When the result was computed, and whether it was taken from the worklist."""
+        label = self._detail_values["when"]
+        record = item.record
+        if record is None or item.prediction is None:
+            label.setText("—")
+            label.setToolTip("")
+            return
+        when = record.analysed_at.replace("T", " ")[:16] + " UTC"
+        label.setText(f"{when} · from the worklist" if item.cached else when)
+        label.setToolTip("Stored result: this model had already analysed these exact pixels, "
+                         "so it was not run again." if item.cached else "")
 
 
 def _escape(text: str) -> str:

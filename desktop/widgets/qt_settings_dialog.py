@@ -1,6 +1,9 @@
-"""Settings: execution provider, threads, operating point, heat-map defaults, privacy."""
+"""Settings: execution provider, threads, operating point, heat-map defaults, privacy,
+and where the worklist and the audit log are kept (shown, not editable)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -32,7 +35,8 @@ class SettingsDialog(QDialog):
     """Edits an :class:`AppSettings`; nothing is written unless the user presses OK."""
 
     def __init__(self, settings: AppSettings, available: list[str], provider_in_use: str,
-                 manifest: ModelManifest | None, parent: QWidget | None = None) -> None:
+                 manifest: ModelManifest | None, parent: QWidget | None = None, *,
+                 worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
@@ -112,15 +116,31 @@ class SettingsDialog(QDialog):
         privacy = QGroupBox("Privacy")
         QVBoxLayout(privacy).addWidget(self.show_identifiers)
 
+        # Data: where results and the audit trail are kept (LUNGLENS_DATA_DIR moves both).
+        self.worklist_path = self._path_label(worklist_path)
+        self.audit_path = self._path_label(audit_path)
+        data = QGroupBox("Data")
+        f = QFormLayout(data)
+        f.addRow("Worklist", self.worklist_path)
+        f.addRow("Audit log", self.audit_path)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        for w in (engine, decision, overlay, privacy):
+        for w in (engine, decision, overlay, privacy, data):
             lay.addWidget(w)
         lay.addWidget(buttons, alignment=Qt.AlignmentFlag.AlignRight)
         self._sync_custom()
         fit_top_level(self)
+        self.resize(self.sizeHint())  # without a size constraint (offscreen) it would open squeezed
+
+    @staticmethod
+    def _path_label(path: Path | None) -> QLabel:
+        label = QLabel(str(path) if path is not None else "not available")
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
 
     def _sync_custom(self) -> None:
         self.custom.setEnabled(self.operating_point.currentData() == "custom")
@@ -133,7 +153,9 @@ class SettingsDialog(QDialog):
             s.provider, s.threads = self.provider.currentData(), self.threads.value()
             changed.add("engine")
         op, thr = self.operating_point.currentData(), self.custom.value() / 100.0
-        if op != s.operating_point or (op == "custom" and abs(thr - s.custom_threshold) > 1e-9):
+        # "" means "the model's default": OK on an untouched dialog is not a change.
+        current = s.operating_point or (self.manifest.default_operating_point if self.manifest else "custom")
+        if op != current or (op == "custom" and abs(thr - s.custom_threshold) > 1e-9):
             s.operating_point, s.custom_threshold = op, thr
             changed.add("decision")
         ov = (self.overlay_visible.isChecked(), self.opacity.value() / 100, self.floor.value() / 100,

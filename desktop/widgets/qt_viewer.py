@@ -15,7 +15,8 @@ import functools
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QWidget
 
 from .. import pgsetup  # noqa: F401 -- row-major image axis order, set once
 from .. import theme
@@ -78,11 +79,19 @@ class ViewerWidget(pg.GraphicsView):
         state.overlay_changed.connect(self._apply_overlay)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setAccessibleName("Radiograph viewer")
+        # Said in the picture's place when there is no picture to show (e.g. the file is gone).
+        self.message = QLabel(self)
+        self.message.setObjectName("viewerMessage")
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet(f"color: {theme.WARNING}; font-size: 11pt; padding: 40px;")
+        self.message.hide()
         self._apply_overlay()  # builds the colour table now rather than on the first result
 
     # -- content -------------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray, window: tuple[float, float]) -> None:
         """Show a new study: its default window, fitted, no overlay yet."""
+        self.message.hide()
         self._pixels = pixels
         self._cam = None
         self.overlay_item.clear()
@@ -103,11 +112,21 @@ class ViewerWidget(pg.GraphicsView):
             self.overlay_item.setImage(cam, autoLevels=False, levels=(0.0, 1.0))
         self._apply_overlay()
 
-    def clear(self) -> None:
+    def clear(self, message: str = "") -> None:
+        """No image; ``message`` (if any) says why in its place."""
         self._pixels = None
         self._cam = None
         self.image_item.clear()
         self.overlay_item.clear()
+        self.message.setText(message)
+        self.message.setVisible(bool(message))
+        self.message.raise_()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        message = getattr(self, "message", None)  # pyqtgraph resizes once before __init__ ends
+        if message is not None:
+            message.setGeometry(self.rect())
 
     @property
     def pixels(self) -> np.ndarray | None:

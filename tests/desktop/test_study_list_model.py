@@ -11,7 +11,7 @@ from desktop.models.study_item import Status
 from desktop.models.study_list import ItemRole, KeyRole, SentenceRole, StudyListModel, StudySortProxy
 from inference.manifest import ModelManifest
 from inference.prediction import ModelInfo, Prediction
-from inference.study import StudyMetadata
+from inference.study import Study, StudyMetadata
 
 
 def _pred(p: float, in_scope: bool = True) -> Prediction:
@@ -109,3 +109,29 @@ def test_identifier_display_is_a_model_setting(model_and_proxy):
     model.set_show_identifiers(True)
     assert "DOE JANE" in idx.data(MetaLineRole)
     assert idx.data(KeyRole) == k
+
+
+def test_restored_rows_removal_and_path_lookup(model_and_proxy):
+    from inference.worklist import WorklistRecord
+
+    model, proxy = model_and_proxy
+    thumb = np.full((8, 6), 200, np.uint8)
+    records = [WorklistRecord.from_prediction(
+        Study(Path(f"/w/{n}.png"), np.zeros((4, 4), np.float32), (0.5, 1.0), StudyMetadata(modality="CR")),
+        _pred(p), f"hash-{n}", thumbnail=thumb, cam_small=np.zeros((4, 4), np.uint8))
+        for n, p in (("low", 0.1), ("high", 0.9))]
+    keys = model.add_restored(records)
+    assert [model.item(k).status for k in keys] == [Status.DONE, Status.DONE]
+    assert all(model.item(k).restored and model.item(k).cached for k in keys)
+    assert model.item(keys[0]).record.thumbnail is None  # the list keeps one copy: its QImage
+    assert model.thumbnail(keys[0]).width() == 6 and model.item(keys[0]).metadata.modality == "CR"
+    assert _order(proxy) == ["high.png", "low.png"]  # restored rows sort like fresh ones
+    jobs = model.add_paths([Path("/w/new.png")])
+    assert model.key_of_path(Path("/w/low.png")) == keys[0] and model.key_of_path(Path("/w/new.png")) == jobs[0][0]
+    assert model.reopen(jobs[0][0]) is None  # still queued: nothing to reopen
+    assert model.reopen(keys[1]) == Path("/w/high.png") and model.item(keys[1]).status is Status.QUEUED
+    removed = model.remove(keys[0])
+    assert removed.path == Path("/w/low.png") and model.rowCount() == 2
+    assert model.key_of_path(Path("/w/low.png")) is None and model.item(keys[0]) is None
+    assert model.row_of(jobs[0][0]) == 1 and model.item_at(1).path == Path("/w/new.png")
+    assert sorted(_order(proxy)) == ["high.png", "new.png"]

@@ -62,7 +62,6 @@ def test_engine_and_loaders_classify_with_sockets_refused(monkeypatch, tmp_path:
     for path in inputs:
         p = engine.predict(load_study(path))
         assert 0.0 <= p.probability <= 1.0 and p.label in ("NORMAL", "PNEUMONIA")
-        assert p.in_scope, (path.name, p.scope_reasons)
         assert p.cam.shape == load_study(path).shape
     assert not log.exists(), log.read_text()
 
@@ -79,7 +78,7 @@ def test_cli_in_a_guarded_process_downloads_nothing(tmp_path: Path, inputs: list
     assert run.returncode == 0, run.stderr
     records = _records(run.stdout)
     assert [Path(r["path"]) for r in records] == inputs
-    assert all(r["ok"] and r["in_scope"] for r in records), records
+    assert all(r["ok"] and 0.0 <= r["probability"] <= 1.0 for r in records), records
     reports = guard / "reports"
     assert list(reports.glob("guard-*.json")), "the guard was not installed in the CLI process"
     loaded = [json.loads(f.read_text()) for f in reports.glob("modules-*.json")]

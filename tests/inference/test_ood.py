@@ -121,13 +121,11 @@ def test_missing_or_stale_statistics_leave_a_header_only_gate(tmp_path: Path, en
 
 # ------------------------------------------------------------------------- end to end
 def test_real_chest_xrays_pass(engine: Engine, sources: list[Path], real_dicom: Path, tmp_path: Path) -> None:
-    """Validation radiographs, their harmless variants and the real adult DICOM are in scope."""
-    for path in sources:
-        p = engine.predict(load_study(path))
-        assert p.in_scope, (path.name, p.scope_reasons)
-    variants = chest_variants(tmp_path, sources)
-    flagged = [c.name for c in variants if not engine.predict(load_study(c.path)).in_scope]
-    assert len(flagged) <= 0.1 * len(variants), flagged
+    """Validation radiographs, their harmless variants and the real adult DICOM are in scope
+    (the gate is tuned to flag about 1 % of chest X-rays: allow a stray one)."""
+    cases = [*sources, *(c.path for c in chest_variants(tmp_path, sources))]
+    flagged = [(c.name, p.scope_reasons) for c in cases if not (p := engine.predict(load_study(c))).in_scope]
+    assert len(flagged) <= 2, flagged
 
     p = engine.predict(load_study(real_dicom))
     assert p.in_scope, p.scope_reasons

@@ -1,0 +1,131 @@
+"""Help -> Audit log: every analysis and export, newest first, as the log file has them.
+
+Read-only. Damaged lines are skipped and counted, never fatal; the file's path is shown so
+it can be handed to an auditor. Studies appear by pixel hash only: the log holds no
+patient identifiers, so neither does this dialog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inference.audit import AuditLog
+
+from ..platform_quirks import fit_top_level
+
+COLUMNS = ("Time (UTC)", "Event", "User", "Details", "Study (pixel SHA-256)", "Model (SHA-256)")
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """One line saying what happened, e.g. "87.1 % PNEUMONIA at threshold 50.0 % · cached"."""
+    if entry.get("event") == "analysis":
+        try:
+            text = f"{float(entry['probability']) * 100:.1f} % {entry.get('label', '')} " \
+                   f"at threshold {float(entry['threshold']) * 100:.1f} %"
+        except (KeyError, TypeError, ValueError):
+            text = str(entry.get("label", ""))
+        if entry.get("cached"):
+            text += " · cached"
+        if entry.get("in_scope") is False:
+            text += " · outside the model's scope"
+        if entry.get("warnings"):
+            n = len(entry["warnings"])
+            text += f" · {n} warning{'s' if n != 1 else ''}"
+        return text
+    if entry.get("event") == "export":
+        n = len(entry.get("pixel_sha256") or [])
+        ids = " with patient identifiers" if entry.get("with_identifiers") else ""
+        studies = f"{n} studies" if n != 1 else "1 study"
+        return f"{entry.get('what', '')} as {entry.get('format', '')} → {entry.get('destination', '')} ({studies}){ids}"
+    return ""
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_short(v) for v in value[:3]) + (" …" if len(value) > 3 else "")
+    return str(value or "")[:16]
+
+
+class AuditDialog(QDialog):
+    def __init__(self, audit: AuditLog, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Audit log")
+        self.resize(980, 560)
+        self.audit = audit
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.horizontalHeaderItem(3).setToolTip(
+            "\"cached\": the result came from the worklist -- this model had already analysed "
+            "these exact pixels, so it was not run again")
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.summary = QLabel()
+        self.path_label = QLabel(f"Log file: {audit.path}")
+        self.path_label.setObjectName("dim")
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.path_label.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        refresh = buttons.addButton("Refresh", QDialogButtonBox.ButtonRole.ActionRole)
+        refresh.clicked.connect(self.reload)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.path_label)
+        lay.addWidget(buttons)
+        self.entries: list[dict[str, Any]] = []
+        self.damaged = 0
+        self.reload()
+        fit_top_level(self)
+
+    def reload(self) -> None:
+        """Read the log again (it is append-only: other LungLens windows may have added to it)."""
+        try:
+            found = self.audit.read()
+            entries, damaged, error = found.entries, found.damaged, ""
+        except OSError as err:
+            entries, damaged, error = [], 0, f"The audit log cannot be read: {err.strerror or err}"
+        self.entries = list(reversed(entries))  # newest first
+        self.damaged = damaged
+        self.table.setRowCount(len(self.entries))
+        for row, entry in enumerate(self.entries):
+            values = (str(entry.get("time", "")).replace("T", " ").removesuffix("+00:00"),
+                      str(entry.get("event", "")), str(entry.get("user", "")), describe(entry),
+                      _short(entry.get("pixel_sha256")), _short(entry.get("model_sha256")))
+            for col, value in enumerate(values):
+                cell = QTableWidgetItem(value)
+                if col == 3:
+                    cell.setToolTip(value)
+                if col == 4 and entry.get("pixel_sha256"):
+                    cell.setToolTip("\n".join(entry["pixel_sha256"]) if isinstance(entry["pixel_sha256"], list)
+                                    else str(entry["pixel_sha256"]))
+                self.table.setItem(row, col, cell)
+        analyses = sum(e.get("event") == "analysis" for e in entries)
+        exports = sum(e.get("event") == "export" for e in entries)
+        parts = [error] if error else [f"{len(entries)} entries: {analyses} analyses, {exports} exports"]
+        if damaged:
+            parts.append(f"{damaged} damaged line{'s' if damaged != 1 else ''} skipped")
+        self.summary.setText(" · ".join(parts))
+
+    def cell_text(self, row: int, column: int) -> str:
+        item = self.table.item(row, column)
+        return item.text() if item is not None else ""

@@ -1,0 +1,169 @@
+"""Outputs from the real window: Ctrl+E to a PDF report and a DICOM Secondary Capture,
+the worklist as CSV / JSON, failures as one message, and Help -> Audit log listing it all."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pydicom
+import pypdf
+import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from desktop.widgets.qt_main_window import DICOM_SC_FORMAT, PDF_FORMAT
+from inference.audit import AuditLog
+from tests.desktop.gui_helpers import wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def _save_as(monkeypatch, path: Path, file_filter: str = "") -> list[tuple]:
+    """The save dialog answers ``path``; returns the calls (to see which formats were offered)."""
+    calls: list[tuple] = []
+
+    def dialog(*args, **kwargs):
+        calls.append(args)
+        return str(path), file_filter
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    return calls
+
+
+def _warnings(monkeypatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda parent, title, text, *a: shown.append(text)))
+    return shown
+
+
+def test_ctrl_e_writes_a_pdf_report_and_a_secondary_capture(window, qtbot, monkeypatch, real_dicom, tmp_path,
+                                                           isolated_user_dirs):
+    c = window.controller
+    window.open_paths([real_dicom])
+    wait_idle(qtbot, c)
+    item = c.context.item
+    source = pydicom.dcmread(real_dicom, stop_before_pixels=True)
+
+    pdf = tmp_path / "report.pdf"
+    calls = _save_as(monkeypatch, pdf, PDF_FORMAT)
+    window.act_export.trigger()  # Ctrl+E
+    offered = calls[0][3].split(";;")
+    assert offered[:2] == [PDF_FORMAT, DICOM_SC_FORMAT] and any("png" in f for f in offered)
+    reader = pypdf.PdfReader(str(pdf))
+    assert len(reader.pages) == 1
+    text = " ".join(reader.pages[0].extract_text().split())
+    assert "decision support" in text.lower()
+    assert item.prediction.model.sha256 in text.replace(" ", "")
+    assert f"Probability (calibrated): {item.prediction.probability * 100:.1f} %" in text
+    assert "not shown (the user did not choose to show them)" in text and real_dicom.name not in text
+
+    sc = tmp_path / "capture"  # no suffix: the chosen format adds it
+    _save_as(monkeypatch, sc, DICOM_SC_FORMAT)
+    window.act_export.trigger()
+    ds = pydicom.dcmread(tmp_path / "capture.dcm")
+    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.SeriesInstanceUID != source.SeriesInstanceUID and ds.SOPInstanceUID != source.SOPInstanceUID
+    assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY"] and "AI-generated" in ds.SeriesDescription
+    assert ds.pixel_array.shape[2] == 3 and ds.pixel_array.shape[1] == source.Columns
+
+    # With identifiers shown (Settings -> Privacy) the report names the file.
+    c.settings.show_identifiers = True
+    c.apply_settings({"privacy"})
+    named = tmp_path / "named.pdf"
+    _save_as(monkeypatch, named, PDF_FORMAT)
+    window.act_export.trigger()
+    assert real_dicom.name in " ".join(pypdf.PdfReader(str(named)).pages[0].extract_text().split())
+
+    exports = [e for e in AuditLog(isolated_user_dirs / "audit.jsonl").read().entries if e["event"] == "export"]
+    assert [(e["what"], e["format"], e["destination"], e["with_identifiers"]) for e in exports] == [
+        ("report", "pdf", "report.pdf", False), ("secondary_capture", "dicom", "capture.dcm", True),
+        ("report", "pdf", "named.pdf", True)]
+    assert all(e["pixel_sha256"] == [item.record.pixel_sha256] for e in exports)
+
+
+def test_worklist_exports_one_row_per_study(window, qtbot, monkeypatch, kermany_samples, real_dicom, tmp_path,
+                                            isolated_user_dirs):
+    c = window.controller
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM" * 40)
+    paths = [kermany_samples["NORMAL"][0], kermany_samples["PNEUMONIA"][0], real_dicom, broken]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+
+    out = tmp_path / "worklist.csv"
+    _save_as(monkeypatch, out, "CSV table (*.csv)")
+    window.act_export_worklist.trigger()
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    by_file = {r["file"]: r for r in rows}
+    assert set(by_file) == {p.name for p in paths}
+    assert by_file["broken.dcm"]["status"] == "error" and "broken.dcm" in by_file["broken.dcm"]["error"]
+    for item in c.model.items():
+        if item.prediction is not None:
+            row = by_file[item.name]
+            assert float(row["probability"]) == pytest.approx(item.prediction.probability, abs=1e-4)
+            assert row["label"] == item.prediction.label and row["pixel_sha256"] == item.record.pixel_sha256
+    assert "patient_name" not in rows[0]  # identifiers only when the user shows them
+    # The rows follow the list as shown (most suspicious first).
+    assert [r["file"] for r in rows] == [it.name for it in window.shown_items()]
+
+    js = tmp_path / "worklist"
+    _save_as(monkeypatch, js, "JSON (*.json)")
+    window.act_export_worklist.trigger()
+    data = json.loads((tmp_path / "worklist.json").read_text(encoding="utf-8"))
+    assert len(data) == 4 and {d["file"] for d in data} == {p.name for p in paths}
+
+    exports = [e for e in AuditLog(isolated_user_dirs / "audit.jsonl").read().entries if e["event"] == "export"]
+    assert [(e["what"], e["format"], len(e["pixel_sha256"])) for e in exports] == [
+        ("worklist", "csv", 3), ("worklist", "json", 3)]
+
+
+def test_a_failed_export_is_one_clear_message(window, qtbot, monkeypatch, kermany_samples, tmp_path,
+                                              isolated_user_dirs):
+    c = window.controller
+    window.open_paths([kermany_samples["PNEUMONIA"][3]])
+    wait_idle(qtbot, c)
+    shown = _warnings(monkeypatch)
+    _save_as(monkeypatch, tmp_path / "no-such-folder" / "report.pdf", PDF_FORMAT)
+    window.act_export.trigger()
+    assert len(shown) == 1 and "report.pdf" in shown[0] and "Traceback" not in shown[0]
+    _save_as(monkeypatch, tmp_path / "no-such-folder" / "list.csv", "CSV table (*.csv)")
+    window.act_export_worklist.trigger()
+    assert len(shown) == 2 and "list.csv" in shown[1]
+    assert not [e for e in AuditLog(isolated_user_dirs / "audit.jsonl").read().entries if e["event"] == "export"]
+
+
+def test_help_audit_log_lists_analyses_and_exports(window, qtbot, monkeypatch, kermany_samples, tmp_path,
+                                                   isolated_user_dirs):
+    from desktop.widgets.qt_audit_dialog import AuditDialog
+
+    c = window.controller
+    paths = kermany_samples["NORMAL"][2:4]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    window.open_paths(paths[:1])  # once more: answered from the worklist
+    wait_idle(qtbot, c)
+    _save_as(monkeypatch, tmp_path / "view.png")
+    window.act_export.trigger()
+    log_file = isolated_user_dirs / "audit.jsonl"
+    with log_file.open("ab") as f:
+        f.write(b'{"time": "2026-01-01T00:00:00+00:00", "event": "anal')  # a torn line
+
+    opened: list[AuditDialog] = []
+    monkeypatch.setattr(AuditDialog, "exec", lambda self: opened.append(self) or 0)
+    assert window.act_audit in window.help_menu.actions()
+    window.act_audit.trigger()
+    (dlg,) = opened
+    qtbot.addWidget(dlg)
+    assert dlg.damaged == 1 and "1 damaged line skipped" in dlg.summary.text()
+    assert str(log_file) in dlg.path_label.text()
+    events = [dlg.cell_text(r, 1) for r in range(dlg.table.rowCount())]
+    assert events == ["export", "analysis", "analysis", "analysis"]  # newest first
+    assert "view as png" in dlg.cell_text(0, 3)
+    assert dlg.cell_text(1, 3).split(" · ")[1] == "cached"
+    assert not any("cached" in dlg.cell_text(r, 3) for r in (2, 3))
+    probabilities = {f"{it.prediction.probability * 100:.1f} %" for it in c.model.items()}
+    assert {dlg.cell_text(r, 3).split(" %")[0] + " %" for r in (2, 3)} == probabilities

@@ -1,0 +1,256 @@
+"""The persistent worklist through the real window: stored as results arrive, restored on
+reopening, never recomputed for pixels the model has seen, removable, clearable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from desktop.models.study_item import Status
+from inference.audit import AuditLog
+from inference.worklist import Worklist
+from tests.desktop.gui_helpers import wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def _stored(data_dir: Path) -> list:
+    with Worklist(data_dir / "worklist.sqlite3") as wl:
+        return wl.records()
+
+
+def _analyses(data_dir: Path) -> list[dict]:
+    return [e for e in AuditLog(data_dir / "audit.jsonl").read().entries if e["event"] == "analysis"]
+
+
+def _new_window(qtbot, app_settings):
+    """A second window on the same data directory: what the user sees after reopening the app."""
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    win = MainWindow(StudyController(app_settings))
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def _close(win) -> None:
+    win.close()
+    assert win.controller.worker.shutdown(10.0)
+
+
+def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_settings, isolated_user_dirs,
+                                                         kermany_samples, real_dicom):
+    data = isolated_user_dirs
+    c = window.controller
+    paths = [kermany_samples["NORMAL"][0], kermany_samples["PNEUMONIA"][0], real_dicom]
+    seen_in_db_when_shown: list[bool] = []
+
+    def on_result(key: int) -> None:  # the window hears of a result only once it is on disk
+        item = c.model.item(key)
+        with Worklist(data / "worklist.sqlite3") as wl:
+            stored = wl.lookup(item.record.pixel_sha256, item.record.model_sha256)
+        seen_in_db_when_shown.append(stored is not None and stored.probability == item.prediction.probability)
+
+    c.result_ready.connect(on_result)
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    assert seen_in_db_when_shown == [True, True, True]
+
+    items = {it.path: it for it in c.model.items()}
+    records = {Path(r.study_path): r for r in _stored(data)}
+    assert set(records) == set(paths)
+    for path, record in records.items():
+        item = items[path]
+        assert record.probability == pytest.approx(item.prediction.probability)
+        assert record.label == item.prediction.label and record.model_sha256 == item.prediction.model.sha256
+        assert record.provider == "CPUExecutionProvider" and record.thumbnail is not None
+        assert record.cam_small is not None and record.cam_small.dtype == np.uint8
+        assert not item.cached
+    assert records[real_dicom].metadata["study_instance_uid"]
+    analyses = _analyses(data)
+    assert len(analyses) == 3 and not any(e["cached"] for e in analyses)
+    _close(window)
+
+    # Reopen: the list comes back from the worklist alone -- nothing is analysed again.
+    win2 = _new_window(qtbot, app_settings)
+    c2 = win2.controller
+    restored = {it.path: it for it in c2.model.items()}
+    assert set(restored) == set(paths)
+    assert not c2.busy
+    for path, item in restored.items():
+        assert item.status is Status.DONE and item.restored
+        assert item.prediction.probability == pytest.approx(items[path].prediction.probability)
+        assert item.prediction.label == items[path].prediction.label
+        assert item.prediction.in_scope == items[path].prediction.in_scope
+        assert item.prediction.warnings == items[path].prediction.warnings
+        assert c2.model.thumbnail(c2.model.key_of_path(path)) is not None
+    assert "3 analysed" in win2.study_list.count_label.text()
+    # Selecting a restored study reloads its pixels; the overlay comes from the stored Grad-CAM.
+    win2.study_list.select_key(c2.model.key_of_path(real_dicom))
+    wait_idle(qtbot, c2)
+    ctx = c2.context
+    assert ctx.study is not None and ctx.item.path == real_dicom
+    assert win2.viewer.overlay_item.image.shape == ctx.study.shape
+    assert win2.result_panel.gauge.value == pytest.approx(restored[real_dicom].prediction.probability)
+    assert len(_analyses(data)) == 3  # restoring is not an analysis
+    _close(win2)
+
+
+def test_the_same_pixels_are_not_analysed_again(window, qtbot, app_settings, isolated_user_dirs,
+                                                kermany_samples, tmp_path):
+    data = isolated_user_dirs
+    c = window.controller
+    paths = kermany_samples["PNEUMONIA"][1:4]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    first = {it.path: it.prediction.probability for it in c.model.items()}
+    stamps = {r.study_path: r.analysed_at for r in _stored(data)}
+
+    # Opening the same files again: the same rows, answered from the worklist.
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    assert c.model.rowCount() == 3
+    for item in c.model.items():
+        assert item.status is Status.DONE and item.cached
+        assert item.prediction.probability == first[item.path]
+    analyses = _analyses(data)
+    assert [e["cached"] for e in analyses] == [False] * 3 + [True] * 3
+    assert {r.study_path: r.analysed_at for r in _stored(data)} == stamps  # no new inference was stored
+
+    # The same pixels under another name are recognised too, and get a row of their own.
+    twin = tmp_path / "renamed-copy.jpeg"
+    shutil.copyfile(paths[0], twin)
+    window.open_paths([twin])
+    wait_idle(qtbot, c)
+    item = c.model.item(c.model.key_of_path(twin))
+    assert item.cached and item.prediction.probability == first[paths[0]]
+    assert str(twin) in {r.study_path for r in _stored(data)}
+    assert _analyses(data)[-1]["cached"] is True
+    _close(window)
+
+    # After reopening, opening them once more is still answered from the worklist.
+    win2 = _new_window(qtbot, app_settings)
+    win2.open_paths(paths)
+    wait_idle(qtbot, win2.controller)
+    assert win2.controller.model.rowCount() == 4
+    assert all(it.cached for it in win2.controller.model.items())
+    assert [e["cached"] for e in _analyses(data)][-3:] == [True, True, True]
+    _close(win2)
+
+
+def test_a_cached_result_follows_the_current_operating_point(window, qtbot, isolated_user_dirs, kermany_samples):
+    c = window.controller
+    path = kermany_samples["NORMAL"][4]
+    window.open_paths([path])
+    wait_idle(qtbot, c)
+    probability = c.model.items()[0].prediction.probability
+    # A custom threshold just above the probability: the cached answer must say NORMAL at it.
+    c.settings.operating_point, c.settings.custom_threshold = "custom", min(probability + 0.01, 1.0)
+    c.apply_settings({"decision"})
+    window.open_paths([path])
+    wait_idle(qtbot, c)
+    item = c.model.items()[0]
+    assert item.cached and item.prediction.operating_point == "custom"
+    assert item.prediction.threshold == pytest.approx(min(probability + 0.01, 1.0))
+    assert item.prediction.label == "NORMAL"
+    assert _analyses(isolated_user_dirs)[-1]["operating_point"] == "custom"
+
+
+def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app_settings, isolated_user_dirs,
+                                                              kermany_samples, tmp_path, monkeypatch):
+    c = window.controller
+    gone = tmp_path / "moved-away.jpeg"
+    shutil.copyfile(kermany_samples["PNEUMONIA"][5], gone)
+    window.open_paths([gone])
+    wait_idle(qtbot, c)
+    probability = c.model.items()[0].prediction.probability
+    _close(window)
+    gone.unlink()
+
+    win2 = _new_window(qtbot, app_settings)
+    c2 = win2.controller
+    win2.study_list.select_row(0)
+    wait_idle(qtbot, c2)
+    item = c2.model.items()[0]
+    assert item.status is Status.DONE and item.prediction.probability == probability
+    ctx = c2.context
+    assert ctx.study is None and "no longer available" in ctx.problem and "moved-away.jpeg" in ctx.problem
+    assert win2.viewer.message.isVisibleTo(win2) and "no longer available" in win2.viewer.message.text()
+    assert win2.result_panel.gauge.value == pytest.approx(probability)  # the stored result is still shown
+    # Exporting says why it cannot, in the status bar; no dialog, no traceback.
+    win2.export_view()
+    assert "no longer available" in win2.statusBar().currentMessage()
+    _close(win2)
+
+
+def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_user_dirs, kermany_samples, monkeypatch):
+    data = isolated_user_dirs
+    c = window.controller
+    paths = kermany_samples["NORMAL"][5:8]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    window.study_list.select_key(c.model.key_of_path(paths[1]))
+    wait_idle(qtbot, c)
+    window.act_remove.trigger()
+    assert paths[1] not in [it.path for it in c.model.items()]
+    assert {Path(r.study_path) for r in _stored(data)} == {paths[0], paths[2]}
+    _close(window)
+
+    win2 = _new_window(qtbot, app_settings)
+    c2 = win2.controller
+    assert {it.path for it in c2.model.items()} == {paths[0], paths[2]}
+    asked: list[str] = []
+
+    def answer(button):
+        def question(parent, title, text, *args):  # noqa: ANN001, ARG001
+            asked.append(text)
+            return button
+        return staticmethod(question)
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    win2.act_clear.trigger()
+    assert asked and "2 studies" in asked[0] and c2.model.rowCount() == 2 and len(_stored(data)) == 2
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    win2.act_clear.trigger()
+    assert c2.model.rowCount() == 0 and _stored(data) == []
+    assert len(_analyses(data)) == 3  # the audit log keeps its history
+    _close(win2)
+    win3 = _new_window(qtbot, app_settings)
+    assert win3.controller.model.rowCount() == 0
+    _close(win3)
+
+
+def test_each_test_starts_with_an_empty_worklist(window, isolated_user_dirs):
+    """The isolation the other tests rely on: a fresh data directory, nothing restored."""
+    assert window.controller.model.rowCount() == 0
+    assert window.controller.worklist_path == isolated_user_dirs / "worklist.sqlite3"
+    assert window.controller.audit.path == isolated_user_dirs / "audit.jsonl"
+
+
+def test_an_unusable_data_folder_is_said_and_analysis_goes_on(qtbot, app_settings, monkeypatch, tmp_path,
+                                                             kermany_samples, bundled_model):
+    not_a_folder = tmp_path / "data-is-a-file"
+    not_a_folder.write_text("occupied")
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(not_a_folder))
+    win = _new_window(qtbot, app_settings)
+    c = win.controller
+    assert c.worklist is None and c.audit is None
+    assert win.banner.isVisibleTo(win) and "not being saved" in win.banner_label.text()
+    win.open_paths([kermany_samples["NORMAL"][9]])
+    wait_idle(qtbot, c)
+    item = c.model.items()[0]
+    assert item.status is Status.DONE and item.prediction is not None and not item.cached
+    win.act_audit.trigger()
+    assert "audit log is not available" in win.statusBar().currentMessage()
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda parent, title, text, *a: shown.append(text)))
+    out = tmp_path / "list.csv"
+    win.export_worklist_to(out)
+    assert out.is_file() and shown == ["list.csv was written, but the audit log could not record it "
+                                       "(the data folder cannot be used)."]
+    _close(win)
