@@ -73,8 +73,16 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
         pass_fds=(write_fd,), stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
-    number = os.read(read_fd, 16).decode().strip()
+    data = b""
+    while not data.endswith(b"\n"):  # Xvfb writes "N\n"; closing early kills it (EPIPE)
+        chunk = os.read(read_fd, 16)
+        if not chunk:
+            break
+        data += chunk
     os.close(read_fd)
+    number = data.decode().strip()
+    if not number or server.poll() is not None:
+        raise SystemExit("Xvfb did not start")
     return server, f":{number}"
 
 
@@ -84,18 +92,21 @@ def time_to_window(exe: Path, env: dict[str, str], cold: bool) -> float:
         drop_caches()
     t0 = time.perf_counter()
     app = subprocess.Popen([str(exe)], env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while time.perf_counter() - t0 < 60:
             probe = subprocess.run(["xwininfo", "-name", "LungLens"], env=env, capture_output=True, text=True)
             if "IsViewable" in probe.stdout:
                 return time.perf_counter() - t0
             if app.poll() is not None:
-                raise SystemExit(f"lunglens exited ({app.returncode}) before showing a window")
+                raise SystemExit(f"lunglens exited ({app.returncode}) before showing a window:\n{app.stderr.read()}")
             time.sleep(0.02)
         raise SystemExit("no LungLens window within 60 s")
     finally:
-        os.killpg(app.pid, 15)  # the app and its analysis process
+        try:
+            os.killpg(app.pid, 15)  # the app and its analysis process
+        except ProcessLookupError:
+            pass
         app.wait(timeout=30)
 
 

@@ -8,8 +8,9 @@ logit over (a) the image and its left-right mirror and (b) the image shifted by 
 (4 shifts) plus the plain one. Probabilities use the manifest's temperature. The spread
 (standard deviation of the calibrated probabilities across the copies) is judged as an
 uncertainty: the AUC with which it separates wrong from right answers at the default
-operating point, next to the AUC of the plain probability's own closeness to the
-threshold -- a spread that adds nothing beyond that is not worth a band on the gauge.
+operating point, next to the AUC of the plain probability's own uncertainty (p(1-p), and
+closeness to the threshold), overall and among the unsaturated answers (0.05 < p < 0.95):
+a spread that adds nothing beyond the probability itself is not worth a band on the gauge.
 Caveat: the temperature was fitted on these same validation patients.
 """
 
@@ -68,23 +69,27 @@ def main() -> int:
     }
     print(f"model {m.name} {m.version}, {len(items)} validation images "
           f"({int(y.sum())} pneumonia), threshold {thr:.3f} ({m.default_operating_point})")
-    print(f"{'scheme':28s} {'AUC':>7s} {'ECE':>7s} {'sens':>6s} {'spec':>6s} {'errAUC(spread)':>15s} "
-          f"{'errAUC(margin)':>15s} {'spread med/p95':>15s}")
+    print(f"{'scheme':26s} {'AUC':>6s} {'ECE':>6s} {'sens':>6s} {'spec':>6s} {'errors':>6s} "
+          f"{'spread med/p95':>14s} | error AUC of: {'spread':>6s} {'p(1-p)':>6s} {'margin':>6s} "
+          f"| same on 0.05<p<0.95 (n)")
     for name, idx in schemes.items():
         p = sigmoid(logits[:, idx].mean(axis=1) / m.temperature)
         wrong = (p >= thr) != (y == 1)
         sens, spec = float(np.mean(p[y == 1] >= thr)), float(np.mean(p[y == 0] < thr))
-        margin = -np.abs(p - thr)  # closeness to the threshold: the plain "uncertainty"
-        line = f"{name:28s} {auc(y, p):7.4f} {ece(y, p):7.4f} {sens:6.3f} {spec:6.3f}"
+        # The plain answer's own uncertainty, to beat: nearness to 0.5, and to the threshold.
+        own, margin = p * (1 - p), -np.abs(p - thr)
+        spread = probs[:, idx].std(axis=1)
+        mid = (p > 0.05) & (p < 0.95)  # where saturation does not make every spread ~0
+        line = f"{name:26s} {auc(y, p):6.4f} {ece(y, p):6.4f} {sens:6.3f} {spec:6.3f} {int(wrong.sum()):6d} "
         if len(idx) > 1:
-            spread = probs[:, idx].std(axis=1)
-            line += (f" {auc(wrong, spread):15.3f} {auc(wrong, margin):15.3f}"
-                     f" {np.median(spread):7.3f}/{np.percentile(spread, 95):.3f}")
-            near = np.abs(p - thr) < 0.2  # among borderline answers, does the spread find the errors?
-            line += f"  errAUC(spread | |p-thr|<0.2, n={int(near.sum())}) {auc(wrong[near], spread[near]):.3f}"
+            line += f"{np.median(spread):6.3f}/{np.percentile(spread, 95):.3f}  |               {auc(wrong, spread):6.3f}"
         else:
-            line += f" {'-':>15s} {auc(wrong, margin):15.3f}"
-        print(line + f"  errors {int(wrong.sum())}")
+            line += f"{'-':>14s}  |               {'-':>6s}"
+        line += f" {auc(wrong, own):6.3f} {auc(wrong, margin):6.3f} | "
+        sub = f"spread {auc(wrong[mid], spread[mid]):.3f} " if len(idx) > 1 else ""
+        line += f"{sub}p(1-p) {auc(wrong[mid], own[mid]):.3f} margin {auc(wrong[mid], margin[mid]):.3f} " \
+                f"({int(mid.sum())}, {int(wrong[mid].sum())} wrong)"
+        print(line)
     print(f"{time.perf_counter() - t0:.0f} s")
     return 0
 

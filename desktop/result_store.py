@@ -12,7 +12,6 @@ was put in front of a user, and which of those needed no new inference.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from inference.study import Study, StudyMetadata
 from inference.worklist import Worklist, WorklistRecord
 
 from .models.study_item import relabel
-
-log = logging.getLogger(__name__)
 
 
 def judge(record: WorklistRecord, manifest: ModelManifest, predict_kwargs: dict[str, Any]) -> Prediction:

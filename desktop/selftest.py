@@ -29,16 +29,27 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
+from inference.paths import resources_dir  # stdlib only: numpy & co. are imported by the checks
 
-from inference.paths import resources_dir
+if TYPE_CHECKING:
+    from inference.engine import Engine
 
 # A rerun of the same model on the same pixels may differ by float rounding across CPUs
 # and ONNX Runtime builds, never by more than this.
 PROBABILITY_TOLERANCE = 1e-3
 EXIT_SKIPPED = 2
+
+
+class CheckFailed(Exception):
+    """A check found something wrong; the message says what, naming the file."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Like assert, but never stripped by ``python -O``."""
+    if not condition:
+        raise CheckFailed(message)
 
 
 @dataclass
@@ -56,7 +67,7 @@ def _guard(name: str, fn: Callable[[], str]) -> Check:
     """Run one check; any exception is a FAIL with its message (and the frame it came from)."""
     try:
         return Check(name, True, fn())
-    except AssertionError as exc:
+    except CheckFailed as exc:
         return Check(name, False, str(exc))
     except Exception as exc:  # noqa: BLE001 -- a self-test reports every failure, it never crashes
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -66,6 +77,7 @@ def _guard(name: str, fn: Callable[[], str]) -> Check:
 def versions() -> dict[str, str]:
     """Versions of what a support call needs to know, read without importing Qt."""
     import cv2
+    import numpy as np
     import onnxruntime
     import pydicom
 
@@ -97,24 +109,25 @@ def load_expected(samples: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def check_classification(engine, samples: Path, expected: dict, entry: dict) -> str:
+def check_classification(engine: Engine, samples: Path, expected: dict, entry: dict) -> str:
+    """Load a sample through the app's loader, classify it, compare with what was recorded."""
     from inference.loaders import load_study
 
     path = samples / entry["file"]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == entry["sha256"], f"{entry['file']}: file differs from the one shipped (sha256 {digest[:12]}...)"
+    require(digest == entry["sha256"], f"{entry['file']}: file differs from the one shipped (sha256 {digest[:12]}...)")
     study = load_study(path)
     t0 = time.perf_counter()
     pred = engine.predict(study)
     ms = (time.perf_counter() - t0) * 1000
     detail = f"{pred.label} p={pred.probability:.3f} (threshold {pred.threshold:.3f}, {ms:.0f} ms, {pred.provider})"
-    assert pred.label == entry["label"], f"{entry['file']}: expected {entry['label']}, got {detail}"
+    require(pred.label == entry["label"], f"{entry['file']}: expected {entry['label']}, got {detail}")
     if engine.manifest.sha256.lower() == expected["model"]["sha256"].lower():
         diff = abs(pred.probability - entry["probability"])
-        assert diff <= PROBABILITY_TOLERANCE, (
+        require(diff <= PROBABILITY_TOLERANCE, (
             f"{entry['file']}: p={pred.probability:.6f}, but this model gave {entry['probability']:.6f} "
             f"when the samples were made (difference {diff:.2g})"
-        )
+        ))
         detail += ", matches the recorded probability"
     else:
         detail += ", recorded probability not compared (samples made with another model)"
@@ -122,21 +135,23 @@ def check_classification(engine, samples: Path, expected: dict, entry: dict) -> 
 
 
 def check_decode(samples: Path, entry: dict) -> str:
+    """Decode one per-syntax DICOM through the app's loader and compare with its reference."""
     import cv2
+    import numpy as np
     import pydicom
 
     from inference.loaders import load_study
 
     path = samples / entry["file"]
     reference = cv2.imread(str(samples / entry["reference"]), cv2.IMREAD_UNCHANGED)
-    assert reference is not None, f"{entry['reference']}: reference image missing or unreadable"
+    require(reference is not None, f"{entry['reference']}: reference image missing or unreadable")
     study = load_study(path)
-    assert study.shape == reference.shape, f"{entry['file']}: decoded {study.shape}, expected {reference.shape}"
+    require(study.shape == reference.shape, f"{entry['file']}: decoded {study.shape}, expected {reference.shape}")
     error = float(np.abs(study.pixels.astype(np.float64) - reference.astype(np.float64)).mean())
-    assert error <= entry["max_mean_abs_error"], (
+    require(error <= entry["max_mean_abs_error"], (
         f"{entry['file']}: mean abs error {error:.3f} > {entry['max_mean_abs_error']} "
         f"({'must be exact' if entry['lossless'] else 'lossy bound'})"
-    )
+    ))
     kind = "exact" if entry["lossless"] else f"mean abs error {error:.2f}"
     uid = pydicom.uid.UID(entry["transfer_syntax"])
     if not uid.is_compressed:
@@ -163,9 +178,9 @@ def check_main_window() -> str:
     app.processEvents()
     ms = (time.perf_counter() - t0) * 1000
     try:
-        assert window.isVisible(), "the main window did not become visible"
+        require(window.isVisible(), "the main window did not become visible")
         pixmap = window.grab()
-        assert not pixmap.isNull() and pixmap.width() > 100, "the main window rendered nothing"
+        require(not pixmap.isNull() and pixmap.width() > 100, "the main window rendered nothing")
         return (
             f"'{window.windowTitle()}' {pixmap.width()}x{pixmap.height()} shown in {ms:.0f} ms "
             f"on Qt platform '{QApplication.platformName()}'"
@@ -186,7 +201,7 @@ def run(samples: Path, provider: str, gui: bool) -> list[Check]:
     except (OSError, ValueError) as exc:
         return [Check("samples", False, str(exc))]
 
-    engine_box: list = []
+    engine_box: list[Engine] = []
 
     def model() -> str:
         engine = Engine.load(provider=provider)

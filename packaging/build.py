@@ -241,7 +241,7 @@ def desktop_entry() -> str:
         "Categories=Science;MedicalSoftware;",
         "MimeType=application/dicom;image/png;image/jpeg;",
         "Keywords=xray;x-ray;dicom;pneumonia;radiology;",
-        "StartupWMClass=lunglens",
+        "StartupWMClass=LungLens",
         "",
     ])
 
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     check_model_present()
     started = time.monotonic()
     run_pyinstaller()
-    remove_dangling_symlinks(out.bundle)
+    dangling = remove_dangling_symlinks(out.bundle)
+    print(f"removed {len(dangling)} links to pruned libraries: {', '.join(dangling) or 'none'}")
     if sys.platform == "linux" and shutil.which("strip"):
         stripped, restored = strip_binaries(out.bundle)
         print(f"stripped {stripped} libraries; left unstripped (strip breaks them): {', '.join(restored) or 'none'}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,6 @@ from training.data import patient_id, read_validation_patients  # noqa: E402 -- 
 SHARED_TRAIN = REPO.parent / "shared" / "data" / "kermany-cxr-224" / "train"
 VALIDATION_PATIENTS = REPO / "training" / "validation_patients.txt"
 SAMPLES = REPO / "resources" / "samples"
-SYNTAX_DIR = SAMPLES / "syntaxes"
 TILE = 64  # side of the per-syntax images: decoding is what is tested, not the picture
 
 # What the samples say about themselves: nothing that could pass for a real patient. The
@@ -133,18 +133,19 @@ def decoded_pixels(path: Path) -> np.ndarray:
     return pydicom.dcmread(path).pixel_array
 
 
-def write_syntax_samples() -> list[dict]:
-    SYNTAX_DIR.mkdir(parents=True, exist_ok=True)
-    tiles = tile_of(read_gray(SAMPLES / "sample-normal.png"))
+def write_syntax_samples(samples: Path) -> list[dict]:
+    syntax_dir = samples / "syntaxes"
+    syntax_dir.mkdir(parents=True, exist_ok=True)
+    tiles = tile_of(read_gray(samples / "sample-normal.png"))
     references = {}
     for bits, pixels in tiles.items():
-        ref = SYNTAX_DIR / f"reference-{bits}bit.png"
+        ref = syntax_dir / f"reference-{bits}bit.png"
         cv2.imwrite(str(ref), pixels)
         references[bits] = ref
     entries = []
     for sample in SYNTAXES:
         pixels = tiles[sample.bits]
-        path = SYNTAX_DIR / sample.file
+        path = syntax_dir / sample.file
         write_sample(path, pixels.astype(np.uint8 if sample.bits == 8 else np.uint16), sample, "SAMPLE-SYNTAX")
         found = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
         if found != sample.uid:
@@ -162,7 +163,7 @@ def write_syntax_samples() -> list[dict]:
             # a decoder that worked at generation gave `error`; allow for other builds of it
             "max_mean_abs_error": 0.0 if sample.lossless else round(max(1.0, 2.0 * error), 3),
         })
-        print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes, {sample.uid.name})")
+        print(f"wrote syntaxes/{sample.file} ({path.stat().st_size} bytes, {sample.uid.name})")
     return entries
 
 
@@ -188,7 +189,11 @@ def pick(engine: Engine, label: str, exclude: set[str]) -> tuple[Path, float, in
 
 def main() -> int:
     engine = Engine.load()
-    SAMPLES.mkdir(parents=True, exist_ok=True)
+    # Written beside the old set and swapped in at the end: an interrupted run leaves the
+    # shipped samples and their expected.json consistent.
+    staging = REPO / "build" / "samples.new"  # outside resources/, which the spec ships whole
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     classify = []
     used: set[str] = set()  # patients already sampled: each sample is another child
     jobs = [("sample-normal.png", "NORMAL"), ("sample-pneumonia.png", "PNEUMONIA"), ("sample-pneumonia.dcm", "PNEUMONIA")]
@@ -196,7 +201,7 @@ def main() -> int:
         source, probability, index = pick(engine, label, used)
         used.add(patient_id(source))
         image = read_gray(source)
-        out = SAMPLES / name
+        out = staging / name
         if out.suffix == ".png":
             cv2.imwrite(str(out), image)
         else:
@@ -210,17 +215,19 @@ def main() -> int:
             "source": f"kermany-cxr-224/train/{label} image #{index} in sorted order (a validation patient)",
             "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         })
-        print(f"wrote {out.relative_to(REPO)} ({out.stat().st_size} bytes, {label}, p={probability:.3f})")
+        print(f"wrote {name} ({out.stat().st_size} bytes, {label}, p={probability:.3f})")
     expected = {
         "generated_by": "packaging/make_samples.py",
         "model": {"name": engine.manifest.name, "version": engine.manifest.version, "sha256": engine.manifest.sha256},
         "threshold": engine.manifest.default_threshold,
         "classify": classify,
-        "decode": write_syntax_samples(),
+        "decode": write_syntax_samples(staging),
     }
-    (SAMPLES / "expected.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
+    (staging / "expected.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(SAMPLES, ignore_errors=True)
+    staging.rename(SAMPLES)
     total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
-    print(f"wrote {(SAMPLES / 'expected.json').relative_to(REPO)}; samples total {total / 1024:.0f} KiB")
+    print(f"wrote {SAMPLES.relative_to(REPO)}/ with expected.json: {total / 1024:.0f} KiB in all")
     return 0
 
 

@@ -35,6 +35,7 @@ TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
 WIDTHS = (16, 32, 64, 128, 256)
+BLOCKS = (False, True, True, True)
 
 log = logging.getLogger("training")
 
@@ -115,7 +116,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = LungLensNet(WIDTHS)
+    model = LungLensNet(WIDTHS, BLOCKS)
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     n = len(train_imgs)
@@ -150,8 +151,21 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
         val_logit = predict_logits(ema.model, val_x)
         log.info("epoch %d/%d loss %.4f val_auc(ema) %.4f lr %.2e time %.0fs", epoch + 1, args.epochs,
                  float(np.mean(losses)), M.auc(val_y, val_logit), sched.get_last_lr()[0], time.time() - t0)
-        torch.save({"widths": WIDTHS, "epoch": epoch + 1, "state_dict": ema.model.state_dict()}, run_dir / "last_ema.pt")
+        torch.save({"widths": WIDTHS, "blocks": BLOCKS, "epoch": epoch + 1, "state_dict": ema.model.state_dict()}, run_dir / "last_ema.pt")
     return ema.model
+
+
+def describe_operating_points(ops: dict) -> None:
+    """Add the plain-language descriptions the app shows (they depend on how the points are ordered)."""
+    ops["high_sensitivity"]["description"] = (
+        "Screening default: the most specific threshold whose sensitivity on validation patients is "
+        ">= 0.95 with 95% confidence (Wilson lower bound), so few pneumonias are missed."
+    )
+    below = ops["balanced"]["threshold"] < ops["high_sensitivity"]["threshold"]
+    ops["balanced"]["description"] = "Youden point on validation patients (maximizes sensitivity + specificity). " + (
+        "Here it lies below the default threshold: slightly more sensitive, slightly less specific."
+        if below else "Fewer false alarms than the default, more missed pneumonias."
+    )
 
 
 def ci(stat, groups: np.ndarray, n_boot: int) -> dict:
@@ -176,16 +190,10 @@ def evaluate(model: LungLensNet, val_x: torch.Tensor, val_y: np.ndarray, groups:
     bal = M.youden_threshold(val_y, prob)
     y = val_y
     ops = {}
-    for key, thr, desc in (
-        ("high_sensitivity", hs,
-         "Screening default: the highest threshold whose 95% lower confidence bound of sensitivity on "
-         "validation patients is >= 0.95, so few pneumonias are missed; expect more false alarms."),
-        ("balanced", bal,
-         "Youden point (maximizes sensitivity + specificity) on validation patients: fewer false alarms, "
-         "more missed pneumonias."),
-    ):
+    for key, thr in (("high_sensitivity", hs), ("balanced", bal)):
         se, sp = M.sens_spec(y, prob, thr)
-        ops[key] = {"threshold": float(thr), "sensitivity": se, "specificity": sp, "description": desc}
+        ops[key] = {"threshold": float(thr), "sensitivity": se, "specificity": sp}
+    describe_operating_points(ops)
 
     def at(thr):
         return {
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     finalized_from = None
     if args.finalize is not None:
         ckpt = torch.load(args.finalize, map_location="cpu")
-        model = LungLensNet(tuple(ckpt["widths"]))
+        model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]))
         model.load_state_dict(ckpt["state_dict"])
         finalized_from = {"checkpoint": str(args.finalize), "epochs_completed": ckpt["epoch"]}
         log.info("finalizing %s (epoch %d of the run)", args.finalize, ckpt["epoch"])
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.out / f"{NAME}.onnx"
     export_onnx(model, onnx_path)
     args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"widths": WIDTHS, "state_dict": model.state_dict(), "temperature": temperature}, args.checkpoint)
+    torch.save({"widths": WIDTHS, "blocks": BLOCKS, "state_dict": model.state_dict(), "temperature": temperature}, args.checkpoint)
     manifest = {
         "name": NAME,
         "version": VERSION,
@@ -299,14 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "training_data": TRAINING_DATA,
         "architecture": {
-            "family": "LungLensNet: 3x3 conv/BN/ReLU stem + 4 stages (stride-2 conv + residual block), GAP, dropout, linear",
+            "family": "LungLensNet: 3x3 conv/BN/ReLU stem + 4 stages (stride-2 3x3 conv, + a residual block in the last three), GAP, dropout, linear",
             "widths": list(WIDTHS),
+            "residual_block_per_stage": list(BLOCKS),
             "feature_map": [WIDTHS[-1], spec.height // 32, spec.width // 32],
             "opset": 17,
         },
         "parameters": count_parameters(model),
         "training": {
-            "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models",
+            "argv": sys.argv[1:] if argv is None else argv,
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,

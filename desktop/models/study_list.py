@@ -274,14 +274,16 @@ class StudyListModel(QAbstractListModel):
             self._all_changed()
 
     def apply_operating_point(self, manifest: ModelManifest, operating_point: str, threshold: float) -> None:
-        """Re-judge every finished result at a new threshold (the probabilities do not change)."""
+        """Re-judge every finished result of this model at a new threshold (the probabilities do
+        not change). Results of another model (restored from the worklist) keep their own
+        model's reading: an operating point's threshold belongs to the model it was chosen for."""
         op = manifest.operating_points.get(operating_point)
         sens = op.sensitivity if op else None
         spec = op.specificity if op else None
         thr = op.threshold if op else threshold
         name = operating_point if op else "custom"
         for item in self._items:
-            if item.prediction is not None:
+            if item.prediction is not None and item.prediction.model.sha256 == manifest.sha256:
                 item.prediction = relabel(item.prediction, thr, name, sens, spec)
         self._all_changed()
 

@@ -429,12 +429,13 @@ class MainWindow(QMainWindow):
             self.progress_label.setText(" · ".join(parts))
 
     def _show_engine(self, provider: str, problem: str) -> None:
+        m = self.controller.manifest
+        self.result_panel.current_model_sha256 = m.sha256 if m is not None else ""
         self._engine_problem = problem
         self._update_banner()
         if problem:
             self.engine_label.setText("model unavailable")
         else:
-            m = self.controller.manifest
             model = f"{m.name} {m.version}" if m else ""
             ran = provider.removesuffix("ExecutionProvider") if provider else "starting…"
             self.engine_label.setText(f"{model} · {ran}".strip(" ·"))
@@ -531,7 +532,8 @@ class MainWindow(QMainWindow):
     def export_view(self) -> None:
         ctx = self.controller.context
         if ctx is None or ctx.study is None:
-            why = ctx.problem if ctx is not None and ctx.problem else "select a study first"
+            why = (ctx.problem or ctx.item.error) if ctx is not None else ""
+            why = why or "select a study first"
             self.statusBar().showMessage(f"Nothing to export: {why}", 6000)
             return
         first = next(iter(self.export_formats))

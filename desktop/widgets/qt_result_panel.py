@@ -52,6 +52,7 @@ class ResultPanel(QWidget):
         wl.setContentsMargins(10, 8, 10, 8)
         wl.addWidget(self.warnings_label)
 
+        self.current_model_sha256 = ""  # results of any other model (restored ones) are marked
         self._detail_values: dict[str, QLabel] = {}
         details = QGridLayout()
         details.setHorizontalSpacing(12)
@@ -144,8 +145,11 @@ class ResultPanel(QWidget):
         v["op"].setText(f"{op} · threshold {pred.threshold * 100:.1f} %")
         v["sens"].setText("—" if pred.sensitivity is None else f"{pred.sensitivity * 100:.1f} % on validation")
         v["spec"].setText("—" if pred.specificity is None else f"{pred.specificity * 100:.1f} % on validation")
-        v["model"].setText(f"{pred.model.name} {pred.model.version}")
-        v["model"].setToolTip(f"SHA-256 {pred.model.sha256}")
+        other = bool(self.current_model_sha256) and pred.model.sha256 != self.current_model_sha256
+        v["model"].setText(f"{pred.model.name} {pred.model.version}" + (" · not the model loaded now" if other else ""))
+        v["model"].setToolTip(f"SHA-256 {pred.model.sha256}" + (
+            "\nA stored result of an earlier model; open the study again to analyse it with the current one."
+            if other else ""))
         v["provider"].setText(_provider_name(pred.provider))
         t = pred.timings_ms
         run = sum(t.get(k, 0.0) for k in ("preprocess", "inference", "gradcam"))

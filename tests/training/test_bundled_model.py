@@ -27,7 +27,7 @@ def manifest() -> ModelManifest:
 @pytest.fixture(scope="module")
 def torch_model() -> LungLensNet:
     ckpt = torch.load(DEFAULT_CHECKPOINT, map_location="cpu")
-    model = LungLensNet(tuple(ckpt["widths"]))
+    model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
@@ -55,7 +55,8 @@ def test_manifest_describes_the_bundled_file(manifest):
     assert raw["parameters"] <= 5_000_000
     assert manifest.temperature > 0
     hs, bal = manifest.operating_points["high_sensitivity"], manifest.operating_points["balanced"]
-    assert hs.sensitivity >= 0.95 and 0 < hs.threshold <= bal.threshold < 1
+    assert hs.sensitivity >= 0.95 and 0 < hs.threshold < 1 and 0 < bal.threshold < 1
+    assert hs.description and bal.description
     assert manifest.default_threshold == hs.threshold
     lo, hi = raw["metrics"]["auc"]["ci95"]
     assert lo <= raw["metrics"]["auc"]["value"] <= hi
