@@ -34,8 +34,8 @@ def render(m: dict, extra: str = "") -> str:
     if hs["threshold"] > bal["threshold"]:
         order_note = (
             "\nOn these validation patients the classes are so well separated that the Youden point lies\n"
-            "*below* the high-sensitivity threshold: there it is the more sensitive and less specific of the\n"
-            "two. Both are reported as computed; the high-sensitivity rule (sensitivity first, with margin)\n"
+            "*below* the high-sensitivity threshold: it is at least as sensitive and at most as specific as\n"
+            "the default. Both are reported as computed; the high-sensitivity rule (sensitivity first, with margin)\n"
             "stays the default because it guards the screening requirement, not the validation optimum.\n"
         )
     return f"""# Model card: {m['name']} {m['version']}
@@ -85,8 +85,9 @@ horizontal flip; no vertical flip. Seed {tr['seed']}. Run {tr['run']}: {tr['minu
 ## Validation
 Held-out **patients**: {val['n_patients']} patients, {val['n_images']} images ({val['n_pneumonia_images']} pneumonia,
 {val['n_normal_images']} normal), {val['split']}. Patients are read from the file names;
-`IM-NNNN` and `NORMAL2-IM-NNNN` with the same number are treated as the same child (nothing in the
-data says otherwise; merging can only make the split stricter). Intervals: {val['bootstrap']}.
+`IM-NNNN` and `NORMAL2-IM-NNNN` with the same number are treated as the same child. Image
+similarity suggests they are different children (`python -m training.check_patient_ids`: such pairs
+are no more alike than random pairs), but merging can only make the split stricter. Intervals: {val['bootstrap']}.
 
 | figure | validation |
 |---|---|
@@ -108,7 +109,7 @@ Horizontal-flip test-time augmentation (average of the logits of the image and i
 AUC {tta['auc']:.4f}; at thresholds chosen the same way, high-sensitivity
 {100 * tta['high_sensitivity']['sensitivity']:.1f}% / {100 * tta['high_sensitivity']['specificity']:.1f}%, balanced
 {100 * tta['balanced']['sensitivity']:.1f}% / {100 * tta['balanced']['specificity']:.1f}% (sensitivity / specificity).
-The app does **not** use TTA: the gain does not pay for the second inference.
+The app does **not** use TTA: it gave no material gain for twice the inference time.
 
 ## Operating points (on the calibrated probability)
 | name | threshold | sensitivity | specificity | meaning |
@@ -152,7 +153,8 @@ From the repository root, with `../shared/data/kermany-cxr-224/train` present:
 This re-creates `{m['onnx_file']}`, `{m['name']}.json`, `training/checkpoints/{m['name']}.pt` and this
 card (seeded; the validation patients are read from `training/validation_patients.txt`). Progress
 goes to `training/runs/<stamp>/train.log`. `--smoke` runs the pipeline on a few batches.
-`python -m training.model_card` rewrites this card from the manifest alone.
+`python -m training.model_card` rewrites this card from the manifest alone. After any retraining,
+refit the app's input gate for the new model: `python -m training.ood_stats`.
 """
 
 

@@ -163,7 +163,7 @@ def describe_operating_points(ops: dict) -> None:
     )
     below = ops["balanced"]["threshold"] < ops["high_sensitivity"]["threshold"]
     ops["balanced"]["description"] = "Youden point on validation patients (maximizes sensitivity + specificity). " + (
-        "Here it lies below the default threshold: slightly more sensitive, slightly less specific."
+        "Here it lies below the default threshold: at least as sensitive, at most as specific."
         if below else "Fewer false alarms than the default, more missed pneumonias."
     )
 
