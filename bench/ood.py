@@ -52,7 +52,7 @@ def assess(engine: Engine, gate: ScopeGate, path: Path) -> ScopeAssessment | str
 def table(title: str, rows: list[tuple[str, str, ScopeAssessment | str]], verbose: bool) -> tuple[int, int]:
     """Print per-category flagged rates; return (flagged or refused, total)."""
     print(f"\n{title}")
-    print(f"  {'category':34s} {'n':>4s} {'flagged':>8s} {'refused':>8s}")
+    print(f"  {'category':40s} {'n':>4s} {'flagged':>8s} {'refused':>8s}")
     groups: dict[str, list] = defaultdict(list)
     for category, name, verdict in rows:
         groups[category].append((name, verdict))
@@ -62,13 +62,13 @@ def table(title: str, rows: list[tuple[str, str, ScopeAssessment | str]], verbos
         refused = sum(isinstance(v, str) for _, v in items)
         caught += flagged + refused
         total += len(items)
-        print(f"  {category:34s} {len(items):4d} {flagged / len(items):8.1%} {refused / len(items):8.1%}")
+        print(f"  {category:40s} {len(items):4d} {flagged / len(items):8.1%} {refused / len(items):8.1%}")
         if verbose:
             for name, v in items:
                 mark = "REFUSED" if isinstance(v, str) else ("flagged" if not v.in_scope else "in scope")
                 extra = v if isinstance(v, str) else f"score {v.score:.2f} {_fmt(v.distances)}"
                 print(f"      {mark:8s} {name}: {extra}")
-    print(f"  {'all':34s} {total:4d} {caught / max(total, 1):8.1%}  (flagged or refused)")
+    print(f"  {'all':40s} {total:4d} {caught / max(total, 1):8.1%}  (flagged or refused)")
     return caught, total
 
 

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -172,23 +173,32 @@ def check_main_window() -> str:
     from desktop.widgets.qt_main_window import MainWindow
 
     app = make_application()  # as `lunglens` does: same theme, same settings
-    t0 = time.perf_counter()
-    window = MainWindow(StudyController(AppSettings()))
-    window.show()
-    app.processEvents()
-    ms = (time.perf_counter() - t0) * 1000
-    try:
-        require(window.isVisible(), "the main window did not become visible")
-        pixmap = window.grab()
-        require(not pixmap.isNull() and pixmap.width() > 100, "the main window rendered nothing")
-        return (
-            f"'{window.windowTitle()}' {pixmap.width()}x{pixmap.height()} shown in {ms:.0f} ms "
-            f"on Qt platform '{QApplication.platformName()}'"
-        )
-    finally:
-        window.close()
-        window.deleteLater()
+    # The window restores and writes the worklist: point it at a scratch folder so a
+    # self-test never reads or changes the user's real worklist and audit log.
+    saved_data_dir = os.environ.get("LUNGLENS_DATA_DIR")
+    with tempfile.TemporaryDirectory(prefix="lunglens-selftest-") as scratch:
+        os.environ["LUNGLENS_DATA_DIR"] = scratch
+        t0 = time.perf_counter()
+        window = MainWindow(StudyController(AppSettings()))
+        window.show()
         app.processEvents()
+        ms = (time.perf_counter() - t0) * 1000
+        try:
+            require(window.isVisible(), "the main window did not become visible")
+            pixmap = window.grab()
+            require(not pixmap.isNull() and pixmap.width() > 100, "the main window rendered nothing")
+            return (
+                f"'{window.windowTitle()}' {pixmap.width()}x{pixmap.height()} shown in {ms:.0f} ms "
+                f"on Qt platform '{QApplication.platformName()}'"
+            )
+        finally:
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+            if saved_data_dir is None:
+                os.environ.pop("LUNGLENS_DATA_DIR", None)
+            else:
+                os.environ["LUNGLENS_DATA_DIR"] = saved_data_dir
 
 
 def run(samples: Path, provider: str, gui: bool) -> list[Check]:
