@@ -30,6 +30,7 @@ bench: install
 
 train: install
 	$(PY) -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models
+	$(PY) -m training.ood_stats
 
 package: install
 	$(PY) packaging/build.py

@@ -164,9 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     m = json.loads(manifest_path.read_text(encoding="utf-8"))
     out = manifest_path.parent / "MODEL_CARD.md"
     latency = REPO / "training" / "latency.txt"  # bench/latency.py output, pasted
+    gate = REPO / "training" / "input_gate.md"  # the input gate's design and bench/ood.py figures
     extra = ""
     if latency.exists():
         extra = "\n## Speed (bench/latency.py)\n```\n" + latency.read_text(encoding="utf-8").strip() + "\n```\n"
+    if gate.exists():
+        extra += "\n" + gate.read_text(encoding="utf-8").strip() + "\n"
     out.write_text(render(m, extra), encoding="utf-8")
     print(f"wrote {out}")
     return 0

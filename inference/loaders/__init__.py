@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inference.errors import NotAnImageError, StudyLoadError, TruncatedFileError, UnsupportedStudyError
+from inference.errors import (
+    FileAccessError,
+    NotAnImageError,
+    StudyLoadError,
+    TruncatedFileError,
+    UnsupportedStudyError,
+)
 from inference.loaders.dicom import load_dicom
-from inference.loaders.files import FileAccessError, is_candidate, iter_study_files
+from inference.loaders.files import is_candidate, iter_study_files
 from inference.loaders.raster import load_raster
 from inference.loaders.sniff import HEAD_SIZE, describe_other, sniff_format
 from inference.study import Study

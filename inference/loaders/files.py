@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from inference.errors import FileAccessError
 from inference.loaders.sniff import HEAD_SIZE, sniff_format
 
 # Extensions that are never a radiograph; anything else (including no extension and the

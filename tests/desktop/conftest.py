@@ -7,15 +7,11 @@ location, so no test touches the user's real files and no test sees another's wo
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `tests.fixtures...` imports from the repo root
-    sys.path.insert(0, str(REPO))
 
 
 @pytest.fixture(autouse=True)

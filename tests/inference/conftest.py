@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `tests.fixtures.dicom_factory` imports from the repo root
-    sys.path.insert(0, str(REPO))
-KERMANY_TRAIN = REPO.parent / "shared" / "data" / "kermany-cxr-224" / "train"
-
-from tests.fixtures.dicom_factory import radiograph_12bit, read_gray  # noqa: E402
+from tests.conftest import KERMANY_TRAIN
+from tests.fixtures.dicom_factory import radiograph_12bit, read_gray
 
 
 @pytest.fixture(scope="session")
