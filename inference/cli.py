@@ -8,7 +8,6 @@ never stops the batch. Exit status: 0 all succeeded, 1 any failed (after all wer
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import logging
@@ -24,17 +23,20 @@ from typing import IO, Any
 import cv2
 
 from . import providers as prov
+from .audit import AuditLog
 from .engine import Engine
 from .errors import LungLensError, ModelError
+from .export import CsvStream, error_row, record_row
+from .hashing import pixel_sha256
 from .loaders import iter_study_files, load_study
 from .overlay import render_overlay
 from .prediction import Prediction
 from .study import Study
+from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens")
 
 PREFETCH = 3  # studies decoded ahead of inference: keeps both cores busy, memory bounded
-CSV_FIELDS = ["path", "ok", "probability", "label", "threshold", "in_scope", "warnings", "error", "model_sha256"]
 
 
 @dataclass
@@ -75,19 +77,11 @@ class Outcome:
             record["cam"] = str(self.cam_path)
         return record
 
-    def to_csv(self) -> dict[str, Any]:
-        p = self.prediction
-        return {
-            "path": str(self.path),
-            "ok": self.ok,
-            "probability": f"{p.probability:.6f}" if p else "",
-            "label": p.label if p else "",
-            "threshold": f"{p.threshold:.6f}" if p else "",
-            "in_scope": p.in_scope if p else "",
-            "warnings": "; ".join([*p.warnings, *self.extra_warnings]) if p else "",
-            "error": self.error,
-            "model_sha256": p.model.sha256 if p else "",
-        }
+    def record(self) -> WorklistRecord | None:
+        """The stored form of a success (what the audit log and the CSV export read)."""
+        if self.prediction is None or self.study is None:
+            return None
+        return WorklistRecord.from_prediction(self.study, self.prediction, pixel_sha256(self.study))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         with ExitStack() as stack:
-            csv_file = stack.enter_context(args.csv.open("w", newline="", encoding="utf-8")) if args.csv else None
+            # utf-8-sig: the same bytes as the app's worklist export, which Excel opens correctly.
+            csv_file = stack.enter_context(args.csv.open("w", newline="", encoding="utf-8-sig")) if args.csv else None
             if args.cam_dir is not None:
                 args.cam_dir.mkdir(parents=True, exist_ok=True)
             counts = run(args, engine, csv_file)
@@ -176,16 +171,18 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
         for warning in engine.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     inputs = collect_inputs(args.paths, args.recursive)
-    writer = csv.DictWriter(csv_file, fieldnames=CSV_FIELDS) if csv_file else None
-    if writer:
-        writer.writeheader()
+    csv_out = CsvStream(csv_file) if csv_file else None
+    audit = _open_audit_log()
     table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
     counts = {"studies": 0, "positive": 0, "failed": 0}
     cam_names: set[str] = set()
     for outcome in classify_all(engine, inputs, args.threshold):
         if outcome.ok and args.cam_dir is not None:
             _write_cam(outcome, args.cam_dir, cam_names)
+        record = outcome.record()
         outcome.study = None
+        if record is not None:
+            audit = _audit(audit, record)
         counts["studies"] += 1
         counts["failed"] += not outcome.ok
         counts["positive"] += outcome.prediction is not None and outcome.prediction.is_positive
@@ -193,10 +190,30 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
             print(json.dumps(outcome.to_json()), flush=True)
         else:
             table.row(outcome)
-        if writer and csv_file:
-            writer.writerow(outcome.to_csv())
-            csv_file.flush()
+        if csv_out is not None:
+            csv_out.write(record_row(record) if record is not None else error_row(outcome.path, outcome.error))
     return counts
+
+
+def _audit(audit: AuditLog | None, record: WorklistRecord) -> AuditLog | None:
+    """Append one analysis and return the log to use next; an audit log that cannot be
+    written must not stop the triage, so it is reported once and left alone."""
+    if audit is None:
+        return None
+    try:
+        audit.log_analysis(record)
+        return audit
+    except OSError as exc:
+        print(f"warning: analyses are not being audited: {exc}", file=sys.stderr)
+        return None
+
+
+def _open_audit_log() -> AuditLog | None:
+    try:
+        return AuditLog()
+    except OSError as exc:
+        print(f"warning: analyses are not being audited: {exc}", file=sys.stderr)
+        return None
 
 
 @dataclass

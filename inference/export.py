@@ -122,12 +122,27 @@ def write_csv(rows: Iterable[dict[str, Any]], dest: str | Path | IO[str], includ
     return count
 
 
+class CsvStream:
+    """Writes export rows to an open text stream as they come (the CLI's ``--csv``), flushed
+    per row so an interrupted batch keeps every finished line."""
+
+    def __init__(self, stream: IO[str], include_identifiers: bool = False) -> None:
+        self._stream = stream
+        self._writer = csv.DictWriter(
+            stream, fieldnames=columns(include_identifiers), extrasaction="ignore", lineterminator="\n"
+        )
+        self._writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow({k: _cell(row.get(k)) for k in self._writer.fieldnames})
+        self._stream.flush()
+
+
 def _write_csv_stream(rows: Iterable[dict[str, Any]], stream: IO[str], include_identifiers: bool) -> int:
-    writer = csv.DictWriter(stream, fieldnames=columns(include_identifiers), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    out = CsvStream(stream, include_identifiers)
     count = 0
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in writer.fieldnames})
+        out.write(row)
         count += 1
     return count
 

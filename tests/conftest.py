@@ -12,6 +12,14 @@ KERMANY_TRAIN = SHARED_DATA / "kermany-cxr-224" / "train"
 REAL_DICOM = SHARED_DATA / "dicom" / "cxr-cr-jpeg-baseline-monochrome2.dcm"
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Worklist and audit log go to a throw-away folder, never the user's real one."""
+    path = tmp_path_factory.mktemp("lunglens-data")
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_dicom() -> Path:
     """The real compressed (JPEG baseline) chest CR from ../shared/data."""

@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
+from inference.audit import AuditLog
 from inference.cli import main
+from inference.export import columns
 from tests.fixtures.tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,20 +146,33 @@ def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.Captu
     assert lax["label"] == "PNEUMONIA"
 
 
-def test_csv_has_one_row_per_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_csv_has_one_row_per_input_in_the_apps_export_columns(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     good = write_png(tmp_path / "a.png", 8)
     bad = tmp_path / "b.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out_csv = tmp_path / "out" / "results.csv"
     out_csv.parent.mkdir()
     assert main(["classify", str(good), str(bad), "--csv", str(out_csv), "--json"]) == 1
-    rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8-sig")))
+    assert list(rows[0]) == list(columns())  # the same columns as the app's worklist export
     assert [r["path"] for r in rows] == [str(good), str(bad)]
-    assert rows[0]["ok"] == "True" and 0 <= float(rows[0]["probability"]) <= 1 and len(rows[0]["model_sha256"]) == 64
-    assert rows[0]["label"] in {"NORMAL", "PNEUMONIA"} and rows[0]["in_scope"] in {"True", "False"}
-    assert rows[1]["ok"] == "False" and "b.png" in rows[1]["error"] and rows[1]["probability"] == ""
-    assert list(rows[0]) == ["path", "ok", "probability", "label", "threshold", "in_scope", "warnings", "error",
-                             "model_sha256"]
+    assert rows[0]["status"] == "done" and 0 <= float(rows[0]["probability"]) <= 1
+    assert len(rows[0]["model_sha256"]) == 64 and len(rows[0]["pixel_sha256"]) == 64
+    assert rows[0]["label"] in {"NORMAL", "PNEUMONIA"} and rows[0]["in_scope"] in {"yes", "no"}
+    assert rows[1]["status"] == "error" and "b.png" in rows[1]["error"] and rows[1]["probability"] == ""
+
+
+def test_every_analysis_is_audited_without_the_path(
+    tmp_path: Path, private_data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good = write_png(tmp_path / "secret-name.png", 11)
+    assert main(["classify", "--json", str(good)]) == 0
+    result = json_lines(capsys.readouterr().out)[0]
+    entries = AuditLog().read().entries
+    assert [e["event"] for e in entries] == ["analysis"]
+    assert entries[0]["probability"] == pytest.approx(result["probability"])
+    assert entries[0]["model_sha256"] == result["model"]["sha256"] and len(entries[0]["pixel_sha256"]) == 64
+    assert "secret-name" not in (private_data_dir / "audit.jsonl").read_text(encoding="utf-8")
 
 
 def test_cam_dir_gets_one_uniquely_named_overlay_per_study(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
