@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .loaders.warnings import CHEST_BODY_PARTS, LATERAL_VIEWS, RADIOGRAPH_MODALITIES
+from .loaders.warnings import header_findings
 from .manifest import ModelManifest
 from .preprocess import PreprocessSpec, equalize, resize_to_input
 from .study import Study, StudyMetadata
@@ -104,16 +104,14 @@ def header_reasons(meta: StudyMetadata) -> list[str]:
     Empty tags say nothing (rasters have none); the vocabularies are the loaders', so the
     study warnings and the gate never disagree.
     """
+    found = header_findings(meta)
     reasons: list[str] = []
-    body = meta.body_part.strip().upper()
-    if body and body not in CHEST_BODY_PARTS:
-        reasons.append(f"DICOM header says body part {meta.body_part.strip()}, not chest")
-    view = meta.view_position.strip().upper()
-    if view in LATERAL_VIEWS:
-        reasons.append(f"DICOM header says lateral view ({meta.view_position.strip()}), not frontal")
-    modality = meta.modality.strip().upper()
-    if modality not in RADIOGRAPH_MODALITIES:
-        reasons.append(f"DICOM header says modality {meta.modality.strip()}, not a radiograph (CR/DX)")
+    if "body_part" in found:
+        reasons.append(f"DICOM header says body part {found['body_part']}, not chest")
+    if "view" in found:
+        reasons.append(f"DICOM header says lateral view ({found['view']}), not frontal")
+    if "modality" in found:
+        reasons.append(f"DICOM header says modality {found['modality']}, not a radiograph (CR/DX)")
     return reasons
 
 

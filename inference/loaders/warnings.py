@@ -11,6 +11,25 @@ SMALL_SIDE = 256
 MAX_ASPECT = 2.0
 
 
+def header_findings(meta: StudyMetadata) -> dict[str, str]:
+    """What the DICOM header says that the model was not built for, keyed "body_part",
+    "view" or "modality" with the header's own value. Empty tags say nothing.
+
+    The study warnings and the input gate both read this, so they never disagree.
+    """
+    found: dict[str, str] = {}
+    body = meta.body_part.strip()
+    if body and body.upper() not in CHEST_BODY_PARTS:
+        found["body_part"] = body
+    view = meta.view_position.strip()
+    if view.upper() in LATERAL_VIEWS:
+        found["view"] = view
+    modality = meta.modality.strip()
+    if modality.upper() not in RADIOGRAPH_MODALITIES:
+        found["modality"] = modality
+    return found
+
+
 def study_warnings(
     meta: StudyMetadata,
     height: int,
@@ -21,15 +40,13 @@ def study_warnings(
 ) -> list[str]:
     """Short sentences for everything that makes this study unlike the model's training data."""
     out: list[str] = []
-    body = meta.body_part.strip().upper()
-    if body and body not in CHEST_BODY_PARTS:
-        out.append(f"Body part is {meta.body_part.strip()}, not chest: the model only knows chest X-rays.")
-    view = meta.view_position.strip().upper()
-    if view in LATERAL_VIEWS:
-        out.append(f"Lateral view ({meta.view_position.strip()}): the model was trained on frontal (PA/AP) views.")
-    modality = meta.modality.strip().upper()
-    if modality not in RADIOGRAPH_MODALITIES:
-        out.append(f"Modality is {meta.modality.strip()}, not a radiograph (CR/DX).")
+    found = header_findings(meta)
+    if "body_part" in found:
+        out.append(f"Body part is {found['body_part']}, not chest: the model only knows chest X-rays.")
+    if "view" in found:
+        out.append(f"Lateral view ({found['view']}): the model was trained on frontal (PA/AP) views.")
+    if "modality" in found:
+        out.append(f"Modality is {found['modality']}, not a radiograph (CR/DX).")
     if min(height, width) < SMALL_SIDE:
         out.append(f"Small image ({width}x{height} px): detail may be lost.")
     if max(height, width) > MAX_ASPECT * min(height, width):
