@@ -127,35 +127,25 @@ class StudyListModel(QAbstractListModel):
     def add_paths(self, paths: Iterable[Path]) -> list[tuple[int, Path]]:
         """Append studies as queued; returns the (key, path) jobs for the worker."""
         paths = [Path(p) for p in paths]
-        if not paths:
-            return []
         first = len(self._items)
-        self.beginInsertRows(QModelIndex(), first, first + len(paths) - 1)
-        jobs = []
-        for i, path in enumerate(paths):
-            key = self._next_key
-            self._next_key += 1
-            self._items.append(StudyItem(path=path, order=first + i))
-            self._keys.append(key)
-            self._row_of[key] = first + i
-            self._key_of_path[path] = key
-            jobs.append((key, path))
-        self.endInsertRows()
-        self.progress_changed.emit()
-        return jobs
+        keys = self._append([StudyItem(path=path, order=first + i) for i, path in enumerate(paths)])
+        return list(zip(keys, paths))
 
     def add_restored(self, records: Iterable[WorklistRecord]) -> list[int]:
         """Append finished studies from the worklist (no work for the worker); returns their keys."""
-        records = list(records)
-        if not records:
+        first = len(self._items)
+        return self._append([StudyItem.from_record(record, first + i) for i, record in enumerate(records)])
+
+    def _append(self, items: list[StudyItem]) -> list[int]:
+        """Insert rows at the end, one key each; returns the keys."""
+        if not items:
             return []
         first = len(self._items)
-        self.beginInsertRows(QModelIndex(), first, first + len(records) - 1)
+        self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
         keys = []
-        for i, record in enumerate(records):
+        for i, item in enumerate(items):
             key = self._next_key
             self._next_key += 1
-            item = StudyItem.from_record(record, first + i)
             self._items.append(item)
             self._keys.append(key)
             self._row_of[key] = first + i
