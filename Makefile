@@ -2,37 +2,45 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+APP := $(VENV)/.installed-app
+DEV := $(VENV)/.installed-dev
 
-.PHONY: install run test lint bench train package clean
+.PHONY: install install-dev run test lint bench train package clean
 
-$(STAMP): pyproject.toml
+# The app alone: no torch, no PyInstaller, no test tools.
+$(APP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# Everything the tests, training, benchmarks and packaging need.
+$(DEV): $(APP)
 	$(PY) -m pip install --quiet -e ".[test,train,package]"
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(APP)
+install-dev: $(DEV)
 
-run: install
+run: $(APP)
 	$(VENV)/bin/lunglens
 
-test: install
+test: $(DEV)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-lint: install
+lint: $(DEV)
 	$(VENV)/bin/lint-imports
 
-bench: install
+bench: $(DEV)
 	$(PY) bench/load.py
 	$(PY) bench/latency.py
 	$(PY) bench/batch.py
 
-train: install
+train: $(DEV)
 	$(PY) -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models
 	$(PY) -m training.ood_stats
 
-package: install
+package: $(DEV)
 	$(PY) packaging/build.py
 
 clean:
