@@ -7,7 +7,7 @@ a cancelled batch can never land on a newer row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -238,19 +238,15 @@ class StudyListModel(QAbstractListModel):
 
     def reopen(self, key: int) -> Path | None:
         """Queue a finished study (done, failed or cancelled) again; returns its path for the worker."""
-        item = self.item(key)
-        if item is None or not item.status.finished:
-            return None
-        item.status = Status.QUEUED
-        item.error = ""
-        self._changed(key)
-        self.progress_changed.emit()
-        return item.path
+        return self._queue_again(key, lambda status: status.finished)
 
     def requeue(self, key: int) -> Path | None:
         """Mark a cancelled or failed study queued again; returns its path for the worker."""
+        return self._queue_again(key, lambda status: status in (Status.CANCELLED, Status.ERROR))
+
+    def _queue_again(self, key: int, allowed: Callable[[Status], bool]) -> Path | None:
         item = self.item(key)
-        if item is None or item.status not in (Status.CANCELLED, Status.ERROR):
+        if item is None or not allowed(item.status):
             return None
         item.status = Status.QUEUED
         item.error = ""
