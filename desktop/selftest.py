@@ -77,9 +77,9 @@ def _guard(name: str, fn: Callable[[], str]) -> Check:
 
 def versions() -> dict[str, str]:
     """Versions of what a support call needs to know, read without importing Qt."""
-    import cv2
     import numpy as np
     import onnxruntime
+    import PIL
     import pydicom
 
     import inference
@@ -91,7 +91,7 @@ def versions() -> dict[str, str]:
         "frozen": "yes" if getattr(sys, "frozen", False) else "no (source tree)",
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
-        "opencv": cv2.__version__,
+        "pillow": PIL.__version__,
         "pydicom": pydicom.__version__,
     }
     try:
@@ -137,15 +137,18 @@ def check_classification(engine: Engine, samples: Path, expected: dict, entry: d
 
 def check_decode(samples: Path, entry: dict) -> str:
     """Decode one per-syntax DICOM through the app's loader and compare with its reference."""
-    import cv2
     import numpy as np
     import pydicom
+    from PIL import Image
 
     from inference.loaders import load_study
 
     path = samples / entry["file"]
-    reference = cv2.imread(str(samples / entry["reference"]), cv2.IMREAD_UNCHANGED)
-    require(reference is not None, f"{entry['reference']}: reference image missing or unreadable")
+    try:
+        with Image.open(samples / entry["reference"]) as im:
+            reference = np.asarray(im)
+    except OSError as exc:
+        raise CheckFailed(f"{entry['reference']}: reference image missing or unreadable ({exc})") from exc
     study = load_study(path)
     require(study.shape == reference.shape, f"{entry['file']}: decoded {study.shape}, expected {reference.shape}")
     error = float(np.abs(study.pixels.astype(np.float64) - reference.astype(np.float64)).mean())
@@ -263,8 +266,11 @@ def main(args: list[str]) -> int:
     info: dict[str, str] = {}
 
     def libraries() -> str:  # an unimportable library is exactly what a broken bundle shows
+        from PIL import features
+
         info.update(versions())
-        return "numpy, OpenCV, pydicom, ONNX Runtime import"
+        require(bool(features.check("freetype2")), "Pillow has no FreeType: the DICOM capture's text cannot be drawn")
+        return "numpy, Pillow (with FreeType), pydicom, ONNX Runtime import"
 
     checks = [_guard("libraries", libraries), *run(samples, opts.provider, gui=not opts.no_gui)]
     print(report(checks, info, time.perf_counter() - t0), flush=True)

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import cv2
-
 from . import providers as prov
 from .audit import AuditLog
 from .engine import Engine
 from .errors import LungLensError, ModelError
 from .export import CsvStream, error_row, record_row
 from .hashing import pixel_sha256
+from .imageops import encode_png
 from .loaders import iter_study_files, load_study
 from .overlay import render_overlay
 from .prediction import Prediction
@@ -290,12 +289,9 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
         name = f"{stem}_{n}_cam.png"
     used.add(name.lower())
     rgb = render_overlay(outcome.study, outcome.prediction)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     target = cam_dir / name
     try:
-        if not ok:
-            raise OSError("PNG encoding failed")
-        target.write_bytes(png.tobytes())  # not cv2.imwrite: it cannot write non-ASCII paths on Windows
+        target.write_bytes(encode_png(rgb))
     except OSError as exc:
         outcome.extra_warnings.append(f"Grad-CAM overlay not written to {target}: {exc}")
         return

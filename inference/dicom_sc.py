@@ -13,10 +13,10 @@ import re
 import warnings
 from pathlib import Path
 
-import cv2
 import highdicom as hd
 import numpy as np
 import pydicom
+from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -39,7 +39,7 @@ _EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSeque
 
 
 def result_lines(prediction: Prediction) -> list[str]:
-    """The burned-in text, in plain ASCII (the Hershey fonts have nothing else)."""
+    """The burned-in text, in plain ASCII (all that the built-in font is sure to draw)."""
     pct = round(prediction.probability * 100)
     verdict = "Pneumonia likely" if prediction.is_positive else "Pneumonia unlikely"
     op = prediction.operating_point.replace("_", " ")
@@ -64,28 +64,38 @@ def _ascii(text: str) -> str:
 def burn_in(image: np.ndarray, lines: list[str]) -> np.ndarray:
     """``image`` (RGB uint8) with a black band below it holding ``lines`` in white.
 
-    The font scales with the image width and every line is shrunk to fit it, so the text
-    stays legible on a 224-pixel image and on a 3,000-pixel one.
+    The font scales with the image width and long lines wrap at word boundaries, so the
+    text stays legible on a 224-pixel image and on a 3,000-pixel one.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
     width = image.shape[1]
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    base_scale = max(0.35, width / 1400.0)
-    thickness = max(1, round(base_scale * 2))
+    font = ImageFont.load_default(size=max(11.0, width / 56.0))
     margin = max(4, width // 100)
-    scales = []
-    for line in lines:
-        (w, _), _ = cv2.getTextSize(line, font, base_scale, thickness)
-        scales.append(min(base_scale, base_scale * (width - 2 * margin) / max(w, 1)))
-    line_height = int(cv2.getTextSize("Ag", font, base_scale, thickness)[0][1] * 1.9) + 1
-    band = np.zeros((line_height * len(lines) + 2 * margin, width, 3), np.uint8)
-    y = margin
-    for line, scale in zip(lines, scales):
-        y += line_height
-        colour = (255, 210, 0) if line == DISCLAIMER or line.startswith(("NOT RELIABLE", "Warning")) else (255, 255, 255)
-        cv2.putText(band, line, (margin, y - line_height // 4), font, scale, colour, thickness, cv2.LINE_AA)
-    return np.ascontiguousarray(np.vstack([image, band]))
+    rows = [(part, _colour(line)) for line in lines for part in _wrap(line, font, width - 2 * margin)]
+    line_height = round(font.size * 1.45)
+    band = Image.new("RGB", (width, line_height * len(rows) + 2 * margin))
+    draw = ImageDraw.Draw(band)
+    for i, (text, colour) in enumerate(rows):
+        draw.text((margin, margin + i * line_height), text, fill=colour, font=font)
+    return np.ascontiguousarray(np.vstack([image, np.asarray(band)]))
+
+
+def _colour(line: str) -> tuple[int, int, int]:
+    """Amber for the disclaimer and every caution, white for the rest."""
+    caution = line == DISCLAIMER or line.startswith(("NOT RELIABLE", "Warning"))
+    return (255, 210, 0) if caution else (255, 255, 255)
+
+
+def _wrap(line: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+    """Greedy word wrap to ``room`` pixels (a word longer than that gets a row of its own)."""
+    rows: list[str] = []
+    for word in line.split(" "):
+        if rows and font.getlength(f"{rows[-1]} {word}") <= room:
+            rows[-1] = f"{rows[-1]} {word}"
+        else:
+            rows.append(word)
+    return rows or [""]
 
 
 def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.ndarray | None = None) -> Dataset:

@@ -7,8 +7,9 @@ global-average-pool + linear head that gradient is exact, so this is Grad-CAM pr
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from .imageops import resize_linear
 
 
 def grad_cam(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -40,5 +41,5 @@ def resize_cam(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     stretching the map back over the whole image puts each cell where it came from.
     """
     rows, cols = shape
-    out = cv2.resize(np.ascontiguousarray(cam, dtype=np.float32), (cols, rows), interpolation=cv2.INTER_LINEAR)
+    out = resize_linear(cam, (rows, cols))
     return np.clip(out, 0.0, 1.0, out=out)  # in place: a 3,000-pixel film is 36 MB of float32

@@ -28,7 +28,7 @@ of held-in scores, chosen so that 1 % of held-in chest X-rays fail either.
 
 Population warnings (e.g. an adult patient) do not change ``in_scope``: the image is still
 a chest X-ray, but the model learned from children aged 1-5, so the result comes with a
-warning. Only numpy and OpenCV are used at run time.
+warning. Only numpy is used at run time.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .imageops import gaussian_blur, resize_area
 from .loaders.warnings import header_findings
 from .manifest import ModelManifest
 from .preprocess import PreprocessSpec, equalize, resize_to_input
@@ -155,10 +155,8 @@ def model_view(pixels: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, in
 
 def layout_vector(equalized: np.ndarray) -> np.ndarray:
     """16x16 thumbnail of the equalized input followed by the texture figures."""
-    thumb = cv2.resize(equalized, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
-    texture = [
-        float(np.mean(np.abs(equalized - cv2.GaussianBlur(equalized, (0, 0), sigma)))) for sigma in TEXTURE_SIGMAS
-    ]
+    thumb = resize_area(equalized, (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    texture = [float(np.mean(np.abs(equalized - gaussian_blur(equalized, sigma)))) for sigma in TEXTURE_SIGMAS]
     return np.concatenate([thumb.reshape(-1), np.asarray(texture, np.float32)]).astype(np.float32)
 
 

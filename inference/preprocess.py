@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
+
+from .imageops import resize_area, resize_linear
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class PreprocessSpec:
     # The training images were squashed to 224x224 without keeping the aspect ratio,
     # so full-size radiographs are squashed the same way.
     keep_aspect: bool = False
-    # "area" (cv2.INTER_AREA) when shrinking, bilinear when enlarging.
+    # "area" (box-filter average) when shrinking, bilinear when enlarging.
     resize: str = "area"
     normalization: str = "histogram_equalization"
     # Applied after equalization, which maps intensities onto a uniform 0..1 distribution.
@@ -49,8 +50,9 @@ def resize_to_input(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     if (h, w) == (spec.height, spec.width):
         return img
     shrinking = h >= spec.height and w >= spec.width
-    interp = cv2.INTER_AREA if (spec.resize == "area" and shrinking) else cv2.INTER_LINEAR
-    return cv2.resize(img, (spec.width, spec.height), interpolation=interp)
+    if spec.resize == "area" and shrinking:
+        return resize_area(img, (spec.height, spec.width))
+    return resize_linear(img, (spec.height, spec.width))
 
 
 def equalize(img: np.ndarray) -> np.ndarray:

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .errors import LungLensError
+from .imageops import decode_png, encode_png
 from .prediction import ModelInfo, Prediction
 from .study import Study, StudyMetadata
 from .userdirs import worklist_path
@@ -310,16 +310,13 @@ def _png(image: np.ndarray | None, name: str) -> bytes | None:
         return None
     if image.dtype != np.uint8 or image.ndim != 2:
         raise ValueError(f"{name} must be a 2-D uint8 image, got {image.dtype} {image.shape}")
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError(f"{name} could not be encoded as PNG")
-    return data.tobytes()
+    return encode_png(image)
 
 
 def _unpng(data: bytes | None) -> np.ndarray | None:
     if data is None:
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return decode_png(data)
 
 
 def _record(row: sqlite3.Row) -> WorklistRecord:

@@ -12,9 +12,10 @@ import enum
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from inference.gradcam import resize_cam
+from inference.imageops import resize_area
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
@@ -174,8 +175,7 @@ def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(h, w)
     if scale >= 1.0:
         return np.ascontiguousarray(img)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return resize_area(img, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
 def make_thumbnail(study: Study, size: int = THUMBNAIL_SIZE) -> np.ndarray:
@@ -192,11 +192,8 @@ def reduce_cam(cam: np.ndarray, size: int = CAM_KEEP_SIZE) -> np.ndarray:
 
 def expand_cam(cam_small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The kept Grad-CAM back at the image's size, float32 0..1, for the overlay layer."""
-    rows, cols = shape
     cam = cam_small.astype(np.float32) / 255.0
-    if cam.shape != (rows, cols):
-        cam = cv2.resize(cam, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    return cam
+    return cam if cam.shape == tuple(shape) else resize_cam(cam, shape)
 
 
 def compact_prediction(prediction: Prediction) -> tuple[Prediction, np.ndarray]:

@@ -56,7 +56,7 @@ def _load(path: Path, data: bytes) -> Study:
     if photometric == "PALETTE COLOR":
         arr = _palette_to_rgb(path, ds, arr)
     if arr.ndim == 3:
-        arr, colour, transparent = to_gray(arr, order="RGB")
+        arr, colour, transparent = to_gray(arr)
         pixels = arr.astype(np.float32, copy=False)
         window = robust_window(pixels)
     else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from inference.errors import UnsupportedStudyError
@@ -52,8 +51,8 @@ def robust_window(pixels: np.ndarray) -> tuple[float, float]:
     return (lo + hi) / 2.0, hi - lo
 
 
-def to_gray(img: np.ndarray, order: str = "RGB") -> tuple[np.ndarray, bool, bool]:
-    """A (h, w, c) image -> (2-D grey image, had real colour, had transparency).
+def to_gray(img: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+    """A (h, w, c) RGB(A) image -> (2-D grey image, had real colour, had transparency).
 
     Many "RGB" radiographs (the training set included) carry three equal channels; those
     keep their exact values and are not reported as colour.
@@ -71,9 +70,9 @@ def to_gray(img: np.ndarray, order: str = "RGB") -> tuple[np.ndarray, bool, bool
         return np.ascontiguousarray(img[..., 0]), False, transparent
     if not _is_colour(img):
         return np.ascontiguousarray(img[..., 1]), False, transparent
-    code = cv2.COLOR_RGB2GRAY if order == "RGB" else cv2.COLOR_BGR2GRAY
-    src = img if img.dtype in (np.uint8, np.uint16, np.float32) else img.astype(np.float32)
-    return cv2.cvtColor(np.ascontiguousarray(src[..., :3]), code), True, transparent
+    # ITU-R BT.601 luma, the usual weights for colour -> grey.
+    gray = np.tensordot(img[..., :3].astype(np.float32), np.array([0.299, 0.587, 0.114], np.float32), axes=1)
+    return gray, True, transparent
 
 
 def _full_scale(img: np.ndarray) -> float:

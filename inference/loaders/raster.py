@@ -1,4 +1,4 @@
-"""PNG, JPEG, BMP and TIFF studies, decoded with OpenCV (Pillow/tifffile as fallbacks)."""
+"""PNG, JPEG, BMP and TIFF studies, decoded with Pillow (TIFF with tifffile first)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import io
 import struct
 from pathlib import Path
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from inference.errors import PixelDecodeError, TruncatedFileError, UnsupportedStudyError
-from inference.loaders.pixels import check_size, robust_window, to_gray
+from inference.loaders.pixels import MAX_PIXELS, check_size, robust_window, to_gray
 from inference.loaders.sniff import raster_size
 from inference.loaders.warnings import study_warnings
 from inference.study import Study, StudyMetadata
+
+# The size is checked against our own limits before decoding; Pillow's lower
+# decompression-bomb limit would otherwise refuse a large but legitimate film.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Modes numpy cannot take as they are: decoded to RGB(A) or grey first.
+_CONVERT = {"P": "RGB", "PA": "RGBA", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
 
 
 def load_raster(path: Path, data: bytes, fmt: str) -> Study:
@@ -22,7 +28,7 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     if size is not None:
         check_size(path, *size)
     _check_complete(path, data, fmt)
-    img, order = _decode(data)
+    img = _decode(data, fmt)
     if img is None:
         raise PixelDecodeError(path, f"{fmt} image could not be decoded (the file may be damaged)")
     if img.ndim == 3 and img.shape[2] == 1:
@@ -33,7 +39,7 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     check_size(path, width, height)
     channels = 1 if img.ndim == 2 else img.shape[2]
     bits = img.dtype.itemsize * 8
-    gray, colour, transparent = to_gray(img, order=order)
+    gray, colour, transparent = to_gray(img)
     pixels = gray.astype(np.float32, copy=False)
     meta = StudyMetadata(
         photometric_interpretation={1: "MONOCHROME2", 2: "MONOCHROME2", 3: "RGB", 4: "RGBA"}[channels],
@@ -52,35 +58,37 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     )
 
 
-def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
-    """(image, channel order). OpenCV first: fastest, keeps 16 bits with IMREAD_UNCHANGED."""
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        img = None
-    if img is not None and img.size:
-        return img, "BGR"
-    return _decode_fallback(data), "RGB"
+def _decode(data: bytes, fmt: str) -> np.ndarray | None:
+    """The first image in the file as numpy: grey, grey+alpha, RGB or RGBA, bit depth kept.
+
+    TIFF goes to tifffile first: Pillow reads 16-bit colour TIFFs as 8 bits.
+    """
+    decoders = (_tifffile, _pillow) if fmt == "TIFF" else (_pillow,)
+    for decode in decoders:
+        try:
+            img = decode(data)
+        except Exception:  # any decoder failure (damaged data, unknown variant): try the next
+            continue
+        if img is not None and img.size:
+            return img
+    return None
 
 
-def _decode_fallback(data: bytes) -> np.ndarray | None:
-    """Pillow, then tifffile, for the few variants OpenCV rejects (optional packages)."""
-    try:
-        from PIL import Image
+def _pillow(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        mode = _CONVERT.get(im.mode)
+        if mode == "RGB" and "transparency" in im.info:
+            mode = "RGBA"
+        return np.asarray(im.convert(mode) if mode else im)
 
-        with Image.open(io.BytesIO(data)) as im:
-            if im.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            return np.asarray(im)
-    except Exception:
-        pass
-    try:
-        import tifffile
 
-        arr = tifffile.imread(io.BytesIO(data), key=0)
-        return arr if arr.ndim in (2, 3) else None
-    except Exception:
-        return None
+def _tifffile(data: bytes) -> np.ndarray | None:
+    import tifffile
+
+    arr = tifffile.imread(io.BytesIO(data), key=0)
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] > 4:  # planar RGB(A)
+        arr = np.moveaxis(arr, 0, -1)
+    return arr if arr.ndim in (2, 3) else None
 
 
 def _check_complete(path: Path, data: bytes, fmt: str) -> None:

@@ -99,7 +99,7 @@ def test_burned_in_text_says_what_the_result_is(kermany_samples):
     assert lines[0] == DISCLAIMER
     assert lines[1] == "Pneumonia unlikely: P(pneumonia) = 6% - threshold 35.0% (high sensitivity), sens 95.0% / spec 81.0%"
     assert "NOT RELIABLE - outside the model's scope: not a frontal chest X-ray" in lines
-    assert "Warning: colour image - converted to gray" in lines  # ASCII only: Hershey fonts
+    assert "Warning: colour image - converted to gray" in lines  # ASCII only: all the font surely has
     assert lines[-1].startswith(f"Model {MODEL.name} {MODEL.version}")
     assert all(line.isascii() for line in lines)
 
@@ -107,3 +107,23 @@ def test_burned_in_text_says_what_the_result_is(kermany_samples):
 def test_burn_in_rejects_non_rgb():
     with pytest.raises(ValueError, match="RGB uint8"):
         burn_in(np.zeros((10, 10), np.uint8), ["x"])
+
+
+def _text_rows(band: np.ndarray) -> int:
+    """Rows of text in a band: runs of pixel rows with ink, separated by blank ones."""
+    inked = band.max(axis=(1, 2)) > 0
+    return int(np.count_nonzero(inked[1:] & ~inked[:-1]) + inked[0])
+
+
+def test_burned_in_text_is_drawn_below_the_image_and_wraps_to_fit():
+    result = "Pneumonia unlikely: P(pneumonia) = 6% - threshold 81.6% (high sensitivity)"
+    image = np.full((224, 224, 3), 90, np.uint8)
+    out = burn_in(image, [DISCLAIMER, result])
+    np.testing.assert_array_equal(out[:224], image)  # the anatomy is never written over
+    band = out[224:]
+    yellow = (band[..., 0] > 200) & (band[..., 1] > 150) & (band[..., 2] < 80)  # the disclaimer
+    white = band.min(axis=2) > 200  # the result
+    assert yellow.sum() > 50 and white.sum() > 50
+    assert np.flatnonzero(band.max(axis=(0, 2)) > 0).max() < 224 - 2  # nothing runs off the edge
+    wide = burn_in(np.full((224, 2400, 3), 90, np.uint8), [DISCLAIMER, result])[224:]
+    assert _text_rows(wide) == 2 and _text_rows(band) >= 3  # the narrow image wraps the result

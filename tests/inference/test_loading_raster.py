@@ -71,9 +71,56 @@ def test_format_is_told_by_content_not_extension(tmp_path, kermany_gray, film12)
     np.testing.assert_array_equal(load_study(no_extension).pixels, film12)
 
 
-def test_tiff_that_opencv_rejects_falls_back(tmp_path, film12):
+def test_compressed_16_bit_tiff_loads_exactly(tmp_path, film12):
     buf = io.BytesIO()
-    tifffile.imwrite(buf, film12, compression="zstd")  # OpenCV's libtiff lacks zstd
+    tifffile.imwrite(buf, film12, compression="zstd")
     path = tmp_path / "zstd.tiff"
     path.write_bytes(buf.getvalue())
     np.testing.assert_array_equal(load_study(path).pixels, film12)
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_16_bit_colour_tiff_keeps_its_depth(tmp_path, film12, planar):
+    """Pillow would read it as 8 bits; tifffile, tried first for TIFF, does not."""
+    rgb = np.dstack([film12, film12 // 2, film12 // 3]).astype(np.uint16)
+    buf = io.BytesIO()
+    if planar:
+        tifffile.imwrite(buf, np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    else:
+        tifffile.imwrite(buf, rgb, photometric="rgb")
+    path = tmp_path / "rgb16.tif"
+    path.write_bytes(buf.getvalue())
+    study = load_study(path)
+    expected = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    assert np.abs(study.pixels - expected).max() <= 0.5
+    assert study.metadata.bits_stored == 16
+    assert "Colour image: converted to greyscale." in study.warnings
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "channels"),
+    [("P", "PNG", 3), ("1", "PNG", 1), ("LA", "PNG", 2), ("I;16", "PNG", 1), ("CMYK", "JPEG", 3), ("L", "BMP", 1)],
+)
+def test_pillow_modes_become_grey_studies(tmp_path, kermany_gray, mode, fmt, channels):
+    from PIL import Image
+
+    im = Image.fromarray(kermany_gray)
+    if mode == "LA":
+        im = Image.merge("LA", [im, Image.new("L", im.size, 255)])
+    elif mode == "I;16":
+        im = Image.fromarray(kermany_gray.astype(np.uint16) * 257)
+    else:
+        im = im.convert(mode)
+    path = tmp_path / f"film.{fmt.lower()}"
+    im.save(path, fmt)
+    study = load_study(path)
+    assert study.shape == kermany_gray.shape and study.pixels.dtype == np.float32
+    assert study.metadata.photometric_interpretation == ("MONOCHROME2" if channels < 3 else "RGB")
+    if mode in ("P", "LA", "L"):  # lossless and grey: the exact values
+        np.testing.assert_array_equal(study.pixels, kermany_gray)
+    elif mode == "I;16":
+        np.testing.assert_array_equal(study.pixels, kermany_gray.astype(np.float32) * 257)
+    elif mode == "1":  # dithered black and white, read as 0/255
+        np.testing.assert_array_equal(study.pixels, np.asarray(im.convert("L")))
+    else:  # lossy CMYK JPEG: still the picture
+        assert np.corrcoef(study.pixels.ravel(), kermany_gray.ravel())[0, 1] > 0.8

@@ -131,7 +131,7 @@ def test_deb_dependencies_resolve_from_the_distribution(built: Outputs) -> None:
 def test_bundle_ships_no_training_stack_or_test_data(root: Path) -> None:
     internal = root / "opt" / "lunglens" / "_internal"
     names = {p.name for p in internal.iterdir()}
-    for forbidden in ("torch", "training", "tests", "pytest", "onnx", "tkinter", "matplotlib", "scipy"):
+    for forbidden in ("torch", "training", "tests", "pytest", "onnx", "tkinter", "matplotlib", "scipy", "cv2", "opencv_python_headless.libs"):
         assert forbidden not in names, forbidden
     assert not list(internal.rglob("*.pt")) and not list(internal.rglob("*.pth"))
     assert not list(internal.rglob("*.jpeg")), "training images must never ship"
