@@ -24,7 +24,7 @@ def resize_area(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = src.shape
     if h % rows == 0 and w % cols == 0:  # whole blocks: a reshape is exact and faster
         return src.reshape(rows, h // rows, cols, w // cols).mean(axis=(1, 3), dtype=np.float32)
-    return np.asarray(Image.fromarray(src, mode="F").resize((cols, rows), Image.Resampling.BOX))
+    return np.asarray(Image.fromarray(src).resize((cols, rows), Image.Resampling.BOX))
 
 
 def resize_linear(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
