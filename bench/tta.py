@@ -30,7 +30,7 @@ from inference.engine import Engine  # noqa: E402
 from inference.loaders import load_study  # noqa: E402
 from inference.preprocess import normalize, resize_to_input  # noqa: E402
 from training.data import list_items, read_validation_patients  # noqa: E402
-from training.metrics import auc, ece, sigmoid  # noqa: E402
+from inference.metrics import auc, ece, sigmoid  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "kermany-cxr-224"
 SHIFT = 8  # pixels of the 224 px input

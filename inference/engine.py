@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 import warnings as pywarnings
@@ -27,13 +26,11 @@ from .manifest import ModelManifest
 from .ood import ScopeGate
 from .paths import models_dir as default_models_dir
 from .prediction import ModelInfo, Prediction
+from .profile import UNCALIBRATED, ProfileError, SiteProfile, uncalibrated
 from .preprocess import preprocess
 from .study import Study
 
 log = logging.getLogger(__name__)
-
-CUSTOM = "custom"
-
 
 def find_manifest(location: str | Path | None = None) -> Path:
     """The manifest to use: ``location`` if it is a .json file, else the one manifest in
@@ -81,6 +78,7 @@ class Engine:
         warnings: list[str],
         load_ms: float,
         gate: ScopeGate,
+        profile: SiteProfile,
     ) -> None:
         self.manifest = manifest
         self.gate = gate  # the input gate: is this a frontal chest X-ray like the training ones?
@@ -91,6 +89,7 @@ class Engine:
         self._lock = threading.Lock()
         self.provider: str = session.get_providers()[0]  # what really runs, not what was asked
         self.model_info = ModelInfo(name=manifest.name, version=manifest.version, sha256=manifest.sha256)
+        self.profile = profile  # calibration and operating points in use; see set_profile()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -99,6 +98,7 @@ class Engine:
         models_dir: str | Path | None = None,
         provider: str = "auto",
         threads: int | None = None,
+        profile: str | Path | SiteProfile | None = None,
     ) -> Engine:
         """Read the manifest, verify the model's SHA-256, open a session, warm it up.
 
@@ -106,7 +106,9 @@ class Engine:
         bundled ``resources/models``) or the manifest path itself. ``provider`` is "auto" or
         one of cpu|cuda|directml|coreml (ORT names accepted); an explicit one that is unknown,
         absent or cannot start falls back to CPU with a warning in :attr:`warnings`. ``threads`` sets ONNX
-        Runtime's intra-op threads (None: its default, one per core).
+        Runtime's intra-op threads (None: its default, one per core). ``profile`` is a site
+        profile (a path or a loaded one; default: the shipped profile the manifest names); one
+        made for another model is refused (:class:`inference.profile.ProfileError`).
         """
         t0 = time.perf_counter()
         manifest_path = find_manifest(models_dir)
@@ -114,7 +116,6 @@ class Engine:
             manifest = ModelManifest.load(manifest_path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"model manifest {manifest_path.name} is unreadable: {exc}") from exc
-        _check_manifest(manifest, manifest_path)
         model_path = manifest_path.parent / manifest.onnx_file
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} is missing (the installation is incomplete)")
@@ -126,6 +127,8 @@ class Engine:
                 f"model file {model_path.name} is corrupted or has been modified: "
                 f"expected sha256 {manifest.sha256}, found {found}"
             )
+        model_info = ModelInfo(name=manifest.name, version=manifest.version, sha256=manifest.sha256)
+        site = _load_profile(profile, manifest, manifest_path.parent, model_info)
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
 
@@ -141,13 +144,17 @@ class Engine:
         gate = ScopeGate.load(manifest_path.parent, manifest)
         warnings.extend(gate.warnings)  # e.g. no gate statistics: only headers are checked
 
-        engine = cls(manifest, session, model_path, warnings, load_ms=0.0, gate=gate)
+        engine = cls(manifest, session, model_path, warnings, load_ms=0.0, gate=gate, profile=site)
         engine._run(np.zeros((1, 1, manifest.preprocess.height, manifest.preprocess.width), np.float32))
         engine.load_ms = (time.perf_counter() - t0) * 1000.0
         log.info(
             "model %s %s loaded on %s in %.0f ms", manifest.name, manifest.version, engine.provider, engine.load_ms
         )
         return engine
+
+    def set_profile(self, profile: str | Path | SiteProfile) -> None:
+        """Use another site profile from the next prediction on (refused if made for another model)."""
+        self.profile = _load_profile(profile, self.manifest, self.model_path.parent, self.model_info)
 
     # --------------------------------------------------------------- prediction
     def predict(
@@ -160,10 +167,11 @@ class Engine:
         and the input gate's verdict (``in_scope``, ``scope_reasons``).
 
         ``threshold`` (a probability) overrides the operating point and is reported as
-        "custom"; otherwise ``operating_point`` names one of the manifest's (default: the
-        manifest's default).
+        "custom"; otherwise ``operating_point`` names one of the profile's (default: the
+        profile's default).
         """
-        op_name, thr, sens, spec = self._decision(threshold, operating_point)
+        profile = self.profile
+        operating = profile.operating_point(operating_point, threshold)
         t0 = time.perf_counter()
         x = preprocess(study.pixels, self.manifest.preprocess)
         t1 = time.perf_counter()
@@ -175,15 +183,10 @@ class Engine:
         scope = self.gate.assess(study, embedding)
         t4 = time.perf_counter()
 
-        probability = _sigmoid(out.logit / self.manifest.temperature)
-        positive, negative = self.manifest.labels[1], self.manifest.labels[0]
         return Prediction(
-            probability=probability,
-            label=positive if probability >= thr else negative,
-            threshold=thr,
-            operating_point=op_name,
-            sensitivity=sens,
-            specificity=spec,
+            probability=profile.probability(out.logit),
+            operating=operating,
+            profile=profile.info,
             cam=cam,
             model=self.model_info,
             provider=self.provider,
@@ -200,21 +203,6 @@ class Engine:
             scope_reasons=list(scope.reasons),
             embedding=embedding,
         )
-
-    def _decision(
-        self, threshold: float | None, operating_point: str | None
-    ) -> tuple[str, float, float | None, float | None]:
-        if threshold is not None:
-            thr = float(threshold)
-            if not 0.0 <= thr <= 1.0 or math.isnan(thr):
-                raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold}")
-            return CUSTOM, thr, None, None
-        name = operating_point or self.manifest.default_operating_point
-        if name not in self.manifest.operating_points:
-            known = ", ".join(self.manifest.operating_points) or "none"
-            raise ValueError(f"unknown operating point {name!r} (the model has: {known})")
-        op = self.manifest.operating_points[name]
-        return name, float(op.threshold), float(op.sensitivity), float(op.specificity)
 
     def _run(self, x: np.ndarray) -> _Outputs:
         names = self.manifest.outputs
@@ -272,15 +260,23 @@ def _open_session(
     return session, warnings
 
 
-def _check_manifest(manifest: ModelManifest, path: Path) -> None:
-    """Refuse a manifest the engine could not honour later, at load rather than mid-batch."""
-    if manifest.default_operating_point not in manifest.operating_points:
-        raise ModelError(
-            f"model manifest {path.name}: default operating point {manifest.default_operating_point!r} "
-            f"is not among its operating points {sorted(manifest.operating_points)}"
-        )
-    if not manifest.temperature > 0:
-        raise ModelError(f"model manifest {path.name}: temperature must be positive, got {manifest.temperature}")
+def _load_profile(profile: str | Path | SiteProfile | None, manifest: ModelManifest, folder: Path,
+                  model: ModelInfo) -> SiteProfile:
+    """The profile to use, checked against the model. The shipped one failing is a broken
+    installation (ModelError); a user's profile failing is the user's to fix (ProfileError)."""
+    if isinstance(profile, SiteProfile):
+        profile.check_model(model)
+        return profile
+    if profile == UNCALIBRATED:
+        return uncalibrated(model)
+    if profile is not None:
+        return SiteProfile.load(profile, model)
+    if not manifest.default_profile:
+        raise ModelError(f"model manifest of {manifest.name} names no default site profile (the installation is incomplete)")
+    try:
+        return SiteProfile.load(folder / manifest.default_profile, model)
+    except ProfileError as exc:
+        raise ModelError(f"the shipped site profile is unusable (the installation is incomplete): {exc}") from exc
 
 
 def _check_contract(session: ort.InferenceSession, manifest: ModelManifest, model_path: Path) -> None:
@@ -295,11 +291,3 @@ def _check_contract(session: ort.InferenceSession, manifest: ModelManifest, mode
     missing = [manifest.outputs[r] for r in roles if manifest.outputs[r] not in outputs]
     if missing:
         raise ModelError(f"model {model_path.name} lacks the outputs {missing} its manifest names")
-
-
-def _sigmoid(z: float) -> float:
-    """Logistic function without overflow for large |z|."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)

@@ -1,10 +1,23 @@
-"""What the engine returns for one study."""
+"""What the engine returns for one study.
+
+A prediction stores the model's logit, the calibrated probability and the operating point
+it is read at; the label is not stored but asked of :mod:`inference.decision` each time,
+so no copy of a result can carry a label that contradicts its number. Reading the same
+result at another threshold is ``prediction.at(point)``: the model is not needed again.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from . import decision
+from .decision import OperatingPoint
+
+if TYPE_CHECKING:
+    from .profile import ProfileInfo
 
 
 @dataclass(frozen=True)
@@ -18,24 +31,45 @@ class ModelInfo:
 class Prediction:
     """A calibrated result. ``cam`` is the Grad-CAM map at the study's pixel size, 0..1."""
 
-    probability: float  # calibrated P(pneumonia)
-    label: str  # "PNEUMONIA" or "NORMAL" at ``threshold``
-    threshold: float
-    operating_point: str  # manifest key, or "custom"
-    sensitivity: float | None  # of the operating point on validation, None for a custom one
-    specificity: float | None
+    probability: float  # calibrated P(pneumonia), by ``profile``
+    operating: OperatingPoint  # the threshold it is read at, with that point's figures
     cam: np.ndarray  # float32 [rows, columns], 0..1
     model: ModelInfo
     provider: str  # the execution provider that actually ran, e.g. "CPUExecutionProvider"
     timings_ms: dict[str, float] = field(default_factory=dict)  # load, preprocess, inference, gradcam
     warnings: list[str] = field(default_factory=list)  # the study's and the engine's
-    logit: float = 0.0  # raw, before temperature scaling
+    logit: float = 0.0  # raw, before calibration
     # The input gate (inference.ood): False when the input is not a frontal chest X-ray like
     # those the model learned from; the probability is then shown as not reliable.
     in_scope: bool = True
     scope_reasons: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None  # globally pooled last-layer features [C], for the gate
+    profile: ProfileInfo | None = None  # the site profile whose calibration made ``probability``
+
+    @property
+    def threshold(self) -> float:
+        return self.operating.threshold
+
+    @property
+    def operating_point(self) -> str:
+        return self.operating.name
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.operating.sensitivity.value if self.operating.sensitivity else None
+
+    @property
+    def specificity(self) -> float | None:
+        return self.operating.specificity.value if self.operating.specificity else None
+
+    @property
+    def label(self) -> str:
+        return decision.label_for(self.probability, self.threshold)
 
     @property
     def is_positive(self) -> bool:
-        return self.label == "PNEUMONIA"
+        return decision.is_positive(self.probability, self.threshold)
+
+    def at(self, operating: OperatingPoint) -> Prediction:
+        """The same result read at another operating point."""
+        return replace(self, operating=operating)

@@ -109,9 +109,19 @@ def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True) -> torc
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator, hflip: bool = True) -> torch.Tensor:
-    """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric)."""
+def light_photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Only de-quantization noise, which breaks 8-bit ties as full-size inputs do."""
+    return x + (torch.rand(x.shape, generator=gen) - 0.5) / 255.0
+
+
+def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator, hflip: bool = True,
+                  strength: str = "full") -> torch.Tensor:
+    """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric).
+
+    ``strength`` "light" keeps the geometric part and drops the photometric one (an
+    experiment in training/EXPERIMENTS.md).
+    """
     x = raw_u8.unsqueeze(1).float() / 255.0
-    x = photometric(x, gen)
+    x = photometric(x, gen) if strength == "full" else light_photometric(x, gen)
     x = standardize(equalize_batch(x), spec)
     return geometric(x, gen, hflip=hflip)

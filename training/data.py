@@ -57,6 +57,14 @@ def list_items(data_dir: Path) -> list[Item]:
     return items
 
 
+def list_site_items(site_dir: Path) -> list[Item]:
+    """A clinic's labelled films under <site_dir>/{NORMAL,PNEUMONIA} (patient from the file name)."""
+    items: list[Item] = []
+    for label, name in enumerate(LABELS):
+        items.extend(Item(f, label, patient_id(f)) for f in sorted((Path(site_dir) / name).glob("*.jpeg")))
+    return items
+
+
 def split_patients(items: list[Item], fraction: float = 0.18, seed: int = 20180222) -> set[str]:
     """Stratified (by class), seeded choice of validation patients."""
     rng = np.random.default_rng(seed)

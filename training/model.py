@@ -1,9 +1,16 @@
-"""LungLensNet: a compact single-channel CNN for 224x224 radiographs, shaped for Grad-CAM.
+"""LungLensNet: a compact single-channel CNN for 224x224 radiographs, shaped for attribution.
 
-Plain 3x3 conv/BN/ReLU stages with residual blocks (cheap to train on a CPU, fast in ONNX
-Runtime), a last feature map of 7x7, global average pooling, dropout and one linear unit.
-With GAP + linear, d logit / d features is exactly weight[c] / (h*w) everywhere, so the
-export wrapper computes it inside the graph and the app needs no autograd.
+Conv/BN/ReLU stages with residual blocks (cheap to train on a CPU, fast in ONNX Runtime), a
+last feature map of 14x14 (one cell per 16x16 input pixels), global average pooling, dropout
+and one linear unit. With GAP + linear, d logit / d features is exactly weight[c] / (h*w)
+everywhere, so the export wrapper computes it inside the graph and the app needs no autograd.
+
+Every downsampling is a 4x4 convolution with stride 2 and padding 1. A 3x3, stride-2, pad-1
+convolution on an even size reads the padding on the top and left only (its taps for output
+i are 2i-1..2i+1, so the last column's right neighbour is never read): the network then
+sees the two sides of a film differently, which showed as attributions piling up on the
+right edge (model 1.0). A 4x4 kernel reads 2i-1..2i+2: one padded pixel on each side, and
+output cell i is centred on input 2i+0.5 exactly, so the map lines up with the pixels.
 """
 
 from __future__ import annotations
@@ -13,8 +20,12 @@ import torch.nn as nn
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 (stride 1) or 4x4 (stride 2) conv, BN, ReLU; both pad symmetrically."""
+    kernel = 3 if stride == 1 else 4
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {stride}")
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
@@ -35,24 +46,28 @@ class ResBlock(nn.Module):
 
 
 class LungLensNet(nn.Module):
-    """1x224x224 -> stem /2 -> four stages /2 each -> C x 7 x 7 -> GAP -> dropout -> logit.
+    """1x224x224 -> stem /2 -> stages -> C x 14 x 14 -> GAP -> dropout -> logit.
 
-    ``blocks[i]`` says whether stage i has a residual block after its stride-2 conv; the
-    default skips it at 56x56, where it cost a third of the latency for little accuracy.
+    Stage i maps widths[i] to widths[i+1] with a conv of stride ``strides[i]`` followed, if
+    ``blocks[i]``, by a residual block. The default halves three times after the stem (total
+    stride 16) and keeps the last, widest stage at 14x14 so the attribution map has 14x14
+    cells; it skips the residual block at 56x56, where it costs much and adds little.
     """
 
     def __init__(
         self,
-        widths: tuple[int, ...] = (16, 32, 64, 128, 256),
+        widths: tuple[int, ...] = (16, 32, 64, 128, 192),
         blocks: tuple[bool, ...] = (False, True, True, True),
+        strides: tuple[int, ...] = (2, 2, 2, 1),
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        if len(blocks) != len(widths) - 1:
-            raise ValueError(f"need one blocks flag per stage: {len(widths) - 1}, got {len(blocks)}")
+        if not len(blocks) == len(strides) == len(widths) - 1:
+            raise ValueError(f"need one blocks flag and one stride per stage: {len(widths) - 1}, "
+                             f"got {len(blocks)} and {len(strides)}")
         layers: list[nn.Module] = [conv_bn(1, widths[0], stride=2)]
-        for (cin, cout), block in zip(zip(widths[:-1], widths[1:]), blocks):
-            layers.append(conv_bn(cin, cout, stride=2))
+        for (cin, cout), block, stride in zip(zip(widths[:-1], widths[1:]), blocks, strides):
+            layers.append(conv_bn(cin, cout, stride=stride))
             if block:
                 layers.append(ResBlock(cout))
         self.body = nn.Sequential(*layers)

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from inference.preprocess import PreprocessSpec, preprocess
 
-from . import metrics as M
+from inference import metrics as M
 from .augment import augment_batch
-from .data import list_items, preload, read_validation_patients, split_patients, write_validation_patients
+from .data import list_items, list_site_items, preload, read_validation_patients, split_patients, write_validation_patients
 from .export import OUTPUTS, TRAINING_DATA, export_onnx, sha256_of, write_manifest
 from .model import LungLensNet, count_parameters
 from .model_card import main as write_model_card
@@ -34,8 +34,9 @@ VERSION = "1.0.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
-WIDTHS = (16, 32, 64, 128, 256)
+WIDTHS = (16, 32, 64, 128, 192)
 BLOCKS = (False, True, True, True)
+STRIDES = (2, 2, 2, 1)
 
 log = logging.getLogger("training")
 
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="validation patient list; created (seeded) if missing")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--runs", type=Path, default=TRAINING_DIR / "runs", help="per-run log folder")
+    p.add_argument("--site", type=Path, default=None,
+                   help="a clinic's labelled films (NORMAL/, PNEUMONIA/), default <data>/site-sample: "
+                        "logged each epoch and used for the shipped calibration, never trained on")
+    p.add_argument("--aug", choices=("full", "light"), default="full",
+                   help="full: photometric + geometric augmentation; light: geometric and mild photometric")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
     p.add_argument("--finalize", type=Path, default=None, metavar="LAST_EMA_PT",
@@ -112,11 +118,12 @@ class EMA:
 
 
 def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray, val_x: torch.Tensor,
-          val_y: np.ndarray, spec: PreprocessSpec) -> LungLensNet:
+          val_y: np.ndarray, spec: PreprocessSpec, site_x: torch.Tensor | None = None,
+          site_y: np.ndarray | None = None) -> LungLensNet:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = LungLensNet(WIDTHS, BLOCKS)
+    model = LungLensNet(WIDTHS, BLOCKS, STRIDES)
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     n = len(train_imgs)
@@ -138,7 +145,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
         losses = []
         for s in range(steps_per_epoch):
             idx = order[s * args.batch_size : (s + 1) * args.batch_size]
-            x = augment_batch(imgs_t[idx], spec, gen)
+            x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug)
             y = y_t[idx]
             target = y * (1 - args.label_smoothing) + 0.5 * args.label_smoothing
             loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, weight=class_w[y.long()])
@@ -149,9 +156,12 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
             ema.update(model)
             losses.append(loss.item())
         val_logit = predict_logits(ema.model, val_x)
-        log.info("epoch %d/%d loss %.4f val_auc(ema) %.4f lr %.2e time %.0fs", epoch + 1, args.epochs,
-                 float(np.mean(losses)), M.auc(val_y, val_logit), sched.get_last_lr()[0], time.time() - t0)
-        torch.save({"widths": WIDTHS, "blocks": BLOCKS, "epoch": epoch + 1, "state_dict": ema.model.state_dict()}, run_dir / "last_ema.pt")
+        site_auc = M.auc(site_y, predict_logits(ema.model, site_x)) if site_x is not None else math.nan
+        log.info("epoch %d/%d loss %.4f val_auc(ema) %.4f site_auc(ema) %.4f lr %.2e time %.0fs", epoch + 1,
+                 args.epochs, float(np.mean(losses)), M.auc(val_y, val_logit), site_auc, sched.get_last_lr()[0],
+                 time.time() - t0)
+        torch.save({"widths": WIDTHS, "blocks": BLOCKS, "strides": STRIDES, "epoch": epoch + 1,
+                    "state_dict": ema.model.state_dict()}, run_dir / "last_ema.pt")
     return ema.model
 
 
@@ -263,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     train_imgs, train_y = preload(tr), np.array([i.label for i in tr])
     val_imgs, val_y = preload(va), np.array([i.label for i in va])
     val_x = validation_inputs(val_imgs, spec)
-    log.info("preloaded in %.0fs", time.time() - t_start)
+    site_dir = args.site if args.site is not None else args.data / "site-sample"
+    site_items = list_site_items(site_dir) if site_dir.is_dir() else []
+    site_x = validation_inputs(preload(site_items), spec) if site_items else None
+    site_y = np.array([i.label for i in site_items])
+    log.info("preloaded in %.0fs; site sample %s: %d films", time.time() - t_start, site_dir, len(site_items))
 
     finalized_from = None
     if args.finalize is not None:
@@ -273,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         finalized_from = {"checkpoint": str(args.finalize), "epochs_completed": ckpt["epoch"]}
         log.info("finalizing %s (epoch %d of the run)", args.finalize, ckpt["epoch"])
     else:
-        model = train(args, run_dir, train_imgs, train_y, val_x, val_y, spec)
+        model = train(args, run_dir, train_imgs, train_y, val_x, val_y, spec, site_x, site_y)
     groups = np.array([i.patient for i in va])
     report, temperature = evaluate(model, val_x, val_y, groups, args.bootstrap)
     train_minutes = (time.time() - t_start) / 60

@@ -1,0 +1,227 @@
+"""Site calibration: turn a model's logits on labelled films into a profile.
+
+A profile is what makes a raw logit a probability at one site and where that site's review
+thresholds lie: a logistic calibration fitted on the site's own labelled films and two
+operating points, each with the sensitivity and specificity it gave there and their 95 %
+intervals. The shipped default (``resources/models/<model>.profile.json``) is made by this
+very code from the site sample, so a clinic's own profile is no different in kind
+(``lunglens calibrate``; :mod:`inference.profile` reads and writes the file).
+
+Why these choices:
+
+* Calibration is logistic on the logit: temperature (``sigmoid(z / T)``) or Platt
+  (``sigmoid(a z + b)``). Both keep the ranking, so the AUC is untouched; which one is used
+  is chosen by cross-validated ECE (folds by patient), since a shift ``b`` helps only when
+  the site's prevalence or equipment really moved the logits.
+* High sensitivity is the most specific threshold whose sensitivity's 95 % Wilson *lower*
+  bound still reaches the target: choosing on the point estimate would miss the target on
+  new films half of the time. Balanced is Youden's point. If Youden's threshold is the lower
+  one it is also the high-sensitivity point, so the names always match their figures.
+* Intervals are bootstrap percentiles over patients (several films of one child are not
+  independent), else over films.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metrics as M
+from .decision import Estimate, OperatingPoint
+
+METHODS = ("temperature", "platt")
+MIN_PER_CLASS = 20
+CV_FOLDS = 5
+
+
+class CalibrationDataError(ValueError):
+    """The labelled films cannot support a calibration (one class, too few films)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """p = sigmoid(slope * logit + intercept). Temperature scaling is intercept 0, slope 1/T."""
+
+    method: str
+    slope: float
+    intercept: float
+
+    def probability(self, logit: float | np.ndarray) -> float | np.ndarray:
+        z = self.slope * np.asarray(logit, dtype=np.float64) + self.intercept
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+        return float(p) if np.ndim(p) == 0 else p
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "slope": self.slope, "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        method = str(data["method"])
+        if method not in METHODS:
+            raise ValueError(f"unknown calibration method {method!r} (known: {', '.join(METHODS)})")
+        slope, intercept = float(data["slope"]), float(data["intercept"])
+        if not (math.isfinite(slope) and slope > 0 and math.isfinite(intercept)):
+            raise ValueError(f"calibration slope must be positive and finite, got {slope}, {intercept}")
+        return cls(method, slope, intercept)
+
+
+IDENTITY = Calibration("temperature", 1.0, 0.0)
+
+
+def fit(method: str, y: np.ndarray, logit: np.ndarray) -> Calibration:
+    """Fit one calibration method by maximum likelihood."""
+    if method == "temperature":
+        return Calibration("temperature", 1.0 / M.fit_temperature(y, logit), 0.0)
+    if method == "platt":
+        a, b = M.fit_platt(y, logit)
+        return Calibration("platt", a, b)
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def patient_folds(groups: np.ndarray, k: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+    """Fold number of each film, whole patients to one fold."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    fold_of_group = np.empty(len(uniq), dtype=int)
+    fold_of_group[order] = np.arange(len(uniq)) % k
+    return fold_of_group[inv]
+
+
+def cross_validated_ece(method: str, y: np.ndarray, logit: np.ndarray, groups: np.ndarray) -> float:
+    """ECE of out-of-fold probabilities when each fold is calibrated on the others."""
+    folds = patient_folds(groups)
+    prob = np.empty(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        train = ~test
+        if len(np.unique(y[train])) < 2:
+            prob[test] = M.sigmoid(logit[test])
+            continue
+        prob[test] = fit(method, y[train], logit[train]).probability(logit[test])
+    return M.ece(y, prob)
+
+
+def choose_calibration(y: np.ndarray, logit: np.ndarray, groups: np.ndarray) -> tuple[Calibration, dict[str, float]]:
+    """The method with the lowest cross-validated ECE, refitted on all films; and every CV ECE."""
+    cv = {m: cross_validated_ece(m, y, logit, groups) for m in METHODS}
+    best = min(METHODS, key=lambda m: (cv[m], METHODS.index(m)))
+    return fit(best, y, logit), cv
+
+
+def operating_thresholds(y: np.ndarray, prob: np.ndarray, target_sensitivity: float) -> dict[str, float]:
+    """Thresholds of the high-sensitivity and balanced points (see the module docstring)."""
+    hs = M.high_sensitivity_threshold(y, prob, target_sensitivity)
+    bal = M.youden_threshold(y, prob)
+    return {"high_sensitivity": min(hs, bal), "balanced": bal}
+
+
+def _estimate(stat, groups: np.ndarray, n_boot: int) -> Estimate:
+    lo, hi = M.bootstrap_ci(stat, groups, n_boot=n_boot)
+    return Estimate(float(stat(np.arange(len(groups)))), lo, hi)
+
+
+def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, groups: np.ndarray,
+                        n_boot: int) -> tuple[Estimate, Estimate]:
+    """Sensitivity and specificity at ``threshold`` with patient-bootstrap 95 % intervals."""
+    yb = np.asarray(y).astype(bool)
+
+    def sens(i: np.ndarray) -> float:
+        return M.sens_spec(yb[i], prob[i], threshold)[0] if yb[i].any() else math.nan
+
+    def spec(i: np.ndarray) -> float:
+        return M.sens_spec(yb[i], prob[i], threshold)[1] if (~yb[i]).any() else math.nan
+
+    return _estimate(sens, groups, n_boot), _estimate(spec, groups, n_boot)
+
+
+def describe(name: str, target: float, same_as_balanced: bool) -> str:
+    if name == "high_sensitivity":
+        text = (f"Screening default: the most specific threshold whose sensitivity on these films is "
+                f">= {target:.0%} with 95 % confidence (Wilson lower bound), so few pneumonias are missed.")
+        if same_as_balanced:
+            text += " Here it coincides with the balanced point, which is already that sensitive."
+        return text
+    return "Youden's point on these films: the threshold that maximizes sensitivity + specificity."
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Everything fitted from one set of labelled films (the body of a profile)."""
+
+    calibration: Calibration
+    cv_ece: dict[str, float]
+    operating_points: dict[str, OperatingPoint]
+    auc: Estimate
+    ece_before: Estimate
+    ece_after: Estimate
+    reliability: list[dict]
+    roc: list[list[float]]  # [fpr, tpr] pairs, thinned
+    n_normal: int
+    n_pneumonia: int
+    n_groups: int
+    target_sensitivity: float
+
+
+def check_counts(y: np.ndarray) -> None:
+    """Refuse data that cannot support a calibration, saying what is missing."""
+    n_pos = int(np.sum(y == 1))
+    n_neg = int(np.sum(y == 0))
+    if n_pos == 0 or n_neg == 0:
+        only = "PNEUMONIA" if n_pos else "NORMAL"
+        raise CalibrationDataError(
+            f"all {len(y)} labelled films are {only}: calibration needs films of both classes "
+            f"(at least {MIN_PER_CLASS} NORMAL and {MIN_PER_CLASS} PNEUMONIA)")
+    for name, n in (("NORMAL", n_neg), ("PNEUMONIA", n_pos)):
+        if n < MIN_PER_CLASS:
+            raise CalibrationDataError(
+                f"only {n} {name} films: calibration needs at least {MIN_PER_CLASS} of each class "
+                f"({MIN_PER_CLASS - n} more {name})")
+
+
+def roc_points(y: np.ndarray, score: np.ndarray, max_points: int = 200) -> list[list[float]]:
+    """The ROC curve as [fpr, tpr] pairs from (0, 0) to (1, 1), thinned to ``max_points``."""
+    yb = np.asarray(y).astype(bool)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    tp = np.concatenate([[0], np.cumsum(yb[order])])
+    fp = np.concatenate([[0], np.cumsum(~yb[order])])
+    tpr, fpr = tp / max(1, yb.sum()), fp / max(1, (~yb).sum())
+    keep = np.unique(np.linspace(0, len(tpr) - 1, min(max_points, len(tpr))).round().astype(int))
+    return [[float(fpr[i]), float(tpr[i])] for i in keep]
+
+
+def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
+             target_sensitivity: float = 0.95, n_boot: int = 1000) -> Fit:
+    """Calibrate and set the operating points on one site's labelled films (0 NORMAL, 1 PNEUMONIA)."""
+    y = np.asarray(y, dtype=np.int64)
+    logit = np.asarray(logit, dtype=np.float64)
+    if len(y) != len(logit):
+        raise ValueError(f"{len(y)} labels for {len(logit)} logits")
+    if not 0.5 <= target_sensitivity < 1.0:
+        raise ValueError(f"target sensitivity must be between 0.5 and 1, got {target_sensitivity}")
+    check_counts(y)
+    groups = np.asarray(groups) if groups is not None else np.arange(len(y)).astype(str)
+    calibration, cv = choose_calibration(y, logit, groups)
+    prob = np.asarray(calibration.probability(logit))
+    raw = M.sigmoid(logit)
+    thresholds = operating_thresholds(y, prob, target_sensitivity)
+    same = thresholds["high_sensitivity"] == thresholds["balanced"]
+    ops = {}
+    for name, thr in thresholds.items():
+        se, sp = sens_spec_estimates(y, prob, thr, groups, n_boot)
+        ops[name] = OperatingPoint(name, float(thr), se, sp, describe(name, target_sensitivity, same))
+    return Fit(
+        calibration=calibration,
+        cv_ece=cv,
+        operating_points=ops,
+        auc=_estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
+        ece_before=_estimate(lambda i: M.ece(y[i], raw[i]), groups, n_boot),
+        ece_after=_estimate(lambda i: M.ece(y[i], prob[i]), groups, n_boot),
+        reliability=M.reliability(y, prob),
+        roc=roc_points(y, logit),
+        n_normal=int((y == 0).sum()),
+        n_pneumonia=int((y == 1).sum()),
+        n_groups=len(np.unique(groups)),
+        target_sensitivity=float(target_sensitivity),
+    )

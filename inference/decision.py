@@ -1,0 +1,113 @@
+"""The one decision rule: a calibrated probability and an operating point make a label.
+
+Every place that says whether a study is above or below the review threshold -- the
+engine, the CLI, the worklist, the study list, the gauge, the PDF, the Secondary Capture,
+the CSV -- asks this module, so they can never disagree (model 1.0 had the rule written
+seven times with different fallbacks). The words are chosen to claim no more than the
+number: a probability of 77 % is never called "unlikely"; "below the review threshold"
+says what was decided, not that the child is well.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+POSITIVE = "PNEUMONIA"  # the JSON/CSV label at or above the threshold
+NEGATIVE = "NORMAL"  # below it; shown to people as "below the review threshold"
+CUSTOM = "custom"  # the operating point name of a user-typed threshold
+
+# Display names of the operating points a profile defines.
+OPERATING_POINT_NAMES = {"high_sensitivity": "high sensitivity", "balanced": "balanced", CUSTOM: "custom"}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure measured on data, with its 95 % confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def percent(self) -> str:
+        """e.g. "95.4 % (92.0–98.3)"."""
+        return f"{self.value * 100:.1f} % ({self.lo * 100:.1f}–{self.hi * 100:.1f})"
+
+    def plain(self, digits: int = 3) -> str:
+        """e.g. "0.962 (0.941–0.980)" for an AUC or an ECE."""
+        return f"{self.value:.{digits}f} ({self.lo:.{digits}f}–{self.hi:.{digits}f})"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "ci95": [self.lo, self.hi]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Estimate:
+        lo, hi = data["ci95"]
+        return cls(float(data["value"]), float(lo), float(hi))
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold on the calibrated probability and what it gave on the data it was set on.
+
+    ``sensitivity``/``specificity`` are None for a custom threshold nobody measured.
+    """
+
+    name: str
+    threshold: float
+    sensitivity: Estimate | None = None
+    specificity: Estimate | None = None
+    description: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return OPERATING_POINT_NAMES.get(self.name, self.name.replace("_", " "))
+
+
+def custom_point(threshold: float) -> OperatingPoint:
+    """A user-typed threshold: valid probability, no measured figures."""
+    t = float(threshold)
+    if math.isnan(t) or not 0.0 <= t <= 1.0:
+        raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold}")
+    return OperatingPoint(CUSTOM, t, None, None, "A threshold typed by the user: its sensitivity and "
+                                               "specificity have not been measured.")
+
+
+def is_positive(probability: float, threshold: float) -> bool:
+    """The rule itself: at or above the threshold is "above the review threshold"."""
+    return float(probability) >= float(threshold)
+
+
+def label_for(probability: float, threshold: float) -> str:
+    """The machine label (JSON, CSV, worklist): PNEUMONIA or NORMAL."""
+    return POSITIVE if is_positive(probability, threshold) else NEGATIVE
+
+
+def probability_text(probability: float) -> str:
+    """A probability as people read it: whole percent, never "0 %" or "100 %"."""
+    pct = float(probability) * 100.0
+    if math.isnan(pct):
+        return "—"
+    if pct < 1.0:
+        return "< 1 %"
+    if pct > 99.0:
+        return "> 99 %"
+    return f"{pct:.0f} %"
+
+
+def threshold_text(threshold: float) -> str:
+    """A threshold to one decimal, without a trailing ".0": "35 %", "12.5 %"."""
+    return f"{float(threshold) * 100:.1f}".rstrip("0").rstrip(".") + " %"
+
+
+def verdict_text(probability: float, threshold: float) -> str:
+    """The sentence for an in-scope result, e.g. "Above the review threshold (35 %)"."""
+    side = "Above" if is_positive(probability, threshold) else "Below"
+    return f"{side} the review threshold ({threshold_text(threshold)})"
+
+
+def finding_text(probability: float, threshold: float) -> str:
+    """What the model found, in words that claim no more than it knows."""
+    if is_positive(probability, threshold):
+        return "pneumonia pattern: needs review"
+    return "no pneumonia pattern found"

@@ -1,0 +1,94 @@
+"""A site's labelled films: where they are, what they are, whose they are.
+
+Labels come from folder names (``NORMAL``/``PNEUMONIA`` at any depth, as a clinic would sort
+its films) or from a CSV of ``path,label``. Films of one patient are grouped so that the
+bootstrap intervals resample patients, not films: the DICOM PatientID where there is one,
+else the Kermany file-name rule (``personN_*`` and ``[NORMAL2-]IM-NNNN-*``), else the film
+stands alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .loaders import iter_study_files
+
+LABELS = ("NORMAL", "PNEUMONIA")
+_LABEL_WORDS = {"normal": 0, "0": 0, "negative": 0, "no pneumonia": 0,
+                "pneumonia": 1, "1": 1, "positive": 1}
+_PERSON = re.compile(r"^person(\d+)_(bacteria|virus)_", re.IGNORECASE)
+_NORMAL = re.compile(r"^(?:NORMAL2-)?IM-(\d+)-", re.IGNORECASE)
+
+
+class LabelError(ValueError):
+    """Labels that cannot be read or matched to films."""
+
+
+@dataclass(frozen=True)
+class LabelledFilm:
+    path: Path
+    label: int  # 0 NORMAL, 1 PNEUMONIA
+
+
+def file_name_patient(path: Path) -> str | None:
+    """The patient of a Kermany-named file ('P0123' pneumonia, 'N0383' normal), else None.
+
+    The two normal series share a number range; they are merged (a coarser grouping is
+    harmless, splitting one child across groups is not).
+    """
+    m = _PERSON.match(path.name)
+    if m:
+        return f"P{int(m.group(1)):04d}"
+    m = _NORMAL.match(path.name)
+    if m:
+        return f"N{int(m.group(1)):04d}"
+    return None
+
+
+def label_of_folder(path: Path, root: Path) -> int | None:
+    """0/1 from the nearest folder named NORMAL or PNEUMONIA between ``root`` and the file."""
+    for part in reversed(path.relative_to(root).parts[:-1]):
+        if part.upper() in LABELS:
+            return LABELS.index(part.upper())
+    return None
+
+
+def from_folders(roots: list[Path]) -> list[LabelledFilm]:
+    """Every study file under a NORMAL or PNEUMONIA folder below any of ``roots``."""
+    films = []
+    for root in roots:
+        if not root.is_dir():
+            raise LabelError(f"{root}: not a folder")
+        for path in iter_study_files([root], recursive=True):
+            label = label_of_folder(path, root)
+            if label is not None:
+                films.append(LabelledFilm(path, label))
+    return films
+
+
+def from_csv(csv_path: Path) -> list[LabelledFilm]:
+    """``path,label`` rows (a header row is allowed); relative paths are taken from the CSV's folder."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelError(f"{csv_path}: cannot read the labels ({exc})") from exc
+    films = []
+    for n, row in enumerate(rows, start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) < 2:
+            raise LabelError(f"{csv_path}, line {n}: expected path,label")
+        path_text, label_text = row[0].strip(), row[1].strip().lower()
+        if n == 1 and label_text not in _LABEL_WORDS:
+            continue  # a header
+        if label_text not in _LABEL_WORDS:
+            raise LabelError(f"{csv_path}, line {n}: label {row[1]!r} is not NORMAL or PNEUMONIA")
+        path = Path(path_text)
+        films.append(LabelledFilm(path if path.is_absolute() else csv_path.parent / path, _LABEL_WORDS[label_text]))
+    if not films:
+        raise LabelError(f"{csv_path}: no labelled films")
+    return films
