@@ -9,7 +9,7 @@ Given a worklist and an audit log (the app always gives them), the child commits
 result to both before reporting it, and answers a study already analysed by this model
 from the worklist without running it (see :mod:`desktop.result_store`).
 
-Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("options", kwargs),
+Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("operating", point or None),
 ("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
 ("started", key, stage), ("loaded", key, thumb, metadata, warnings),
 ("finished", key, prediction_without_cam, cam_small, Outcome), ("failed", key, reason),
@@ -30,8 +30,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inference.decision import OperatingPoint
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
+from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
 
@@ -47,6 +49,7 @@ class EngineInfo:
 
     provider: str
     manifest: ModelManifest
+    profile: SiteProfile  # the calibration and operating points the engine applies
     warnings: list[str] = field(default_factory=list)
     load_ms: float = 0.0
 
@@ -76,17 +79,18 @@ class AnalysisProcess:
     """Parent side: starts the child, forwards commands, dispatches its reports to a sink."""
 
     def __init__(self, sink: ResultSink, provider: str = "auto", threads: int | None = None,
-                 loader_threads: int = 2, worklist_path: Path | None = None,
+                 profile: SiteProfile | None = None, loader_threads: int = 2, worklist_path: Path | None = None,
                  audit_path: Path | None = None) -> None:
-        """``worklist_path`` and ``audit_path`` (both or neither): where results are kept;
+        """``profile``: the site profile the child's engine uses (None: the shipped one).
+        ``worklist_path`` and ``audit_path`` (both or neither): where results are kept;
         without them nothing is stored or looked up (benchmarks, tests of the pipeline)."""
         self._sink = sink
         storage = (str(worklist_path), str(audit_path)) if worklist_path and audit_path else None
-        self._args = (provider, threads, loader_threads, storage)
+        self._args = (provider, threads, profile, loader_threads, storage)
         self._ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()  # submitted, not yet reported finished/failed/cancelled
-        self._options: dict[str, Any] = {}
+        self._operating: OperatingPoint | None = None
         self._stopping = False
         self._proc: Any = None
         self._reader: threading.Thread | None = None
@@ -98,8 +102,8 @@ class AnalysisProcess:
         self._proc = self._ctx.Process(target=_child_main, args=(self._commands, self._events, *self._args),
                                        name="lunglens-analysis", daemon=True)
         self._proc.start()
-        if self._options:
-            self._commands.put(("options", self._options))
+        if self._operating is not None:
+            self._commands.put(("operating", self._operating))
         self._reader = threading.Thread(target=self._read, args=(self._proc, self._events),
                                         name="lunglens-results", daemon=True)
         self._reader.start()
@@ -122,11 +126,12 @@ class AnalysisProcess:
             if self._proc.is_alive():
                 self._commands.put(("cancel",))
 
-    def set_options(self, kwargs: dict[str, Any]) -> None:
+    def set_operating_point(self, operating: OperatingPoint | None) -> None:
+        """Results from now on, fresh or from the worklist, are read at ``operating``."""
         with self._lock:
-            self._options = dict(kwargs)
+            self._operating = operating
             if self._proc.is_alive():
-                self._commands.put(("options", self._options))
+                self._commands.put(("operating", operating))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child (cancelling its work) and the reader; True when both ended."""
@@ -213,7 +218,7 @@ class _QueueSink:
             self._writer.start()
 
     def engine_ready(self, engine: Any) -> None:
-        self._events.put(("engine_ready", EngineInfo(engine.provider, engine.manifest,
+        self._events.put(("engine_ready", EngineInfo(engine.provider, engine.manifest, engine.profile,
                                                      list(engine.warnings), engine.load_ms)))
 
     def engine_failed(self, reason: str) -> None:
@@ -249,7 +254,7 @@ class _QueueSink:
         from .result_store import judge
 
         pipeline = self.pipeline
-        prediction = judge(stored, pipeline.engine.manifest, dict(pipeline.predict_kwargs))
+        prediction = judge(stored, pipeline.operating or pipeline.engine.profile.operating_point())
         self._writes.put(("reuse", key, prediction, stored, study.path, study.metadata, self._thumb(key)))
 
     def failed(self, key: int, reason: str) -> None:
@@ -313,8 +318,8 @@ def _open_store(storage: tuple[str, str] | None, events: Any) -> Any:
         return None
 
 
-def _child_main(commands: Any, events: Any, provider: str, threads: int | None, loader_threads: int,
-                storage: tuple[str, str] | None = None) -> None:
+def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,
+                loader_threads: int, storage: tuple[str, str] | None = None) -> None:
     """Entry point of the analysis process: no Qt here, ever."""
     if hasattr(os, "nice"):
         try:
@@ -328,7 +333,7 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
 
     store = _open_store(storage, events)
     sink = _QueueSink(events, store)
-    pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads), sink,
+    pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads, profile=profile), sink,
                              load_study, loader_threads=loader_threads, memory=store)
     sink.pipeline = pipeline
     parent = mp.parent_process()
@@ -348,8 +353,8 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             pipeline.submit((k, Path(p)) for k, p in msg[1])
         elif msg[0] == "cancel":
             pipeline.cancel()
-        elif msg[0] == "options":
-            pipeline.predict_kwargs = dict(msg[1])
+        elif msg[0] == "operating":
+            pipeline.operating = msg[1]
         elif msg[0] == "stop":
             pipeline.shutdown()
             sink.close()

@@ -7,6 +7,11 @@ cancel), loads the selected study at full resolution and publishes it as a
 It also owns the persistent side: on start the list is restored from the worklist (the
 analysis process stores each result as it arrives); removing, clearing and exporting go
 through here (exports: :mod:`desktop.exports`).
+
+And the decision: the site profile in use (the shipped one) is read here and handed to the
+analysis process, so the engine there calibrates with exactly the profile whose operating
+points the window offers; the operating point chosen in the settings is applied to fresh
+results, cached ones and every listed one alike (``prediction.at``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from inference.audit import AuditLog
+from inference.decision import CUSTOM, OperatingPoint, custom_point
 from inference.manifest import ModelManifest
-from inference.prediction import Prediction
+from inference.prediction import ModelInfo, Prediction
+from inference.profile import SiteProfile
 from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
 from inference.worklist import Worklist, WorklistRecord
@@ -50,14 +57,20 @@ class ViewContext:
     problem: str = ""  # why ``study`` is None although the item has a result (e.g. the file is gone)
 
 
-def read_manifest() -> tuple[ModelManifest | None, str]:
-    """The bundled model's manifest (cheap JSON), or None and why."""
-    try:
-        from inference.engine import find_manifest
+def read_model() -> tuple[ModelManifest | None, SiteProfile | None, str]:
+    """The bundled model's manifest and its shipped site profile (cheap JSON), or None and why."""
+    from inference.engine import find_manifest
 
-        return ModelManifest.load(find_manifest()), ""
+    try:
+        path = find_manifest()
+        manifest = ModelManifest.load(path)
     except Exception as err:  # noqa: BLE001 -- the window shows it; the app still opens images
-        return None, str(err)
+        return None, None, str(err)
+    try:
+        model = ModelInfo(manifest.name, manifest.version, manifest.sha256)
+        return manifest, SiteProfile.load(path.parent / manifest.default_profile, model), ""
+    except Exception as err:  # noqa: BLE001 -- as above: no decision without a profile
+        return manifest, None, f"the shipped site profile is unusable (the installation is incomplete): {err}"
 
 
 def _preload_modules() -> None:
@@ -85,6 +98,7 @@ class StudyController(QObject):
     view_result = Signal(object)  # ViewContext: the on-screen study's result arrived or changed
     result_ready = Signal(int)  # key of a study that just finished
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
+    operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
 
     def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -92,7 +106,7 @@ class StudyController(QObject):
         self.model = StudyListModel(self)
         self.display = DisplayState(self)
         _preload_modules()
-        self.manifest, self.manifest_error = read_manifest()
+        self.manifest, self.profile, self.manifest_error = read_model()
         self.engine: EngineInfo | None = None  # the engine running in the analysis process
         self.engine_error = ""
         self._pending: set[int] = set()
@@ -147,9 +161,9 @@ class StudyController(QObject):
             latest.pop(record.study_path, None)
             latest[record.study_path] = record
         keys = self.model.add_restored(latest.values())
-        if keys and self.manifest is not None:
-            op, thr = self.decision()
-            self.model.apply_operating_point(self.manifest, op, thr)
+        operating = self.operating_point()
+        if keys and operating is not None:
+            self.model.apply_operating_point(self.profile, operating)
         return len(keys)
 
     def remove(self, key: int) -> bool:
@@ -179,8 +193,8 @@ class StudyController(QObject):
         storage = {}
         if self.worklist is not None:
             storage = {"worklist_path": self.worklist_path, "audit_path": self.audit_path}
-        w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None, parent=self,
-                        **storage)
+        w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None,
+                        profile=self.profile, parent=self, **storage)
         w.engine_ready.connect(self._engine_ready)
         w.engine_failed.connect(self._engine_failed)
         w.stage.connect(lambda key, stage: self._queue(self.model.set_stage, key, stage))
@@ -193,7 +207,7 @@ class StudyController(QObject):
         w.discovered.connect(self._discovered)
         w.discovery_done.connect(self._discovery_done)
         w.storage_failed.connect(self._storage_failed)
-        self._apply_decision(w)
+        w.set_operating_point(self.operating_point())
         return w
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -278,9 +292,10 @@ class StudyController(QObject):
 
     def _engine_ready(self, engine: EngineInfo) -> None:
         self.engine = engine
-        self.manifest = engine.manifest
+        self.manifest, self.profile = engine.manifest, engine.profile
         self.engine_error = ""
         self.engine_status.emit(engine.provider, "")
+        self.operating_changed.emit(self.operating_point())
 
     def _engine_failed(self, reason: str) -> None:
         self.engine = None
@@ -385,18 +400,16 @@ class StudyController(QObject):
         d.set_floor(s.overlay_floor)
         d.set_colormap(s.colormap)
 
-    def decision(self) -> tuple[str, float]:
-        """(operating point key or "custom", threshold) from the settings, valid for this model."""
+    def operating_point(self) -> OperatingPoint | None:
+        """The operating point of the settings in the profile in use (its default when the
+        settings name one it does not have); None without a profile, when nothing is analysed."""
         s = self.settings
-        if s.operating_point == "custom" or self.manifest is None:
-            return "custom", s.custom_threshold
-        op = s.operating_point if s.operating_point in self.manifest.operating_points else ""
-        op = op or self.manifest.default_operating_point
-        return op, self.manifest.operating_points[op].threshold
-
-    def _apply_decision(self, worker: StudyWorker) -> None:
-        op, thr = self.decision()
-        worker.set_predict_options(thr, op)
+        if self.profile is None:
+            return None
+        if s.operating_point == CUSTOM:
+            return custom_point(s.custom_threshold)
+        known = s.operating_point in self.profile.operating_points
+        return self.profile.operating_point(s.operating_point if known else None)
 
     def apply_settings(self, changed: set[str]) -> None:
         """React to the settings dialog: re-judge results, refresh masks, restart the engine."""
@@ -405,10 +418,11 @@ class StudyController(QObject):
         if "privacy" in changed:
             self.model.set_show_identifiers(self.settings.show_identifiers)
         if "decision" in changed:
-            self._apply_decision(self.worker)
-            if self.manifest is not None:
-                op, thr = self.decision()
-                self.model.apply_operating_point(self.manifest, op, thr)
+            operating = self.operating_point()
+            self.worker.set_operating_point(operating)
+            self.operating_changed.emit(operating)
+            if operating is not None:
+                self.model.apply_operating_point(self.profile, operating)
                 if self._context is not None and self._context.prediction is not None:
                     item = self._context.item
                     if item.prediction is not None:

@@ -109,8 +109,7 @@ def export_worklist(items: Sequence[StudyItem], path: Path, audit: AuditLog | No
     rows, hashes = [], []
     for item in items:
         if item.status is Status.DONE and item.record is not None and item.prediction is not None:
-            p = item.prediction
-            record = item.record.with_threshold(p.threshold, p.operating_point, p.sensitivity, p.specificity)
+            record = item.record.at(item.prediction.operating)
             rows.append(record_row(record, show_identifiers))
             hashes.append(record.pixel_sha256)
         elif item.status is Status.ERROR:

@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         from inference.cli import main as cli_main  # no Qt on this path
 
         return cli_main(args)
+    if args and args[0] == "calibrate":
+        from inference.calibrate_cli import main as calibrate_main  # no Qt on this path
+
+        return calibrate_main(args)
     if args and args[0] == "report":
         from desktop.report_cli import main as report_main  # PDF needs Qt (QPdfWriter), offscreen
 

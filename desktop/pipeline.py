@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from inference.decision import OperatingPoint
 from inference.errors import LungLensError, StudyLoadError
 from inference.prediction import Prediction
 from inference.study import Study
@@ -86,8 +87,9 @@ class BatchPipeline:
         self._generation = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        # Keyword arguments for engine.predict (threshold / operating_point), replaced atomically.
-        self.predict_kwargs: dict[str, Any] = {}
+        # The operating point results are read at (None: the engine's profile's default);
+        # replaced whole, so a result is never read at half a change.
+        self.operating: OperatingPoint | None = None
         self.engine: Any = None
         self._engine_error = ""
         self._loaders = [
@@ -214,7 +216,10 @@ class BatchPipeline:
                 continue
             self._sink.started(key, "running")
             try:
-                prediction = self.engine.predict(study, **self.predict_kwargs)
+                prediction = self.engine.predict(study)
+                operating = self.operating
+                if operating is not None:
+                    prediction = prediction.at(operating)
             except Exception as err:  # noqa: BLE001
                 log.warning("inference failed for %s", study.path, exc_info=True)
                 self._sink.failed(key, describe_error(study.path, err))

@@ -16,6 +16,7 @@ from pathlib import Path
 from inference.audit import AuditLog
 from inference.errors import LungLensError
 from inference.hashing import pixel_sha256
+from inference.presentation import present
 from inference.worklist import WorklistRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -93,14 +94,12 @@ def main(argv: list[str]) -> int:
     digest = pixel_sha256(study)
     audit = AuditLog()
     audit.log_analysis(WorklistRecord.from_prediction(study, prediction, digest))
-    pct = round(prediction.probability * 100)
-    verdict = "likely" if prediction.is_positive else "unlikely"
-    scope = "" if prediction.in_scope else " [outside the model's scope: not reliable]"
-    print(
-        f"{study.path.name}: pneumonia {verdict} -- {pct} % "
-        f"(threshold {prediction.threshold * 100:.1f} %, {prediction.operating_point}){scope}"
-    )
-    for warning in prediction.warnings:
+    words = present(prediction)
+    print(f"{study.path.name}: {words.summary}")
+    print(f"  operating point: {words.operating_point}")
+    print(f"  site profile: {words.profile}")
+    print(f"  {words.population}")
+    for warning in words.warnings:
         print(f"  warning: {warning}")
 
     overlay = render_overlay(study, prediction)

@@ -1,8 +1,10 @@
 """The one-page PDF report: image with heat-map, gauge, result, warnings, model, intended use.
 
 Painted with QPainter on a QPdfWriter so it needs no window (works offscreen, from the
-``lunglens report`` command as from the app). Patient identifiers appear only when the
-user chose to show them; otherwise the page says they were left out.
+``lunglens report`` command as from the app). Every word about the result comes from
+:func:`inference.presentation.present`, so the page tells the story the window tells. Patient
+identifiers appear only when the user chose to show them; otherwise the page says they were
+left out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 
 from inference import __version__
+from inference.decision import threshold_text
 from inference.prediction import Prediction
+from inference.presentation import ResultText, Tone, present
 from inference.study import Study
 
 INTENDED_USE = (
@@ -32,16 +36,12 @@ AMBER = QColor(214, 140, 0)
 RED = QColor(200, 40, 40)
 INK = QColor(20, 20, 20)
 MUTED = QColor(100, 100, 100)
+GREY = QColor(130, 130, 130)
+TONE = {Tone.ABOVE: RED, Tone.BELOW: GREEN, Tone.UNRELIABLE: GREY}  # not reliable: never a verdict colour
 
 
 def _mm(value: float) -> float:
     return value * DPI / 25.4
-
-
-def verdict(prediction: Prediction) -> str:
-    """The plain sentence the gauge shows, e.g. "Pneumonia likely — 87 %"."""
-    pct = round(prediction.probability * 100)
-    return f"Pneumonia {'likely' if prediction.is_positive else 'unlikely'} — {pct}\u00a0%"
 
 
 def write_report_pdf(
@@ -93,6 +93,7 @@ class _Page:
         self.p: QPainter = painter
         self.study: Study = study
         self.pred: Prediction = prediction
+        self.words: ResultText = present(prediction)
         self.overlay = np.ascontiguousarray(overlay, dtype=np.uint8)
         self.show_identifiers = show_identifiers
         self.intended_use = intended_use
@@ -127,8 +128,8 @@ class _Page:
         self.font(10, bold=True)
         y += self.text(self.LEFT, y, 182, 8, "AI-generated result: decision support, not a diagnosis", color=RED) + 3
         img_bottom = self.image(self.LEFT, y, 112, 112)
-        self.result(131, y, 65)
-        y = max(img_bottom, y + 112) + 5
+        result_bottom = self.result(131, y, 65)
+        y = max(img_bottom, y + 112, result_bottom) + 5
         y = self.warnings(y)
         y = self.study_block(y)
         y = self.model_block(y)
@@ -146,26 +147,21 @@ class _Page:
         self.text(x, y + dh + 1, w, 5, "Grad-CAM heat-map: regions that most raised the model's output (not a lesion outline).", color=MUTED)
         return y + dh + 6
 
-    def result(self, x: float, y: float, w: float) -> None:
-        pred = self.pred
-        gauge_h = self.gauge(x, y, w)
-        y += gauge_h + 2
-        colour = RED if pred.is_positive else GREEN
+    def result(self, x: float, y: float, w: float) -> float:
+        """The result column; returns its bottom (mm)."""
+        words = self.words
+        y += self.gauge(x, y, w) + 2
         self.font(11.5, bold=True)
-        y += self.text(x, y, w, 10, verdict(pred), Qt.AlignmentFlag.AlignHCenter, colour) + 3
-        if not pred.in_scope:
-            self.font(9, bold=True)
-            y += self.text(x, y, w, 14, "Not reliable: the image is outside the model's scope.", Qt.AlignmentFlag.AlignHCenter, RED) + 2
-        op = pred.operating_point.replace("_", " ")
-        lines = [f"Threshold: {pred.threshold * 100:.1f} % ({op})"]
-        if pred.sensitivity is not None and pred.specificity is not None:
-            lines.append(f"At this threshold on validation: sensitivity {pred.sensitivity * 100:.1f} %, specificity {pred.specificity * 100:.1f} %")
-        else:
-            lines.append("Custom threshold: sensitivity and specificity not validated")
-        lines.append(f"Probability (calibrated): {pred.probability * 100:.1f} %")
-        self.font(9)
-        for line in lines:
-            y += self.text(x, y, w, 14, line) + 1.5
+        y += self.text(x, y, w, 14, words.headline, Qt.AlignmentFlag.AlignHCenter, TONE[words.tone]) + 1.5
+        self.font(9.5)
+        y += self.text(x, y, w, 10, words.finding_line, Qt.AlignmentFlag.AlignHCenter) + 3
+        self.font(8.5)
+        for line in (f"Probability of pneumonia (calibrated): {words.probability}",
+                     f"Operating point: {words.operating_point}",
+                     f"Site profile: {words.profile}"):
+            y += self.text(x, y, w, 40, line) + 1.5
+        self.font(8.5, bold=True)
+        return y + 1 + self.text(x, y + 1, w, 12, words.population)
 
     def gauge(self, x: float, y: float, w: float) -> float:
         """A half dial 0-100 % with coloured bands, the threshold tick and a needle."""
@@ -174,7 +170,8 @@ class _Page:
         cx, cy = x + w / 2, y + r + 4
         arc = QRectF(_mm(cx - r), _mm(cy - r), _mm(2 * r), _mm(2 * r))
         thr = min(max(pred.threshold, 0.0), 1.0)
-        bands = [(0.0, thr, GREEN), (thr, 1.0, RED)]
+        unreliable = self.words.tone is Tone.UNRELIABLE
+        bands = [(0.0, thr, GREY if unreliable else GREEN), (thr, 1.0, GREY if unreliable else RED)]
         for lo, hi, colour in bands:
             if hi <= lo:
                 continue
@@ -196,7 +193,7 @@ class _Page:
         self.font(7)
         label_pt = at(thr, r + 6)
         lx, ly = label_pt.x() * 25.4 / DPI, label_pt.y() * 25.4 / DPI
-        self.text(lx - 12, ly - 3, 24, 5, f"threshold {thr * 100:.1f} %", Qt.AlignmentFlag.AlignHCenter)
+        self.text(lx - 12, ly - 3, 24, 5, f"threshold {threshold_text(thr)}", Qt.AlignmentFlag.AlignHCenter)
         # 0 and 100 under the ends of the dial, 50 inside it: clear of the needle's ends.
         for frac, label, radius, drop in ((0.0, "0", r, 3.5), (0.5, "50", r - 9, -2), (1.0, "100", r, 3.5)):
             pt = at(frac, radius)
@@ -209,8 +206,7 @@ class _Page:
         p.drawEllipse(at(0, 0), _mm(2), _mm(2))
         p.setBrush(Qt.BrushStyle.NoBrush)
         self.font(22, bold=True)
-        self.text(cx - 20, cy + 2, 40, 12, f"{round(pred.probability * 100)}\u00a0%", Qt.AlignmentFlag.AlignHCenter,
-                  RED if pred.is_positive else GREEN)
+        self.text(cx - 20, cy + 2, 40, 12, self.words.probability, Qt.AlignmentFlag.AlignHCenter, TONE[self.words.tone])
         return (cy + 14) - y
 
     def heading(self, y: float, title: str) -> float:
@@ -229,10 +225,7 @@ class _Page:
         return y + 2
 
     def warnings(self, y: float) -> float:
-        items = list(self.pred.warnings)
-        if not self.pred.in_scope:
-            reasons = "; ".join(self.pred.scope_reasons) or "the input is unlike the images the model learned from"
-            items.insert(0, f"Outside the model's scope — the probability is not reliable: {reasons}")
+        items = self.words.warnings
         y = self.heading(y, f"Warnings ({len(items)})")
         if not items:
             self.font(8.5)

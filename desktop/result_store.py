@@ -7,7 +7,9 @@ nothing that was shown. It is also the pipeline's :class:`~desktop.pipeline.Resu
 a study whose pixels this model has already analysed is answered from the worklist.
 
 Cached answers are audited too (``"cached": true``): the log then says every time a result
-was put in front of a user, and which of those needed no new inference.
+was put in front of a user, and which of those needed no new inference. Only a result of the
+model *and* the site profile in use is answered from the worklist: another profile's
+probability is on another scale, so that study is analysed again.
 """
 
 from __future__ import annotations
@@ -19,27 +21,19 @@ from typing import Any
 import numpy as np
 
 from inference.audit import AuditLog
+from inference.decision import OperatingPoint
 from inference.hashing import pixel_sha256
-from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
 from inference.worklist import Worklist, WorklistRecord
 
-from .models.study_item import relabel
+from .models.study_item import follows
 
 
-def judge(record: WorklistRecord, manifest: ModelManifest, predict_kwargs: dict[str, Any]) -> Prediction:
-    """A stored result read at the decision the engine would apply now (``threshold`` or
-    ``operating_point`` as given to ``Engine.predict``): a cached answer obeys the settings
+def judge(record: WorklistRecord, operating: OperatingPoint) -> Prediction:
+    """A stored result read at the operating point in use: a cached answer obeys the settings
     exactly like a fresh one. The returned prediction has no Grad-CAM (an empty map)."""
-    prediction = record.to_prediction()
-    if predict_kwargs.get("threshold") is not None:
-        return relabel(prediction, float(predict_kwargs["threshold"]), "custom", None, None)
-    name = predict_kwargs.get("operating_point") or manifest.default_operating_point
-    op = manifest.operating_points.get(name)
-    if op is None:
-        return prediction
-    return relabel(prediction, op.threshold, name, op.sensitivity, op.specificity)
+    return record.to_prediction().at(operating)
 
 
 class ResultStore:
@@ -54,7 +48,10 @@ class ResultStore:
         return pixel_sha256(study)
 
     def recall(self, fingerprint: str, engine: Any) -> WorklistRecord | None:
-        return self.worklist.lookup(fingerprint, engine.model_info.sha256)
+        stored = self.worklist.lookup(fingerprint, engine.model_info.sha256)
+        if stored is None or not follows(stored.to_prediction(), engine.profile):
+            return None
+        return stored
 
     # -- keeping results ------------------------------------------------------------------------
     def keep(self, record: WorklistRecord) -> WorklistRecord:
@@ -68,9 +65,7 @@ class ResultStore:
               thumbnail: np.ndarray | None) -> WorklistRecord:
         """A result answered from the worklist for the file ``study_path``: audited as cached;
         the same pixels under another file name get a row of their own, so that file is restored too."""
-        record = replace(stored, threshold=prediction.threshold, operating_point=prediction.operating_point,
-                         sensitivity=prediction.sensitivity, specificity=prediction.specificity,
-                         label=prediction.label)
+        record = stored.at(prediction.operating)
         self.audit.log_analysis(record, cached=True)
         if stored.study_path != str(study_path):
             moved = replace(stored, study_path=str(study_path), id=None, metadata=asdict(metadata),

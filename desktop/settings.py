@@ -56,7 +56,7 @@ class AppSettings:
 
     @property
     def operating_point(self) -> str:
-        """A manifest operating-point key, "custom", or "" for the manifest's default."""
+        """An operating-point key of the site profile in use, "custom", or "" for the profile's default."""
         return str(self._get("decision/operating_point", ""))
 
     @operating_point.setter

@@ -1,14 +1,16 @@
 """A calm dark theme: low-glare greys, one blue accent, result colours used sparingly.
 
 Reading rooms are dim; a bright UI around a radiograph hurts contrast perception. Colours
-that carry meaning (likely / unlikely / not reliable / warning) are defined once here and
-used by the gauge, the list chips and the warnings panel alike.
+that carry meaning (above / below the review threshold, not reliable, warning) are defined
+once here and used by the gauge, the list chips and the warnings panel alike.
 """
 
 from __future__ import annotations
 
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
+
+from inference.presentation import Tone
 
 BACKGROUND = "#1b1e23"
 SURFACE = "#22262c"
@@ -18,11 +20,14 @@ TEXT = "#dde2e8"
 TEXT_DIM = "#8d96a0"
 ACCENT = "#4a86c5"
 
-LIKELY = "#e06c5f"  # above threshold
-UNLIKELY = "#4faf87"  # below threshold
-UNRELIABLE = "#9aa0a6"  # out of scope
+ABOVE = "#e06c5f"  # above the review threshold
+BELOW = "#4faf87"  # below it
+UNRELIABLE = "#9aa0a6"  # out of scope: grey, never a verdict colour
 WARNING = "#e0a43a"
 ERROR = "#d9534f"
+
+
+TONE = {Tone.ABOVE: ABOVE, Tone.BELOW: BELOW, Tone.UNRELIABLE: UNRELIABLE}
 
 
 def color(name: str) -> QColor:
@@ -81,7 +86,9 @@ QGroupBox {{ border: 1px solid {BORDER}; border-radius: 6px; margin-top: 10px; p
 QGroupBox::title {{ subcontrol-origin: margin; subcontrol-position: top left; left: 10px; top: 0px;
     padding: 0 4px; color: {TEXT_DIM}; }}
 QLabel#dim {{ color: {TEXT_DIM}; }}
-QLabel#sentence {{ font-size: 15pt; font-weight: 600; }}
+QLabel#headline {{ font-size: 14pt; font-weight: 600; }}
+QLabel#finding {{ font-size: 11pt; }}
+QLabel#population {{ color: {TEXT_DIM}; font-style: italic; }}
 QFrame#warnings {{ background: #3a2e16; border: 1px solid {WARNING}; border-radius: 6px; }}
 QFrame#warnings QLabel {{ color: #f3d9a6; }}
 QFrame#banner {{ background: #3b1f1f; border: 1px solid {ERROR}; border-radius: 6px; }}

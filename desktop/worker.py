@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from inference.decision import OperatingPoint
 from inference.prediction import Prediction
+from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 
 from .analysis_process import AnalysisProcess, EngineInfo, Outcome
@@ -48,16 +49,17 @@ class StudyWorker(QObject):
     discovery_done = Signal()
     storage_failed = Signal(str)  # results are not being saved to the worklist, and why
 
-    def __init__(self, provider: str = "auto", threads: int | None = None,
+    def __init__(self, provider: str = "auto", threads: int | None = None, profile: SiteProfile | None = None,
                  loader_threads: int = 2, parent: QObject | None = None,
                  worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
-        """With ``worklist_path`` and ``audit_path`` every result is stored and audited as it
+        """``profile``: the site profile the engine calibrates with (None: the shipped one).
+        With ``worklist_path`` and ``audit_path`` every result is stored and audited as it
         arrives, and studies already analysed by this model are answered from the worklist."""
         super().__init__(parent)
         self._stopping = False
         self._discoverers: list[threading.Thread] = []
         self.engine: EngineInfo | None = None
-        self._analysis = AnalysisProcess(_Sink(self), provider=provider, threads=threads,
+        self._analysis = AnalysisProcess(_Sink(self), provider=provider, threads=threads, profile=profile,
                                          loader_threads=loader_threads, worklist_path=worklist_path,
                                          audit_path=audit_path)
         self._view = LatestOnlyLoader(_load_study, self.view_loaded.emit, self.view_failed.emit)
@@ -66,14 +68,9 @@ class StudyWorker(QObject):
     def _remember_engine(self, info: EngineInfo) -> None:
         self.engine = info
 
-    def set_predict_options(self, threshold: float | None, operating_point: str | None) -> None:
-        """Applies to studies classified from now on."""
-        kwargs: dict[str, Any] = {}
-        if operating_point and operating_point != "custom":
-            kwargs["operating_point"] = operating_point
-        elif threshold is not None:
-            kwargs["threshold"] = float(threshold)
-        self._analysis.set_options(kwargs)
+    def set_operating_point(self, operating: OperatingPoint | None) -> None:
+        """Results from now on are read at ``operating`` (None: the profile's default)."""
+        self._analysis.set_operating_point(operating)
 
     def submit(self, jobs: list[tuple[int, Path]]) -> None:
         self._analysis.submit(jobs)

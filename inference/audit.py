@@ -51,13 +51,16 @@ class AuditLog:
         return {"time": utc_now(), "event": event, "user": current_user(), "app_version": self.app_version}
 
     def log_analysis(self, record: WorklistRecord, cached: bool = False) -> dict[str, Any]:
-        """One analysis. ``cached``: the result came from the worklist, not a new inference."""
+        """One analysis, with the model and the site profile that produced it. ``cached``: the
+        result came from the worklist, not a new inference."""
         entry = self._base("analysis")
         entry.update(
             cached=cached,
             model_name=record.model_name,
             model_version=record.model_version,
             model_sha256=record.model_sha256,
+            profile_name=record.profile.name if record.profile else None,
+            profile_sha256=record.profile.sha256 if record.profile else None,
             provider=record.provider,
             pixel_sha256=record.pixel_sha256,
             probability=round(record.probability, 6),

@@ -13,9 +13,10 @@ Why these choices:
   (``sigmoid(a z + b)``). Both keep the ranking, so the AUC is untouched; which one is used
   is chosen by cross-validated ECE (folds by patient), since a shift ``b`` helps only when
   the site's prevalence or equipment really moved the logits.
-* High sensitivity is the most specific threshold whose sensitivity's 95 % Wilson *lower*
-  bound still reaches the target: choosing on the point estimate would miss the target on
-  new films half of the time. Balanced is Youden's point. If Youden's threshold is the lower
+* High sensitivity is the most specific threshold whose sensitivity's 95 % *lower* bound
+  still reaches the target: choosing on the point estimate would miss the target on new
+  films half of the time. The bound is the patient-bootstrap interval the profile shows for
+  that threshold, so the rule and the figure a user reads are one and the same. Balanced is Youden's point. If Youden's threshold is the lower
   one it is also the high-sensitivity point, so the names always match their figures.
 * Intervals are bootstrap percentiles over patients (several films of one child are not
   independent), else over films.
@@ -110,9 +111,30 @@ def choose_calibration(y: np.ndarray, logit: np.ndarray, groups: np.ndarray) -> 
     return fit(best, y, logit), cv
 
 
-def operating_thresholds(y: np.ndarray, prob: np.ndarray, target_sensitivity: float) -> dict[str, float]:
+def sensitivity_lower_bounds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray,
+                             n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """For each positive film's score taken as the threshold (sorted high to low): the 2.5th
+    percentile of sensitivity over patient-bootstrap resamples -- the lower end of the very
+    interval the profile shows for that threshold."""
+    yb = np.asarray(y).astype(bool)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    pos = np.flatnonzero(yb)
+    order = pos[np.argsort(-np.asarray(prob)[pos], kind="mergesort")]
+    rng = np.random.default_rng(seed)
+    # times each patient is drawn, per resample -> weight of each positive film
+    draws = np.stack([np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)) for _ in range(n_boot)])
+    w = draws[:, inv[order]].astype(np.float64)  # [n_boot, n_pos], positives high to low
+    total = w.sum(axis=1, keepdims=True)
+    sens = np.cumsum(w, axis=1) / np.where(total > 0, total, 1.0)
+    return np.asarray(prob)[order], np.percentile(sens[total[:, 0] > 0], 2.5, axis=0)
+
+
+def operating_thresholds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray, target_sensitivity: float,
+                         n_boot: int = 1000) -> dict[str, float]:
     """Thresholds of the high-sensitivity and balanced points (see the module docstring)."""
-    hs = M.high_sensitivity_threshold(y, prob, target_sensitivity)
+    scores, lower = sensitivity_lower_bounds(y, prob, groups, n_boot)
+    meets = np.flatnonzero(lower >= target_sensitivity)
+    hs = float(scores[meets[0]]) if len(meets) else float(scores[-1])
     bal = M.youden_threshold(y, prob)
     return {"high_sensitivity": min(hs, bal), "balanced": bal}
 
@@ -139,7 +161,8 @@ def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, group
 def describe(name: str, target: float, same_as_balanced: bool) -> str:
     if name == "high_sensitivity":
         text = (f"Screening default: the most specific threshold whose sensitivity on these films is "
-                f">= {target:.0%} with 95 % confidence (Wilson lower bound), so few pneumonias are missed.")
+                f">= {target:.0%} with 95 % confidence (lower end of its patient-bootstrap interval), "
+                f"so few pneumonias are missed.")
         if same_as_balanced:
             text += " Here it coincides with the balanced point, which is already that sensitive."
         return text
@@ -205,7 +228,7 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
     calibration, cv = choose_calibration(y, logit, groups)
     prob = np.asarray(calibration.probability(logit))
     raw = M.sigmoid(logit)
-    thresholds = operating_thresholds(y, prob, target_sensitivity)
+    thresholds = operating_thresholds(y, prob, groups, target_sensitivity, n_boot)
     same = thresholds["high_sensitivity"] == thresholds["balanced"]
     ops = {}
     for name, thr in thresholds.items():

@@ -2,7 +2,9 @@
 
 Every input gets exactly one result, in input order, as soon as it is known; one bad file
 never stops the batch. Exit status: 0 all succeeded, 1 any failed (after all were tried),
-2 usage error.
+2 usage error (including a site profile that cannot be used with this model). Results are
+worded by :mod:`inference.decision`: above or below the review threshold, never "likely";
+a result the input gate flags is "Not reliable" (:mod:`inference.presentation`), never either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import decision
 from . import providers as prov
 from .audit import AuditLog
 from .engine import Engine
@@ -30,6 +33,8 @@ from .imageops import encode_png
 from .loaders import iter_study_files, load_study
 from .overlay import render_overlay
 from .prediction import Prediction
+from .presentation import NOT_RELIABLE
+from .profile import ProfileError, SiteProfile
 from .study import Study
 from .worklist import WorklistRecord
 
@@ -70,6 +75,7 @@ class Outcome:
             "scope_reasons": list(p.scope_reasons),
             "provider": p.provider,
             "model": {"name": p.model.name, "version": p.model.version, "sha256": p.model.sha256},
+            "profile": {"name": p.profile.name, "sha256": p.profile.sha256} if p.profile else None,
             "timings_ms": {"read": round(self.read_ms, 3), **p.timings_ms},
         }
         if self.cam_path is not None:
@@ -97,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cam-dir", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlay PNGs here")
     parser.add_argument(
         "--threshold", type=_probability, default=None, metavar="T",
-        help="custom decision threshold on the probability (default: the model's operating point)",
+        help="custom review threshold on the probability (default: the site profile's default operating point)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="PROFILE.json",
+        help="site profile (from `lunglens calibrate`) to calibrate and threshold with (default: the shipped one)",
     )
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
     parser.add_argument("--verbose", "-v", action="store_true", help="log the model and execution provider used to stderr")
@@ -142,7 +152,15 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        engine = Engine.load(provider=args.provider, threads=args.threads)
+        profile = SiteProfile.load(args.profile) if args.profile is not None else None
+    except ProfileError as exc:
+        print(f"lunglens classify: {exc}", file=sys.stderr)
+        return 2
+    try:
+        engine = Engine.load(provider=args.provider, threads=args.threads, profile=profile)
+    except ProfileError as exc:  # made for another model
+        print(f"lunglens classify: {args.profile}: {exc}", file=sys.stderr)
+        return 2
     except ModelError as exc:
         print(f"lunglens classify: {exc}", file=sys.stderr)
         return 1
@@ -160,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lunglens classify: interrupted", file=sys.stderr)
         return 130
     if not args.json:
-        Table.summary(counts, engine, time.perf_counter() - started, sys.stdout)
+        Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
     return 1 if counts["failed"] else 0
 
 
@@ -173,7 +191,7 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
     csv_out = CsvStream(csv_file) if csv_file else None
     audit = _open_audit_log()
     table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
-    counts = {"studies": 0, "positive": 0, "failed": 0}
+    counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0}
     cam_names: set[str] = set()
     for outcome in classify_all(engine, inputs, args.threshold):
         if outcome.ok and args.cam_dir is not None:
@@ -184,7 +202,9 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
             audit = _audit(audit, record)
         counts["studies"] += 1
         counts["failed"] += not outcome.ok
-        counts["positive"] += outcome.prediction is not None and outcome.prediction.is_positive
+        if outcome.prediction is not None:  # a result the gate flags is never called above or below
+            counts["unreliable"] += not outcome.prediction.in_scope
+            counts["above"] += outcome.prediction.in_scope and outcome.prediction.is_positive
         if table is None:
             print(json.dumps(outcome.to_json()), flush=True)
         else:
@@ -298,6 +318,9 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
     outcome.cam_path = target
 
 
+_RESULT_WIDTH = len(decision.verdict_text(0.5, 0.125))  # "Above the review threshold (12.5 %)"
+
+
 class Table:
     """The human-readable output: aligned rows printed as results arrive, then a summary."""
 
@@ -305,32 +328,40 @@ class Table:
         self.out = out
         self.shown_once = set(shown_once)  # engine warnings, printed once above the table
         self.width = max([len("FILE"), *(len(str(i.path)) for i in inputs)])
-        print(f"{'FILE':<{self.width}}  {'P(PNEU)':>7}  {'RESULT':<9}  {'THRESH':>6}  NOTES", file=out, flush=True)
+        print(f"{'FILE':<{self.width}}  {'P(PNEU)':>7}  {'RESULT':<{_RESULT_WIDTH}}  NOTES", file=out, flush=True)
 
     def row(self, o: Outcome) -> None:
         if o.prediction is None:
-            line = f"{str(o.path):<{self.width}}  {'-':>7}  {'FAILED':<9}  {'-':>6}  {o.error}"
+            line = f"{str(o.path):<{self.width}}  {'-':>7}  {'FAILED':<{_RESULT_WIDTH}}  {o.error}"
         else:
             p = o.prediction
             notes = [w for w in [*p.warnings, *o.extra_warnings] if w not in self.shown_once]
             if not p.in_scope:
                 notes.insert(0, "OUT OF SCOPE, result not reliable: " + "; ".join(p.scope_reasons))
+            result = decision.verdict_text(p.probability, p.threshold) if p.in_scope else NOT_RELIABLE
             line = (
-                f"{str(o.path):<{self.width}}  {p.probability:>7.3f}  {p.label:<9}  {p.threshold:>6.3f}  "
-                + "; ".join(notes)
+                f"{str(o.path):<{self.width}}  {decision.probability_text(p.probability):>7}  "
+                f"{result:<{_RESULT_WIDTH}}  " + "; ".join(notes)
             )
         print(line.rstrip(), file=self.out, flush=True)
 
     @staticmethod
-    def summary(counts: dict[str, int], engine: Engine, seconds: float, out: IO[str]) -> None:
-        m = engine.manifest
+    def summary(counts: dict[str, int], engine: Engine, threshold: float | None, seconds: float,
+                out: IO[str]) -> None:
+        """Counts, then the operating point with the figures it was measured at and their source."""
+        m, profile = engine.manifest, engine.profile
+        op = profile.operating_point(threshold=threshold)
         print(
-            f"{counts['studies']} studies: {counts['positive']} pneumonia-likely, {counts['failed']} failed, "
-            f"in {seconds:.1f} s "
+            f"{counts['studies']} studies: {counts['above']} above the review threshold, "
+            f"{counts['unreliable']} not reliable, {counts['failed']} failed, in {seconds:.1f} s "
             f"({prov.friendly_name(engine.provider)}, model {m.name} {m.version})",
             file=out,
             flush=True,
         )
+        figures = (profile.figures_text(op.name) if op.sensitivity and op.specificity
+                   else "its sensitivity and specificity have not been measured")
+        print(f"Review threshold {decision.threshold_text(op.threshold)} ({op.display_name} operating point, "
+              f"site profile {profile.name!r}); {figures}", file=out, flush=True)
 
 
 if __name__ == "__main__":

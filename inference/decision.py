@@ -63,6 +63,21 @@ class OperatingPoint:
     def display_name(self) -> str:
         return OPERATING_POINT_NAMES.get(self.name, self.name.replace("_", " "))
 
+    def to_dict(self) -> dict:
+        """JSON form (the worklist stores each result's point with its intervals)."""
+        return {"name": self.name, "threshold": self.threshold,
+                "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
+                "specificity": self.specificity.to_dict() if self.specificity else None,
+                "description": self.description}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OperatingPoint:
+        def estimate(key: str) -> Estimate | None:
+            return Estimate.from_dict(data[key]) if data.get(key) else None
+
+        return cls(str(data["name"]), float(data["threshold"]), estimate("sensitivity"), estimate("specificity"),
+                   str(data.get("description", "")))
+
 
 def custom_point(threshold: float) -> OperatingPoint:
     """A user-typed threshold: valid probability, no measured figures."""

@@ -3,7 +3,8 @@
 The capture joins the source's Patient and Study (same StudyInstanceUID), in a new series
 whose description says it is AI-generated, so a reader scrolling the study in any viewer
 sees the heat-map and the result beside the original -- and cannot mistake it for it. The
-text is burned into a band below the image, never over the anatomy.
+text is burned into a band below the image, never over the anatomy; it is the story
+:mod:`inference.presentation` tells in the window and the PDF, word for word.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
 from .prediction import Prediction
+from .presentation import NOT_RELIABLE, present
 from .study import Study
 
 MANUFACTURER = "LungLens"
@@ -39,26 +41,28 @@ _EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSeque
 
 
 def result_lines(prediction: Prediction) -> list[str]:
-    """The burned-in text, in plain ASCII (all that the built-in font is sure to draw)."""
-    pct = round(prediction.probability * 100)
-    verdict = "Pneumonia likely" if prediction.is_positive else "Pneumonia unlikely"
-    op = prediction.operating_point.replace("_", " ")
-    threshold = f"threshold {prediction.threshold * 100:.1f}% ({op})"
-    if prediction.sensitivity is not None and prediction.specificity is not None:
-        threshold += f", sens {prediction.sensitivity * 100:.1f}% / spec {prediction.specificity * 100:.1f}%"
-    lines = [DISCLAIMER, f"{verdict}: P(pneumonia) = {pct}% - {threshold}"]
-    if not prediction.in_scope:
-        reasons = "; ".join(prediction.scope_reasons) or "input unlike the training images"
-        lines.append(f"NOT RELIABLE - outside the model's scope: {reasons}")
-    lines.extend(f"Warning: {w}" for w in prediction.warnings)
+    """The burned-in text: the presentation's story (:mod:`inference.presentation`), as the
+    window and the PDF tell it, in plain ASCII (all that the built-in font is sure to draw)."""
+    words = present(prediction)
     m = prediction.model
-    lines.append(f"Model {m.name} {m.version} (sha256 {m.sha256[:12]}), LungLens {__version__}")
+    lines = [
+        DISCLAIMER,
+        words.summary,
+        f"Operating point: {words.operating_point}",
+        f"Site profile: {words.profile}",
+        words.population,
+        *(f"Warning: {w}" for w in words.warnings),
+        f"Model {m.name} {m.version} (sha256 {m.sha256[:12]}), LungLens {__version__}",
+    ]
     return [_ascii(line) for line in lines]
 
 
+_ASCII = str.maketrans({"\u2014": "-", "\u2013": "-", "\u00b7": "-", "\u2265": ">=", "\u2264": "<=",
+                        "\u00d7": "x", "\u2026": "...", "\u00a0": " "})
+
+
 def _ascii(text: str) -> str:
-    text = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u2265", ">=").replace("\u2264", "<=")
-    return text.encode("ascii", "replace").decode("ascii")
+    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
 
 
 def burn_in(image: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -83,7 +87,7 @@ def burn_in(image: np.ndarray, lines: list[str]) -> np.ndarray:
 
 def _colour(line: str) -> tuple[int, int, int]:
     """Amber for the disclaimer and every caution, white for the rest."""
-    caution = line == DISCLAIMER or line.startswith(("NOT RELIABLE", "Warning"))
+    caution = line == DISCLAIMER or line.startswith((NOT_RELIABLE, "Warning"))
     return (255, 210, 0) if caution else (255, 255, 255)
 
 

@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 from . import providers as prov
 from .errors import ModelError
-from .gradcam import grad_cam, resize_cam
+from .gradcam import attribution_grid, grad_cam, resize_cam
 from .manifest import ModelManifest
 from .ood import ScopeGate
 from .paths import models_dir as default_models_dir
@@ -202,6 +202,7 @@ class Engine:
             in_scope=scope.in_scope,
             scope_reasons=list(scope.reasons),
             embedding=embedding,
+            attribution=attribution_grid(out.features, out.grads),
         )
 
     def _run(self, x: np.ndarray) -> _Outputs:

@@ -2,6 +2,9 @@
 
 One column list for both so a spreadsheet made from the app and one made by
 ``lunglens classify --csv`` line up. Patient identifiers are left out unless asked for.
+The label is the decision rule's (:mod:`inference.decision`) at the row's threshold; the
+profile columns say which site calibration made the probability, and the logit lets it be
+re-read under another one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ COLUMNS: tuple[str, ...] = (
     "status",  # "done" or "error"
     "error",
     "probability",
-    "label",
+    "label",  # PNEUMONIA at or above the threshold, else NORMAL
     "threshold",
     "operating_point",
     "sensitivity",
@@ -37,9 +40,14 @@ COLUMNS: tuple[str, ...] = (
     "model_name",
     "model_version",
     "model_sha256",
+    "profile_name",
+    "profile_sha256",
+    "logit",
     "provider",
     "pixel_sha256",
     "analysed_at",
+    "verdict",  # the reader's: pneumonia, no pneumonia, unsure
+    "verdict_at",
 )
 # Only with include_identifiers=True (the user chose to show them).
 IDENTIFIER_COLUMNS: tuple[str, ...] = (
@@ -81,9 +89,14 @@ def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dic
         model_name=record.model_name,
         model_version=record.model_version,
         model_sha256=record.model_sha256,
+        profile_name=record.profile.name if record.profile else None,
+        profile_sha256=record.profile.sha256 if record.profile else None,
+        logit=record.logit,
         provider=record.provider,
         pixel_sha256=record.pixel_sha256,
         analysed_at=record.analysed_at,
+        verdict=record.verdict,
+        verdict_at=record.verdict_at,
     )
     if include_identifiers:
         for key in IDENTIFIER_COLUMNS:

@@ -12,6 +12,22 @@ import numpy as np
 from .imageops import resize_linear
 
 
+def attribution_grid(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """The signed native map in logit units, float32 [h, w]: each cell's share of the logit.
+
+    For a global-average-pool + linear head, sum_c grad[c] * feature[c, i, j] summed over
+    every cell is exactly the logit minus the head's bias, so a cell's value is how much that
+    region raised (or, negative, lowered) the score.
+    """
+    a = np.asarray(features, dtype=np.float32)
+    g = np.asarray(grads, dtype=np.float32)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a, g = a[0], g[0]
+    if a.ndim != 3 or a.shape != g.shape:
+        raise ValueError(f"features {a.shape} and gradients {g.shape} must both be [C, h, w]")
+    return np.einsum("chw,chw->hw", g, a).astype(np.float32)
+
+
 def grad_cam(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """Grad-CAM of one image: float32 [h, w] in 0..1.
 

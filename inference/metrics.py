@@ -1,6 +1,8 @@
-"""Validation figures: AUC, ECE, reliability bins, temperature scaling, operating points, bootstrap CIs.
+"""Figures on labelled films: AUC, ECE, reliability bins, temperature and Platt fits, Youden's
+point, patient-bootstrap CIs.
 
-Pure numpy so the figures in the manifest are computed the same way everywhere.
+Pure numpy so training, the shipped profile and a clinic's own calibration compute every
+figure the same way.
 """
 
 from __future__ import annotations
@@ -85,35 +87,6 @@ def sens_spec(y: np.ndarray, prob: np.ndarray, threshold: float) -> tuple[float,
     return float(pred[y].mean()), float((~pred[~y]).mean())
 
 
-def wilson_lower(successes: int, n: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson 95% interval of a proportion."""
-    if n == 0:
-        return 0.0
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - half) / (1 + z * z / n)
-
-
-def high_sensitivity_threshold(y: np.ndarray, prob: np.ndarray, min_sensitivity: float = 0.95) -> float:
-    """The highest threshold whose sensitivity's 95% Wilson LOWER bound is still >= min_sensitivity.
-
-    Choosing on the point estimate would give a coin-flip chance of falling below 0.95 on
-    new patients; requiring the lower bound builds in the sampling margin.
-    """
-    y = np.asarray(y).astype(bool)
-    pos = np.sort(np.asarray(prob)[y])
-    n = len(pos)
-    # threshold = pos[k] keeps n - k positives at or above it
-    best = float(pos[0])
-    for k in range(n):
-        if wilson_lower(n - k, n) >= min_sensitivity:
-            best = float(pos[k])
-        else:
-            break
-    return best
-
-
 def youden_threshold(y: np.ndarray, prob: np.ndarray) -> float:
     """Threshold maximizing sensitivity + specificity - 1 (midpoint between neighbouring scores)."""
     p = np.unique(np.asarray(prob, dtype=np.float64))
@@ -145,23 +118,33 @@ def bootstrap_ci(
 
 
 def fit_platt(y: np.ndarray, logit: np.ndarray) -> tuple[float, float]:
-    """(a, b) maximizing the likelihood of sigmoid(a * logit + b) (Newton's method).
+    """(a, b) maximizing the likelihood of sigmoid(a * logit + b): Newton's method with
+    backtracking, so large or shifted logits converge instead of overshooting.
 
-    The class-weighted loss shifts every logit by about log(class ratio); one temperature
-    cannot undo a shift, so the export folds b / a into the head's bias and keeps T = 1 / a.
+    Returns (1, 0) when the data are separable (no finite optimum).
     """
     y = np.asarray(y, dtype=np.float64)
     z = np.asarray(logit, dtype=np.float64)
+
+    def nll(a: float, b: float) -> float:
+        t = a * z + b
+        return float(np.mean(np.logaddexp(0.0, t) - y * t))
+
     a, b = 1.0, 0.0
+    current = nll(a, b)
     for _ in range(100):
         p = sigmoid(a * z + b)
         g = np.array([((p - y) * z).sum(), (p - y).sum()])
         w = p * (1 - p) + 1e-12
         h = np.array([[(w * z * z).sum(), (w * z).sum()], [(w * z).sum(), w.sum()]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        scale = 1.0
+        while scale > 1e-6 and nll(a - scale * step[0], b - scale * step[1]) > current:
+            scale /= 2
+        a, b = a - scale * step[0], b - scale * step[1]
+        previous, current = current, nll(a, b)
+        if abs(previous - current) < 1e-12:
             break
-    if not (np.isfinite(a) and np.isfinite(b)) or not 0.02 < a < 50:  # separable data: no fit
+    if not (np.isfinite(a) and np.isfinite(b)) or not 0.001 < a < 100:  # separable data: no fit
         return 1.0, 0.0
     return float(a), float(b)

@@ -26,14 +26,13 @@ training images by ``python -m training.ood_stats`` and stored beside the model 
 of held-in scores, chosen so that 1 % of held-in chest X-rays fail either.
 ``score`` is the larger figure divided by its threshold: above 1 is out of scope.
 
-Population warnings (e.g. an adult patient) do not change ``in_scope``: the image is still
-a chest X-ray, but the model learned from children aged 1-5, so the result comes with a
-warning. Only numpy is used at run time.
+Population warnings (an adult patient, or no recorded age; :mod:`inference.population`) are
+attached here too, so every result gets them by one path; they do not change ``in_scope``.
+Only numpy is used at run time.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import numpy as np
 from .imageops import gaussian_blur, resize_area
 from .loaders.warnings import header_findings
 from .manifest import ModelManifest
+from .population import population_warnings
 from .preprocess import PreprocessSpec, equalize, resize_to_input
 from .study import Study, StudyMetadata
 
@@ -54,11 +54,6 @@ THUMBNAIL_SIDE = 16
 TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
 MIN_GREY_LEVELS = 8
-ADULT_YEARS = 18.0
-TRAINED_AGES = (1.0, 5.0)  # years; the Kermany cohort
-
-_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
-_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ class ScopeAssessment:
 
     ``score`` is the larger of the two image figures divided by its threshold (above 1:
     unlike the training images; 0 when the image check is unavailable). ``warnings`` are
-    population notes (e.g. an adult) that leave ``in_scope`` alone.
+    population notes (an adult, an unrecorded age) that leave ``in_scope`` alone.
     """
 
     in_scope: bool
@@ -97,7 +92,7 @@ class GaussianModel:
         return self.distance(layout) / max(nearest_turned, 1e-9)
 
 
-# ----------------------------------------------------------------- header and population
+# ------------------------------------------------------------------------------- header
 def header_reasons(meta: StudyMetadata) -> list[str]:
     """Reasons the DICOM header gives for this not being a frontal chest radiograph.
 
@@ -113,36 +108,6 @@ def header_reasons(meta: StudyMetadata) -> list[str]:
     if "modality" in found:
         reasons.append(f"DICOM header says modality {found['modality']}, not a radiograph (CR/DX)")
     return reasons
-
-
-def age_in_years(age: str) -> float | None:
-    """A DICOM Age String ("004Y", "018M", "003W", "010D") or a bare number of years; None if unreadable."""
-    m = _AGE.match(age or "")
-    if not m:
-        return None
-    return int(m.group(1)) * _AGE_UNIT_YEARS[m.group(2).upper()]
-
-
-def population_warnings(patient_age: str) -> list[str]:
-    """Warnings when the patient is outside the population the model learned from.
-
-    ``patient_age`` is the study's PatientAge or what the user typed (same formats).
-    """
-    years = age_in_years(patient_age)
-    if years is None:
-        return []
-    lo, hi = TRAINED_AGES
-    if years >= ADULT_YEARS:
-        return [
-            f"Adult patient (age {patient_age.strip()}): the model was trained on children aged "
-            f"{lo:.0f}-{hi:.0f} only; its probability has not been validated for adults."
-        ]
-    if years < lo or years > hi:
-        return [
-            f"Patient age {patient_age.strip()} is outside the {lo:.0f}-{hi:.0f} years the model was trained on; "
-            f"interpret the result with care."
-        ]
-    return []
 
 
 # ------------------------------------------------------------------------- image figures
@@ -233,7 +198,7 @@ class ScopeGate:
     def assess(self, study: Study, embedding: np.ndarray | None) -> ScopeAssessment:
         """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features [C])."""
         reasons = header_reasons(study.metadata)
-        warnings = population_warnings(study.metadata.patient_age)
+        warnings = population_warnings(study.metadata)
         equalized, levels = model_view(study.pixels, self.spec)
         if levels < MIN_GREY_LEVELS:
             reasons.append(f"image is blank or nearly so ({levels} grey level{'s' if levels != 1 else ''})")

@@ -45,6 +45,9 @@ class Prediction:
     scope_reasons: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None  # globally pooled last-layer features [C], for the gate
     profile: ProfileInfo | None = None  # the site profile whose calibration made ``probability``
+    # The native attribution map in logit units, float32 [h, w], row-major, top row first
+    # (inference.gradcam.attribution_grid); None for a result restored from the worklist.
+    attribution: np.ndarray | None = None
 
     @property
     def threshold(self) -> float:

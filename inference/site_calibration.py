@@ -18,7 +18,7 @@ from .engine import Engine
 from .errors import LungLensError
 from .loaders import load_study
 from .profile import SiteProfile, make_profile
-from .sitefilms import LabelledFilm, file_name_patient
+from .sitefilms import LabelledFilm, patient_group
 
 
 @dataclass
@@ -54,8 +54,7 @@ def measure(engine: Engine, films: list[LabelledFilm],
             out.paths.append(film.path)
             out.labels.append(film.label)
             out.logits.append(prediction.logit)
-            patient = study.metadata.patient_id.strip() or file_name_patient(film.path)
-            out.groups.append(f"patient:{patient}" if patient else f"film:{film.path}")
+            out.groups.append(patient_group(study.metadata.patient_id, film.path))
         if progress is not None:
             progress(i + 1, len(films))
     return out

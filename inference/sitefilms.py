@@ -48,6 +48,13 @@ def file_name_patient(path: Path) -> str | None:
     return None
 
 
+def patient_group(patient_id: str, path: Path) -> str:
+    """The bootstrap group of a film: its DICOM PatientID, else the file-name rule, else the
+    film alone ("film:..."). Only counted, never written to a profile."""
+    patient = patient_id.strip() or file_name_patient(path)
+    return f"patient:{patient}" if patient else f"film:{path}"
+
+
 def label_of_folder(path: Path, root: Path) -> int | None:
     """0/1 from the nearest folder named NORMAL or PNEUMONIA between ``root`` and the file."""
     for part in reversed(path.relative_to(root).parts[:-1]):

@@ -16,7 +16,9 @@ class StudyMetadata:
     patient_id: str = ""
     patient_sex: str = ""
     patient_age: str = ""  # DICOM AS string, e.g. "004Y"
+    patient_birth_date: str = ""  # YYYYMMDD; with a study or acquisition date it gives the age
     study_date: str = ""  # YYYYMMDD
+    acquisition_date: str = ""  # YYYYMMDD; stands in for a missing study date
     study_description: str = ""
     study_instance_uid: str = ""
     series_instance_uid: str = ""

@@ -4,11 +4,19 @@ SQLite in WAL mode with one commit per result, so a crash or ``kill -9`` in the 
 batch loses nothing that was reported finished, and reopening the app restores the list.
 The (pixel SHA-256, model SHA-256) pair identifies a result, so a study already analysed by
 the same model is looked up instead of recomputed -- whatever its file is called.
+
+Schema 2 stores each result's raw logit, the operating point it was read at (with its
+confidence intervals), the site profile that calibrated it, and the reader's verdict. The
+logit is what makes a stored result outlive a change of profile: under another profile the
+probability is that profile's calibration of the same logit, no model run needed
+(:meth:`WorklistRecord.under`). A schema-1 list is upgraded in place (new columns, NULL in
+the old rows); its rows have no logit and are analysed again when met.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -18,15 +26,28 @@ from typing import Any
 
 import numpy as np
 
+from . import decision
+from .decision import OperatingPoint
 from .errors import LungLensError
 from .imageops import decode_png, encode_png
 from .prediction import ModelInfo, Prediction
+from .profile import ProfileInfo, SiteProfile
 from .study import Study, StudyMetadata
 from .userdirs import worklist_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 10.0  # how long to wait for another process's write (the analysis process's) to finish
 
-_SCHEMA = """
+# Columns schema 2 added to schema 1; a schema-1 list gets them by ALTER TABLE (NULL in old rows).
+_ADDED_IN_V2 = (
+    ("logit", "REAL"),  # the model's raw output, before any profile's calibration
+    ("operating", "TEXT"),  # JSON OperatingPoint: name, threshold, sensitivity/specificity with CIs
+    ("profile", "TEXT"),  # JSON {name, sha256, source} of the site profile behind the probability
+    ("verdict", "TEXT"),  # the reader's: "pneumonia", "no pneumonia", "unsure", or NULL
+    ("verdict_at", "TEXT"),  # when it was given (ISO 8601 UTC)
+)
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -50,6 +71,7 @@ CREATE TABLE IF NOT EXISTS results (
     timings_ms TEXT NOT NULL,
     thumbnail BLOB,
     cam_small BLOB,
+    {", ".join(f"{name} {kind}" for name, kind in _ADDED_IN_V2)},
     UNIQUE (study_path, pixel_sha256, model_sha256)
 );
 CREATE INDEX IF NOT EXISTS results_by_hash ON results (pixel_sha256, model_sha256);
@@ -58,10 +80,25 @@ CREATE INDEX IF NOT EXISTS results_by_hash ON results (pixel_sha256, model_sha25
 _JSON_FIELDS = ("metadata", "scope_reasons", "warnings", "timings_ms")
 _IMAGE_FIELDS = ("thumbnail", "cam_small")
 
+# The reader's verdicts, and the label each gives a calibration ("unsure" gives none).
+VERDICTS = ("pneumonia", "no pneumonia", "unsure")
+_VERDICT_LABELS = {"pneumonia": 1, "no pneumonia": 0}
+# Schema-1 rows kept their operating point's figures without intervals.
+_V1_POINT = "stored by LungLens 1: the operating point's figures were not recorded with their intervals"
+
 
 def utc_now() -> str:
     """ISO 8601 UTC time, second precision, as stored in the worklist and the audit log."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def verdict_label(verdict: str | None) -> int | None:
+    """1 for "pneumonia", 0 for "no pneumonia"; None for "unsure" or no verdict."""
+    return _VERDICT_LABELS.get(verdict or "")
+
+
+class WorklistError(LungLensError):
+    """The worklist cannot be used as it is (e.g. written by a newer LungLens)."""
 
 
 @dataclass(frozen=True)
@@ -70,18 +107,15 @@ class WorklistRecord:
 
     No full-size pixels or Grad-CAM are stored, only what the list shows: an optional
     thumbnail and a reduced Grad-CAM (uint8 0..255, e.g. 128 px a side), both kept as PNG.
-    The study on screen is re-read from ``study_path`` when the user opens it.
+    The study on screen is re-read from ``study_path`` when the user opens it. The label is
+    not stored but asked of :mod:`inference.decision`, like a Prediction's.
     """
 
     study_path: str
     pixel_sha256: str
     metadata: dict[str, Any]  # StudyMetadata as a dict, for display
     probability: float
-    label: str
-    threshold: float
-    operating_point: str
-    sensitivity: float | None
-    specificity: float | None
+    operating: OperatingPoint  # the threshold the result is read at, with that point's figures
     in_scope: bool
     scope_reasons: list[str]
     warnings: list[str]
@@ -93,6 +127,10 @@ class WorklistRecord:
     timings_ms: dict[str, float] = field(default_factory=dict)
     thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D
     cam_small: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D, 255 = 1.0
+    logit: float | None = None  # None for results stored by LungLens 1
+    profile: ProfileInfo | None = None  # the site profile whose calibration made ``probability``
+    verdict: str | None = None  # the reader's (VERDICTS), set with Worklist.set_verdict
+    verdict_at: str | None = None
     id: int | None = None  # row id once stored
 
     @classmethod
@@ -105,16 +143,13 @@ class WorklistRecord:
         cam_small: np.ndarray | None = None,
     ) -> WorklistRecord:
         """The record of ``prediction`` for ``study`` (pixel hash from inference.hashing)."""
+        logit = float(prediction.logit)
         return cls(
             study_path=str(study.path),
             pixel_sha256=pixel_sha256,
             metadata=asdict(study.metadata),
             probability=float(prediction.probability),
-            label=prediction.label,
-            threshold=float(prediction.threshold),
-            operating_point=prediction.operating_point,
-            sensitivity=prediction.sensitivity,
-            specificity=prediction.specificity,
+            operating=prediction.operating,
             in_scope=bool(prediction.in_scope),
             scope_reasons=list(prediction.scope_reasons),
             warnings=list(prediction.warnings),
@@ -125,26 +160,31 @@ class WorklistRecord:
             timings_ms={k: float(v) for k, v in prediction.timings_ms.items()},
             thumbnail=thumbnail,
             cam_small=cam_small,
+            logit=logit if math.isfinite(logit) else None,
+            profile=prediction.profile,
         )
 
     def to_prediction(self) -> Prediction:
         """The stored result as a Prediction without its Grad-CAM (an empty map; use
-        ``cam_small`` for display), e.g. to restore the list or skip a recompute."""
+        ``cam_small`` for display), e.g. to restore the list or skip a recompute. A result
+        stored without its logit (LungLens 1) gets a NaN logit."""
         return Prediction(
             probability=self.probability,
-            label=self.label,
-            threshold=self.threshold,
-            operating_point=self.operating_point,
-            sensitivity=self.sensitivity,
-            specificity=self.specificity,
+            operating=self.operating,
             cam=np.zeros((0, 0), np.float32),
-            model=ModelInfo(self.model_name, self.model_version, self.model_sha256),
+            model=self.model,
             provider=self.provider,
             timings_ms=dict(self.timings_ms),
             warnings=list(self.warnings),
+            logit=self.logit if self.logit is not None else math.nan,
             in_scope=self.in_scope,
             scope_reasons=list(self.scope_reasons),
+            profile=self.profile,
         )
+
+    @property
+    def model(self) -> ModelInfo:
+        return ModelInfo(self.model_name, self.model_version, self.model_sha256)
 
     @property
     def study_metadata(self) -> StudyMetadata:
@@ -152,31 +192,48 @@ class WorklistRecord:
         return StudyMetadata(**{k: v for k, v in self.metadata.items() if k in known})
 
     @property
+    def threshold(self) -> float:
+        return self.operating.threshold
+
+    @property
+    def operating_point(self) -> str:
+        return self.operating.name
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.operating.sensitivity.value if self.operating.sensitivity else None
+
+    @property
+    def specificity(self) -> float | None:
+        return self.operating.specificity.value if self.operating.specificity else None
+
+    @property
+    def label(self) -> str:
+        return decision.label_for(self.probability, self.threshold)
+
+    @property
     def is_positive(self) -> bool:
-        return self.label == "PNEUMONIA"
+        return decision.is_positive(self.probability, self.threshold)
 
-    def with_threshold(
-        self,
-        threshold: float,
-        operating_point: str,
-        sensitivity: float | None = None,
-        specificity: float | None = None,
-    ) -> WorklistRecord:
-        """The same result read at another threshold: the probability does not change,
-        so a new operating point never needs the model again."""
-        label = "PNEUMONIA" if self.probability >= threshold else "NORMAL"
-        return replace(
-            self,
-            threshold=float(threshold),
-            operating_point=operating_point,
-            sensitivity=sensitivity,
-            specificity=specificity,
-            label=label,
-        )
+    def at(self, operating: OperatingPoint) -> WorklistRecord:
+        """The same result read at another operating point: the probability does not change,
+        so a new threshold never needs the model again."""
+        return replace(self, operating=operating)
 
+    def under(self, profile: SiteProfile, operating: OperatingPoint | None = None) -> WorklistRecord:
+        """The same result under another site profile: that profile's calibration of the stored
+        logit, read at ``operating`` (default: the profile's default point). No model run.
 
-class WorklistError(LungLensError):
-    """The worklist cannot be used as it is (e.g. written by a newer LungLens)."""
+        Refused (:class:`inference.profile.ProfileError`) for a profile of another model, and
+        (:class:`WorklistError`) for a result stored without its logit by LungLens 1.
+        """
+        profile.check_model(self.model)
+        if self.logit is None:
+            raise WorklistError(
+                f"{Path(self.study_path).name}: stored by LungLens 1 without the model's logit, so it cannot be "
+                f"read under profile {profile.name!r}; analyse the study again")
+        return replace(self, probability=profile.probability(self.logit),
+                       operating=operating or profile.operating_point(), profile=profile.info)
 
 
 class Worklist:
@@ -185,14 +242,17 @@ class Worklist:
     def __init__(self, path: str | Path | None = None) -> None:
         """Open (or create) the database. A damaged file is moved aside -- its name is then in
         :attr:`damaged_copy` for the app to tell the user -- and a new list is started, so a
-        broken worklist never stops the app. A list written by a newer LungLens is refused
-        (:class:`WorklistError`) rather than touched."""
+        broken worklist never stops the app. A healthy list is never moved: one written by a
+        newer LungLens, one that is locked or read-only, or one whose upgrade fails is refused
+        (:class:`WorklistError`) and left as it is. A schema-1 list is upgraded in place."""
         self.path = Path(path) if path is not None else worklist_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.damaged_copy: Path | None = None
         self._lock = threading.Lock()
         try:
             self._conn = self._open()
+        except sqlite3.OperationalError as exc:  # locked, read-only, ...: the file itself is fine
+            raise WorklistError(f"{self.path.name}: the worklist cannot be opened ({exc})") from exc
         except sqlite3.DatabaseError:
             self.damaged_copy = self._move_aside()
             self._conn = self._open()
@@ -203,9 +263,11 @@ class Worklist:
                 f"{self.path.name}: worklist schema {version} is newer than this LungLens "
                 f"understands ({SCHEMA_VERSION}); use a newer version or another data directory"
             )
+        if version < SCHEMA_VERSION:
+            self._upgrade()
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -223,6 +285,31 @@ class Worklist:
             raise
         return conn
 
+    def _upgrade(self) -> None:
+        """Schema 1 to 2 in one transaction: add the new columns (NULL in existing rows), then
+        record the version. Two processes upgrading at once: the second finds it done."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    version = int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
+                    if version < SCHEMA_VERSION:
+                        have = {row["name"] for row in self._conn.execute("PRAGMA table_info(results)")}
+                        for name, kind in _ADDED_IN_V2:
+                            if name not in have:
+                                self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
+                        self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise WorklistError(
+                    f"{self.path.name}: the worklist could not be upgraded to schema {SCHEMA_VERSION} ({exc}); "
+                    f"it was left unchanged"
+                ) from exc
+
     def _move_aside(self) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
@@ -239,30 +326,40 @@ class Worklist:
 
     def add(self, record: WorklistRecord) -> WorklistRecord:
         """Store ``record`` and commit. The same file, pixels and model replace the old row
-        (keeping its place in the list). Returns the record with its row id."""
-        values = {f.name: getattr(record, f.name) for f in fields(WorklistRecord) if f.name != "id"}
-        for key in _JSON_FIELDS:
-            values[key] = json.dumps(values[key], ensure_ascii=False)
-        for key in _IMAGE_FIELDS:
-            values[key] = _png(values[key], key)
-        values["in_scope"] = int(values["in_scope"])
+        (keeping its place in the list, and the reader's verdict unless the record brings
+        one: analysing a study again does not undo what the reader said). Returns the
+        record with its row id."""
+        values = _columns(record)
         cols = ", ".join(values)
         marks = ", ".join(f":{k}" for k in values)
-        updates = ", ".join(f"{k}=excluded.{k}" for k in values)
+        kept = {"verdict", "verdict_at"}
+        updates = ", ".join(f"{k}=excluded.{k}" for k in values if k not in kept)
         sql = (
             f"INSERT INTO results ({cols}) VALUES ({marks}) "
-            f"ON CONFLICT (study_path, pixel_sha256, model_sha256) DO UPDATE SET {updates} RETURNING id"
+            f"ON CONFLICT (study_path, pixel_sha256, model_sha256) DO UPDATE SET {updates}, "
+            f"verdict_at=CASE WHEN excluded.verdict IS NULL THEN verdict_at ELSE excluded.verdict_at END, "
+            f"verdict=COALESCE(excluded.verdict, verdict) "
+            f"RETURNING id, verdict, verdict_at"
         )
         with self._lock:
             # Autocommit: stepping the statement to its end commits it (fetchall, not fetchone).
-            row_id = self._conn.execute(sql, values).fetchall()[0][0]
-        return replace(record, id=int(row_id))
+            row_id, verdict, verdict_at = self._conn.execute(sql, values).fetchall()[0]
+        return replace(record, id=int(row_id), verdict=verdict, verdict_at=verdict_at)
 
     def lookup(self, pixel_sha256: str, model_sha256: str) -> WorklistRecord | None:
-        """The latest stored result for these pixels and this model, or None."""
+        """The latest stored result for these pixels and this model, or None.
+
+        The key is the pixels and the model, not the site profile: the model's logit does not
+        depend on the profile, so a result stored under one profile is read under the active
+        one with ``record.under(profile)`` -- the probability is re-derived from the stored
+        logit (``profile.probability(logit)``), no model run. Rows stored by LungLens 1 have
+        no logit and are never returned: their probability cannot be re-derived, so the
+        study is analysed again (and the new result replaces the row).
+        """
         with self._lock:
             row = self._conn.execute(
-                "SELECT * FROM results WHERE pixel_sha256=? AND model_sha256=? ORDER BY id DESC LIMIT 1",
+                "SELECT * FROM results WHERE pixel_sha256=? AND model_sha256=? AND logit IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
                 (pixel_sha256, model_sha256),
             ).fetchone()
         return _record(row) if row is not None else None
@@ -272,6 +369,25 @@ class Worklist:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM results ORDER BY id").fetchall()
         return [_record(r) for r in rows]
+
+    def with_verdicts(self) -> list[WorklistRecord]:
+        """The results the reader has given a verdict, in the order they were first added
+        (what ``lunglens calibrate --from-worklist`` and the local performance figures read)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM results WHERE verdict IS NOT NULL ORDER BY id").fetchall()
+        return [_record(r) for r in rows]
+
+    def set_verdict(self, record_id: int, verdict: str | None) -> WorklistRecord | None:
+        """Store the reader's verdict ("pneumonia", "no pneumonia", "unsure") with the time it
+        was given; None withdraws it. Returns the updated record, or None if there is no such row."""
+        if verdict is not None and verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(map(repr, VERDICTS))}, not {verdict!r}")
+        with self._lock:
+            row = self._conn.execute(
+                "UPDATE results SET verdict=?, verdict_at=? WHERE id=? RETURNING *",
+                (verdict, utc_now() if verdict is not None else None, record_id),
+            ).fetchall()
+        return _record(row[0]) if row else None
 
     def __len__(self) -> int:
         with self._lock:
@@ -319,6 +435,29 @@ def _unpng(data: bytes | None) -> np.ndarray | None:
     return decode_png(data)
 
 
+def _columns(record: WorklistRecord) -> dict[str, Any]:
+    """The row of ``record``. Label, threshold, operating point name and figures are written
+    out as schema 1 had them, for anyone reading the database with SQL."""
+    values: dict[str, Any] = {
+        f.name: getattr(record, f.name) for f in fields(WorklistRecord) if f.name not in ("id", "operating", "profile")
+    }
+    for key in _JSON_FIELDS:
+        values[key] = json.dumps(values[key], ensure_ascii=False)
+    for key in _IMAGE_FIELDS:
+        values[key] = _png(values[key], key)
+    values.update(
+        in_scope=int(record.in_scope),
+        label=record.label,
+        threshold=record.threshold,
+        operating_point=record.operating_point,
+        sensitivity=record.sensitivity,
+        specificity=record.specificity,
+        operating=json.dumps(record.operating.to_dict(), ensure_ascii=False),
+        profile=json.dumps(asdict(record.profile), ensure_ascii=False) if record.profile is not None else None,
+    )
+    return values
+
+
 def _record(row: sqlite3.Row) -> WorklistRecord:
     data = dict(row)
     for key in _JSON_FIELDS:
@@ -326,4 +465,11 @@ def _record(row: sqlite3.Row) -> WorklistRecord:
     for key in _IMAGE_FIELDS:
         data[key] = _unpng(data[key])
     data["in_scope"] = bool(data["in_scope"])
+    if data["operating"] is not None:
+        data["operating"] = OperatingPoint.from_dict(json.loads(data["operating"]))
+    else:  # a schema-1 row
+        data["operating"] = OperatingPoint(data["operating_point"], float(data["threshold"]), None, None, _V1_POINT)
+    data["profile"] = ProfileInfo(**json.loads(data["profile"])) if data["profile"] is not None else None
+    for derived in ("label", "threshold", "operating_point", "sensitivity", "specificity"):
+        del data[derived]
     return WorklistRecord(**data)

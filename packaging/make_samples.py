@@ -12,13 +12,15 @@ decodes and classifies as the source tree does. What is written:
   transfer syntax LungLens decodes, written by the loaders' test factory
   (tests/fixtures/dicom_factory.py), plus the pixels they must decode to (``reference-*.png``);
 - ``expected.json``: the true label of each classified sample (from the data set's folder),
-  the probability the bundled model gave when the samples were made (with its SHA-256), and
-  for each syntax file whether it is lossless or the error bound of its lossy decode.
+  the logit the bundled model gave when the samples were made (with its SHA-256) and the
+  probability the shipped site profile made of it (with the profile's name and hash: the
+  logit belongs to the model, the probability to the profile), and for each syntax file
+  whether it is lossless or the error bound of its lossy decode.
 
 Which radiographs: the first, in sorted order, of a validation patient (held out from
 training, training/validation_patients.txt) that the bundled model classifies correctly with
-a clear margin from its default threshold, so the self-test checks the build and not the
-model's borderline cases. Re-run after the model changes:
+a clear margin from the shipped profile's default threshold, so the self-test checks the
+build and not the model's borderline cases. Re-run after the model changes:
 ``python packaging/make_samples.py`` (needs the model in resources/models, imagecodecs,
 pyjpegls and pylibjpeg-openjpeg for the encoders).
 """
@@ -42,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inference.engine import Engine  # noqa: E402
+from inference.prediction import Prediction  # noqa: E402
 from inference.study import Study, StudyMetadata  # noqa: E402
 from tests.fixtures.dicom_factory import LOSSLESS_SYNTAXES, TRANSFER_SYNTAXES, write_dicom  # noqa: E402
 from training.data import patient_id, read_validation_patients  # noqa: E402 -- no torch there
@@ -167,10 +170,10 @@ def write_syntax_samples(samples: Path) -> list[dict]:
     return entries
 
 
-def pick(engine: Engine, label: str, exclude: set[str]) -> tuple[Path, float, int]:
+def pick(engine: Engine, label: str, exclude: set[str]) -> tuple[Path, Prediction, int]:
     """The first image of ``label`` (sorted) from a validation patient -- one the model never
     trained on -- that the model gets right by a clear margin from its default threshold."""
-    threshold = engine.manifest.default_threshold
+    threshold = engine.profile.operating_point().threshold
     held_out = read_validation_patients(VALIDATION_PATIENTS)
     files = sorted((SHARED_TRAIN / label).glob("*.jpeg"))
     if not files:
@@ -180,10 +183,11 @@ def pick(engine: Engine, label: str, exclude: set[str]) -> tuple[Path, float, in
             continue
         pixels = read_gray(path).astype(np.float32)
         study = Study(path=path, pixels=pixels, window=(127.5, 255.0), metadata=StudyMetadata())
-        p = engine.predict(study).probability
+        prediction = engine.predict(study)
+        p = prediction.probability
         clear = p <= threshold / 2 if label == "NORMAL" else p >= threshold + (1 - threshold) / 2
         if clear:
-            return path, p, index
+            return path, prediction, index
     raise SystemExit(f"the model classifies no held-out {label} image clearly; is it trained?")
 
 
@@ -198,7 +202,7 @@ def main() -> int:
     used: set[str] = set()  # patients already sampled: each sample is another child
     jobs = [("sample-normal.png", "NORMAL"), ("sample-pneumonia.png", "PNEUMONIA"), ("sample-pneumonia.dcm", "PNEUMONIA")]
     for name, label in jobs:
-        source, probability, index = pick(engine, label, used)
+        source, prediction, index = pick(engine, label, used)
         used.add(patient_id(source))
         image = read_gray(source)
         out = staging / name
@@ -211,15 +215,17 @@ def main() -> int:
         classify.append({
             "file": name,
             "label": label,
-            "probability": round(probability, 6),
+            "logit": round(prediction.logit, 6),
+            "probability": round(prediction.probability, 6),
             "source": f"kermany-cxr-224/train/{label} image #{index} in sorted order (a validation patient)",
             "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         })
-        print(f"wrote {name} ({out.stat().st_size} bytes, {label}, p={probability:.3f})")
+        print(f"wrote {name} ({out.stat().st_size} bytes, {label}, p={prediction.probability:.3f})")
     expected = {
         "generated_by": "packaging/make_samples.py",
         "model": {"name": engine.manifest.name, "version": engine.manifest.version, "sha256": engine.manifest.sha256},
-        "threshold": engine.manifest.default_threshold,
+        "profile": {"name": engine.profile.name, "sha256": engine.profile.sha256},
+        "threshold": engine.profile.operating_point().threshold,
         "classify": classify,
         "decode": write_syntax_samples(staging),
     }

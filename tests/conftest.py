@@ -9,6 +9,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 KERMANY_TRAIN = SHARED_DATA / "kermany-cxr-224" / "train"
+# Films of other patients (the official test split): for calibration, never for training.
+SITE_SAMPLE = SHARED_DATA / "kermany-cxr-224" / "site-sample"
 REAL_DICOM = SHARED_DATA / "dicom" / "cxr-cr-jpeg-baseline-monochrome2.dcm"
 
 
@@ -38,3 +40,11 @@ def kermany_samples() -> dict[str, list[Path]]:
             pytest.fail(f"shared data missing: {KERMANY_TRAIN / label}")
         out[label] = files[:: max(1, len(files) // 10)][:10]
     return out
+
+
+@pytest.fixture(scope="session")
+def site_sample() -> Path:
+    """The site sample folder (NORMAL/ and PNEUMONIA/ of other patients' films)."""
+    if not all((SITE_SAMPLE / label).is_dir() for label in ("NORMAL", "PNEUMONIA")):
+        pytest.fail(f"shared data missing: {SITE_SAMPLE} (CI clones the repo beside ../shared)")
+    return SITE_SAMPLE

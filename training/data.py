@@ -13,27 +13,20 @@ schemes and are kept apart.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-LABELS = ("NORMAL", "PNEUMONIA")
-_PERSON = re.compile(r"^person(\d+)_(bacteria|virus)_", re.IGNORECASE)
-_NORMAL = re.compile(r"^(?:NORMAL2-)?IM-(\d+)-", re.IGNORECASE)
+from inference.sitefilms import LABELS, file_name_patient
 
 
 def patient_id(path: Path) -> str:
     """Patient key of one training file, e.g. 'P0123' (pneumonia) or 'N0383' (normal)."""
-    name = path.name
-    m = _PERSON.match(name)
-    if m:
-        return f"P{int(m.group(1)):04d}"
-    m = _NORMAL.match(name)
-    if m:
-        return f"N{int(m.group(1)):04d}"
+    patient = file_name_patient(path)
+    if patient is not None:
+        return patient
     raise ValueError(f"{path}: file name carries no patient id (expected personN_* or [NORMAL2-]IM-NNNN-*)")
 
 
@@ -98,13 +91,12 @@ def load_gray(path: Path) -> np.ndarray:
     return img
 
 
-def preload(items: list[Item]) -> np.ndarray:
-    """All images as one uint8 array [N, 224, 224] (5,216 images = 260 MB)."""
-    first = load_gray(items[0].path)
-    out = np.empty((len(items), *first.shape), dtype=np.uint8)
+def preload(items: list[Item], size: int = 224) -> np.ndarray:
+    """All images as one uint8 array [N, size, size] (5,216 images at 224 = 260 MB), area-resized."""
+    out = np.empty((len(items), size, size), dtype=np.uint8)
     for i, it in enumerate(items):
         img = load_gray(it.path)
-        if img.shape != first.shape:
-            img = cv2.resize(img, first.shape[::-1], interpolation=cv2.INTER_AREA)
+        if img.shape != (size, size):
+            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
         out[i] = img
     return out

@@ -65,6 +65,7 @@ class LungLensNet(nn.Module):
         if not len(blocks) == len(strides) == len(widths) - 1:
             raise ValueError(f"need one blocks flag and one stride per stage: {len(widths) - 1}, "
                              f"got {len(blocks)} and {len(strides)}")
+        self.config = {"widths": tuple(widths), "blocks": tuple(blocks), "strides": tuple(strides)}
         layers: list[nn.Module] = [conv_bn(1, widths[0], stride=2)]
         for (cin, cout), block, stride in zip(zip(widths[:-1], widths[1:]), blocks, strides):
             layers.append(conv_bn(cin, cout, stride=stride))
@@ -91,11 +92,41 @@ class LungLensNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))
 
+    def feature_weights(self) -> torch.Tensor:
+        """d logit / d (pooled feature c), [C]: the head's weights."""
+        return self.head.weight.reshape(-1)
+
+
+class Ensemble(nn.Module):
+    """Several LungLensNets as one graph: the mean of their logits.
+
+    Their feature maps are concatenated along channels, so Grad-CAM over the ensemble is
+    the mean of the members' maps; the gate's pooled features are the members' side by side.
+    """
+
+    def __init__(self, members: list[LungLensNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.widths = [m.head.in_features for m in members]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.features(x) for m in self.members], dim=1)
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(feats, self.widths, dim=1)
+        return torch.stack([m.classify(f) for m, f in zip(self.members, parts)]).mean(dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+    def feature_weights(self) -> torch.Tensor:
+        return torch.cat([m.feature_weights() for m in self.members]) / len(self.members)
+
 
 class ExportWrapper(nn.Module):
     """The ONNX graph: image -> (logit [N,1], features [N,C,h,w], features_grad [N,C,h,w])."""
 
-    def __init__(self, model: LungLensNet, size: tuple[int, int] = (224, 224)) -> None:
+    def __init__(self, model: LungLensNet | Ensemble, size: tuple[int, int] = (224, 224)) -> None:
         super().__init__()
         self.model = model
         with torch.no_grad():  # the map size is fixed by the input size: a graph constant
@@ -105,7 +136,7 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.model.features(image)
         logit = self.model.classify(feats)
-        per_channel = self.model.head.weight.reshape(1, -1, 1, 1) / self.map_area
+        per_channel = self.model.feature_weights().reshape(1, -1, 1, 1) / self.map_area
         grad = torch.zeros_like(feats) + per_channel
         return logit, feats, grad
 

@@ -26,17 +26,22 @@ from inference import metrics as M
 from .augment import augment_batch
 from .data import list_items, list_site_items, preload, read_validation_patients, split_patients, write_validation_patients
 from .export import OUTPUTS, TRAINING_DATA, export_onnx, sha256_of, write_manifest
-from .model import LungLensNet, count_parameters
+from inference.profile import SUFFIX as PROFILE_SUFFIX
+
+from . import site_profile
+from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
-WIDTHS = (16, 32, 64, 128, 192)
-BLOCKS = (False, True, True, True)
-STRIDES = (2, 2, 2, 1)
+# Input side -> network shape. Both end at a 14x14 map (total stride 16 or 8).
+ARCHS = {
+    224: {"widths": (16, 32, 64, 128, 192), "blocks": (False, True, True, True), "strides": (2, 2, 2, 1)},
+    112: {"widths": (16, 32, 64, 128, 192), "blocks": (False, True, True, False), "strides": (2, 2, 1, 1)},
+}
 
 log = logging.getLogger("training")
 
@@ -61,13 +66,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--site", type=Path, default=None,
                    help="a clinic's labelled films (NORMAL/, PNEUMONIA/), default <data>/site-sample: "
                         "logged each epoch and used for the shipped calibration, never trained on")
+    p.add_argument("--size", type=int, choices=sorted(ARCHS), default=224,
+                   help="input side in pixels (the network is shaped to end at a 14x14 map)")
     p.add_argument("--aug", choices=("full", "light"), default="full",
                    help="full: photometric + geometric augmentation; light: geometric and mild photometric")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
-    p.add_argument("--finalize", type=Path, default=None, metavar="LAST_EMA_PT",
-                   help="skip training: calibrate, export and describe the EMA weights saved by an "
-                        "interrupted run (training/runs/<stamp>/last_ema.pt)")
+    p.add_argument("--finalize", type=Path, nargs="+", default=None, metavar="LAST_EMA_PT",
+                   help="skip training: export and describe the EMA weights saved by runs "
+                        "(training/runs/<stamp>/last_ema.pt); several make an ensemble (mean logit)")
     return p.parse_args(argv)
 
 
@@ -123,7 +130,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = LungLensNet(WIDTHS, BLOCKS, STRIDES)
+    model = LungLensNet(**ARCHS[args.size])
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     n = len(train_imgs)
@@ -160,22 +167,8 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
         log.info("epoch %d/%d loss %.4f val_auc(ema) %.4f site_auc(ema) %.4f lr %.2e time %.0fs", epoch + 1,
                  args.epochs, float(np.mean(losses)), M.auc(val_y, val_logit), site_auc, sched.get_last_lr()[0],
                  time.time() - t0)
-        torch.save({"widths": WIDTHS, "blocks": BLOCKS, "strides": STRIDES, "epoch": epoch + 1,
-                    "state_dict": ema.model.state_dict()}, run_dir / "last_ema.pt")
+        torch.save({**member_state(ema.model), "epoch": epoch + 1}, run_dir / "last_ema.pt")
     return ema.model
-
-
-def describe_operating_points(ops: dict) -> None:
-    """Add the plain-language descriptions the app shows (they depend on how the points are ordered)."""
-    ops["high_sensitivity"]["description"] = (
-        "Screening default: the most specific threshold whose sensitivity on validation patients is "
-        ">= 0.95 with 95% confidence (Wilson lower bound), so few pneumonias are missed."
-    )
-    below = ops["balanced"]["threshold"] < ops["high_sensitivity"]["threshold"]
-    ops["balanced"]["description"] = "Youden point on validation patients (maximizes sensitivity + specificity). " + (
-        "Here it lies below the default threshold: at least as sensitive, at most as specific."
-        if below else "Fewer false alarms than the default, more missed pneumonias."
-    )
 
 
 def ci(stat, groups: np.ndarray, n_boot: int) -> dict:
@@ -183,64 +176,58 @@ def ci(stat, groups: np.ndarray, n_boot: int) -> dict:
     return {"value": float(stat(np.arange(len(groups)))), "ci95": [lo, hi]}
 
 
-def evaluate(model: LungLensNet, val_x: torch.Tensor, val_y: np.ndarray, groups: np.ndarray,
-             n_boot: int) -> tuple[dict, float]:
-    """Calibrate (folding the bias shift into the head), choose operating points, compute figures."""
-    raw = predict_logits(model, val_x)
-    raw_flip = predict_logits(model, val_x, hflip=True)
-    a, b = M.fit_platt(val_y, raw)
-    with torch.no_grad():
-        model.head.bias += b / a
-    temperature = 1.0 / a
-    logit = predict_logits(model, val_x)
-    prob_before = M.sigmoid(raw)
-    prob = M.sigmoid(logit / temperature)
-    t_only = M.fit_temperature(val_y, raw)
-    hs = M.high_sensitivity_threshold(val_y, prob, 0.95)
-    bal = M.youden_threshold(val_y, prob)
-    y = val_y
-    ops = {}
-    for key, thr in (("high_sensitivity", hs), ("balanced", bal)):
-        se, sp = M.sens_spec(y, prob, thr)
-        ops[key] = {"threshold": float(thr), "sensitivity": se, "specificity": sp}
-    describe_operating_points(ops)
+def evaluate(model: LungLensNet | Ensemble, x: torch.Tensor, y: np.ndarray, groups: np.ndarray,
+             n_boot: int) -> dict:
+    """Discrimination and raw calibration on held-out films (no calibration is fitted here:
+    that is the site profile's job, training.site_profile)."""
+    raw = predict_logits(model, x)
+    flip = predict_logits(model, x, hflip=True)
+    p = M.sigmoid(raw)
+    return {
+        "auc": ci(lambda i: M.auc(y[i], raw[i]), groups, n_boot),
+        "auc_hflip_tta": ci(lambda i: M.auc(y[i], (raw[i] + flip[i]) / 2), groups, n_boot),
+        "ece_uncalibrated": ci(lambda i: M.ece(y[i], p[i]), groups, n_boot),
+        "mirror_logit_correlation": float(np.corrcoef(raw, flip)[0, 1]),
+    }
 
-    def at(thr):
-        return {
-            "accuracy": lambda i: float(((prob[i] >= thr) == y[i].astype(bool)).mean()),
-            "sensitivity": lambda i: M.sens_spec(y[i], prob[i], thr)[0] if y[i].any() else math.nan,
-            "specificity": lambda i: M.sens_spec(y[i], prob[i], thr)[1] if (~y[i].astype(bool)).any() else math.nan,
-        }
 
-    figures = {
-        "auc": ci(lambda i: M.auc(y[i], prob[i]), groups, n_boot),
-        "auc_hflip_tta": ci(lambda i: M.auc(y[i], (raw[i] + raw_flip[i]) / 2), groups, n_boot),
-        "ece_before": ci(lambda i: M.ece(y[i], prob_before[i]), groups, n_boot),
-        "ece_after": ci(lambda i: M.ece(y[i], prob[i]), groups, n_boot),
+@torch.no_grad()
+def attribution_scale(model: LungLensNet | Ensemble, x: torch.Tensor, y: np.ndarray) -> dict:
+    """The logit contribution of one cell that the app draws at full colour.
+
+    The median, over held-out pneumonia films, of each film's hottest cell: a typical
+    pneumonia shows its strongest region at full colour, weaker evidence fainter, and every
+    film is drawn on this one scale (never stretched to its own maximum).
+    """
+    wrapper = ExportWrapper(model, tuple(x.shape[2:])).eval()
+    peaks = []
+    for i in np.flatnonzero(y == 1):
+        _, feats, grads = wrapper(x[i : i + 1])
+        peaks.append(float((feats * grads).sum(dim=1).max()))
+    return {
+        "units": "logit contribution per cell",
+        "grid": list(wrapper.model.features(x[:1]).shape[2:]),
+        "full_scale": float(np.median(peaks)),
+        "basis": f"median of the hottest cell over {len(peaks)} pneumonia films of the train-split validation patients",
     }
-    for key in ops:
-        figures[key] = {name: ci(f, groups, n_boot) for name, f in at(ops[key]["threshold"]).items()}
-    # TTA at the same operating points (its own thresholds chosen the same way), for the report.
-    p_tta = M.sigmoid(((raw + raw_flip) / 2 + b / a) / temperature)
-    hs_tta = M.high_sensitivity_threshold(y, p_tta, 0.95)
-    figures["hflip_tta"] = {
-        "auc": M.auc(y, p_tta),
-        "high_sensitivity": dict(zip(("sensitivity", "specificity"), M.sens_spec(y, p_tta, hs_tta))),
-        "balanced": dict(zip(("sensitivity", "specificity"), M.sens_spec(y, p_tta, M.youden_threshold(y, p_tta)))),
-        "used_in_app": False,
-    }
-    calibration = {
-        "method": "Platt fit on validation logits: the shift b/a is folded into the head's bias (the class-"
-                  "weighted loss biases logits), then temperature T = 1/a; calibrated p = sigmoid(logit / T)",
-        "bias_shift_folded": b / a,
-        "temperature_only_fit": t_only,
-        "ece_temperature_only": M.ece(y, M.sigmoid(raw / t_only)),
-        "ece_before": M.ece(y, prob_before),
-        "ece_after": M.ece(y, prob),
-        "bins": 10,
-        "reliability": M.reliability(y, prob),
-    }
-    return {"operating_points": ops, "metrics": figures, "calibration": calibration}, temperature
+
+
+def load_checkpoint(path: Path) -> LungLensNet:
+    """One network from a run's ``last_ema.pt``."""
+    ckpt = torch.load(path, map_location="cpu")
+    model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]), tuple(ckpt["strides"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def load_bundled(path: Path = DEFAULT_CHECKPOINT) -> LungLensNet | Ensemble:
+    """The weights of the bundled model (one network or an ensemble), as exported."""
+    members = []
+    for state in torch.load(path, map_location="cpu")["members"]:
+        member = LungLensNet(tuple(state["widths"]), tuple(state["blocks"]), tuple(state["strides"]))
+        member.load_state_dict(state["state_dict"])
+        members.append(member.eval())
+    return members[0] if len(members) == 1 else Ensemble(members).eval()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke and args.checkpoint == DEFAULT_CHECKPOINT:
         args.checkpoint = args.out / f"{NAME}-smoke.pt"  # never overwrite the bundled model's weights
     t_start = time.time()
-    spec = PreprocessSpec()
+    spec = PreprocessSpec(height=args.size, width=args.size)
     items = list_items(args.data)
     if args.val_patients.exists():
         val_patients = read_validation_patients(args.val_patients)
@@ -270,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("args %s", vars(args))
     log.info("train %d images / %d patients; validation %d images / %d patients",
              len(tr), len({i.patient for i in tr}), len(va), len({i.patient for i in va}))
-    train_imgs, train_y = preload(tr), np.array([i.label for i in tr])
+    train_imgs, train_y = preload(tr, args.size), np.array([i.label for i in tr])
     val_imgs, val_y = preload(va), np.array([i.label for i in va])
     val_x = validation_inputs(val_imgs, spec)
     site_dir = args.site if args.site is not None else args.data / "site-sample"
@@ -280,22 +267,25 @@ def main(argv: list[str] | None = None) -> int:
     log.info("preloaded in %.0fs; site sample %s: %d films", time.time() - t_start, site_dir, len(site_items))
 
     finalized_from = None
-    if args.finalize is not None:
-        ckpt = torch.load(args.finalize, map_location="cpu")
-        model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]))
-        model.load_state_dict(ckpt["state_dict"])
-        finalized_from = {"checkpoint": str(args.finalize), "epochs_completed": ckpt["epoch"]}
-        log.info("finalizing %s (epoch %d of the run)", args.finalize, ckpt["epoch"])
+    if args.finalize:
+        members = [load_checkpoint(path) for path in args.finalize]
+        model = members[0] if len(members) == 1 else Ensemble(members).eval()
+        finalized_from = [str(path) for path in args.finalize]
+        log.info("finalizing %s", ", ".join(finalized_from))
     else:
-        model = train(args, run_dir, train_imgs, train_y, val_x, val_y, spec, site_x, site_y)
+        members = [train(args, run_dir, train_imgs, train_y, val_x, val_y, spec, site_x, site_y)]
+        model = members[0]
     groups = np.array([i.patient for i in va])
-    report, temperature = evaluate(model, val_x, val_y, groups, args.bootstrap)
+    figures = evaluate(model, val_x, val_y, groups, args.bootstrap)
+    site_figures = evaluate(model, site_x, site_y, np.array([i.patient for i in site_items]), args.bootstrap) \
+        if site_x is not None else None
     train_minutes = (time.time() - t_start) / 60
 
     onnx_path = args.out / f"{NAME}.onnx"
-    export_onnx(model, onnx_path)
+    export_onnx(model, onnx_path, (spec.height, spec.width))
     args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"widths": WIDTHS, "blocks": BLOCKS, "state_dict": model.state_dict(), "temperature": temperature}, args.checkpoint)
+    torch.save({"members": [member_state(m) for m in members]}, args.checkpoint)
+    feature_channels = sum(m.head.in_features for m in members)
     manifest = {
         "name": NAME,
         "version": VERSION,
@@ -306,25 +296,28 @@ def main(argv: list[str] | None = None) -> int:
         "outputs": OUTPUTS,
         "preprocess": spec.to_dict(),
         "labels": ["NORMAL", "PNEUMONIA"],
-        "temperature": temperature,
-        "default_operating_point": "high_sensitivity",
-        "operating_points": report["operating_points"],
-        "metrics": report["metrics"],
-        "calibration": report["calibration"],
-        "validation": {
+        "default_profile": f"{NAME}{PROFILE_SUFFIX}",
+        "attribution": attribution_scale(model, val_x, val_y),
+        "validation_train_split": {
+            "what": "patients held out of the training split (same collection as the training films): "
+                    "optimistic, see the site profile for figures on other patients",
             "n_patients": len(set(groups)),
             "n_images": len(va),
             "n_pneumonia_images": int(val_y.sum()),
             "n_normal_images": int(len(val_y) - val_y.sum()),
             "split": "by patient, stratified by class, seeded; list in training/validation_patients.txt",
             "bootstrap": f"95% percentile intervals, {args.bootstrap} resamples of patients",
+            "figures": figures,
         },
+        "site_sample_uncalibrated": site_figures,
         "training_data": TRAINING_DATA,
         "architecture": {
-            "family": "LungLensNet: 3x3 conv/BN/ReLU stem + 4 stages (stride-2 3x3 conv, + a residual block in the last three), GAP, dropout, linear",
-            "widths": list(WIDTHS),
-            "residual_block_per_stage": list(BLOCKS),
-            "feature_map": [WIDTHS[-1], spec.height // 32, spec.width // 32],
+            "family": "LungLensNet: 4x4 stride-2 conv/BN/ReLU stem, stages of a 4x4 stride-2 or 3x3 stride-1 "
+                      "conv with optional residual blocks down to a 14x14 map; GAP, dropout, linear. Every "
+                      "convolution pads symmetrically.",
+            "members": len(members),
+            "member_shapes": [{k: list(v) for k, v in m.config.items()} for m in members],
+            "feature_map": [feature_channels, *model.features(torch.zeros(1, 1, spec.height, spec.width)).shape[2:]],
             "opset": 17,
         },
         "parameters": count_parameters(model),
@@ -334,23 +327,24 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }
     write_manifest(args.out / f"{NAME}.json", manifest)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    write_model_card([str(args.out / f"{NAME}.json")])
-    m = report["metrics"]
-    log.info("val AUC %.4f %s | ECE %.4f -> %.4f | T %.3f | ops %s", m["auc"]["value"], m["auc"]["ci95"],
-             report["calibration"]["ece_before"], report["calibration"]["ece_after"], temperature,
-             json.dumps({k: {kk: round(v, 4) for kk, v in op.items() if kk != "description"}
-                         for k, op in report["operating_points"].items()}))
-    log.info("hflip TTA %s", json.dumps(m["hflip_tta"]))
+    log.info("train-split validation %s", json.dumps(figures))
+    log.info("site sample (uncalibrated) %s", json.dumps(site_figures))
     log.info("exported %s (%.2f MB) in %.1f min total", onnx_path, onnx_path.stat().st_size / 1e6,
              (time.time() - t_start) / 60)
+    if site_x is not None:
+        site_profile.main(["--site", str(site_dir), "--models", str(args.out), "--bootstrap", str(args.bootstrap)])
+        write_model_card([str(args.out / f"{NAME}.json")])
     return 0
 
+
+def member_state(model: LungLensNet) -> dict:
+    return {**model.config, "state_dict": model.state_dict()}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -17,6 +17,7 @@ import numpy as np
 from inference.gradcam import resize_cam
 from inference.imageops import resize_area
 from inference.prediction import Prediction
+from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
 
@@ -101,24 +102,6 @@ class StudyItem:
     @property
     def in_scope(self) -> bool:
         return self.prediction is None or self.prediction.in_scope
-
-
-def result_sentence(probability: float, positive: bool, in_scope: bool = True) -> str:
-    """The one plain sentence a reader sees under the gauge and in the list."""
-    if not in_scope:
-        return "Not a frontal chest X-ray — result not reliable"
-    pct = percent_text(probability)
-    return f"Pneumonia likely — {pct}" if positive else f"Pneumonia unlikely — {pct}"
-
-
-def percent_text(probability: float) -> str:
-    """87 %, 6 %, and "<1 %" / ">99 %" rather than a misleading 0 % or 100 %."""
-    pct = probability * 100.0
-    if pct < 1.0:
-        return "<1 %"
-    if pct > 99.0:
-        return ">99 %"
-    return f"{pct:.0f} %"
 
 
 def metadata_line(meta: StudyMetadata | None, show_identifiers: bool) -> str:
@@ -208,24 +191,31 @@ def full_prediction(item: StudyItem, shape: tuple[int, int]) -> Prediction | Non
     return replace(item.prediction, cam=expand_cam(item.cam_small, shape))
 
 
-def relabel(prediction: Prediction, threshold: float, operating_point: str,
-            sensitivity: float | None, specificity: float | None) -> Prediction:
-    """The same calibrated probability judged at another operating point (no re-inference)."""
-    label = "PNEUMONIA" if prediction.probability >= threshold else "NORMAL"
-    return replace(prediction, threshold=threshold, operating_point=operating_point,
-                   sensitivity=sensitivity, specificity=specificity, label=label)
+def follows(prediction: Prediction, profile: SiteProfile | None) -> bool:
+    """Whether a result is read at the active operating point: only one made by the model and
+    the profile in use now. An earlier model's or another profile's probability is on another
+    scale, so it keeps the threshold it was read at (and is marked as such)."""
+    return (profile is not None and prediction.profile is not None
+            and prediction.model.sha256 == profile.model.sha256 and prediction.profile.sha256 == profile.sha256)
 
 
-# Sort groups: in-scope results first (most suspicious on top), then results flagged out of
-# scope, then studies still pending, then failures.
-_GROUP_RESULT, _GROUP_OUT_OF_SCOPE, _GROUP_PENDING, _GROUP_FAILED = range(4)
+# "Most suspicious first": what needs a person's look comes before everything below the
+# review threshold, so a reader who stops early has missed no flagged, unreliable or failed
+# study. In order: above the threshold, not reliable, failed or cancelled, still being
+# analysed, below the threshold. Within a group the higher probability first, then as opened.
+SUSPICION_RULE = ("Studies that need a look come first: above the review threshold (most probable "
+                  "first), then not reliable, then failed or cancelled, then those still being analysed; "
+                  "everything below the threshold comes last.")
+_ABOVE, _UNRELIABLE, _FAILED, _PENDING, _BELOW = range(5)
 
 
 def suspicion_key(item: StudyItem) -> tuple[int, float, int]:
-    """Sort key for "most suspicious first": smaller sorts first."""
-    if item.status is Status.DONE and item.prediction is not None:
-        group = _GROUP_RESULT if item.prediction.in_scope else _GROUP_OUT_OF_SCOPE
-        return (group, -item.prediction.probability, item.order)
+    """Sort key for "most suspicious first" (see SUSPICION_RULE): smaller sorts first."""
+    pred = item.prediction
+    if item.status is Status.DONE and pred is not None:
+        if not pred.in_scope:
+            return (_UNRELIABLE, -pred.probability, item.order)
+        return (_ABOVE if pred.is_positive else _BELOW, -pred.probability, item.order)
     if item.status in (Status.ERROR, Status.CANCELLED):
-        return (_GROUP_FAILED, 0.0, item.order)
-    return (_GROUP_PENDING, 0.0, item.order)
+        return (_FAILED, 0.0, item.order)
+    return (_PENDING, 0.0, item.order)

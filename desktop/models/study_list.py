@@ -23,12 +23,14 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QImage
 
-from inference.manifest import ModelManifest
+from inference.decision import OperatingPoint
 from inference.prediction import Prediction
+from inference.presentation import present
+from inference.profile import SiteProfile
 from inference.study import StudyMetadata
 from inference.worklist import WorklistRecord
 
-from .study_item import Status, StudyItem, metadata_line, relabel, result_sentence, suspicion_key
+from .study_item import Status, StudyItem, follows, metadata_line, suspicion_key
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
 KeyRole = Qt.ItemDataRole.UserRole + 2
@@ -78,6 +80,8 @@ class StudyListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.status is Status.ERROR:
                 return item.error
+            if item.prediction is not None:  # the chip is short: the whole story on hover
+                return f"{item.path}\n{present(item.prediction).summary}"
             return str(item.path)
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbs.get(key)
@@ -88,8 +92,7 @@ class StudyListModel(QAbstractListModel):
         if role == MetaLineRole:
             return metadata_line(item.metadata, self._show_identifiers)
         if role == SentenceRole:
-            p = item.prediction
-            return "" if p is None else result_sentence(p.probability, p.is_positive, p.in_scope)
+            return "" if item.prediction is None else present(item.prediction).headline
         return None
 
     # -- reading -----------------------------------------------------------------------------
@@ -259,18 +262,12 @@ class StudyListModel(QAbstractListModel):
             self._show_identifiers = show
             self._all_changed()
 
-    def apply_operating_point(self, manifest: ModelManifest, operating_point: str, threshold: float) -> None:
-        """Re-judge every finished result of this model at a new threshold (the probabilities do
-        not change). Results of another model (restored from the worklist) keep their own
-        model's reading: an operating point's threshold belongs to the model it was chosen for."""
-        op = manifest.operating_points.get(operating_point)
-        sens = op.sensitivity if op else None
-        spec = op.specificity if op else None
-        thr = op.threshold if op else threshold
-        name = operating_point if op else "custom"
+    def apply_operating_point(self, profile: SiteProfile | None, operating: OperatingPoint) -> None:
+        """Read every finished result of the active model and profile at ``operating`` (the
+        probabilities do not change). Other results keep their own reading: see ``follows``."""
         for item in self._items:
-            if item.prediction is not None and item.prediction.model.sha256 == manifest.sha256:
-                item.prediction = relabel(item.prediction, thr, name, sens, spec)
+            if item.prediction is not None and follows(item.prediction, profile):
+                item.prediction = item.prediction.at(operating)
         self._all_changed()
 
     def version(self, key: int) -> int:
@@ -289,7 +286,7 @@ class StudyListModel(QAbstractListModel):
 
 
 class StudySortProxy(QSortFilterProxyModel):
-    """Sorts the list: most suspicious first (out-of-scope results apart), as opened, or by name."""
+    """Sorts the list: most suspicious first (``study_item.SUSPICION_RULE``), as opened, or by name."""
 
     MODES = ("suspicion", "opened", "name")
 

@@ -1,16 +1,20 @@
-"""About / Model: what the model is for, what it is not, where its data came from, versions."""
+"""About / Model: what the model is for, what it is not, where its data came from, what it
+measured on which films (the site profile in use), versions."""
 
 from __future__ import annotations
 
 import platform
+from html import escape
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import qVersion
+from PySide6.QtCore import Qt, qVersion
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from inference import __version__ as app_version
 from inference.manifest import ModelManifest
+from inference.presentation import POPULATION, figures_text, point_text, profile_text
+from inference.profile import SiteProfile
 
 from ..platform_quirks import fit_top_level
 from .qt_reliability_plot import ReliabilityPlot
@@ -28,7 +32,18 @@ DATA_CREDIT = (
 )
 
 
-def versions(manifest: ModelManifest | None) -> dict[str, str]:
+def figures_html(profile: SiteProfile | None) -> str:
+    """The profile's figures with their 95 % CIs, and the films they were measured on (said once)."""
+    if profile is None:
+        return "<p>No site profile is loaded: no figures can be shown.</p>"
+    rows = [f"<li>{escape(point_text(op))}: {escape(figures_text(op))}</li>"
+            for op in profile.operating_points.values()]
+    if "auc" in profile.metrics:  # the calibration error is the diagram's title
+        rows.append(f"<li>AUC {profile.metrics['auc'].plain()}, 95 % CI</li>")
+    return f"<p>Measured on {escape(profile.source)}:</p><ul>{''.join(rows)}</ul>"
+
+
+def versions(manifest: ModelManifest | None, profile: SiteProfile | None) -> dict[str, str]:
     """Every version a support request needs."""
     try:
         import onnxruntime
@@ -40,6 +55,7 @@ def versions(manifest: ModelManifest | None) -> dict[str, str]:
         "LungLens": app_version,
         "Model": f"{manifest.name} {manifest.version}" if manifest else "not loaded",
         "Model SHA-256": manifest.sha256 if manifest else "—",
+        "Site profile": profile_text(profile.info) if profile else "not loaded",
         "ONNX Runtime": ort_version,
         "Qt": qVersion(),
         "PySide6": pyside_version,
@@ -48,15 +64,16 @@ def versions(manifest: ModelManifest | None) -> dict[str, str]:
 
 
 class AboutDialog(QDialog):
-    def __init__(self, manifest: ModelManifest | None, model_card: Path | None,
+    def __init__(self, manifest: ModelManifest | None, profile: SiteProfile | None, model_card: Path | None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About LungLens and its model")
-        self.resize(720, 640)
-        head = QLabel(f"<h2>LungLens</h2><p>{INTENDED_USE}</p><p style='color:#8d96a0'>{DATA_CREDIT}</p>")
+        self.resize(720, 780)
+        head = QLabel(f"<h2>LungLens</h2><p>{INTENDED_USE} <b>{POPULATION}.</b></p>"
+                      f"<p style='color:#8d96a0'>{DATA_CREDIT}</p>")
         head.setWordWrap(True)
         rows = "".join(f"<tr><td style='color:#8d96a0;padding-right:12px'>{k}</td><td>{v}</td></tr>"
-                       for k, v in versions(manifest).items())
+                       for k, v in versions(manifest, profile).items())
         table = QLabel(f"<table>{rows}</table>")
         table.setWordWrap(True)
         self.card = QTextBrowser()
@@ -65,20 +82,24 @@ class AboutDialog(QDialog):
             self.card.setMarkdown(model_card.read_text(encoding="utf-8"))
         else:
             self.card.setPlainText(f"The model card is missing ({model_card}).")
-        # Calibration: is "80 %" right 80 % of the time? From the manifest, not recomputed.
+        # The profile in use: its figures, and is "80 %" right 80 % of the time? Not recomputed.
+        self.figures = QLabel(figures_html(profile))
+        self.figures.setWordWrap(True)
+        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.reliability = ReliabilityPlot()
-        self.reliability.set_manifest(manifest)
+        self.reliability.set_profile(profile)
         calibration = QWidget()
         cl = QVBoxLayout(calibration)
-        note = QLabel("Each bar: validation images whose calibrated probability fell in that range, and the "
-                      "fraction of them that really had pneumonia. A well-calibrated model follows the diagonal.")
+        note = QLabel("Each bar: those films whose calibrated probability fell in that range, and the fraction "
+                      "of them that really had pneumonia. A well-calibrated model follows the diagonal.")
         note.setObjectName("dim")
         note.setWordWrap(True)
+        cl.addWidget(self.figures)
         cl.addWidget(note)
         cl.addWidget(self.reliability, 1)
         self.tabs = QTabWidget()
+        self.tabs.addTab(calibration, "Site profile")
         self.tabs.addTab(self.card, "Model card")
-        self.tabs.addTab(calibration, "Calibration")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

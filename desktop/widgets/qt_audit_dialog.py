@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from inference.audit import AuditLog
+from inference.decision import probability_text
+from inference.presentation import headline
 
 from ..platform_quirks import fit_top_level
 
@@ -30,17 +32,18 @@ COLUMNS = ("Time (UTC)", "Event", "User", "Details", "Study (pixel SHA-256)", "M
 
 
 def describe(entry: dict[str, Any]) -> str:
-    """One line saying what happened, e.g. "87.1 % PNEUMONIA at threshold 50.0 % · cached"."""
+    """One line saying what happened, in the words the window used for that result, e.g.
+    "Above the review threshold (35 %) · 87 % · cached"."""
     if entry.get("event") == "analysis":
         try:
-            text = f"{float(entry['probability']) * 100:.1f} % {entry.get('label', '')} " \
-                   f"at threshold {float(entry['threshold']) * 100:.1f} %"
+            p, t = float(entry["probability"]), float(entry["threshold"])
         except (KeyError, TypeError, ValueError):
             text = str(entry.get("label", ""))
+        else:
+            reasons = entry.get("scope_reasons") or []
+            text = f"{headline(p, t, entry.get('in_scope') is not False, reasons)} · {probability_text(p)}"
         if entry.get("cached"):
             text += " · cached"
-        if entry.get("in_scope") is False:
-            text += " · outside the model's scope"
         if entry.get("warnings"):
             n = len(entry["warnings"])
             text += f" · {n} warning{'s' if n != 1 else ''}"

@@ -1,8 +1,11 @@
 """The probability gauge: a dial 0-100 % with needle, threshold mark, coloured bands.
 
 Painted by hand so it reads at a glance across a dark room: the big number, where the
-threshold sits, and which side of it the needle points. The geometry (angles) is exposed
-so tests can check what is drawn without comparing pictures.
+threshold sits, and which side of it the needle points. The number, the threshold and the
+colours come from :mod:`inference.decision` and :mod:`inference.presentation`, as everywhere
+else. Empty, it still marks the threshold of the operating point in use, so the dial never
+shows a threshold that is not the one results will be read at. The geometry (angles) is
+exposed so tests can check what is drawn without comparing pictures.
 """
 
 from __future__ import annotations
@@ -13,16 +16,12 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from inference import decision, presentation
+
 from .. import theme
-from ..models.study_item import percent_text
 
 START_DEG = 210.0  # angle (Qt convention: counter-clockwise from 3 o'clock) of 0 %
 SPAN_DEG = 240.0  # clockwise sweep to 100 %
-
-
-def threshold_text(threshold: float) -> str:
-    """48.5 %, 50 %: the same precision as the operating point in the details."""
-    return f"{threshold * 100:.1f}".rstrip("0").rstrip(".") + " %"
 
 
 def value_to_angle(value: float) -> float:
@@ -37,7 +36,7 @@ class GaugeWidget(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._value: float | None = None
-        self._threshold = 0.5
+        self._threshold: float | None = None  # unknown until the profile in use is
         self._in_scope = True
         self._pending_text = "No study"
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -52,17 +51,24 @@ class GaugeWidget(QWidget):
         self.setAccessibleDescription(self.number_text())
         self.update()
 
-    def clear(self, text: str = "No study") -> None:
+    def clear(self, text: str = "No study", threshold: float | None = None) -> None:
+        """No result: ``text`` in the dial, and the threshold results will be read at."""
         self._value = None
+        self._threshold = threshold
         self._pending_text = text
+        self.setAccessibleDescription(text)
         self.update()
+
+    @property
+    def pending_text(self) -> str:
+        return self._pending_text
 
     @property
     def value(self) -> float | None:
         return self._value
 
     @property
-    def threshold(self) -> float:
+    def threshold(self) -> float | None:
         return self._threshold
 
     @property
@@ -70,18 +76,21 @@ class GaugeWidget(QWidget):
         return self._in_scope
 
     def number_text(self) -> str:
-        return "—" if self._value is None else percent_text(self._value)
+        return "—" if self._value is None else decision.probability_text(self._value)
 
     def needle_angle(self) -> float | None:
         return None if self._value is None else value_to_angle(self._value)
 
-    def threshold_angle(self) -> float:
-        return value_to_angle(self._threshold)
+    def threshold_angle(self) -> float | None:
+        return None if self._threshold is None else value_to_angle(self._threshold)
+
+    def caption_text(self) -> str:
+        return "" if self._threshold is None else f"threshold {decision.threshold_text(self._threshold)}"
 
     def needle_color(self) -> QColor:
-        if self._value is None or not self._in_scope:
+        if self._value is None or self._threshold is None:
             return theme.color(theme.UNRELIABLE)
-        return theme.color(theme.LIKELY if self._value >= self._threshold else theme.UNLIKELY)
+        return theme.color(theme.TONE[presentation.tone(self._value, self._threshold, self._in_scope)])
 
     def sizeHint(self) -> QSize:
         return QSize(280, 240)
@@ -107,9 +116,10 @@ class GaugeWidget(QWidget):
         empty = self._value is None
         unreliable = not empty and not self._in_scope
 
-        # Coloured bands: below the threshold "unlikely", above it "likely"; grey when unreliable.
+        # Coloured bands either side of the threshold; grey when empty or not reliable.
         thr_angle = self.threshold_angle()
-        for a0, a1, col in ((START_DEG, thr_angle, theme.UNLIKELY), (thr_angle, START_DEG - SPAN_DEG, theme.LIKELY)):
+        split = START_DEG if thr_angle is None else thr_angle
+        for a0, a1, col in ((START_DEG, split, theme.BELOW), (split, START_DEG - SPAN_DEG, theme.ABOVE)):
             c = QColor(theme.UNRELIABLE if (unreliable or empty) else col)
             c.setAlpha(70 if (empty or unreliable) else 165)
             p.setPen(QPen(c, band, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
@@ -132,9 +142,10 @@ class GaugeWidget(QWidget):
         p.drawText(QRectF(top.x() - 20, top.y() - fm.height() / 2, 40, fm.height()), Qt.AlignmentFlag.AlignCenter, "50")
 
         # Threshold mark: a bright bar across the band, slightly beyond it.
-        a = math.radians(thr_angle)
-        p.setPen(QPen(theme.color(theme.TEXT), 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        p.drawLine(_polar(center, r - band - 3, a), _polar(center, r + 3, a))
+        if thr_angle is not None:
+            a = math.radians(thr_angle)
+            p.setPen(QPen(theme.color(theme.TEXT), 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+            p.drawLine(_polar(center, r - band - 3, a), _polar(center, r + 3, a))
 
         # The needle: a tapered pointer on the outer half, so the centre stays free for the number.
         angle = self.needle_angle()
@@ -164,7 +175,7 @@ class GaugeWidget(QWidget):
         p.setFont(small)
         p.setPen(theme.color(theme.TEXT_DIM))
         caption = QRectF(center.x() - r, num_rect.bottom(), 2 * r, fm.height())
-        p.drawText(caption, Qt.AlignmentFlag.AlignCenter, f"threshold {threshold_text(self._threshold)}")
+        p.drawText(caption, Qt.AlignmentFlag.AlignCenter, self.caption_text())
         if empty:
             p.drawText(QRectF(center.x() - r, num_rect.top() - fm.height() * 1.4, 2 * r, fm.height() * 1.2),
                        Qt.AlignmentFlag.AlignCenter, self._pending_text)

@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from inference.paths import models_dir, resources_dir
+from inference.providers import friendly_name
 
 from .. import exports
 from ..controller import StudyController, ViewContext
@@ -37,6 +37,7 @@ from ..models.study_item import Status
 from ..models.windowing import PRESETS, preset_window
 from .qt_about_dialog import AboutDialog
 from .qt_audit_dialog import AuditDialog
+from .qt_fit_scroll import FitWidthScrollArea
 from .qt_overlay_controls import OverlayControls
 from .qt_progress import ProgressLine
 from .qt_result_panel import ResultPanel
@@ -104,10 +105,7 @@ class MainWindow(QMainWindow):
         rl.addWidget(self.result_panel)
         rl.addWidget(self.overlay_controls)
         rl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(right)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = FitWidthScrollArea(right)
         self.studies_dock = self._dock("Studies", self.study_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.result_dock = self._dock("Result", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tags_dock = self._dock("DICOM tags", self.tags, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -131,6 +129,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         fit_top_level(self)
         self._show_engine("", controller.manifest_error)
+        self.result_panel.set_operating_point(controller.operating_point())
 
     # -- construction ----------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -269,6 +268,7 @@ class MainWindow(QMainWindow):
         c.batch_finished.connect(self._batch_finished)
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
+        c.operating_changed.connect(self.result_panel.set_operating_point)
         c.model.rowsInserted.connect(self._rows_added)
         c.model.dataChanged.connect(self._model_changed)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
@@ -429,15 +429,16 @@ class MainWindow(QMainWindow):
             self.progress_label.setText(" · ".join(parts))
 
     def _show_engine(self, provider: str, problem: str) -> None:
-        m = self.controller.manifest
+        m, profile = self.controller.manifest, self.controller.profile
         self.result_panel.current_model_sha256 = m.sha256 if m is not None else ""
+        self.result_panel.current_profile_sha256 = profile.sha256 if profile is not None else ""
         self._engine_problem = problem
         self._update_banner()
         if problem:
             self.engine_label.setText("model unavailable")
         else:
             model = f"{m.name} {m.version}" if m else ""
-            ran = provider.removesuffix("ExecutionProvider") if provider else "starting…"
+            ran = friendly_name(provider) if provider else "starting…"
             self.engine_label.setText(f"{model} · {ran}".strip(" ·"))
 
     def _show_storage_problem(self, reason: str) -> None:
@@ -508,7 +509,7 @@ class MainWindow(QMainWindow):
 
         engine = self.controller.engine
         dlg = SettingsDialog(self.settings, available_providers(), engine.provider if engine else "",
-                             self.controller.manifest, self, worklist_path=self.controller.worklist_path,
+                             self.controller.profile, self, worklist_path=self.controller.worklist_path,
                              audit_path=self.controller.audit_path)
         if dlg.exec():
             changed = dlg.apply()
@@ -517,7 +518,7 @@ class MainWindow(QMainWindow):
                 self.tags.set_show_identifiers(self.settings.show_identifiers)
 
     def open_about(self) -> None:
-        AboutDialog(self.controller.manifest, models_dir() / "MODEL_CARD.md", self).exec()
+        AboutDialog(self.controller.manifest, self.controller.profile, models_dir() / "MODEL_CARD.md", self).exec()
 
     def open_audit_log(self) -> None:
         if self.controller.audit is None:

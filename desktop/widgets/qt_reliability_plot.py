@@ -1,9 +1,9 @@
-"""The reliability diagram of the bundled model on its validation patients, with the ECE.
+"""The reliability diagram of the site profile in use, with its ECE.
 
 It answers "when LungLens says 80 %, is it right 80 % of the time?": each bar is one bin of
-calibrated probabilities, its height the fraction of those validation images that really
-had pneumonia; a calibrated model's bars follow the diagonal. Data: the manifest's
-"calibration" section (written by the training pipeline), never recomputed here.
+calibrated probabilities, its height the fraction of those films that really had pneumonia;
+a calibrated model's bars follow the diagonal. Data: the profile's films (the shipped
+profile's are the site sample), as the profile records them, never recomputed here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from inference.manifest import ModelManifest
+from inference.decision import Estimate, probability_text
+from inference.profile import SiteProfile
 
 from .. import pgsetup  # noqa: F401 -- global pyqtgraph options
 from .. import theme
@@ -25,8 +26,8 @@ class ReliabilityPlot(pg.PlotWidget):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent=parent)
-        self.ece: float | None = None
-        self.ece_before: float | None = None
+        self.ece: Estimate | None = None
+        self.ece_before: Estimate | None = None
         self.bins: list[dict[str, float]] = []  # the non-empty bins shown
         item = self.getPlotItem()
         item.setMenuEnabled(False)
@@ -38,21 +39,18 @@ class ReliabilityPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.15)
         self.setMinimumSize(320, 260)
         self.setAccessibleName("Reliability diagram")
-        self.set_calibration(None)
+        self.set_profile(None)
 
-    def set_manifest(self, manifest: ModelManifest | None) -> None:
-        self.set_calibration(None if manifest is None else manifest.raw.get("calibration"))
-
-    def set_calibration(self, calibration: dict[str, Any] | None) -> None:
-        """Draw the diagram from a manifest's "calibration" section (None: say there is none)."""
+    def set_profile(self, profile: SiteProfile | None) -> None:
+        """Draw the profile's diagram (None, or a profile without one: say there is none)."""
         item = self.getPlotItem()
         item.clear()
-        self.bins = [b for b in (calibration or {}).get("reliability", []) if int(b.get("count", 0)) > 0]
-        self.ece = _number(calibration, "ece_after")
-        self.ece_before = _number(calibration, "ece_before")
+        self.bins = [b for b in (profile.reliability if profile else []) if int(b.get("count", 0)) > 0]
+        metrics = profile.metrics if profile else {}
+        self.ece, self.ece_before = metrics.get("ece_after"), metrics.get("ece_before")
         item.plot([0, 1], [0, 1], pen=pg.mkPen(theme.TEXT_DIM, width=1, style=Qt.PenStyle.DashLine))
         if not self.bins:
-            note = pg.TextItem("No calibration data in this model's manifest", color=theme.TEXT_DIM, anchor=(0.5, 0.5))
+            note = pg.TextItem("No calibration data in this site profile", color=theme.TEXT_DIM, anchor=(0.5, 0.5))
             note.setPos(0.5, 0.5)
             item.addItem(note)
             item.setTitle("Reliability: not available")
@@ -72,21 +70,16 @@ class ReliabilityPlot(pg.PlotWidget):
                   symbolBrush=pg.mkBrush(theme.TEXT), symbolPen=pg.mkPen(theme.BACKGROUND))  # fmt: skip
         item.setTitle(self.summary_text())
         tips = "\n".join(
-            f"{b['lo']:.0%}-{b['hi']:.0%}: {b['observed_fraction']:.0%} observed, "
-            f"{b['mean_predicted']:.0%} predicted, {int(b['count'])} images"
+            f"{b['lo'] * 100:.0f}–{b['hi'] * 100:.0f} %: {round(b['observed_fraction'] * b['count'])} of "
+            f"{int(b['count'])} films had pneumonia; mean predicted {probability_text(b['mean_predicted'])}"
             for b in self.bins
         )
         self.setToolTip(tips)
 
     def summary_text(self) -> str:
         if self.ece is None:
-            return "Reliability on validation patients"
-        text = f"Validation patients: ECE {self.ece * 100:.1f} %"
+            return "Reliability of the site profile"
+        text = f"ECE {self.ece.percent()}"
         if self.ece_before is not None:
-            text += f" (before calibration {self.ece_before * 100:.1f} %)"
+            text += f"; before calibration {self.ece_before.percent()}"
         return text
-
-
-def _number(section: dict[str, Any] | None, key: str) -> float | None:
-    value = (section or {}).get(key)
-    return float(value) if isinstance(value, (int, float)) else None

@@ -20,36 +20,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.manifest import ModelManifest
+from inference.decision import CUSTOM, custom_point
+from inference.presentation import operating_point_text, point_text
+from inference.profile import SiteProfile
+from inference.providers import friendly_name
 
 from ..models.display import COLORMAPS
 from ..platform_quirks import fit_top_level
 from ..settings import AppSettings
 
 
-def _friendly(provider: str) -> str:
-    return provider.removesuffix("ExecutionProvider")
-
-
 class SettingsDialog(QDialog):
     """Edits an :class:`AppSettings`; nothing is written unless the user presses OK."""
 
     def __init__(self, settings: AppSettings, available: list[str], provider_in_use: str,
-                 manifest: ModelManifest | None, parent: QWidget | None = None, *,
+                 profile: SiteProfile | None, parent: QWidget | None = None, *,
                  worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
-        self.manifest = manifest
+        self.profile = profile
 
         # Engine
         self.provider = QComboBox()
         self.provider.addItem("Automatic (fastest available)", "auto")
         for name in available:
-            self.provider.addItem(_friendly(name), name)
+            self.provider.addItem(friendly_name(name), name)
         i = self.provider.findData(settings.provider)
         self.provider.setCurrentIndex(max(i, 0))
-        self.in_use = QLabel(_friendly(provider_in_use) if provider_in_use else "model not loaded")
+        self.in_use = QLabel(friendly_name(provider_in_use) if provider_in_use else "model not loaded")
         self.threads = QSpinBox()
         self.threads.setRange(0, 64)
         self.threads.setSpecialValueText("Automatic")
@@ -64,30 +63,28 @@ class SettingsDialog(QDialog):
         note.setWordWrap(True)
         f.addRow(note)
 
-        # Decision
+        # Decision: the operating points of the site profile in use, with what they measured where.
         self.operating_point = QComboBox()
-        if manifest is not None:
-            for key, op in manifest.operating_points.items():
-                label = (f"{key.replace('_', ' ')} — threshold {op.threshold * 100:.1f} %, "
-                         f"sensitivity {op.sensitivity * 100:.0f} %, specificity {op.specificity * 100:.0f} %")
-                self.operating_point.addItem(label, key)
-        self.operating_point.addItem("Custom threshold", "custom")
-        current = settings.operating_point or (manifest.default_operating_point if manifest else "custom")
-        self.operating_point.setCurrentIndex(max(self.operating_point.findData(current), 0))
+        if profile is not None:
+            for key, op in profile.operating_points.items():
+                self.operating_point.addItem(point_text(op), key)
+        self.operating_point.addItem("Custom threshold", CUSTOM)
+        self.operating_point.setCurrentIndex(max(self.operating_point.findData(self._current_point()), 0))
         self.custom = QDoubleSpinBox()
         self.custom.setRange(0.0, 100.0)
         self.custom.setDecimals(1)
         self.custom.setSuffix(" %")
         self.custom.setValue(settings.custom_threshold * 100)
+        self.figures = QLabel()
+        self.figures.setObjectName("dim")
+        self.figures.setWordWrap(True)
         decision = QGroupBox("Decision")
         f = QFormLayout(decision)
         f.addRow("Operating point", self.operating_point)
         f.addRow("Custom threshold", self.custom)
-        note = QLabel("A custom threshold has no validated sensitivity or specificity.")
-        note.setObjectName("dim")
-        note.setWordWrap(True)
-        f.addRow(note)
+        f.addRow(self.figures)
         self.operating_point.currentIndexChanged.connect(self._sync_custom)
+        self.custom.valueChanged.connect(self._sync_custom)
 
         # Heat-map defaults
         self.overlay_visible = QCheckBox("Show the heat-map when a study opens")
@@ -142,8 +139,20 @@ class SettingsDialog(QDialog):
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         return label
 
+    def _current_point(self) -> str:
+        """The operating point the settings name ("" is the profile's default)."""
+        default = self.profile.default_operating_point if self.profile else CUSTOM
+        return self.settings.operating_point or default
+
     def _sync_custom(self) -> None:
-        self.custom.setEnabled(self.operating_point.currentData() == "custom")
+        key = self.operating_point.currentData()
+        self.custom.setEnabled(key == CUSTOM)
+        if key == CUSTOM:
+            op = custom_point(self.custom.value() / 100.0)
+            self.figures.setText(operating_point_text(op, ""))
+        elif self.profile is not None:
+            op = self.profile.operating_points[key]
+            self.figures.setText(f"{operating_point_text(op, self.profile.source)}. {op.description}")
 
     def apply(self) -> set[str]:
         """Write the dialog's values; returns which groups changed ("engine", "decision", "overlay", "privacy")."""
@@ -153,9 +162,8 @@ class SettingsDialog(QDialog):
             s.provider, s.threads = self.provider.currentData(), self.threads.value()
             changed.add("engine")
         op, thr = self.operating_point.currentData(), self.custom.value() / 100.0
-        # "" means "the model's default": OK on an untouched dialog is not a change.
-        current = s.operating_point or (self.manifest.default_operating_point if self.manifest else "custom")
-        if op != current or (op == "custom" and abs(thr - s.custom_threshold) > 1e-9):
+        # "" means "the profile's default": OK on an untouched dialog is not a change.
+        if op != self._current_point() or (op == CUSTOM and abs(thr - s.custom_threshold) > 1e-9):
             s.operating_point, s.custom_threshold = op, thr
             changed.add("decision")
         ov = (self.overlay_visible.isChecked(), self.opacity.value() / 100, self.floor.value() / 100,

@@ -21,8 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inference.presentation import present
+
 from .. import theme
-from ..models.study_item import Status, StudyItem, percent_text
+from ..models.study_item import SUSPICION_RULE, Status, StudyItem
 from ..models.study_list import ItemRole, KeyRole, MetaLineRole, StudyListModel, StudySortProxy
 
 ROW_HEIGHT = 66
@@ -39,17 +41,13 @@ _STATUS_TEXT = {
 
 
 def chip_text_and_colour(item: StudyItem) -> tuple[str, str]:
-    """What the result chip says and its colour (the same rules as the gauge)."""
-    pred = item.prediction
+    """What the result chip says and its colour (the presentation's words and tone)."""
     if item.status is Status.ERROR:
         return "failed", theme.ERROR
-    if pred is None:
+    if item.prediction is None:
         return "", theme.TEXT_DIM
-    if not pred.in_scope:
-        return f"{percent_text(pred.probability)} · not reliable", theme.UNRELIABLE
-    if pred.is_positive:
-        return f"{percent_text(pred.probability)} · pneumonia", theme.LIKELY
-    return f"{percent_text(pred.probability)} · normal", theme.UNLIKELY
+    text = present(item.prediction)
+    return text.chip, theme.TONE[text.tone]
 
 
 class StudyDelegate(QStyledItemDelegate):
@@ -194,7 +192,7 @@ class StudyListWidget(QWidget):
         self.sort_box = QComboBox()
         for mode, label in self.SORT_LABELS.items():
             self.sort_box.addItem(label, mode)
-        self.sort_box.setToolTip("Out-of-scope results are listed after the reliable ones")
+        self.sort_box.setItemData(0, SUSPICION_RULE, Qt.ItemDataRole.ToolTipRole)
         head = QHBoxLayout()
         head.setContentsMargins(8, 4, 8, 4)
         head.addWidget(self.count_label, 1)
@@ -205,7 +203,8 @@ class StudyListWidget(QWidget):
         lay.addLayout(head)
         lay.addWidget(self.view, 1)
 
-        self.sort_box.currentIndexChanged.connect(lambda _: self.proxy.set_mode(self.sort_box.currentData()))
+        self.sort_box.currentIndexChanged.connect(self._sort_changed)
+        self._sort_changed()
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         model.progress_changed.connect(self._update_count)
         model.modelReset.connect(self._update_count)
@@ -240,6 +239,12 @@ class StudyListWidget(QWidget):
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.current_key_changed.emit(int(current.data(KeyRole)) if current.isValid() else 0)
+
+    def _sort_changed(self) -> None:
+        """Sort, and state the rule of the order shown where the order is chosen."""
+        mode = self.sort_box.currentData()
+        self.proxy.set_mode(mode)
+        self.sort_box.setToolTip(SUSPICION_RULE if mode == "suspicion" else "The order of the list")
 
     def _update_count(self) -> None:
         c = self.model.counts()

@@ -34,7 +34,7 @@ def test_angles_span_240_degrees():
     assert value_to_angle(1.7) == -30.0  # clamped
 
 
-@pytest.mark.parametrize(("p", "thr", "colour"), [(0.87, 0.3, theme.LIKELY), (0.06, 0.3, theme.UNLIKELY)])
+@pytest.mark.parametrize(("p", "thr", "colour"), [(0.87, 0.3, theme.ABOVE), (0.06, 0.3, theme.BELOW)])
 def test_needle_points_at_the_probability_in_the_decision_colour(qtbot, p, thr, colour):
     gauge = GaugeWidget()
     qtbot.addWidget(gauge)
@@ -64,12 +64,22 @@ def test_out_of_scope_is_grey_not_red(qtbot):
     center, r = gauge.dial_geometry()
     a = math.radians(gauge.needle_angle())
     assert _near(img, center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a), theme.UNRELIABLE)
-    assert not _near(img, center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a), theme.LIKELY)
+    assert not _near(img, center.x() + 0.75 * r * math.cos(a), center.y() - 0.75 * r * math.sin(a), theme.ABOVE)
 
 
-def test_empty_gauge_has_no_needle(qtbot):
+def test_empty_gauge_has_no_needle_and_marks_the_threshold_in_use(qtbot):
     gauge = GaugeWidget()
     qtbot.addWidget(gauge)
+    assert gauge.caption_text() == "" and gauge.threshold_angle() is None  # no profile: no threshold claimed
     gauge.set_result(0.5, 0.5)
-    gauge.clear("Queued")
+    gauge.clear("Queued", 0.539)
     assert gauge.needle_angle() is None and gauge.number_text() == "—"
+    assert gauge.caption_text() == "threshold 53.9 %" and gauge.threshold_angle() == pytest.approx(210 - 240 * 0.539)
+
+
+@pytest.mark.parametrize(("p", "shown"), [(0.0004, "< 1 %"), (0.9996, "> 99 %"), (0.999, "> 99 %"), (0.004, "< 1 %")])
+def test_the_number_never_claims_certainty(qtbot, p, shown):
+    gauge = GaugeWidget()
+    qtbot.addWidget(gauge)
+    gauge.set_result(p, 0.5)
+    assert gauge.number_text() == shown

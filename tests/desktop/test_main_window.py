@@ -13,6 +13,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from desktop.models.study_item import Status
+from inference.presentation import present
 from tests.desktop.gui_helpers import wait_idle
 
 pytestmark = pytest.mark.gui
@@ -60,7 +61,11 @@ def test_real_dicom_shows_the_engines_result(window, qtbot, monkeypatch, real_di
     gauge = window.result_panel.gauge
     assert gauge.value == pytest.approx(expected.probability, abs=1e-5)
     assert gauge.threshold == pytest.approx(expected.threshold)
-    assert window.result_panel.sentence_text().endswith(gauge.number_text())
+    words = present(expected)
+    assert window.result_panel.headline_text() == words.headline
+    assert gauge.number_text() == words.probability
+    assert window.result_panel.detail_text("figures") == words.figures
+    assert window.result_panel.detail_text("profile") == words.profile
     assert window.result_panel.detail_text("model") == f"{expected.model.name} {expected.model.version}"
     assert window.result_panel.detail_text("provider") == "CPU"
     for w in expected.warnings:  # every warning is on screen

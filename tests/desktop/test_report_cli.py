@@ -20,6 +20,7 @@ from inference.audit import AuditLog
 from inference.engine import Engine
 from inference.loaders import load_study
 from inference.paths import models_dir
+from inference.presentation import present
 from tests.fixtures.tiny_model import build_tiny_model
 from tests.inference.test_dicom_sc import dciodvfy
 
@@ -53,11 +54,12 @@ def test_pdf_and_secondary_capture_are_written_and_audited(qapp, tiny_model, dat
     out = capsys.readouterr().out
     assert code == 0, out
     expected = Engine.load(tiny_model).predict(load_study(real_dicom))
-    pct = round(expected.probability * 100)
-    assert f"{real_dicom.name}: pneumonia" in out and f"{pct} %" in out
+    words = present(expected)
+    assert f"{real_dicom.name}: {words.summary}" in out  # the story the window and the PDF tell
 
     text = pdf_text(pdf)
-    assert f"{pct} %" in text and "tiny-cxr 0.0.1-test" in text
+    assert words.headline in text and f"(calibrated): {words.probability}" in text
+    assert "tiny-cxr 0.0.1-test" in text
     assert "16d7f894" not in text  # the patient's name/ID: not asked for
     assert dciodvfy(sc)[0] == []
     assert pydicom.dcmread(sc).StudyInstanceUID == pydicom.dcmread(real_dicom, stop_before_pixels=True).StudyInstanceUID
@@ -79,7 +81,7 @@ def test_show_identifiers_puts_them_in_the_pdf(qapp, tiny_model, data_dir, tmp_p
     assert lunglens(["report", str(real_dicom), "--pdf", str(pdf), "--show-identifiers", "--threshold", "0.9"]) == 0
     text = pdf_text(pdf)
     assert "16d7f894-55d7-4d95-8957-d18987f0e981" in text and real_dicom.name in text
-    assert "Threshold: 90.0 % (custom)" in text
+    assert "Operating point: custom, threshold 90 %: sensitivity and specificity not measured" in text
     assert AuditLog(data_dir / "audit.jsonl").read().entries[-1]["with_identifiers"] is True
 
 
@@ -117,7 +119,8 @@ def test_real_model_report_from_the_entry_point_offscreen(tmp_path, real_dicom):
         capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    expected = Engine.load().predict(load_study(real_dicom))
-    assert f"{round(expected.probability * 100)} %" in pdf_text(pdf)
+    expected = present(Engine.load().predict(load_study(real_dicom)))
+    text = pdf_text(pdf)
+    assert expected.headline in text and f"(calibrated): {expected.probability}" in text
     assert dciodvfy(sc)[0] == []
     assert len(AuditLog(tmp_path / "userdata" / "audit.jsonl").read().entries) == 3

@@ -10,16 +10,15 @@ import pytest
 
 from desktop.report_pdf import INTENDED_USE, write_report_pdf
 from inference import __version__
+from inference.decision import custom_point
 from inference.overlay import render_overlay
-from tests.inference.workflow_fixtures import (
-    MODEL,
-    PATIENT_ID,
-    PATIENT_NAME,
-    dicom_study,
-    identified,
-    prediction_for,
-    raster_study,
-)
+from inference.presentation import POPULATION
+from tests.desktop.gui_helpers import MODEL, PROFILE, make_prediction
+from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, dicom_study, identified, raster_study
+
+
+def prediction_for(study, probability, **kwargs):
+    return make_prediction(probability, shape=study.shape, **kwargs)
 
 pytestmark = pytest.mark.gui
 
@@ -39,12 +38,15 @@ def test_report_has_everything_the_issue_lists(qapp, tmp_path, real_dicom):
     pages, text = pdf_text(out)
     assert pages == 1
     for expected in (
-        "Pneumonia likely — 87 %",
-        "Threshold: 35.0 % (high sensitivity)",
-        "sensitivity 95.0 %, specificity 81.0 %",
-        "Probability (calibrated): 87.0 %",
+        "Above the review threshold (35 %)",
+        "Pneumonia pattern: needs review",
+        "Probability of pneumonia (calibrated): 87 %",
+        "Operating point: high sensitivity, threshold 35 %: sensitivity 95.4 % (92.0–98.3), "
+        f"specificity 81.0 % (75.0–86.2), 95 % CI — {PROFILE.source}",
+        f"Site profile: {PROFILE.name} · sha256 {PROFILE.sha256[:12]}",
+        POPULATION,
         "Warnings (1)",
-        "adult patient: the model was trained on children aged 1-5",
+        "Adult patient: the model was trained on children aged 1-5",
         f"{MODEL.name} {MODEL.version}",
         MODEL.sha256,
         "CPUExecutionProvider",
@@ -71,14 +73,16 @@ def test_identifiers_only_when_asked(qapp, tmp_path, real_dicom):
 
 
 def test_out_of_scope_custom_threshold_raster(qapp, tmp_path, kermany_samples):
+    """Not reliable leads, in grey; the reason is a warning; no verdict is printed at all."""
     study = raster_study(kermany_samples["NORMAL"][0])
-    pred = prediction_for(study, 0.04, threshold=0.5)
-    pred.operating_point, pred.sensitivity, pred.specificity = "custom", None, None
-    pred.in_scope, pred.scope_reasons = False, ["not a frontal chest X-ray"]
+    reason = "image does not look like the chest X-rays the model learned from (distance 2.1x the limit)"
+    pred = prediction_for(study, 0.04, operating=custom_point(0.5), in_scope=False, scope_reasons=[reason])
     _, text = pdf_text(write_report_pdf(tmp_path / "r.pdf", study, pred, overlay=render_overlay(study, pred)))
-    assert "Pneumonia unlikely — 4 %" in text
-    assert "Not reliable" in text and "not a frontal chest X-ray" in text
-    assert "Custom threshold: sensitivity and specificity not validated" in text
+    assert "Not reliable — unlike the films the model learned from" in text
+    assert "Warnings (1)" in text and "Image does not look like the chest X-rays" in text
+    assert "review threshold" not in text and "no pneumonia pattern" not in text.lower()
+    assert "Probability of pneumonia (calibrated): 4 %" in text
+    assert "Operating point: custom, threshold 50 %: sensitivity and specificity not measured" in text
 
 
 def test_unwritable_destination_is_a_clear_error(qapp, tmp_path, kermany_samples):

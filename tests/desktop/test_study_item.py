@@ -7,47 +7,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
 from desktop.models.study_item import (
     MASK,
     Status,
     StudyItem,
     compact_prediction,
     expand_cam,
+    follows,
     full_prediction,
     masked_value,
     metadata_line,
-    percent_text,
     reduce_cam,
-    relabel,
-    result_sentence,
     suspicion_key,
 )
 from desktop.models.windowing import preset_window
-from inference.prediction import ModelInfo, Prediction
+from inference.decision import OperatingPoint
 from inference.study import StudyMetadata
+from tests.desktop.gui_helpers import make_prediction, shipped_profile
 
 
-def _prediction(p: float, threshold: float = 0.5, in_scope: bool = True, shape=(300, 200)) -> Prediction:
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    cam = (xx / (shape[1] - 1)).astype(np.float32)  # a left-to-right ramp
-    return Prediction(
-        probability=p, label="PNEUMONIA" if p >= threshold else "NORMAL", threshold=threshold,
-        operating_point="balanced", sensitivity=0.9, specificity=0.8, cam=cam,
-        model=ModelInfo("m", "1", "abc"), provider="CPUExecutionProvider", in_scope=in_scope,
-        embedding=np.ones(8, np.float32),
-    )
-
-
-def test_sentences_say_likely_unlikely_or_unreliable():
-    assert result_sentence(0.87, True) == "Pneumonia likely — 87 %"
-    assert result_sentence(0.06, False) == "Pneumonia unlikely — 6 %"
-    assert result_sentence(0.87, True, in_scope=False) == "Not a frontal chest X-ray — result not reliable"
-
-
-def test_percent_never_claims_certainty():
-    assert percent_text(0.0004) == "<1 %"
-    assert percent_text(0.9996) == ">99 %"
-    assert percent_text(0.5) == "50 %"
+def _prediction(p: float, threshold: float = 0.5, in_scope: bool = True, shape=(300, 200)):
+    return make_prediction(p, OperatingPoint("balanced", threshold), shape=shape, in_scope=in_scope)
 
 
 def test_metadata_line_hides_identifiers_unless_allowed():
@@ -86,14 +68,18 @@ def test_cam_round_trip_keeps_where_the_map_is_strong():
     assert full is not None and full.cam.shape == (300, 200) and full.probability == 0.7
 
 
-def test_relabel_moves_the_decision_not_the_probability():
-    pred = _prediction(0.4, threshold=0.5)
-    assert pred.label == "NORMAL"
-    low = relabel(pred, 0.2, "high_sensitivity", 0.97, 0.6)
-    assert (low.label, low.probability, low.threshold, low.sensitivity) == ("PNEUMONIA", 0.4, 0.2, 0.97)
+def test_only_results_of_the_model_and_profile_in_use_follow_its_operating_points():
+    profile = shipped_profile()
+    ours = make_prediction(0.4, model=profile.model, profile=profile.info)
+    assert follows(ours, profile)
+    assert not follows(replace(ours, model=replace(profile.model, sha256="0" * 64)), profile)  # an earlier model
+    assert not follows(replace(ours, profile=replace(profile.info, sha256="1" * 64)), profile)  # another site
+    assert not follows(replace(ours, profile=None), profile) and not follows(ours, None)
 
 
-def test_suspicion_order_puts_out_of_scope_and_pending_apart():
+def test_suspicion_order_puts_everything_that_needs_a_look_before_below_threshold():
+    """Above threshold, then not reliable, then failed/cancelled, then pending; below threshold last --
+    however low the unreliable or failed ones are."""
     def item(order, status, p=None, in_scope=True):
         pred = None if p is None else compact_prediction(_prediction(p, in_scope=in_scope))[0]
         return StudyItem(path=Path(f"{order}.png"), status=status, prediction=pred, order=order)
@@ -104,11 +90,14 @@ def test_suspicion_order_puts_out_of_scope_and_pending_apart():
         item(2, Status.DONE, 0.95, in_scope=False),
         item(3, Status.QUEUED),
         item(4, Status.DONE, 0.90),
-        item(5, Status.DONE, 0.10, in_scope=False),
+        item(5, Status.DONE, 0.004, in_scope=False),
         item(6, Status.RUNNING),
+        item(7, Status.DONE, 0.001),
+        item(8, Status.CANCELLED),
+        item(9, Status.DONE, 0.55),
     ]
     ordered = [it.order for it in sorted(items, key=suspicion_key)]
-    assert ordered == [4, 0, 2, 5, 3, 6, 1]
+    assert ordered == [4, 9, 2, 5, 1, 8, 3, 6, 0, 7]
 
 
 def test_window_presets_sit_on_the_image_histogram():

@@ -9,16 +9,17 @@ import pytest
 
 from desktop.models.study_item import Status
 from desktop.models.study_list import ItemRole, KeyRole, SentenceRole, StudyListModel, StudySortProxy
-from inference.manifest import ModelManifest
-from inference.prediction import ModelInfo, Prediction
+from inference.decision import OperatingPoint, custom_point
+from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
+from tests.desktop.gui_helpers import make_prediction, shipped_profile
+
+PROFILE = shipped_profile()
 
 
 def _pred(p: float, in_scope: bool = True) -> Prediction:
-    return Prediction(probability=p, label="PNEUMONIA" if p >= 0.5 else "NORMAL", threshold=0.5,
-                      operating_point="balanced", sensitivity=0.9, specificity=0.9,
-                      cam=np.zeros((0, 0), np.float32), model=ModelInfo("m", "1", "x"),
-                      provider="CPUExecutionProvider", in_scope=in_scope)
+    return make_prediction(p, OperatingPoint("balanced", 0.5), in_scope=in_scope, model=PROFILE.model,
+                           profile=PROFILE.info)
 
 
 def _order(proxy: StudySortProxy) -> list[str]:
@@ -42,7 +43,8 @@ def test_rows_follow_results_and_sort_by_suspicion(model_and_proxy):
     model.set_result(keys["b"], _pred(0.91), np.zeros((4, 4), np.uint8))
     model.set_result(keys["c"], _pred(0.99, in_scope=False), np.zeros((4, 4), np.uint8))
     model.set_failed(keys["d"], "d.png: truncated")
-    assert _order(proxy) == ["b.png", "a.png", "c.png", "e.png", "d.png"]
+    # Above the threshold, not reliable, failed, still queued -- and below the threshold last.
+    assert _order(proxy) == ["b.png", "c.png", "d.png", "e.png", "a.png"]
     # A later, more suspicious result moves to the top while the list is shown.
     model.set_result(keys["e"], _pred(0.97), np.zeros((4, 4), np.uint8))
     assert _order(proxy)[0] == "e.png"
@@ -61,7 +63,10 @@ def test_error_reason_is_the_tooltip_and_sentence_follows_result(model_and_proxy
     idx = model.index(model.row_of(k1))
     assert idx.data(Qt.ItemDataRole.ToolTipRole) == "bad.dcm: the file ends before its pixel data"
     model.set_result(k2, _pred(0.87), np.zeros((4, 4), np.uint8))
-    assert model.index(model.row_of(k2)).data(SentenceRole) == "Pneumonia likely — 87 %"
+    idx = model.index(model.row_of(k2))
+    assert idx.data(SentenceRole) == "Above the review threshold (50 %)"
+    assert idx.data(Qt.ItemDataRole.ToolTipRole) == (
+        "/x/ok.png\nAbove the review threshold (50 %) — pneumonia pattern: needs review — probability of pneumonia 87 %")
 
 
 def test_keys_never_repeat_after_clear(model_and_proxy):
@@ -83,17 +88,19 @@ def test_cancelled_rows_do_not_overwrite_results(model_and_proxy):
 
 
 def test_new_operating_point_relabels_without_inference(model_and_proxy):
+    from dataclasses import replace
+
     model, _ = model_and_proxy
-    (k, _), = model.add_paths([Path("/x/a.png")])
+    (k, _), (other, _) = model.add_paths([Path("/x/a.png"), Path("/x/other-site.png")])
     model.set_result(k, _pred(0.35), np.zeros((4, 4), np.uint8))
-    manifest = ModelManifest.from_dict({
-        "name": "m", "version": "1", "sha256": "x", "onnx_file": "m.onnx",
-        "operating_points": {"high_sensitivity": {"threshold": 0.2, "sensitivity": 0.97, "specificity": 0.7}},
-    })
-    model.apply_operating_point(manifest, "high_sensitivity", 0.2)
+    elsewhere = replace(_pred(0.35), profile=replace(PROFILE.info, sha256="1" * 64))
+    model.set_result(other, elsewhere, np.zeros((4, 4), np.uint8))
+    low = replace(PROFILE.operating_point(), threshold=0.2)
+    model.apply_operating_point(PROFILE, low)
     pred = model.item(k).prediction
-    assert (pred.label, pred.threshold, pred.sensitivity, pred.probability) == ("PNEUMONIA", 0.2, 0.97, 0.35)
-    model.apply_operating_point(manifest, "custom", 0.5)
+    assert (pred.label, pred.operating, pred.probability) == ("PNEUMONIA", low, 0.35)
+    assert model.item(other).prediction.threshold == 0.5  # another profile's result keeps its reading
+    model.apply_operating_point(PROFILE, custom_point(0.5))
     pred = model.item(k).prediction
     assert (pred.label, pred.operating_point, pred.sensitivity) == ("NORMAL", "custom", None)
 

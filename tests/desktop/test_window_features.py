@@ -117,6 +117,7 @@ def test_tags_are_masked_until_identifiers_are_allowed(window, qtbot, tmp_path, 
 
 
 def test_settings_dialog_offers_only_available_providers_and_relabels(window, qtbot, real_dicom):
+    from inference.presentation import operating_point_text
     from inference.providers import available_providers
 
     from desktop.widgets.qt_settings_dialog import SettingsDialog
@@ -125,13 +126,17 @@ def test_settings_dialog_offers_only_available_providers_and_relabels(window, qt
     window.open_paths([real_dicom])
     wait_idle(qtbot, c)
     pred = c.context.item.prediction
-    dlg = SettingsDialog(c.settings, available_providers(), c.engine.provider, c.manifest, window)
+    dlg = SettingsDialog(c.settings, available_providers(), c.engine.provider, c.profile, window)
     qtbot.addWidget(dlg)
     offered = [dlg.provider.itemData(i) for i in range(dlg.provider.count())]
     assert offered == ["auto", *available_providers()]
     assert dlg.in_use.text() == "CPU"
     assert [dlg.operating_point.itemData(i) for i in range(dlg.operating_point.count())] == \
-        [*c.manifest.operating_points, "custom"]
+        [*c.profile.operating_points, "custom"]
+    # Each point is offered with what it measured, where, and its 95 % CI.
+    default = c.profile.operating_point()
+    assert dlg.operating_point.currentData() == default.name
+    assert dlg.figures.text().startswith(operating_point_text(default, c.profile.source))
     # A custom threshold just above this study's probability turns the label around.
     dlg.operating_point.setCurrentIndex(dlg.operating_point.findData("custom"))
     assert dlg.custom.isEnabled()
@@ -142,7 +147,8 @@ def test_settings_dialog_offers_only_available_providers_and_relabels(window, qt
     after = c.context.item.prediction
     assert after.probability == pred.probability and after.operating_point == "custom"
     assert after.label == "NORMAL" and after.sensitivity is None
-    assert window.result_panel.sentence_text().startswith("Pneumonia unlikely")
+    assert window.result_panel.headline_text().startswith("Below the review threshold")
+    assert window.result_panel.detail_text("figures") == "sensitivity and specificity not measured"
     # Persisted in QSettings.
     assert c.settings.q.value("decision/operating_point") == "custom"
 
@@ -151,15 +157,26 @@ def test_about_dialog_states_intended_use_credit_and_versions(window, qtbot):
     import onnxruntime
     from PySide6.QtCore import qVersion
 
-    from desktop.widgets.qt_about_dialog import AboutDialog, versions
+    from html import escape
 
-    dlg = AboutDialog(window.controller.manifest, Path("resources/models/MODEL_CARD.md").resolve(), window)
+    from desktop.widgets.qt_about_dialog import AboutDialog, versions
+    from inference.presentation import POPULATION, figures_text, point_text
+
+    c = window.controller
+    dlg = AboutDialog(c.manifest, c.profile, Path("resources/models/MODEL_CARD.md").resolve(), window)
     qtbot.addWidget(dlg)
-    v = versions(window.controller.manifest)
+    v = versions(c.manifest, c.profile)
     assert v["ONNX Runtime"] == onnxruntime.__version__ and v["Qt"] == qVersion()
-    assert v["Model"].startswith(window.controller.manifest.name)
+    assert v["Model"].startswith(c.manifest.name) and v["Site profile"].startswith(c.profile.name)
     texts = " ".join(w.text() for w in dlg.findChildren(type(window.cursor_label)))
     assert "not a diagnostic device" in texts and "Kermany" in texts and "CC BY 4.0" in texts
+    assert dlg.figures.text() in texts  # the "Site profile" tab
+    # Every figure with the data it comes from and its interval; the population it holds for.
+    assert POPULATION in texts
+    assert f"Measured on {escape(c.profile.source)}" in texts
+    for op in c.profile.operating_points.values():
+        assert escape(f"{point_text(op)}: {figures_text(op)}") in texts
+    assert "on validation" not in texts
     assert len(dlg.card.toPlainText()) > 200  # the real model card is shown
 
 

@@ -28,12 +28,10 @@ def test_settings_show_where_the_worklist_and_audit_log_are(window, qtbot, monke
 def test_about_dialog_embeds_the_reliability_diagram(window, qtbot):
     from desktop.widgets.qt_about_dialog import AboutDialog
 
-    manifest = window.controller.manifest
-    dlg = AboutDialog(manifest, Path("resources/models/MODEL_CARD.md").resolve(), window)
+    c = window.controller
+    dlg = AboutDialog(c.manifest, c.profile, Path("resources/models/MODEL_CARD.md").resolve(), window)
     qtbot.addWidget(dlg)
-    assert [dlg.tabs.tabText(i) for i in range(dlg.tabs.count())] == ["Model card", "Calibration"]
-    calibration = manifest.raw.get("calibration") or {}
-    shown = [b for b in calibration.get("reliability", []) if b["count"] > 0]
-    assert dlg.reliability.bins == shown
-    if shown:
-        assert dlg.reliability.ece == pytest.approx(calibration["ece_after"])
+    assert [dlg.tabs.tabText(i) for i in range(dlg.tabs.count())] == ["Site profile", "Model card"]
+    shown = [b for b in c.profile.reliability if b["count"] > 0]
+    assert dlg.reliability.bins == shown and shown
+    assert dlg.reliability.ece == c.profile.metrics["ece_after"]

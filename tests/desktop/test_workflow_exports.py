@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from desktop.widgets.qt_main_window import DICOM_SC_FORMAT, PDF_FORMAT
 from inference.audit import AuditLog
+from inference.presentation import present
 from tests.desktop.gui_helpers import wait_idle
 
 pytestmark = pytest.mark.gui
@@ -56,7 +57,7 @@ def test_ctrl_e_writes_a_pdf_report_and_a_secondary_capture(window, qtbot, monke
     text = " ".join(reader.pages[0].extract_text().split())
     assert "decision support" in text.lower()
     assert item.prediction.model.sha256 in text.replace(" ", "")
-    assert f"Probability (calibrated): {item.prediction.probability * 100:.1f} %" in text
+    assert f"Probability of pneumonia (calibrated): {present(item.prediction).probability}" in text
     assert "not shown (the user did not choose to show them)" in text and real_dicom.name not in text
 
     sc = tmp_path / "capture"  # no suffix: the chosen format adds it
@@ -170,7 +171,8 @@ def test_help_audit_log_lists_analyses_and_exports(window, qtbot, monkeypatch, k
     events = [dlg.cell_text(r, 1) for r in range(dlg.table.rowCount())]
     assert events == ["export", "analysis", "analysis", "analysis"]  # newest first
     assert "view as png" in dlg.cell_text(0, 3)
-    assert dlg.cell_text(1, 3).split(" · ")[1] == "cached"
+    assert dlg.cell_text(1, 3).split(" · ")[2] == "cached"
     assert not any("cached" in dlg.cell_text(r, 3) for r in (2, 3))
-    probabilities = {f"{it.prediction.probability * 100:.1f} %" for it in c.model.items()}
-    assert {dlg.cell_text(r, 3).split(" %")[0] + " %" for r in (2, 3)} == probabilities
+    # Each analysis in the words the window used for it.
+    shown = {f"{present(it.prediction).headline} · {present(it.prediction).probability}" for it in c.model.items()}
+    assert {" · ".join(dlg.cell_text(r, 3).split(" · ")[:2]) for r in (2, 3)} == shown

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop.models.study_item import Status
 from inference.audit import AuditLog
+from inference.decision import OperatingPoint
 from inference.worklist import Worklist
 from tests.desktop.gui_helpers import wait_idle
 
@@ -275,8 +276,7 @@ def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings,
         wl.clear()
         old_threshold = 0.999 if current.probability < 0.999 else 0.001  # surely not the current reading
         wl.add(replace(record, id=None, model_sha256="0" * 64, model_version="0.9-earlier",
-                       threshold=old_threshold, operating_point="balanced",
-                       label="PNEUMONIA" if current.probability >= old_threshold else "NORMAL"))
+                       operating=OperatingPoint("balanced", old_threshold)))
 
     win2 = _new_window(qtbot, app_settings)
     c2 = win2.controller

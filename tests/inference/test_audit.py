@@ -10,7 +10,7 @@ from inference.audit import AuditLog, current_user
 from inference.hashing import pixel_sha256
 from inference.worklist import WorklistRecord
 
-from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, dicom_study, identified, prediction_for
+from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, PROFILE, dicom_study, identified, prediction_for
 
 
 def _identified_record(real_dicom) -> WorklistRecord:
@@ -28,6 +28,7 @@ def test_analysis_entry_has_the_required_fields(tmp_path, real_dicom):
     assert entry["time"].endswith("+00:00")
     assert entry["app_version"]
     assert entry["model_sha256"] == rec.model_sha256
+    assert (entry["profile_name"], entry["profile_sha256"]) == (PROFILE.name, PROFILE.sha256)
     assert entry["provider"] == "CPUExecutionProvider"
     assert entry["pixel_sha256"] == rec.pixel_sha256
     assert entry["probability"] == round(rec.probability, 6)

@@ -19,7 +19,9 @@ import pytest
 from inference.audit import AuditLog
 from inference.cli import main
 from inference.export import columns
-from tests.fixtures.tiny_model import build_tiny_model
+from inference.prediction import ModelInfo
+from inference.profile import SiteProfile
+from tests.fixtures.tiny_model import build_tiny_model, tiny_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,6 +64,7 @@ def test_json_lines_in_input_order_with_the_documented_fields(tmp_path: Path, ca
         assert (r["threshold"], r["operating_point"]) == (0.3, "high_sensitivity")
         assert r["provider"] == "CPUExecutionProvider"
         assert r["model"]["name"] == "tiny-cxr" and len(r["model"]["sha256"]) == 64
+        assert r["profile"]["name"] == "tiny test profile" and len(r["profile"]["sha256"]) == 64
         assert {"read", "load", "preprocess", "inference", "gradcam"} <= set(r["timings_ms"])
         assert isinstance(r["warnings"], list) and isinstance(r["in_scope"], bool)
         assert isinstance(r["scope_reasons"], list)
@@ -116,12 +119,27 @@ def test_table_and_summary_without_json(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_bytes(b"%PDF-1.4\n" + b"\0" * 300)
     assert main(["classify", str(good), str(bad), "--threshold", "0"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["FILE", "P(PNEU)", "RESULT", "THRESH", "NOTES"]
-    assert out[1].startswith(str(good)) and "PNEUMONIA" in out[1] and "0.000" in out[1]
+    assert out[0].split() == ["FILE", "P(PNEU)", "RESULT", "NOTES"]
+    assert out[1].startswith(str(good)) and "Above the review threshold (0 %)" in out[1]
     assert out[2].startswith(str(bad)) and "FAILED" in out[2] and "scan.dcm" in out[2]
-    assert out[1].index("PNEUMONIA") == out[2].index("FAILED")  # aligned columns
-    assert out[-1].startswith("2 studies: 1 pneumonia-likely, 1 failed, in ")
-    assert "CPU" in out[-1] and "tiny-cxr" in out[-1]
+    assert out[1].index("Above") == out[2].index("FAILED")  # aligned columns
+    assert out[-2].startswith("2 studies: 1 above the review threshold, 0 not reliable, 1 failed, in ")
+    assert "CPU" in out[-2] and "tiny-cxr" in out[-2]
+    assert out[-1] == ("Review threshold 0 % (custom operating point, site profile 'tiny test profile'); "
+                       "its sensitivity and specificity have not been measured")
+    assert not any("likely" in line for line in out)
+
+
+def test_the_summary_names_the_operating_point_its_figures_and_their_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    img = write_png(tmp_path / "chest.png", 6)
+    assert main(["classify", str(img)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Above the review threshold (30 %)" in out[1] or "Below the review threshold (30 %)" in out[1]
+    assert out[-1] == ("Review threshold 30 % (high sensitivity operating point, site profile 'tiny test profile'); "
+                       "synthetic test figures: 40 films (20 NORMAL, 20 PNEUMONIA): sensitivity 96.0 % (92.0–99.0), "
+                       "specificity 80.0 % (74.0–86.0)")
 
 
 def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -131,9 +149,46 @@ def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pyt
     (record,) = json_lines(capsys.readouterr().out)
     assert record["ok"] is True and record["in_scope"] is False
     assert any("blank" in r for r in record["scope_reasons"])
-    assert main(["classify", str(blank)]) == 0
-    row = capsys.readouterr().out.splitlines()[1]
-    assert "OUT OF SCOPE, result not reliable: image is blank" in row
+    assert main(["classify", str(blank), "--threshold", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Not reliable" in out[1] and "OUT OF SCOPE, result not reliable: image is blank" in out[1]
+    assert "threshold (" not in out[1]  # never called above or below the threshold
+    assert out[-2].startswith("1 studies: 0 above the review threshold, 1 not reliable, 0 failed")
+
+
+def test_a_site_profile_calibrates_and_thresholds_the_results(
+    resources: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    img = write_png(tmp_path / "x.png", 7)
+    model = ModelInfo(**{k: v for k, v in json.loads((resources / "models" / "tiny-cxr.json").read_text()).items()
+                         if k in ("name", "version", "sha256")})
+    site = tiny_profile(model, temperature=8.0, default_operating_point="balanced")
+    site_path = site.save(tmp_path / "site.profile.json")
+    assert main(["classify", "--json", str(img)]) == 0
+    assert main(["classify", "--json", str(img), "--profile", str(site_path)]) == 0
+    shipped, local = json_lines(capsys.readouterr().out)
+    assert local["profile"] == {"name": site.name, "sha256": SiteProfile.load(site_path).sha256}
+    assert local["profile"]["sha256"] != shipped["profile"]["sha256"]
+    assert (local["operating_point"], local["threshold"]) == ("balanced", 0.5)
+    assert local["probability"] != shipped["probability"]
+    audited = AuditLog().read().entries[-1]
+    assert (audited["profile_name"], audited["profile_sha256"]) == (site.name, local["profile"]["sha256"])
+
+
+def test_a_profile_of_another_model_or_unreadable_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "x.png", 7)
+    other = tiny_profile(ModelInfo("other-cxr", "2.0", "ab" * 32)).save(tmp_path / "other.profile.json")
+    assert main(["classify", "--json", str(img), "--profile", str(other)]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"lunglens classify: {other}: profile 'tiny test profile' was made for model other-cxr 2.0")
+    assert "Traceback" not in captured.err and captured.out == ""
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{ not json")
+    for path, reason in ((garbled, "not a usable site profile"), (tmp_path / "none.json", "no such profile")):
+        assert main(["classify", str(img), "--profile", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"lunglens classify: {path}: {reason}") and len(err.splitlines()) == 1
 
 
 def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -56,12 +55,13 @@ def real_film(real_dicom: Path) -> np.ndarray:
 def test_real_dicom_gives_a_complete_calibrated_prediction(engine: Engine, real_dicom: Path) -> None:
     study = load_study(real_dicom)
     pred = engine.predict(study)
-    m = engine.manifest
+    m, profile = engine.manifest, engine.profile
     assert 0.0 <= pred.probability <= 1.0
-    assert pred.probability == pytest.approx(1 / (1 + math.exp(-pred.logit / m.temperature)), abs=1e-9)
-    assert pred.threshold == m.default_threshold and pred.operating_point == m.default_operating_point
+    assert pred.probability == pytest.approx(profile.calibration.probability(pred.logit), abs=1e-9)
+    assert pred.profile == profile.info and pred.profile.sha256 == profile.sha256
+    assert pred.operating == profile.operating_point() and pred.operating_point == profile.default_operating_point
     assert pred.label == ("PNEUMONIA" if pred.probability >= pred.threshold else "NORMAL")
-    assert pred.sensitivity == m.operating_points[m.default_operating_point].sensitivity
+    assert pred.sensitivity == profile.operating_points[profile.default_operating_point].sensitivity.value
     assert pred.cam.shape == study.shape == (1024, 1024) and pred.cam.dtype == np.float32
     assert float(pred.cam.min()) >= 0.0 and float(pred.cam.max()) <= 1.0
     assert pred.provider == "CPUExecutionProvider"

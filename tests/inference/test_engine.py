@@ -17,9 +17,12 @@ import pytest
 from inference import providers as prov
 from inference.engine import Engine
 from inference.errors import ModelError
+from inference.population import AGE_NOT_RECORDED
+from inference.prediction import ModelInfo
+from inference.profile import ProfileError, SiteProfile
 from inference.preprocess import PreprocessSpec, preprocess
 from inference.study import Study, StudyMetadata
-from tests.fixtures.tiny_model import CELL, HEAD, build_tiny_model
+from tests.fixtures.tiny_model import CELL, HEAD, build_tiny_model, tiny_profile
 
 
 @pytest.fixture(scope="module")
@@ -137,19 +140,71 @@ def test_model_not_matching_its_manifest_outputs_is_refused(model_dir: Path, tmp
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [("default_operating_point", "strict", "default operating point 'strict'"),
-     ("temperature", 0.0, "temperature must be positive")],
+    ("change", "message"),
+    [(lambda p: p.update(default_operating_point="strict"), "default operating point 'strict'"),
+     (lambda p: p["calibration"].update(slope=0.0), "slope must be positive"),
+     (lambda p: p["model"].update(sha256="0" * 64), "made for model tiny-cxr"),
+     (lambda p: p.clear(), "not a LungLens site profile")],
 )
-def test_a_manifest_the_engine_cannot_honour_is_refused_at_load(
-    model_dir: Path, tmp_path: Path, key: str, value: object, message: str
+def test_a_shipped_profile_the_engine_cannot_honour_is_refused_at_load(
+    model_dir: Path, tmp_path: Path, change, message: str
 ) -> None:
     bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
-    manifest = json.loads((bad / "tiny-cxr.json").read_text())
-    manifest[key] = value
-    (bad / "tiny-cxr.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match=message):
+    profile = json.loads((bad / "tiny-cxr.profile.json").read_text())
+    change(profile)
+    (bad / "tiny-cxr.profile.json").write_text(json.dumps(profile))
+    with pytest.raises(ModelError, match=f"shipped site profile is unusable.*{message}"):
         Engine.load(bad)
+
+
+def test_a_manifest_without_its_profile_is_an_incomplete_installation(model_dir: Path, tmp_path: Path) -> None:
+    bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
+    (bad / "tiny-cxr.profile.json").unlink()
+    with pytest.raises(ModelError, match="shipped site profile is unusable.*tiny-cxr.profile.json: no such profile"):
+        Engine.load(bad)
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def test_a_site_profile_replaces_the_shipped_calibration_and_points(model_dir: Path, tmp_path: Path) -> None:
+    shipped = Engine.load(model_dir)
+    site = tiny_profile(shipped.model_info, temperature=8.0, default_operating_point="balanced")
+    path = site.save(tmp_path / "site.profile.json")
+    study = make_study(bright_patch_image())
+    a = shipped.predict(study)
+    b = Engine.load(model_dir, profile=path).predict(study)
+    assert a.logit == pytest.approx(b.logit, abs=1e-6)
+    assert b.probability == pytest.approx(1 / (1 + math.exp(-b.logit / 8.0)), abs=1e-6)
+    assert (b.operating_point, b.threshold) == ("balanced", 0.5)
+    assert a.profile == shipped.profile.info and b.profile.sha256 == SiteProfile.load(path).sha256 != a.profile.sha256
+    shipped.set_profile(path)  # the app's "activate"
+    assert shipped.predict(study).probability == pytest.approx(b.probability)
+
+
+def test_a_profile_of_another_model_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    other = tiny_profile(ModelInfo("other-cxr", "2.0", "ab" * 32)).save(tmp_path / "other.profile.json")
+    with pytest.raises(ProfileError, match="made for model other-cxr 2.0.*not for the model in use, tiny-cxr"):
+        Engine.load(model_dir, profile=other)
+    engine = Engine.load(model_dir)
+    with pytest.raises(ProfileError, match="run `lunglens calibrate` again"):
+        engine.set_profile(other)
+    assert engine.profile.name == "tiny test profile"  # the one in use stays
+
+
+def test_profile_round_trip_and_hash(model_dir: Path, tmp_path: Path) -> None:
+    """What is saved is what is loaded; the hash covers the body, so any edit changes it."""
+    profile = tiny_profile(Engine.load(model_dir).model_info)
+    path = profile.save(tmp_path / "p.profile.json")
+    back = SiteProfile.load(path)
+    assert (back.name, back.calibration, back.operating_points, back.source, back.metrics) == (
+        profile.name, profile.calibration, profile.operating_points, profile.source, profile.metrics)
+    data = json.loads(path.read_text())
+    assert data["sha256"] == back.sha256 and len(back.sha256) == 64
+    assert SiteProfile.load(path).sha256 == back.sha256  # stable
+    data["operating_points"]["balanced"]["threshold"] = 0.55
+    path.write_text(json.dumps(data))
+    assert SiteProfile.load(path).sha256 != back.sha256
 
 
 # -------------------------------------------------------------- providers
@@ -268,7 +323,8 @@ def test_cam_of_a_square_input_matches_a_hand_computed_map(engine: Engine) -> No
 def test_prediction_carries_model_warnings_timings_and_embedding(model_dir: Path) -> None:
     eng = Engine.load(model_dir, provider="cuda")
     pred = eng.predict(make_study(bright_patch_image(), warnings=["image is smaller than 256 px"]))
-    assert pred.warnings == ["image is smaller than 256 px", *eng.warnings]
+    # The study's, the population's (a synthetic image records no age), the engine's.
+    assert pred.warnings == ["image is smaller than 256 px", AGE_NOT_RECORDED, *eng.warnings]
     assert pred.provider == "CPUExecutionProvider"
     assert (pred.model.name, pred.model.version) == ("tiny-cxr", "0.0.1-test")
     assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam", "gate"}

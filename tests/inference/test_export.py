@@ -8,11 +8,12 @@ import json
 
 import pytest
 
+from inference.decision import custom_point
 from inference.export import COLUMNS, IDENTIFIER_COLUMNS, error_row, export_records, record_row, write_csv
 from inference.hashing import pixel_sha256
 from inference.worklist import Worklist, WorklistRecord
 
-from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, dicom_study, identified, prediction_for, raster_study
+from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, PROFILE, dicom_study, identified, prediction_for, raster_study
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ def records(tmp_path, kermany_samples, real_dicom) -> list[WorklistRecord]:
     with Worklist(tmp_path / "wl.sqlite3") as wl:
         for study, p in zip(studies, (0.83, 0.07)):
             wl.add(WorklistRecord.from_prediction(study, prediction_for(study, p, warnings=["adult; check"]), pixel_sha256(study)))
+        wl.set_verdict(wl.records()[0].id, "pneumonia")
         return wl.records()
 
 
@@ -36,6 +38,10 @@ def test_csv_one_row_per_study_without_identifiers(tmp_path, records):
     assert rows[0]["warnings"] == "adult; check"
     assert rows[0]["in_scope"] == "yes"
     assert rows[0]["modality"] == "CR"
+    assert (rows[0]["profile_name"], rows[0]["profile_sha256"], rows[0]["logit"]) == (
+        PROFILE.name, PROFILE.sha256, "1.5000")
+    assert (rows[0]["verdict"], rows[1]["verdict"], rows[1]["verdict_at"]) == ("pneumonia", "", "")
+    assert rows[0]["verdict_at"] == records[0].verdict_at != ""
     text = raw.decode("utf-8-sig")
     assert PATIENT_NAME not in text and PATIENT_ID not in text
 
@@ -49,6 +55,14 @@ def test_json_with_identifiers_when_asked(tmp_path, records):
     assert rows[0]["warnings"] == ["adult; check"]
     assert rows[1]["probability"] == pytest.approx(0.07)
     assert rows[1]["sensitivity"] == pytest.approx(0.95)
+    assert rows[1]["logit"] == 1.5 and rows[1]["verdict"] is None
+
+
+def test_the_label_is_the_decision_rule_at_the_rows_threshold(records):
+    """Read at another operating point, the label follows: at or above the threshold is PNEUMONIA."""
+    row = record_row(records[1].at(custom_point(0.07)))
+    assert (row["label"], row["threshold"], row["operating_point"]) == ("PNEUMONIA", 0.07, "custom")
+    assert row["sensitivity"] is None and record_row(records[1].at(custom_point(0.0701)))["label"] == "NORMAL"
 
 
 def test_error_rows_and_formula_guard(records):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference.decision import custom_point
 from inference.overlay import jet, render_overlay, window_to_uint8
 from inference.prediction import ModelInfo, Prediction
 from inference.study import Study, StudyMetadata
@@ -16,8 +17,7 @@ def study_and_prediction(cam: np.ndarray, shape: tuple[int, int] = (60, 80)) -> 
     pixels = np.tile(np.linspace(0, 4095, shape[1], dtype=np.float32), (shape[0], 1))
     study = Study(Path("x.dcm"), pixels, (2048.0, 4096.0), StudyMetadata(rows=shape[0], columns=shape[1]))
     pred = Prediction(
-        probability=0.9, label="PNEUMONIA", threshold=0.5, operating_point="balanced", sensitivity=0.9,
-        specificity=0.9, cam=cam.astype(np.float32), model=ModelInfo("m", "1", "0" * 64),
+        probability=0.9, operating=custom_point(0.5), cam=cam.astype(np.float32), model=ModelInfo("m", "1", "0" * 64),
         provider="CPUExecutionProvider",
     )
     return study, pred

@@ -1,7 +1,9 @@
-"""The persistent worklist: round trip, skip-recompute lookup, order, and kill -9 safety."""
+"""The persistent worklist: round trip, skip-recompute lookup, order, kill -9 safety, the
+in-place upgrade of a LungLens 1 list, re-reading under another profile, reader verdicts."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sqlite3
@@ -18,10 +20,23 @@ import numpy as np
 import pytest
 
 from inference import userdirs
+from inference import worklist as worklist_module
+from inference.decision import Estimate, OperatingPoint, custom_point
 from inference.hashing import pixel_sha256
-from inference.worklist import SCHEMA_VERSION, Worklist, WorklistError, WorklistRecord
+from inference.prediction import ModelInfo
+from inference.profile import ProfileError
+from inference.worklist import (
+    SCHEMA_VERSION,
+    VERDICTS,
+    Worklist,
+    WorklistError,
+    WorklistRecord,
+    utc_now,
+    verdict_label,
+)
 
-from tests.inference.workflow_fixtures import MODEL, prediction_for, raster_study
+from tests.fixtures.tiny_model import tiny_profile
+from tests.inference.workflow_fixtures import MODEL, PROFILE, prediction_for, raster_study
 
 
 def _record(path: Path, probability: float = 0.8) -> WorklistRecord:
@@ -109,12 +124,15 @@ def test_remove_and_clear(tmp_path, kermany_samples):
         assert wl.records() == []
 
 
-def test_with_threshold_relabels_without_the_model(kermany_samples):
+def test_reading_at_another_operating_point_relabels_without_the_model(kermany_samples):
     rec = _record(kermany_samples["PNEUMONIA"][0], 0.4)
-    assert rec.label == "PNEUMONIA"
-    strict = rec.with_threshold(0.6, "balanced", 0.88, 0.9)
-    assert (strict.label, strict.threshold, strict.sensitivity) == ("NORMAL", 0.6, 0.88)
-    assert strict.probability == rec.probability
+    assert rec.label == "PNEUMONIA" and rec.is_positive
+    balanced = OperatingPoint("balanced", 0.6, Estimate(0.88, 0.8, 0.93), Estimate(0.9, 0.85, 0.94))
+    strict = rec.at(balanced)
+    assert (strict.label, strict.threshold, strict.sensitivity, strict.operating_point) == (
+        "NORMAL", 0.6, 0.88, "balanced")
+    assert strict.probability == rec.probability and strict.operating == balanced
+    assert rec.at(custom_point(0.4)).label == "PNEUMONIA"  # at the threshold is above it (inference.decision)
 
 
 def test_newer_schema_is_refused_untouched(tmp_path):
@@ -122,7 +140,7 @@ def test_newer_schema_is_refused_untouched(tmp_path):
     Worklist(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(WorklistError, match=r"wl\.sqlite3: worklist schema 2 is newer"):
+    with pytest.raises(WorklistError, match=rf"wl\.sqlite3: worklist schema {SCHEMA_VERSION + 1} is newer"):
         Worklist(path)
     assert path.exists() and not list(tmp_path.glob("*.damaged-*"))
 
@@ -161,15 +179,16 @@ def test_worker_thread_and_reader_share_it(tmp_path, kermany_samples):
 _WRITER = textwrap.dedent(
     """
     import sys
+    from inference.decision import custom_point
     from inference.worklist import Worklist, WorklistRecord
     wl = Worklist(sys.argv[1])
     i = 0
     while True:
         wl.add(WorklistRecord(
             study_path=f"/studies/{i:06d}.dcm", pixel_sha256=f"{i:064x}", metadata={"modality": "CR"},
-            probability=0.5, label="PNEUMONIA", threshold=0.35, operating_point="high_sensitivity",
-            sensitivity=0.95, specificity=0.8, in_scope=True, scope_reasons=[], warnings=[],
+            probability=0.5, operating=custom_point(0.35), in_scope=True, scope_reasons=[], warnings=[],
             model_name="m", model_version="1", model_sha256="f" * 64, provider="CPUExecutionProvider",
+            logit=0.0,
         ))
         i += 1
         print(i, flush=True)  # after the commit: i results are reported finished
@@ -203,3 +222,136 @@ def test_kill_9_mid_batch_loses_no_finished_result(tmp_path):
     # its print (the kill can land in that gap) is extra.
     assert reported <= len(rows) <= reported + 1
     assert [r.study_path for r in rows[:reported]] == [f"/studies/{i:06d}.dcm" for i in range(reported)]
+
+
+# ------------------------------------------------------------------------------ schema 2
+_V1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, study_path TEXT NOT NULL, pixel_sha256 TEXT NOT NULL,
+    metadata TEXT NOT NULL, probability REAL NOT NULL, label TEXT NOT NULL, threshold REAL NOT NULL,
+    operating_point TEXT NOT NULL, sensitivity REAL, specificity REAL, in_scope INTEGER NOT NULL,
+    scope_reasons TEXT NOT NULL, warnings TEXT NOT NULL, model_name TEXT NOT NULL, model_version TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL, provider TEXT NOT NULL, analysed_at TEXT NOT NULL, timings_ms TEXT NOT NULL,
+    thumbnail BLOB, cam_small BLOB, UNIQUE (study_path, pixel_sha256, model_sha256)
+);
+CREATE INDEX results_by_hash ON results (pixel_sha256, model_sha256);
+"""
+
+
+def _v1_worklist(path: Path, rows: int = 2) -> None:
+    """A worklist as LungLens 1 wrote it (its schema and rows, verbatim)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V1_SCHEMA)
+        for i in range(rows):
+            conn.execute(
+                "INSERT INTO results (study_path, pixel_sha256, metadata, probability, label, threshold, "
+                "operating_point, sensitivity, specificity, in_scope, scope_reasons, warnings, model_name, "
+                "model_version, model_sha256, provider, analysed_at, timings_ms) "
+                "VALUES (?, ?, '{\"modality\": \"CR\"}', ?, 'PNEUMONIA', 0.816, 'high_sensitivity', 0.967, 0.983, 1, "
+                "'[]', '[\"old warning\"]', ?, '1.0.0', ?, 'CPUExecutionProvider', '2026-01-0%dT10:00:00+00:00', '{}')"
+                % (i + 1),
+                (f"/old/{i}.dcm", f"{i:064x}", 0.9 - i / 10, MODEL.name, MODEL.sha256),
+            )
+    conn.close()
+
+
+def test_a_schema_1_list_is_upgraded_in_place_keeping_every_row(tmp_path, kermany_samples):
+    path = tmp_path / "wl.sqlite3"
+    _v1_worklist(path)
+    inode = path.stat().st_ino
+    with Worklist(path) as wl:
+        assert wl.schema_version == SCHEMA_VERSION == 2
+        assert wl.damaged_copy is None
+        old = wl.records()
+        assert [r.study_path for r in old] == ["/old/0.dcm", "/old/1.dcm"]
+        assert [r.probability for r in old] == pytest.approx([0.9, 0.8])
+        first = old[0]
+        assert first.logit is None and first.profile is None and first.verdict is None
+        assert (first.label, first.threshold, first.operating_point) == ("PNEUMONIA", 0.816, "high_sensitivity")
+        assert first.warnings == ["old warning"] and first.analysed_at == "2026-01-01T10:00:00+00:00"
+        assert first.to_prediction().label == "PNEUMONIA"
+        # No logit: it cannot answer for the model again, and the study is analysed anew.
+        assert wl.lookup(f"{0:064x}", MODEL.sha256) is None
+        new = wl.add(_record(kermany_samples["NORMAL"][0], 0.2))
+        assert new.logit == 1.5 and len(wl) == 3
+    assert path.stat().st_ino == inode and not list(tmp_path.glob("*.damaged-*"))  # the same file, in place
+    with sqlite3.connect(path) as conn:
+        cols = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    conn.close()
+    assert {"logit", "operating", "profile", "verdict", "verdict_at"} <= cols
+    with Worklist(path) as wl:  # reopening an upgraded list changes nothing
+        assert len(wl) == 3 and wl.schema_version == SCHEMA_VERSION
+
+
+def test_a_locked_list_is_refused_not_moved_aside(tmp_path, monkeypatch):
+    monkeypatch.setattr(worklist_module, "BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "wl.sqlite3"
+    _v1_worklist(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(WorklistError, match=r"wl\.sqlite3"):
+            Worklist(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not list(tmp_path.glob("*.damaged-*"))
+    with Worklist(path) as wl:
+        assert len(wl) == 2
+
+
+def test_the_result_keeps_its_logit_operating_point_and_profile(tmp_path, kermany_samples):
+    study = raster_study(kermany_samples["PNEUMONIA"][0])
+    pred = prediction_for(study, 0.7, logit=0.85)
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        wl.add(WorklistRecord.from_prediction(study, pred, pixel_sha256(study)))
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        (rec,) = wl.records()
+    assert rec.logit == 0.85 and rec.profile == PROFILE
+    assert rec.operating == pred.operating and rec.operating.sensitivity == Estimate(0.95, 0.91, 0.98)
+    back = rec.to_prediction()
+    assert (back.logit, back.profile, back.operating, back.label) == (0.85, PROFILE, pred.operating, pred.label)
+
+
+def test_a_stored_result_is_re_read_under_another_profile_without_the_model(tmp_path, kermany_samples):
+    study = raster_study(kermany_samples["PNEUMONIA"][0])
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.7, logit=0.85), pixel_sha256(study)))
+        stored = wl.lookup(pixel_sha256(study), MODEL.sha256)  # the key: pixels and model, not the profile
+    assert stored is not None
+    site = tiny_profile(MODEL, temperature=4.0)
+    reread = stored.under(site)
+    assert reread.probability == pytest.approx(1 / (1 + math.exp(-0.85 / 4.0)))
+    assert reread.profile == site.info and reread.operating == site.operating_point()
+    assert reread.logit == stored.logit and reread.label == ("PNEUMONIA" if reread.probability >= 0.3 else "NORMAL")
+    assert stored.under(site, site.operating_point("balanced")).threshold == 0.5
+    with pytest.raises(ProfileError, match="not for the model in use"):
+        stored.under(tiny_profile(ModelInfo("other", "9", "e" * 64)))
+    with pytest.raises(WorklistError, match="without the model's logit"):
+        replace(stored, logit=None).under(site)
+
+
+def test_reader_verdicts_are_stored_with_their_time(tmp_path, kermany_samples):
+    files = kermany_samples["NORMAL"][:3]
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        recs = [wl.add(_record(f)) for f in files]
+        before = utc_now()
+        marked = wl.set_verdict(recs[0].id, "no pneumonia")
+        assert marked is not None and marked.verdict == "no pneumonia"
+        assert before <= marked.verdict_at <= utc_now()
+        wl.set_verdict(recs[2].id, "unsure")
+        assert wl.set_verdict(99999, "pneumonia") is None
+        with pytest.raises(ValueError, match="verdict must be one of"):
+            wl.set_verdict(recs[1].id, "maybe")
+        # Analysing the same study again does not undo what the reader said.
+        again = wl.add(_record(files[0], 0.3))
+        assert again.id == recs[0].id and again.verdict == "no pneumonia" and again.verdict_at == marked.verdict_at
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        assert [(r.study_path, r.verdict) for r in wl.with_verdicts()] == [
+            (str(files[0]), "no pneumonia"), (str(files[2]), "unsure")]
+        withdrawn = wl.set_verdict(recs[2].id, None)
+        assert withdrawn.verdict is None and withdrawn.verdict_at is None
+        assert len(wl.with_verdicts()) == 1
+    assert [verdict_label(v) for v in (*VERDICTS, None)] == [1, 0, None, None]

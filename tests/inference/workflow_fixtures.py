@@ -13,10 +13,13 @@ import cv2
 import numpy as np
 import pydicom
 
+from inference.decision import Estimate, OperatingPoint
 from inference.prediction import ModelInfo, Prediction
+from inference.profile import ProfileInfo
 from inference.study import Study, StudyMetadata
 
 MODEL = ModelInfo(name="lunglens-test", version="0.0-test", sha256="c0ffee" * 10 + "abcd")
+PROFILE = ProfileInfo(name="test site", sha256="5173" * 16, source="test films: 60 films (30 NORMAL, 30 PNEUMONIA)")
 PATIENT_NAME = "DOE^JANE"
 PATIENT_ID = "PID-4711-XYZ"
 
@@ -54,21 +57,26 @@ def identified(study: Study) -> Study:
     return Study(path=study.path, pixels=study.pixels, window=study.window, metadata=meta, warnings=study.warnings)
 
 
-def prediction_for(study: Study, probability: float, threshold: float = 0.35, warnings: list[str] | None = None) -> Prediction:
+def operating_point(threshold: float = 0.35) -> OperatingPoint:
+    """A high-sensitivity point with stated figures."""
+    return OperatingPoint("high_sensitivity", threshold, Estimate(0.95, 0.91, 0.98), Estimate(0.81, 0.74, 0.87),
+                          "test: the screening point")
+
+
+def prediction_for(study: Study, probability: float, threshold: float = 0.35, warnings: list[str] | None = None,
+                   logit: float = 1.5) -> Prediction:
     """A result for ``study`` with a smooth CAM peaked at the image centre."""
     rows, cols = study.shape
     yy, xx = np.mgrid[0:rows, 0:cols]
     cam = np.exp(-(((xx - cols / 2) / (cols / 4)) ** 2 + ((yy - rows / 2) / (rows / 4)) ** 2)).astype(np.float32)
     return Prediction(
         probability=probability,
-        label="PNEUMONIA" if probability >= threshold else "NORMAL",
-        threshold=threshold,
-        operating_point="high_sensitivity",
-        sensitivity=0.95,
-        specificity=0.81,
+        operating=operating_point(threshold),
         cam=cam,
         model=MODEL,
         provider="CPUExecutionProvider",
         timings_ms={"inference": 12.5},
         warnings=list(warnings or []),
+        logit=logit,
+        profile=PROFILE,
     )

@@ -209,13 +209,20 @@ def test_installed_self_test_passes_on_wayland(root: Path, clean_env: dict[str, 
 def test_installed_headless_commands_classify_and_report(
     root: Path, clean_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """`classify` (no Qt) and `report` (PDF through Qt, DICOM SC through highdicom) frozen."""
+    """`classify` and `calibrate` (no Qt) and `report` (PDF through Qt, DICOM SC through highdicom) frozen."""
     samples = root / "opt/lunglens/_internal/resources/samples"
     proc = run_installed(root, ["classify", str(samples / "sample-normal.png"), str(samples / "sample-pneumonia.dcm")],
                          clean_env, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines() if "sample-" in line]
-    assert [row[2] for row in rows] == ["NORMAL", "PNEUMONIA"], proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if "sample-" in line]
+    assert len(rows) == 2 and "Below the review threshold" in rows[0] and "Above the review threshold" in rows[1], \
+        proc.stdout
+    one_class = tmp_path / "site" / "NORMAL"
+    one_class.mkdir(parents=True)
+    (one_class / "a.png").symlink_to(samples / "sample-normal.png")
+    proc = run_installed(root, ["calibrate", str(tmp_path / "site"), "--out", str(tmp_path / "site.profile.json")],
+                         clean_env, tmp_path)
+    assert proc.returncode == 2 and "all 1 labelled films are NORMAL" in proc.stderr, proc.stdout + proc.stderr
     pdf, sc = tmp_path / "report.pdf", tmp_path / "report.dcm"
     proc = run_installed(root, ["report", "--pdf", str(pdf), "--dicom-sc", str(sc), str(samples / "sample-pneumonia.dcm")],
                          clean_env, tmp_path)

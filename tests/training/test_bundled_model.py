@@ -9,12 +9,14 @@ import torch
 
 from inference.gradcam import grad_cam
 from inference.manifest import ModelManifest
+from inference.prediction import ModelInfo
+from inference.profile import SiteProfile
 from inference.preprocess import preprocess
 from tests.conftest import KERMANY_TRAIN, REPO
 from training.data import list_items, load_gray, read_validation_patients
 from training.export import sha256_of
 from training.model import ExportWrapper, LungLensNet
-from training.train import DEFAULT_CHECKPOINT, DEFAULT_VAL_LIST
+from training.train import DEFAULT_CHECKPOINT, DEFAULT_VAL_LIST, load_bundled
 
 MODELS = REPO / "resources" / "models"
 
@@ -26,10 +28,7 @@ def manifest() -> ModelManifest:
 
 @pytest.fixture(scope="module")
 def torch_model() -> LungLensNet:
-    ckpt = torch.load(DEFAULT_CHECKPOINT, map_location="cpu")
-    model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return load_bundled(DEFAULT_CHECKPOINT)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +48,18 @@ def val_inputs(manifest) -> np.ndarray:
 
 def test_manifest_describes_the_bundled_file(manifest):
     raw = manifest.raw
-    assert manifest.name == "lunglens-cxr" and manifest.version == "1.0.0"
+    assert manifest.name == "lunglens-cxr" and manifest.version == "2.0.0"
     assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
     assert (MODELS / manifest.onnx_file).stat().st_size <= 10_000_000
     assert raw["parameters"] <= 5_000_000
-    assert manifest.temperature > 0
-    hs, bal = manifest.operating_points["high_sensitivity"], manifest.operating_points["balanced"]
-    assert hs.sensitivity >= 0.95 and 0 < hs.threshold < 1 and 0 < bal.threshold < 1
+    # The calibration and operating points are the shipped site profile's, made for this very model.
+    profile = SiteProfile.load(MODELS / manifest.default_profile,
+                               ModelInfo(manifest.name, manifest.version, manifest.sha256))
+    assert profile.default_operating_point == "high_sensitivity"
+    hs, bal = profile.operating_points["high_sensitivity"], profile.operating_points["balanced"]
+    assert hs.sensitivity.value >= 0.95 and 0 < hs.threshold <= bal.threshold < 1
     assert hs.description and bal.description
-    assert manifest.default_threshold == hs.threshold
+    assert "site sample" in profile.source and profile.n_normal + profile.n_pneumonia == 292
     lo, hi = raw["metrics"]["auc"]["ci95"]
     assert lo <= raw["metrics"]["auc"]["value"] <= hi
     for key in ("ece_before", "ece_after"):  # ECE is biased upwards under resampling: only order the ends

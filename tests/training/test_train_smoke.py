@@ -9,6 +9,8 @@ import onnxruntime as ort
 import pytest
 
 from inference.manifest import ModelManifest
+from inference.prediction import ModelInfo
+from inference.profile import SiteProfile
 from inference.preprocess import PreprocessSpec, preprocess
 from training.data import load_gray
 from training.export import sha256_of
@@ -27,7 +29,8 @@ def test_smoke_run_exports_a_model_that_honours_the_onnx_contract(tmp_path, kerm
     onnx_path = out / manifest.onnx_file
     assert manifest.sha256 == sha256_of(onnx_path)
     assert manifest.preprocess == PreprocessSpec()
-    assert set(manifest.operating_points) == {"high_sensitivity", "balanced"}
+    profile = SiteProfile.load(out / manifest.default_profile, ModelInfo(manifest.name, manifest.version, manifest.sha256))
+    assert set(profile.operating_points) == {"high_sensitivity", "balanced"}
     assert (tmp_path / "models" / "lunglens-cxr-smoke.pt").exists()
     logs = list((tmp_path / "runs").glob("*/train.log"))
     assert logs and "epoch 1/1" in logs[0].read_text()

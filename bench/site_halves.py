@@ -1,0 +1,102 @@
+"""How a site calibration carries over to new films of the same site.
+
+    .venv/bin/python bench/site_halves.py [--site DIR] [--repeats 20]
+
+Splits the site sample by patient into a calibration half and an evaluation half (many
+random splits), fits a profile on the first half with the code ``lunglens calibrate`` uses,
+and measures the second half at each operating point: sensitivity, specificity, ECE. Also
+for a shifted copy of the site (gamma 0.7, Gaussian blur, JPEG quality 40: what other
+equipment might give), with the shipped profile and with a profile fitted on that copy.
+Prints medians and the 5th-95th percentile over splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from inference import metrics as M  # noqa: E402
+from inference.calibration import fit_site  # noqa: E402
+from inference.engine import Engine  # noqa: E402
+from inference.loaders import load_study  # noqa: E402
+from inference.profile import UNCALIBRATED, SiteProfile  # noqa: E402
+from inference.sitefilms import file_name_patient, from_folders  # noqa: E402
+
+
+def shifted(path: Path) -> np.ndarray:
+    """The film as other equipment might give it: gamma 0.7, blur, JPEG quality 40."""
+    img = np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0
+    img = Image.fromarray(np.uint8(np.clip(img**0.7 * 255, 0, 255))).filter(ImageFilter.GaussianBlur(1.2))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=40)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
+
+
+def logits(engine: Engine, films, transform=None) -> np.ndarray:
+    out = []
+    for film in films:
+        study = load_study(film.path)
+        if transform is not None:
+            study.pixels = transform(film.path)
+        out.append(engine.predict(study).logit)
+    return np.asarray(out)
+
+
+def evaluate(y: np.ndarray, prob: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    se, sp = M.sens_spec(y, prob, threshold)
+    return se, sp, M.ece(y, prob)
+
+
+def summary(name: str, rows: list[tuple[float, float, float]]) -> str:
+    a = np.asarray(rows)
+    parts = []
+    for j, label in enumerate(("sensitivity", "specificity", "ECE")):
+        lo, med, hi = np.percentile(a[:, j], [5, 50, 95])
+        parts.append(f"{label} {med:.3f} ({lo:.3f}-{hi:.3f})")
+    return f"{name:<44} " + "  ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--site", type=Path, default=REPO.parent / "shared/data/kermany-cxr-224/site-sample")
+    p.add_argument("--repeats", type=int, default=20)
+    args = p.parse_args(argv)
+    engine = Engine.load(provider="cpu", profile=UNCALIBRATED)
+    shipped = SiteProfile.load(engine.model_path.parent / engine.manifest.default_profile, engine.model_info)
+    films = from_folders([args.site])
+    y = np.array([f.label for f in films])
+    groups = np.array([file_name_patient(f.path) or str(f.path) for f in films])
+    z = {"site": logits(engine, films), "shifted site": logits(engine, films, shifted)}
+    print(f"{len(films)} films, {len(set(groups))} patients; AUC site {M.auc(y, z['site']):.3f}, "
+          f"shifted {M.auc(y, z['shifted site']):.3f}; {args.repeats} random patient halves")
+    rng = np.random.default_rng(0)
+    uniq = np.unique(groups)
+    for site, zz in z.items():
+        rows: dict[str, list] = {}
+        for _ in range(args.repeats):
+            cal_patients = set(rng.permutation(uniq)[: len(uniq) // 2])
+            cal = np.array([g in cal_patients for g in groups])
+            ev = ~cal
+            fit = fit_site(y[cal], zz[cal], groups[cal], n_boot=50)
+            prob = np.asarray(fit.calibration.probability(zz[ev]))
+            shipped_prob = np.asarray(shipped.calibration.probability(zz[ev]))
+            for name, op in fit.operating_points.items():
+                rows.setdefault(f"{site}, recalibrated, {name}", []).append(evaluate(y[ev], prob, op.threshold))
+            for name, op in shipped.operating_points.items():
+                rows.setdefault(f"{site}, shipped profile, {name}", []).append(
+                    evaluate(y[ev], shipped_prob, op.threshold))
+        for name, r in rows.items():
+            print(summary(name, r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

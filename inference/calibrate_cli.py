@@ -1,0 +1,271 @@
+"""``lunglens calibrate``: a clinic fits its own site profile on its own labelled films.
+
+Figures and thresholds do not travel between hospitals, equipment and software versions, so
+a site measures LungLens on films whose diagnosis it knows and sets its own calibration and
+operating points -- offline, with the very code that made the shipped profile
+(:mod:`inference.site_calibration`). The labels come from one source:
+
+* folders named ``NORMAL``/``PNEUMONIA`` at any depth under each DIR;
+* ``--labels CSV`` of ``path,label`` rows;
+* ``--from-worklist``: the reader verdicts stored in the worklist ("unsure" left out) with the
+  logits stored beside them, so the model is not run again (rows without a logit, from
+  LungLens 1 or another model, are skipped and counted).
+
+It writes the profile and, beside it, ``<stem>.roc.png`` and ``<stem>.reliability.png``, and
+prints what the profile says and which films it says it of. Exit status: 0 written; 1 written
+but some films could not be analysed (they are listed), or none could, or the model is
+broken; 2 usage error, an output that cannot be written, or data that cannot support a
+calibration (one class, too few films of a class, unreadable labels, no labelled films).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import providers as prov
+from .calibration import CalibrationDataError, check_counts
+from .engine import Engine
+from .errors import LungLensError, ModelError
+from .plots import PlotPaths, profile_stem, write_plots
+from .prediction import ModelInfo
+from .profile import UNCALIBRATED, SiteProfile
+from .site_calibration import Measured, calibrate, measure
+from .sitefilms import LABELS, LabelError, LabelledFilm, from_csv, from_folders, patient_group
+from .userdirs import worklist_path
+from .worklist import Worklist, WorklistRecord, verdict_label
+
+PROG = "lunglens calibrate"
+
+
+class UsageError(Exception):
+    """A refusal the user can fix: printed as one line, exit status 2."""
+
+
+@dataclass
+class WorklistFilms:
+    """The worklist's verdicts as measured films, and why the others were left out."""
+
+    measured: Measured
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> number of studies
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Fit a site profile (calibration and operating points) on this site's labelled chest "
+        "X-rays. Labels come from NORMAL/PNEUMONIA folders under each DIR, a path,label CSV, or the "
+        "reader verdicts in the worklist.",
+    )
+    parser.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
+                        help="folders holding NORMAL and PNEUMONIA folders (at any depth)")
+    parser.add_argument("--out", type=Path, required=True, metavar="PROFILE.json", help="the profile to write")
+    parser.add_argument("--name", default=None, help="the profile's name (default: the file's name)")
+    parser.add_argument("--description", default=None, metavar="TEXT",
+                        help="where the films come from, shown with every figure (never a patient identifier)")
+    parser.add_argument("--target-sensitivity", type=_target, default=0.95, metavar="S",
+                        help="sensitivity the high-sensitivity point must reach with 95 %% confidence (default 0.95)")
+    parser.add_argument("--labels", type=Path, default=None, metavar="CSV", help="path,label rows instead of folders")
+    parser.add_argument("--from-worklist", action="store_true",
+                        help="use the reader verdicts stored in the worklist (no model run)")
+    parser.add_argument("--provider", default="auto", choices=["auto", *prov.CHOICES], help="execution provider")
+    parser.add_argument("--bootstrap", type=_resamples, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95 %% intervals (default 1000)")
+    return parser
+
+
+def _target(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.5 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0.5 and below 1: {text}")
+    return value
+
+
+def _resamples(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 100:
+        raise argparse.ArgumentTypeError(f"at least 100 resamples are needed for a 95 % interval: {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` starts with "calibrate" (as ``lunglens calibrate ...`` passes it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list or args_list[0] != "calibrate":
+        parser.print_usage(sys.stderr)
+        return 2
+    try:
+        args = parser.parse_args(args_list[1:])
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no profile written", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    """Collect the labelled films, measure them, fit, write, summarize."""
+    films = labelled_films(args)  # refusals before the model is even loaded
+    try:
+        engine = Engine.load(provider=args.provider, profile=UNCALIBRATED)
+    except ModelError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    for warning in engine.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    skipped: Counter[str] = Counter()
+    if films is None:
+        from_list = worklist_films(engine.model_info)
+        measured, skipped = from_list.measured, from_list.skipped
+        if not measured.labels:
+            raise UsageError(f"no usable reader verdicts in the worklist {worklist_path()} ({_counts_text(skipped)})")
+        source = "reader verdicts in the worklist"
+    else:
+        measured = measure(engine, films, progress=_progress if sys.stderr.isatty() else None)
+        for error in measured.errors:
+            print(f"skipped {error}", file=sys.stderr)
+        if not measured.labels:
+            print(f"{PROG}: none of the {len(films)} labelled films could be analysed; no profile written",
+                  file=sys.stderr)
+            return 1
+        source = (f"labels from {args.labels.name}" if args.labels else
+                  f"NORMAL/PNEUMONIA folders under {', '.join(d.resolve().name for d in args.dirs)}")
+    name = args.name or profile_stem(args.out)
+    try:
+        profile = calibrate(engine, measured, name=name, description=args.description or source,
+                            target_sensitivity=args.target_sensitivity, n_boot=args.bootstrap)
+    except CalibrationDataError as exc:
+        failed = f" ({_films(len(measured.errors))} could not be analysed)" if measured.errors else ""
+        raise UsageError(f"{exc}{failed}; no profile written") from None
+    try:
+        profile.save(args.out)
+        plots = write_plots(profile, args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print("\n".join(summary_lines(profile, args.out, plots, measured, skipped, args.bootstrap)))
+    return 1 if measured.errors else 0
+
+
+def labelled_films(args: argparse.Namespace) -> list[LabelledFilm] | None:
+    """The films named by DIRs or ``--labels`` (None for ``--from-worklist``); refuses a source
+    that is ambiguous, unreadable, empty, or already short of a class."""
+    sources = [bool(args.dirs), args.labels is not None, args.from_worklist]
+    if sum(sources) != 1:
+        raise UsageError("give the labelled films one way: folders (DIR...), --labels CSV, or --from-worklist")
+    if args.from_worklist:
+        if not worklist_path().is_file():
+            raise UsageError(f"no worklist at {worklist_path()}: analyse studies and give reader verdicts "
+                             f"in the app first")
+        return None
+    try:
+        films = from_csv(args.labels) if args.labels is not None else from_folders(args.dirs)
+    except LabelError as exc:
+        raise UsageError(str(exc)) from None
+    if not films:
+        where = ", ".join(str(d) for d in args.dirs)
+        raise UsageError(f"no labelled films found under {where}: put them in folders named "
+                         f"{' and '.join(LABELS)} (at any depth), or give --labels CSV")
+    try:
+        check_counts(np.asarray([f.label for f in films]))
+    except CalibrationDataError as exc:
+        raise UsageError(f"{exc}; no profile written") from None
+    return films
+
+
+def worklist_films(model: ModelInfo) -> WorklistFilms:
+    """The worklist's reader verdicts on this model's results, one per radiograph (the latest
+    verdict when the same pixels were opened under several names)."""
+    out = WorklistFilms(Measured())
+    try:
+        with Worklist() as worklist:
+            records = worklist.with_verdicts()
+    except LungLensError as exc:
+        raise UsageError(str(exc)) from None
+    latest: dict[str, WorklistRecord] = {}
+    for record in records:
+        label = verdict_label(record.verdict)
+        if label is None:
+            out.skipped['"unsure"'] += 1
+        elif record.model_sha256 != model.sha256:
+            out.skipped["another model's result"] += 1
+        elif record.logit is None:
+            out.skipped["no stored logit (LungLens 1)"] += 1
+        else:
+            kept = latest.get(record.pixel_sha256)
+            if kept is not None:
+                out.skipped["the same radiograph under another name"] += 1
+            if kept is None or (record.verdict_at or "") >= (kept.verdict_at or ""):
+                latest[record.pixel_sha256] = record
+    for record in latest.values():
+        path = Path(record.study_path)
+        out.measured.paths.append(path)
+        out.measured.labels.append(verdict_label(record.verdict))
+        out.measured.logits.append(record.logit)
+        out.measured.groups.append(patient_group(record.study_metadata.patient_id, path))
+    return out
+
+
+def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: Measured,
+                  skipped: Counter[str], n_boot: int) -> list[str]:
+    """What was written, on which films, and every figure with its interval and its data."""
+    m = profile.metrics
+    method = profile.calibration.method
+    cv = ", ".join(f"{k} {v:.3f}" for k, v in profile.cv_ece.items())
+    lines = [
+        f"Wrote {out} (profile {profile.name!r}, model {profile.model.name} {profile.model.version})",
+        f"  plots: {plots.roc}, {plots.reliability}",
+        f"Films: {profile.source}; {profile.n_groups} {'patients' if profile.grouping == 'patient' else 'films'} "
+        f"for the bootstrap",
+        f"Calibration: {method} (slope {profile.calibration.slope:.4f}, intercept {profile.calibration.intercept:.4f}), "
+        f"chosen by cross-validated ECE ({cv})",
+        f"AUC {m['auc'].plain()}",
+        f"ECE {m['ece_before'].plain()} before calibration, {m['ece_after'].plain()} after",
+        f"Operating points (target sensitivity {profile.target_sensitivity * 100:.0f} % at the 95 % lower bound):",
+    ]
+    for op in profile.operating_points.values():
+        default = " (default)" if op.name == profile.default_operating_point else ""
+        lines.append(f"  {op.display_name}{default}: threshold {op.threshold:.3f}, "
+                     f"sensitivity {op.sensitivity.percent()}, specificity {op.specificity.percent()}")
+    lines.append(
+        f"All figures are measured on the {len(measured.labels)} films above, the same the profile was fitted on: "
+        f"95 % intervals by bootstrap over {profile.grouping}s ({n_boot} resamples). Expect somewhat lower "
+        f"figures on new films."
+    )
+    if measured.errors:
+        lines.append(f"Skipped: {_films(len(measured.errors))} could not be analysed (listed above).")
+    if skipped:
+        lines.append(f"Left out of the worklist: {_counts_text(skipped)}.")
+    return lines
+
+
+def _films(n: int) -> str:
+    return f"{n} film" if n == 1 else f"{n} films"
+
+
+def _counts_text(counts: Counter[str]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items()) or "no verdicts given"
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\ranalysed {done}/{total} films", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Who the model was validated for, and whether this patient is one of them.
+
+The model learned from children aged 1–5 (the Kermany cohort). On adults it is much less
+specific (issue 11: 44 adult PNG films gave specificity 0.44), and a PNG or JPEG carries no
+age at all, so a result whose age is unknown must say so rather than pass as validated.
+
+The age comes from the DICOM PatientAge, else from PatientBirthDate and the StudyDate (or
+the AcquisitionDate when the study has no date). These warnings never change ``in_scope``:
+the image is still a chest X-ray, only the patient may be outside the validated population.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from .study import StudyMetadata
+
+ADULT_YEARS = 18.0
+TRAINED_AGES = (1.0, 5.0)  # years; the Kermany cohort
+AGE_NOT_RECORDED = "Patient age not recorded: the model is validated for children aged 1–5 only."
+
+_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
+_DATE = re.compile(r"^\s*(\d{4})[.\-]?(\d{2})[.\-]?(\d{2})\s*$")  # DICOM DA, and ACR-NEMA's YYYY.MM.DD
+
+
+@dataclass(frozen=True)
+class PatientAge:
+    """An age in years and how it reads in a warning ("045Y", or "43 years (from the birth date)")."""
+
+    years: float
+    text: str
+
+
+def age_in_years(age: str) -> float | None:
+    """A DICOM Age String ("004Y", "018M", "003W", "010D") or a bare number of years; None if unreadable."""
+    m = _AGE.match(age or "")
+    if not m:
+        return None
+    return int(m.group(1)) * _AGE_UNIT_YEARS[m.group(2).upper()]
+
+
+def parse_date(text: str) -> date | None:
+    """A DICOM date (YYYYMMDD) as a date; None when empty or not a real date."""
+    m = _DATE.match(text or "")
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def patient_age(meta: StudyMetadata) -> PatientAge | None:
+    """The patient's age at the examination, or None when the study does not record it.
+
+    PatientAge wins: it is what the modality wrote at the time. A birth date after the
+    examination date is a header error and gives no age.
+    """
+    years = age_in_years(meta.patient_age)
+    if years is not None:
+        return PatientAge(years, meta.patient_age.strip())
+    born = parse_date(meta.patient_birth_date)
+    taken = parse_date(meta.study_date) or parse_date(meta.acquisition_date)
+    if born is None or taken is None or taken < born:
+        return None
+    days = (taken - born).days
+    years = days / 365.25
+    shown = f"{int(years)} years" if years >= 2 else f"{int(days / 30.44)} months"
+    return PatientAge(years, f"{shown}, from the birth date")
+
+
+def population_warnings(meta: StudyMetadata) -> list[str]:
+    """Warnings when the patient is not known to be in the population the model was validated on."""
+    age = patient_age(meta)
+    if age is None:
+        return [AGE_NOT_RECORDED]
+    lo, hi = TRAINED_AGES
+    if age.years >= ADULT_YEARS:
+        return [
+            f"Adult patient (age {age.text}): the model was trained on children aged "
+            f"{lo:.0f}–{hi:.0f} only; its probability has not been validated for adults."
+        ]
+    if age.years < lo or age.years > hi:
+        return [
+            f"Patient age {age.text} is outside the {lo:.0f}–{hi:.0f} years the model was trained on; "
+            f"interpret the result with care."
+        ]
+    return []

@@ -1,0 +1,184 @@
+"""How a result is told to a person: one story for the window, the PDF, the SC and the CLI.
+
+The same study used to read differently in each place ("> 99 %" in the window, "Pneumonia
+likely — 100 %" in the PDF, a green "unlikely" for a film the window called not reliable).
+Every text a person reads about one result is built here, once, from the
+:class:`~inference.prediction.Prediction`, and the views only lay it out:
+
+* an out-of-scope result leads with "Not reliable — <what the gate measured>", never with a
+  verdict, whatever its number;
+* an in-scope one says which side of the review threshold it is on
+  (:func:`inference.decision.verdict_text`) and what the model found, in words that claim
+  no more than that ("no pneumonia pattern found", never "normal");
+* the probability is :func:`inference.decision.probability_text` ("< 1 %", never "0 %");
+* every figure says which data it was measured on, with its 95 % interval;
+* the population the model is validated for is always stated, beside the result.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import decision
+from .decision import OperatingPoint
+from .population import TRAINED_AGES
+from .prediction import Prediction
+from .profile import ProfileInfo
+
+POPULATION = (f"Validated for frontal chest films of children aged "
+              f"{TRAINED_AGES[0]:.0f}–{TRAINED_AGES[1]:.0f}")
+NOT_RELIABLE = "Not reliable"
+UNRELIABLE_FINDING = "the probability shown does not apply to this film"
+UNKNOWN_SOURCE = "the data they were measured on is not recorded"
+
+# The input gate's reasons (inference.ood) in the few words a headline has room for, worded
+# for what was measured: the header and the orientation test know the film is not a frontal
+# chest X-ray; the likeness test only knows it is unlike the films the model learned from,
+# so any other reason is the more telling one when both are given.
+_LIKENESS = "image does not look like"
+_SCOPE_PHRASES = (
+    ("DICOM header says", "not a frontal chest X-ray"),
+    ("image looks rotated", "not an upright frontal chest X-ray"),
+    ("image is blank", "blank image"),
+    (_LIKENESS, "unlike the films the model learned from"),
+)
+_SCOPE_UNKNOWN = "outside what the model was validated for"
+
+
+class Tone(str, enum.Enum):
+    """What a view colours a result as: the only three states a reader acts on."""
+
+    ABOVE = "above"  # in scope, at or above the review threshold: read it first
+    BELOW = "below"  # in scope, below the threshold
+    UNRELIABLE = "unreliable"  # out of scope: never shown as above or below
+
+
+def scope_phrase(reason: str) -> str:
+    """A gate reason in headline words; a reason this module does not know is shown as it is."""
+    for start, phrase in _SCOPE_PHRASES:
+        if reason.startswith(start):
+            return phrase
+    return reason
+
+
+def headline(probability: float, threshold: float, in_scope: bool = True,
+             scope_reasons: Sequence[str] = ()) -> str:
+    """The first thing said about a result, e.g. "Above the review threshold (35 %)" or
+    "Not reliable — unlike the films the model learned from"."""
+    if not in_scope:
+        telling = sorted(scope_reasons, key=lambda r: r.startswith(_LIKENESS))  # stable: gate order otherwise
+        return f"{NOT_RELIABLE} — {scope_phrase(telling[0]) if telling else _SCOPE_UNKNOWN}"
+    return decision.verdict_text(probability, threshold)
+
+
+def tone(probability: float, threshold: float, in_scope: bool = True) -> Tone:
+    if not in_scope:
+        return Tone.UNRELIABLE
+    return Tone.ABOVE if decision.is_positive(probability, threshold) else Tone.BELOW
+
+
+def point_text(operating: OperatingPoint) -> str:
+    """e.g. "high sensitivity, threshold 35 %"."""
+    return f"{operating.display_name}, threshold {decision.threshold_text(operating.threshold)}"
+
+
+def figures_text(operating: OperatingPoint) -> str:
+    """e.g. "sensitivity 98.3 % (96.2–100.0), specificity 43.6 % (35.7–52.7), 95 % CI"."""
+    if operating.sensitivity is None or operating.specificity is None:
+        return "sensitivity and specificity not measured"
+    return (f"sensitivity {operating.sensitivity.percent()}, "
+            f"specificity {operating.specificity.percent()}, 95 % CI")
+
+
+def source_text(operating: OperatingPoint, source: str) -> str:
+    """The data an operating point's figures come from ("" when it has none: a custom threshold)."""
+    if operating.sensitivity is None or operating.specificity is None:
+        return ""
+    return source or UNKNOWN_SOURCE
+
+
+def operating_point_text(operating: OperatingPoint, source: str) -> str:
+    """The operating point with its figures and the data they come from, in one line, e.g.
+    "high sensitivity, threshold 35 %: sensitivity 98.3 % (96.2–100.0), …, 95 % CI — site sample …"."""
+    return _joined(point_text(operating), figures_text(operating), source_text(operating, source))
+
+
+def _joined(point: str, figures: str, source: str) -> str:
+    return f"{point}: {figures}" + (f" — {source}" if source else "")
+
+
+def _sentence(text: str) -> str:
+    """Words that stand on their own line start with a capital."""
+    return text[:1].upper() + text[1:]
+
+
+def profile_text(profile: ProfileInfo | None) -> str:
+    """The site profile that calibrated a result, e.g. "LungLens default · sha256 a5c9419e80fe"."""
+    if profile is None:
+        return "not recorded"
+    return f"{profile.name} · sha256 {profile.sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class ResultText:
+    """Everything a person reads about one result, already worded."""
+
+    tone: Tone
+    headline: str
+    finding: str
+    probability: str
+    point: str  # "high sensitivity, threshold 35 %"
+    figures: str  # "sensitivity … (…), specificity … (…), 95 % CI"
+    source: str  # the data the figures were measured on ("" for a custom threshold)
+    profile: str
+    population: str
+    warnings: tuple[str, ...]
+
+    @property
+    def finding_line(self) -> str:
+        """The finding on a line of its own: "No pneumonia pattern found"."""
+        return _sentence(self.finding)
+
+    @property
+    def operating_point(self) -> str:
+        """Point, figures and their data in one line (the PDF, the SC)."""
+        return _joined(self.point, self.figures, self.source)
+
+    @property
+    def summary(self) -> str:
+        """The result in one line (the CLI, the SC): headline first, probability last."""
+        if self.tone is Tone.UNRELIABLE:
+            return f"{self.headline} — probability of pneumonia {self.probability} (does not apply to this film)"
+        return f"{self.headline} — {self.finding} — probability of pneumonia {self.probability}"
+
+    @property
+    def chip(self) -> str:
+        """The few words of the study list."""
+        if self.tone is Tone.UNRELIABLE:
+            return "not reliable"
+        return f"{self.probability} · {'above' if self.tone is Tone.ABOVE else 'below'} threshold"
+
+
+def present(prediction: Prediction) -> ResultText:
+    """The words for ``prediction``, read at its own operating point."""
+    p, op = prediction.probability, prediction.operating
+    in_scope = prediction.in_scope
+    warnings: list[str] = []
+    for w in [*(prediction.scope_reasons if not in_scope else []), *prediction.warnings]:
+        w = _sentence(w)  # the gate's reasons are worded to follow a colon
+        if w and w not in warnings:
+            warnings.append(w)
+    return ResultText(
+        tone=tone(p, op.threshold, in_scope),
+        headline=headline(p, op.threshold, in_scope, prediction.scope_reasons),
+        finding=decision.finding_text(p, op.threshold) if in_scope else UNRELIABLE_FINDING,
+        probability=decision.probability_text(p),
+        point=point_text(op),
+        figures=figures_text(op),
+        source=source_text(op, prediction.profile.source if prediction.profile is not None else ""),
+        profile=profile_text(prediction.profile),
+        population=POPULATION,
+        warnings=tuple(warnings),
+    )

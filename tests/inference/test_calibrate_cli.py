@@ -1,0 +1,286 @@
+"""``lunglens calibrate`` on the real bundled model and real site-sample films.
+
+The films are linked (not copied) into throw-away folders laid out as a clinic would sort
+them. Refusals are checked to come before the model is even loaded; the profiles that are
+written are read back, applied with ``lunglens classify --profile``, and their plots opened.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference import calibrate_cli
+from inference.calibrate_cli import main
+from inference.cli import main as classify_main
+from inference.engine import Engine
+from inference.hashing import pixel_sha256
+from inference.loaders import load_study
+from inference.paths import models_dir
+from inference.profile import SiteProfile
+from inference.worklist import Worklist, WorklistRecord
+from tests.fixtures.dicom_factory import read_gray, write_dicom
+
+N_PER_CLASS = 24  # enough for a calibration (20 a class), few enough to run in seconds
+
+
+@pytest.fixture(scope="module")
+def films(site_sample: Path) -> dict[str, list[Path]]:
+    """Site-sample films per class, spread over the folder (every k-th in name order)."""
+    out = {}
+    for label in ("NORMAL", "PNEUMONIA"):
+        files = sorted((site_sample / label).glob("*.jpeg"))
+        out[label] = files[:: max(1, len(files) // N_PER_CLASS)][:N_PER_CLASS]
+        assert len(out[label]) == N_PER_CLASS
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load(threads=1)
+
+
+def link_films(root: Path, films: dict[str, list[Path]], counts: dict[str, int] | None = None) -> Path:
+    """``root/<label>/<film>`` symlinks, ``counts[label]`` of each class (default all)."""
+    for label, files in films.items():
+        n = len(files) if counts is None else counts.get(label, 0)
+        if n:
+            (root / label).mkdir(parents=True, exist_ok=True)
+        for f in files[:n]:
+            (root / label / f.name).symlink_to(f)
+    return root
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals must come before the model is loaded."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded for data that cannot be calibrated")
+
+    monkeypatch.setattr(calibrate_cli.Engine, "load", refuse)
+
+
+# ---------------------------------------------------------------------------------- refusals
+def test_a_one_class_folder_exits_2(tmp_path: Path, films, no_model, capsys: pytest.CaptureFixture) -> None:
+    site = link_films(tmp_path / "site", films, {"NORMAL": N_PER_CLASS})
+    out = tmp_path / "site.profile.json"
+    assert main(["calibrate", str(site), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lunglens calibrate: all {N_PER_CLASS} labelled films are NORMAL: calibration needs "
+                          f"films of both classes")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_19_films_of_a_class_exit_2_saying_1_more_is_needed(tmp_path: Path, films, no_model,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    site = link_films(tmp_path / "site", films, {"NORMAL": 19, "PNEUMONIA": 20})
+    assert main(["calibrate", str(site), "--out", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert "only 19 NORMAL films: calibration needs at least 20 of each class (1 more NORMAL)" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unreadable_or_wrong_labels_exit_2_naming_the_file(tmp_path: Path, films, no_model,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    cases = {
+        "binary.csv": (b"\xff\xfe\x00garbage\x9c", "binary.csv: cannot read the labels"),
+        "wrong.csv": (f"path,label\n{films['NORMAL'][0]},normal\n{films['NORMAL'][1]},maybe\n".encode(),
+                      "wrong.csv, line 3: label 'maybe' is not NORMAL or PNEUMONIA"),
+        "short.csv": (f"{films['NORMAL'][0]}\n".encode(), "short.csv, line 1: expected path,label"),
+        "empty.csv": (b"path,label\n", "empty.csv: no labelled films"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["calibrate", "--labels", str(tmp_path / name), "--out", str(tmp_path / "p.json")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err
+    assert main(["calibrate", "--labels", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "p.json")]) == 2
+    assert "missing.csv: cannot read the labels" in capsys.readouterr().err
+
+
+def test_no_labelled_films_and_ambiguous_sources_exit_2(tmp_path: Path, films, no_model,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    unsorted = tmp_path / "unsorted"
+    unsorted.mkdir()
+    (unsorted / films["NORMAL"][0].name).symlink_to(films["NORMAL"][0])
+    assert main(["calibrate", str(unsorted), "--out", str(tmp_path / "p.json")]) == 2
+    assert "no labelled films found under" in capsys.readouterr().err
+    assert main(["calibrate", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.json")]) == 2
+    assert "nowhere: not a folder" in capsys.readouterr().err
+    for argv in (["calibrate", "--out", "p.json"],
+                 ["calibrate", str(unsorted), "--from-worklist", "--out", "p.json"],
+                 ["calibrate", str(unsorted), "--labels", "x.csv", "--out", "p.json"]):
+        assert main(argv) == 2
+        assert "give the labelled films one way" in capsys.readouterr().err
+    assert main(["calibrate", "--from-worklist", "--out", "p.json"]) == 2  # no worklist yet
+    assert "no worklist at" in capsys.readouterr().err
+    for argv in (["calibrate", str(unsorted)],  # no --out
+                 ["calibrate", str(unsorted), "--out", "p.json", "--target-sensitivity", "1.2"],
+                 ["calibrate", str(unsorted), "--out", "p.json", "--bootstrap", "10"],
+                 ["calibrate", str(unsorted), "--out", "p.json", "--provider", "tpu"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ calibrating
+def test_calibrating_labelled_folders_writes_a_profile_and_plots_that_classify_uses(
+    tmp_path: Path, films, engine: Engine, capsys: pytest.CaptureFixture
+) -> None:
+    site = link_films(tmp_path / "clinic" / "2024", films)  # NORMAL/PNEUMONIA below a year folder
+    out = tmp_path / "profiles" / "clinic.profile.json"
+    code = main(["calibrate", str(tmp_path / "clinic"), "--out", str(out), "--name", "Clinic A",
+                 "--description", "Clinic A films of 2024", "--bootstrap", "200"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    profile = SiteProfile.load(out, engine.model_info)  # made for the bundled model
+    assert (profile.name, profile.n_normal, profile.n_pneumonia) == ("Clinic A", N_PER_CLASS, N_PER_CLASS)
+    assert profile.source == f"Clinic A films of 2024: {2 * N_PER_CLASS} films ({N_PER_CLASS} NORMAL, {N_PER_CLASS} PNEUMONIA)"
+    assert profile.grouping == "patient" and profile.n_groups <= 2 * N_PER_CLASS
+    assert set(profile.operating_points) == {"high_sensitivity", "balanced"}
+    hs, bal = profile.operating_points["high_sensitivity"], profile.operating_points["balanced"]
+    assert hs.threshold <= bal.threshold and hs.sensitivity.value >= bal.sensitivity.value
+    assert hs.sensitivity.lo <= hs.sensitivity.value <= hs.sensitivity.hi
+    text = out.read_text()
+    assert not any(f.stem.split("_")[0] in text for f in films["PNEUMONIA"])  # no file name, no patient
+
+    # The summary: counts, method and CV ECE, AUC and ECE with CIs, each point, and the data.
+    summary = captured.out
+    assert f"Wrote {out} (profile 'Clinic A'" in summary
+    assert f"Films: {profile.source}" in summary
+    assert f"Calibration: {profile.calibration.method}" in summary and "cross-validated ECE (temperature" in summary
+    assert f"AUC {profile.metrics['auc'].plain()}" in summary
+    assert f"ECE {profile.metrics['ece_before'].plain()} before calibration" in summary
+    assert (f"high sensitivity (default): threshold {hs.threshold:.3f}, sensitivity {hs.sensitivity.percent()}, "
+            f"specificity {hs.specificity.percent()}") in summary
+    assert f"balanced: threshold {bal.threshold:.3f}" in summary
+    assert "measured on the 48 films above, the same the profile was fitted on" in summary
+    assert "bootstrap over patients (200 resamples)" in summary
+
+    # The plots, beside the profile.
+    for name in ("clinic.roc.png", "clinic.reliability.png"):
+        with Image.open(out.parent / name) as image:
+            assert image.format == "PNG" and image.width >= 800 and image.height >= 700
+            pixels = np.asarray(image.convert("L"))
+            assert (pixels < 128).mean() > 0.01  # text, axes and curves were drawn
+    assert f"plots: {out.parent / 'clinic.roc.png'}, {out.parent / 'clinic.reliability.png'}" in summary
+
+    # classify --profile applies it and says so.
+    probe = [films["NORMAL"][0], films["PNEUMONIA"][0]]
+    assert classify_main(["classify", "--json", "--profile", str(out), *map(str, probe)]) == 0
+    records = json_lines(capsys.readouterr().out)
+    for record, film in zip(records, probe):
+        assert record["profile"] == {"name": "Clinic A", "sha256": profile.sha256}
+        assert record["threshold"] == hs.threshold and record["operating_point"] == "high_sensitivity"
+        logit = engine.predict(load_study(film)).logit
+        assert record["probability"] == pytest.approx(profile.probability(logit), abs=1e-6)
+
+
+def test_films_that_fail_are_listed_and_the_calibration_goes_on(
+    tmp_path: Path, films, capsys: pytest.CaptureFixture
+) -> None:
+    broken = tmp_path / "films" / "broken.png"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    rows = ["path,label", *(f"{f},NORMAL" for f in films["NORMAL"][:21]),
+            *(f"{f},pneumonia" for f in films["PNEUMONIA"][:21]), "films/broken.png,PNEUMONIA",
+            "films/gone.dcm,NORMAL"]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "site.json"
+    assert main(["calibrate", "--labels", str(labels), "--out", str(out), "--bootstrap", "100"]) == 1
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 and "broken.png" in skipped[0] and "gone.dcm" in skipped[1]
+    assert "Traceback" not in captured.err
+    profile = SiteProfile.load(out)
+    assert (profile.n_normal, profile.n_pneumonia, profile.name) == (21, 21, "site")
+    assert profile.source.startswith("labels from labels.csv: 42 films")
+    assert "Skipped: 2 films could not be analysed (listed above)." in captured.out
+    assert (tmp_path / "site.roc.png").is_file() and (tmp_path / "site.reliability.png").is_file()
+
+    # Failures that leave too few films of a class: refused, saying both.
+    rows = ["path,label", *(f"{f},NORMAL" for f in films["NORMAL"][:19]), "films/broken.png,NORMAL",
+            *(f"{f},PNEUMONIA" for f in films["PNEUMONIA"][:20])]
+    labels.write_text("\n".join(rows) + "\n")
+    assert main(["calibrate", "--labels", str(labels), "--out", str(tmp_path / "short.json")]) == 2
+    err = capsys.readouterr().err
+    assert "only 20 NORMAL" not in err and "only 19 NORMAL films" in err and "(1 film could not be analysed)" in err
+    assert not (tmp_path / "short.json").exists()
+
+
+def test_a_profile_from_reader_verdicts_needs_no_model_run(
+    tmp_path: Path, films, engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Verdicts on stored results give the same profile as the same films in labelled folders."""
+    site = link_films(tmp_path / "site", films)
+    by_folders = tmp_path / "folders.json"
+    assert main(["calibrate", str(site), "--out", str(by_folders), "--bootstrap", "100"]) == 0
+    capsys.readouterr()
+
+    with Worklist() as worklist:
+        for label, verdict in (("NORMAL", "no pneumonia"), ("PNEUMONIA", "pneumonia")):
+            for film in films[label]:
+                study = load_study(film)
+                stored = worklist.add(WorklistRecord.from_prediction(study, engine.predict(study), pixel_sha256(study)))
+                worklist.set_verdict(stored.id, verdict)
+        # What is left out, and counted: an unsure verdict, a LungLens 1 row, another model's row,
+        # and the same radiograph opened under another name (it counts once).
+        extra = load_study(write_dicom(tmp_path / "extra.dcm", read_gray(films["NORMAL"][0])))
+        base = WorklistRecord.from_prediction(extra, engine.predict(extra), "f" * 64)
+        for record, verdict in ((replace(base, study_path="/u.dcm", pixel_sha256="1" * 64), "unsure"),
+                                (replace(base, study_path="/v1.dcm", pixel_sha256="2" * 64, logit=None), "pneumonia"),
+                                (replace(base, study_path="/o.dcm", model_sha256="0" * 64), "pneumonia"),
+                                (replace(base, study_path="/copy.jpeg",
+                                         pixel_sha256=worklist.records()[0].pixel_sha256), "no pneumonia")):
+            worklist.set_verdict(worklist.add(record).id, verdict)
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the model was run on films whose logits are stored")
+
+    monkeypatch.setattr(Engine, "predict", no_inference)
+    by_verdicts = tmp_path / "verdicts.profile.json"
+    assert main(["calibrate", "--from-worklist", "--out", str(by_verdicts), "--bootstrap", "100"]) == 0
+    summary = capsys.readouterr().out
+    assert ('Left out of the worklist: 1 "unsure", 1 no stored logit (LungLens 1), 1 another model\'s result, '
+            '1 the same radiograph under another name.') in summary
+    a, b = SiteProfile.load(by_folders), SiteProfile.load(by_verdicts)
+    assert b.source.startswith("reader verdicts in the worklist: 48 films (24 NORMAL, 24 PNEUMONIA)")
+    assert a.source == "NORMAL/PNEUMONIA folders under site: 48 films (24 NORMAL, 24 PNEUMONIA)"
+    assert (a.n_normal, a.n_pneumonia, a.n_groups) == (b.n_normal, b.n_pneumonia, b.n_groups)
+    assert a.calibration.method == b.calibration.method
+    assert a.calibration.slope == pytest.approx(b.calibration.slope, rel=1e-5)
+    for name, op in a.operating_points.items():
+        assert b.operating_points[name].threshold == pytest.approx(op.threshold, abs=1e-6)
+
+
+def test_the_lunglens_command_dispatches_calibrate(tmp_path: Path, films) -> None:
+    import subprocess
+    import sys
+
+    site = link_films(tmp_path / "site", films, {"NORMAL": 3})
+    result = subprocess.run([sys.executable, "-m", "desktop.main", "calibrate", str(site), "--out",
+                             str(tmp_path / "p.json")], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 2 and "all 3 labelled films are NORMAL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_another_models_profile_is_refused_by_classify(tmp_path: Path, films, capsys: pytest.CaptureFixture) -> None:
+    """The shipped profile with another model's hash, as if it had been made before an update."""
+    data = json.loads((models_dir() / "lunglens-cxr.profile.json").read_text())
+    data["model"] = {"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64}
+    stale = tmp_path / "stale.profile.json"
+    stale.write_text(json.dumps(data))
+    assert classify_main(["classify", "--json", "--profile", str(stale), str(films["NORMAL"][0])]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
+    assert f"{stale}: profile" in captured.err and "made for model lunglens-cxr 0.9.0" in captured.err
