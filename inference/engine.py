@@ -134,6 +134,11 @@ class Engine:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # ORT's own fallback chatter; we report our own warnings
+        # Idle ONNX Runtime workers spin-wait for work by default; on a 2-core PC they then take
+        # the CPU from the GUI thread and the decoders between two studies (GUI stalls > 100 ms
+        # in tests/desktop/test_responsiveness.py with model 2.0). Sleeping costs < 1 ms a study.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

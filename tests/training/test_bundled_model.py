@@ -60,13 +60,16 @@ def test_manifest_describes_the_bundled_file(manifest):
     assert hs.sensitivity.value >= 0.95 and 0 < hs.threshold <= bal.threshold < 1
     assert hs.description and bal.description
     assert "site sample" in profile.source and profile.n_normal + profile.n_pneumonia == 292
-    lo, hi = raw["metrics"]["auc"]["ci95"]
-    assert lo <= raw["metrics"]["auc"]["value"] <= hi
+    auc = profile.metrics["auc"]
+    assert auc.lo <= auc.value <= auc.hi
     for key in ("ece_before", "ece_after"):  # ECE is biased upwards under resampling: only order the ends
-        lo, hi = raw["metrics"][key]["ci95"]
-        assert 0 <= lo <= hi <= 1
-    assert raw["calibration"]["ece_after"] <= raw["calibration"]["ece_before"]
-    assert sum(b["count"] for b in raw["calibration"]["reliability"]) == raw["validation"]["n_images"]
+        assert 0 <= profile.metrics[key].lo <= profile.metrics[key].hi <= 1
+    assert profile.metrics["ece_after"].value <= profile.metrics["ece_before"].value
+    assert sum(b["count"] for b in profile.reliability) == 292
+    val = raw["validation_train_split"]
+    assert val["n_images"] == 963 and val["figures"]["auc"]["value"] > 0.9
+    assert raw["architecture"]["feature_map"][1:] == [14, 14]
+    assert raw["attribution"]["grid"] == [14, 14] and raw["attribution"]["full_scale"] > 0
     assert "CC BY 4.0" in raw["training_data"]["licence"] and "10.17632/rscbjbr9sj.2" in raw["training_data"]["source"]
 
 
