@@ -11,7 +11,8 @@ says what was decided, not that the child is well.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 POSITIVE = "PNEUMONIA"  # the JSON/CSV label at or above the threshold
 NEGATIVE = "NORMAL"  # below it; shown to people as "below the review threshold"
@@ -126,3 +127,46 @@ def finding_text(probability: float, threshold: float) -> str:
     if is_positive(probability, threshold):
         return "pneumonia pattern: needs review"
     return "no pneumonia pattern found"
+
+
+_R = TypeVar("_R", bound="ReadAtOperatingPoint")
+
+
+class ReadAtOperatingPoint:
+    """What a stored result derives from its ``probability`` and ``operating`` fields.
+
+    Mixed into :class:`inference.prediction.Prediction` and the worklist's record, so the
+    label is asked of this module in one place and never stored beside its number.
+    """
+
+    probability: float
+    operating: OperatingPoint
+
+    @property
+    def threshold(self) -> float:
+        return self.operating.threshold
+
+    @property
+    def operating_point(self) -> str:
+        return self.operating.name
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.operating.sensitivity.value if self.operating.sensitivity else None
+
+    @property
+    def specificity(self) -> float | None:
+        return self.operating.specificity.value if self.operating.specificity else None
+
+    @property
+    def label(self) -> str:
+        return label_for(self.probability, self.threshold)
+
+    @property
+    def is_positive(self) -> bool:
+        return is_positive(self.probability, self.threshold)
+
+    def at(self: _R, operating: OperatingPoint) -> _R:
+        """The same result read at another operating point: the probability does not change,
+        so a new threshold never needs the model again."""
+        return replace(self, operating=operating)

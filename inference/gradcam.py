@@ -12,6 +12,17 @@ import numpy as np
 from .imageops import resize_linear
 
 
+def _feature_pair(features: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features and their gradients as float32 [C, h, w] each (a batch of one is unwrapped)."""
+    a = np.asarray(features, dtype=np.float32)
+    g = np.asarray(grads, dtype=np.float32)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a, g = a[0], g[0]
+    if a.ndim != 3 or a.shape != g.shape:
+        raise ValueError(f"features {a.shape} and gradients {g.shape} must both be [C, h, w]")
+    return a, g
+
+
 def attribution_grid(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """The signed native map in logit units, float32 [h, w]: each cell's share of the logit.
 
@@ -19,12 +30,7 @@ def attribution_grid(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
     every cell is exactly the logit minus the head's bias, so a cell's value is how much that
     region raised (or, negative, lowered) the score.
     """
-    a = np.asarray(features, dtype=np.float32)
-    g = np.asarray(grads, dtype=np.float32)
-    if a.ndim == 4 and a.shape[0] == 1:
-        a, g = a[0], g[0]
-    if a.ndim != 3 or a.shape != g.shape:
-        raise ValueError(f"features {a.shape} and gradients {g.shape} must both be [C, h, w]")
+    a, g = _feature_pair(features, grads)
     return np.einsum("chw,chw->hw", g, a).astype(np.float32)
 
 
@@ -36,12 +42,7 @@ def grad_cam(features: np.ndarray, grads: np.ndarray) -> np.ndarray:
     pneumonia shows, then divided by its maximum. A map with no positive evidence stays
     all zero rather than being stretched into noise.
     """
-    a = np.asarray(features, dtype=np.float32)
-    g = np.asarray(grads, dtype=np.float32)
-    if a.ndim == 4 and a.shape[0] == 1:
-        a, g = a[0], g[0]
-    if a.ndim != 3 or a.shape != g.shape:
-        raise ValueError(f"features {a.shape} and gradients {g.shape} must both be [C, h, w]")
+    a, g = _feature_pair(features, grads)
     alpha = g.mean(axis=(1, 2))  # [C]
     cam = np.maximum(np.tensordot(alpha, a, axes=(0, 0)), 0.0)
     peak = float(cam.max())

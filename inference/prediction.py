@@ -8,13 +8,12 @@ result at another threshold is ``prediction.at(point)``: the model is not needed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import decision
-from .decision import OperatingPoint
+from .decision import OperatingPoint, ReadAtOperatingPoint
 
 if TYPE_CHECKING:
     from .profile import ProfileInfo
@@ -28,7 +27,7 @@ class ModelInfo:
 
 
 @dataclass
-class Prediction:
+class Prediction(ReadAtOperatingPoint):
     """A calibrated result. ``cam`` is the Grad-CAM map at the study's pixel size, 0..1."""
 
     probability: float  # calibrated P(pneumonia), by ``profile``
@@ -48,31 +47,3 @@ class Prediction:
     # The native attribution map in logit units, float32 [h, w], row-major, top row first
     # (inference.gradcam.attribution_grid); None for a result restored from the worklist.
     attribution: np.ndarray | None = None
-
-    @property
-    def threshold(self) -> float:
-        return self.operating.threshold
-
-    @property
-    def operating_point(self) -> str:
-        return self.operating.name
-
-    @property
-    def sensitivity(self) -> float | None:
-        return self.operating.sensitivity.value if self.operating.sensitivity else None
-
-    @property
-    def specificity(self) -> float | None:
-        return self.operating.specificity.value if self.operating.specificity else None
-
-    @property
-    def label(self) -> str:
-        return decision.label_for(self.probability, self.threshold)
-
-    @property
-    def is_positive(self) -> bool:
-        return decision.is_positive(self.probability, self.threshold)
-
-    def at(self, operating: OperatingPoint) -> Prediction:
-        """The same result read at another operating point."""
-        return replace(self, operating=operating)

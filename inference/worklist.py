@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import decision
-from .decision import OperatingPoint
+from .decision import OperatingPoint, ReadAtOperatingPoint
 from .errors import LungLensError
 from .imageops import decode_png, encode_png
 from .prediction import ModelInfo, Prediction
@@ -102,7 +101,7 @@ class WorklistError(LungLensError):
 
 
 @dataclass(frozen=True)
-class WorklistRecord:
+class WorklistRecord(ReadAtOperatingPoint):
     """One analysed study: what the list, the exports and a restored session show.
 
     No full-size pixels or Grad-CAM are stored, only what the list shows: an optional
@@ -191,34 +190,6 @@ class WorklistRecord:
         known = {f.name for f in fields(StudyMetadata)}
         return StudyMetadata(**{k: v for k, v in self.metadata.items() if k in known})
 
-    @property
-    def threshold(self) -> float:
-        return self.operating.threshold
-
-    @property
-    def operating_point(self) -> str:
-        return self.operating.name
-
-    @property
-    def sensitivity(self) -> float | None:
-        return self.operating.sensitivity.value if self.operating.sensitivity else None
-
-    @property
-    def specificity(self) -> float | None:
-        return self.operating.specificity.value if self.operating.specificity else None
-
-    @property
-    def label(self) -> str:
-        return decision.label_for(self.probability, self.threshold)
-
-    @property
-    def is_positive(self) -> bool:
-        return decision.is_positive(self.probability, self.threshold)
-
-    def at(self, operating: OperatingPoint) -> WorklistRecord:
-        """The same result read at another operating point: the probability does not change,
-        so a new threshold never needs the model again."""
-        return replace(self, operating=operating)
 
     def under(self, profile: SiteProfile, operating: OperatingPoint | None = None) -> WorklistRecord:
         """The same result under another site profile: that profile's calibration of the stored
