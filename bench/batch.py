@@ -241,7 +241,7 @@ def worker_child(folder: Path) -> int:
         if done == len(files):
             QTimer.singleShot(0, app.quit)
 
-    def on_result(key: int, prediction, cam_small) -> None:
+    def on_result(key: int, prediction, outcome) -> None:  # noqa: ARG001
         print("RESULT " + json.dumps({"ok": True, "key": key, "timings_ms": prediction.timings_ms}), flush=True)
         finish()
 

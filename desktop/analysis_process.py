@@ -1,8 +1,8 @@
 """Batch analysis in a child process, so the window's GIL stays free.
 
 The child runs the thread pipeline (:class:`desktop.pipeline.BatchPipeline`) and sends
-back only what the list needs: a thumbnail, the metadata, the prediction's numbers and a
-128-pixel Grad-CAM. A decoder that crashes on a hostile file takes down the child, not
+back only what the list needs: a thumbnail, the metadata, the prediction's numbers and its
+attribution grid (a few hundred numbers). A decoder that crashes on a hostile file takes down the child, not
 the window: the studies in flight are reported failed and the next batch starts a new one.
 
 Given a worklist and an audit log (the app always gives them), the child commits each
@@ -12,7 +12,7 @@ from the worklist without running it (see :mod:`desktop.result_store`).
 Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("operating", point or None),
 ("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
 ("started", key, stage), ("loaded", key, thumb, metadata, warnings),
-("finished", key, prediction_without_cam, cam_small, Outcome), ("failed", key, reason),
+("finished", key, prediction_without_embedding, Outcome), ("failed", key, reason),
 ("cancelled", key), ("storage_failed", reason), ("bye",).
 """
 
@@ -69,7 +69,7 @@ class ResultSink(Protocol):
     def engine_failed(self, reason: str) -> None: ...
     def started(self, key: int, stage: str) -> None: ...
     def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None: ...
-    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray, outcome: Outcome) -> None: ...
+    def finished(self, key: int, prediction: Prediction, outcome: Outcome) -> None: ...
     def failed(self, key: int, reason: str) -> None: ...
     def cancelled(self, key: int) -> None: ...
     def storage_failed(self, reason: str) -> None: ...
@@ -240,15 +240,13 @@ class _QueueSink:
             return self._thumbs.pop(key, None)
 
     def finished(self, key: int, study: Study, prediction: Prediction, fingerprint: str) -> None:
-        from .models.study_item import compact_prediction
-
-        compact, cam_small = compact_prediction(prediction)
+        compact = replace(prediction, embedding=None)  # the gate's features are of no use to the window
         # Without a store the pixels are not hashed ("" -- nothing to look up, nothing to audit).
-        record = WorklistRecord.from_prediction(study, prediction, fingerprint, self._thumb(key), cam_small)
+        record = WorklistRecord.from_prediction(study, prediction, fingerprint, self._thumb(key))
         if self._writer is not None:
-            self._writes.put(("keep", key, compact, cam_small, record))
+            self._writes.put(("keep", key, compact, record))
         else:
-            self._send(key, compact, cam_small, record, cached=False)
+            self._send(key, compact, record, cached=False)
 
     def recalled(self, key: int, study: Study, stored: WorklistRecord, fingerprint: str) -> None:  # noqa: ARG002
         from .result_store import judge
@@ -265,25 +263,22 @@ class _QueueSink:
         self._thumb(key)
         self._events.put(("cancelled", key))
 
-    def _send(self, key: int, prediction: Prediction, cam_small: np.ndarray | None, record: WorklistRecord,
-              cached: bool) -> None:
-        cam = cam_small if cam_small is not None else np.zeros((0, 0), np.uint8)
-        self._events.put(("finished", key, prediction, cam,
-                          Outcome(replace(record, thumbnail=None, cam_small=None), cached=cached)))
+    def _send(self, key: int, prediction: Prediction, record: WorklistRecord, cached: bool) -> None:
+        self._events.put(("finished", key, prediction, Outcome(replace(record, thumbnail=None), cached=cached)))
 
     def _write_loop(self) -> None:
         while (job := self._writes.get()) is not None:
             kind, key = job[0], job[1]
             try:
                 if kind == "keep":
-                    _, _, prediction, cam_small, record = job
+                    _, _, prediction, record = job
                     try:
                         record = self._store.keep(record)
                     except Exception as err:  # noqa: BLE001 -- still shown; the window says it was not kept
                         log.warning("could not store the result of %s", record.study_path, exc_info=True)
                         self._events.put(("storage_failed", f"{Path(record.study_path).name}: the result could "
                                           f"not be saved to the worklist ({type(err).__name__}: {err})"))
-                    self._send(key, prediction, cam_small, record, cached=False)
+                    self._send(key, prediction, record, cached=False)
                 else:
                     _, _, prediction, stored, path, metadata, thumb = job
                     try:
@@ -291,7 +286,7 @@ class _QueueSink:
                     except Exception:  # noqa: BLE001 -- the answer stands even if its bookkeeping failed
                         log.warning("could not record the cached result of %s", path, exc_info=True)
                         record = stored
-                    self._send(key, prediction, stored.cam_small, record, cached=True)
+                    self._send(key, prediction, record, cached=True)
             except Exception:  # noqa: BLE001 -- never lose the writer: the next results still need it
                 log.warning("could not report the result for study %s", key, exc_info=True)
                 self._events.put(("failed", key, "the result could not be reported (see the log)"))

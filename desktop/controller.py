@@ -8,10 +8,11 @@ It also owns the persistent side: on start the list is restored from the worklis
 analysis process stores each result as it arrives); removing, clearing and exporting go
 through here (exports: :mod:`desktop.exports`).
 
-And the decision: the site profile in use (the shipped one) is read here and handed to the
-analysis process, so the engine there calibrates with exactly the profile whose operating
-points the window offers; the operating point chosen in the settings is applied to fresh
-results, cached ones and every listed one alike (``prediction.at``).
+And the decision: the site profile in use (the one chosen in Settings, else the shipped one)
+is read here and handed to the analysis process, so the engine there calibrates with exactly
+the profile whose operating points the window offers; the operating point chosen in the
+settings is applied to fresh results, cached ones and every listed one alike (``prediction.at``).
+The reader's verdicts on results are stored in the worklist from here too.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from inference.decision import CUSTOM, OperatingPoint, custom_point
 from inference.manifest import ModelManifest
 from inference.prediction import ModelInfo, Prediction
 from inference.profile import SiteProfile
+from inference.profile_library import load_active
 from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
 from inference.worklist import Worklist, WorklistRecord
 
 from .analysis_process import EngineInfo, Outcome
 from .models.display import DisplayState
-from .models.study_item import Status, StudyItem, full_prediction
+from .models.study_item import Status, StudyItem
 from .models.study_list import StudyListModel
 from .settings import AppSettings
 from .worker import StudyWorker
@@ -46,6 +48,15 @@ log = logging.getLogger(__name__)
 FLUSH_MS = 100
 
 
+@dataclass(frozen=True)
+class Removal:
+    """Studies taken out of the list, with the worklist rows taken with them (for undo)."""
+
+    items: tuple[StudyItem, ...]
+    records: tuple[WorklistRecord, ...]
+    busy: tuple[StudyItem, ...] = ()  # not removed: still being analysed
+
+
 @dataclass
 class ViewContext:
     """The study on screen: full-resolution pixels and, once known, its full-size prediction."""
@@ -53,7 +64,7 @@ class ViewContext:
     key: int
     item: StudyItem
     study: Study | None  # None when the file could not be read
-    prediction: Prediction | None  # cam at the study's size
+    prediction: Prediction | None
     problem: str = ""  # why ``study`` is None although the item has a result (e.g. the file is gone)
 
 
@@ -71,6 +82,11 @@ def read_model() -> tuple[ModelManifest | None, SiteProfile | None, str]:
         return manifest, SiteProfile.load(path.parent / manifest.default_profile, model), ""
     except Exception as err:  # noqa: BLE001 -- as above: no decision without a profile
         return manifest, None, f"the shipped site profile is unusable (the installation is incomplete): {err}"
+
+
+def _model_info(manifest: ModelManifest | None) -> ModelInfo | None:
+    """The bundled model as a profile names it (None when it is missing)."""
+    return ModelInfo(manifest.name, manifest.version, manifest.sha256) if manifest is not None else None
 
 
 def _preload_modules() -> None:
@@ -99,6 +115,7 @@ class StudyController(QObject):
     result_ready = Signal(int)  # key of a study that just finished
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
     operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
+    profile_changed = Signal(object)  # the SiteProfile now in use (Settings -> Site calibration, the wizard)
 
     def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +124,11 @@ class StudyController(QObject):
         self.display = DisplayState(self)
         _preload_modules()
         self.manifest, self.profile, self.manifest_error = read_model()
+        # The profile chosen in Settings, else the shipped one -- with a warning when the
+        # chosen one is gone or refused: nobody may think their own profile is in use when it is not.
+        self.shipped_profile = self.profile
+        self.profile, self.profile_warning = load_active(settings.site_profile, self.shipped_profile,
+                                                         _model_info(self.manifest))
         self.engine: EngineInfo | None = None  # the engine running in the analysis process
         self.engine_error = ""
         self._pending: set[int] = set()
@@ -119,6 +141,7 @@ class StudyController(QObject):
         self._context: ViewContext | None = None
         self._restart_pending = False
         self._closed = False
+        self.last_removal: Removal | None = None  # what Undo Remove puts back
         # Worker reports are applied in batches, at most every FLUSH_MS: at 100 studies a
         # second, one list update and repaint per report would keep the GUI thread busy.
         self._updates: list[tuple[Any, tuple[Any, ...]]] = []
@@ -161,29 +184,64 @@ class StudyController(QObject):
             latest.pop(record.study_path, None)
             latest[record.study_path] = record
         keys = self.model.add_restored(latest.values())
-        operating = self.operating_point()
-        if keys and operating is not None:
-            self.model.apply_operating_point(self.profile, operating)
+        if keys:
+            self._read_at_operating_point()
         return len(keys)
 
-    def remove(self, key: int) -> bool:
-        """Take a finished study out of the list and out of the worklist (the audit log keeps its history)."""
-        item = self.model.item(key)
-        if item is None or not item.status.finished:
-            return False
-        if self.worklist is not None:
-            self.worklist.remove_path(item.path)
-        self.model.remove(key)
-        if key == self._view_key:
+    def _read_at_operating_point(self) -> None:
+        """Read the listed results at the operating point in use (stored ones were read at theirs)."""
+        operating = self.operating_point()
+        if operating is not None:
+            self.model.apply_operating_point(self.profile, operating)
+
+    def remove(self, keys: Sequence[int]) -> Removal:
+        """Take finished studies out of the list and their results out of the worklist file
+        (the audit log keeps its history); studies still being analysed stay. The removal is
+        kept until the next one so that :meth:`undo_remove` can put it back."""
+        removed: list[StudyItem] = []
+        records: list[WorklistRecord] = []
+        busy: list[StudyItem] = []
+        for key in keys:
+            item = self.model.item(key)
+            if item is None:
+                continue
+            if not item.status.finished:
+                busy.append(item)
+                continue
+            if self.worklist is not None:
+                records += self.worklist.take_path(item.path)
+            self.model.remove(key)
+            removed.append(item)
+        if self._view_key and self.model.item(self._view_key) is None:
             self.select(0)
-        return True
+        removal = Removal(tuple(removed), tuple(records), tuple(busy))
+        if removed:
+            self.last_removal = removal
+        return removal
+
+    def undo_remove(self) -> int:
+        """Put the last removed studies back in the list and their results back in the worklist
+        file, as they were; returns how many came back (a file opened again since is already
+        listed, with its new result, and is not listed twice)."""
+        removal, self.last_removal = self.last_removal, None
+        if removal is None:
+            return 0
+        back = [it for it in removal.items if self.model.key_of_path(it.path) is None]
+        paths = {str(it.path) for it in back}
+        if self.worklist is not None:
+            self.worklist.put_back([r for r in removal.records if r.study_path in paths])
+        if self.model.put_back(back):
+            self._read_at_operating_point()
+        return len(back)
 
     def clear_worklist(self) -> bool:
-        """Empty the list and the worklist; refused (False) while a batch runs."""
+        """Empty the list and the worklist; refused (False) while a batch runs. A removal
+        before it can no longer be undone."""
         if self.busy:
             return False
         if self.worklist is not None:
             self.worklist.clear()
+        self.last_removal = None
         self.model.clear()
         self.select(0)
         return True
@@ -208,6 +266,7 @@ class StudyController(QObject):
         w.discovery_done.connect(self._discovery_done)
         w.storage_failed.connect(self._storage_failed)
         w.set_operating_point(self.operating_point())
+        self._worker_profile = self.profile.sha256 if self.profile is not None else ""
         return w
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -292,7 +351,8 @@ class StudyController(QObject):
 
     def _engine_ready(self, engine: EngineInfo) -> None:
         self.engine = engine
-        self.manifest, self.profile = engine.manifest, engine.profile
+        if self.profile is None or engine.profile.sha256 == self.profile.sha256:  # not a worker of the last profile
+            self.manifest, self.profile = engine.manifest, engine.profile
         self.engine_error = ""
         self.engine_status.emit(engine.provider, "")
         self.operating_changed.emit(self.operating_point())
@@ -302,12 +362,12 @@ class StudyController(QObject):
         self.engine_error = reason
         self.engine_status.emit("", reason)
 
-    def _result(self, key: int, prediction: Prediction, cam_small: Any, outcome: Outcome) -> None:
-        self.model.set_result(key, prediction, cam_small, outcome.record, outcome.cached)
+    def _result(self, key: int, prediction: Prediction, outcome: Outcome) -> None:
+        self.model.set_result(key, prediction, outcome.record, outcome.cached)
         self._finish(key)
         self.result_ready.emit(key)
         if key == self._view_key and self._context is not None and self._context.study is not None:
-            self._context.prediction = full_prediction(self._context.item, self._context.study.shape)
+            self._context.prediction = self._context.item.prediction
             self.view_result.emit(self._context)
 
     def _failed(self, key: int, reason: str) -> None:
@@ -372,7 +432,7 @@ class StudyController(QObject):
         item = self.model.item(self._view_key)
         if item is None:
             return
-        self._context = ViewContext(self._view_key, item, study, full_prediction(item, study.shape))
+        self._context = ViewContext(self._view_key, item, study, item.prediction)
         self.view_image.emit(self._context)
 
     def _view_failed(self, token: int, reason: str) -> None:
@@ -397,8 +457,6 @@ class StudyController(QObject):
         s, d = self.settings, self.display
         d.set_overlay_visible(s.overlay_visible)
         d.set_opacity(s.overlay_opacity)
-        d.set_floor(s.overlay_floor)
-        d.set_colormap(s.colormap)
 
     def operating_point(self) -> OperatingPoint | None:
         """The operating point of the settings in the profile in use (its default when the
@@ -413,26 +471,69 @@ class StudyController(QObject):
 
     def apply_settings(self, changed: set[str]) -> None:
         """React to the settings dialog: re-judge results, refresh masks, restart the engine."""
+        restarting = False
+        if "profile" in changed:
+            restarting = self._use_profile()
+            changed = changed | {"decision"}  # the operating points are the new profile's
         if "overlay" in changed:
             self._apply_display_defaults()
         if "privacy" in changed:
             self.model.set_show_identifiers(self.settings.show_identifiers)
         if "decision" in changed:
             operating = self.operating_point()
-            self.worker.set_operating_point(operating)
+            if self._worker_profile == (self.profile.sha256 if self.profile is not None else ""):
+                self.worker.set_operating_point(operating)  # else its successor starts with it
             self.operating_changed.emit(operating)
             if operating is not None:
                 self.model.apply_operating_point(self.profile, operating)
                 if self._context is not None and self._context.prediction is not None:
                     item = self._context.item
                     if item.prediction is not None:
-                        self._context.prediction = replace(item.prediction, cam=self._context.prediction.cam)
+                        self._context.prediction = item.prediction
                     self.view_result.emit(self._context)
-        if "engine" in changed:
+        if "engine" in changed and not restarting:
             if self.busy:
                 self._restart_pending = True
             else:
                 self._restart_worker()
+
+    def _use_profile(self) -> bool:
+        """Make the profile the settings name the one in use; True when the analysis engine is
+        restarted for it (after the batch, if one runs: its results are then of the previous
+        profile). Results made under the previous profile keep their own reading and are
+        marked as such (``follows``); a profile that cannot be used leaves the shipped one in
+        use and says why in :attr:`profile_warning`."""
+        profile, self.profile_warning = load_active(self.settings.site_profile, self.shipped_profile,
+                                                    _model_info(self.manifest))
+        restart = profile is not None and (self.profile is None or profile.sha256 != self.profile.sha256)
+        if restart:
+            self.profile = profile
+            if self.busy:
+                self._restart_pending = True
+            else:
+                self._restart_worker()
+        self.profile_changed.emit(self.profile)
+        return restart
+
+    # -- reader verdicts ---------------------------------------------------------------------------
+    def set_verdict(self, key: int, verdict: str | None) -> str:
+        """Store the reader's verdict on a study's result in the worklist, with the time (None
+        withdraws it); returns "" or why it cannot be stored."""
+        item = self.model.item(key)
+        if item is None:
+            return "Select a study first"
+        if item.status is not Status.DONE or item.record is None or item.record.id is None:
+            return f"{item.name} has no stored result to give a verdict on"
+        if self.worklist is None:
+            return self.storage_error or "The worklist is not available"
+        try:
+            record = self.worklist.set_verdict(item.record.id, verdict)
+        except Exception as err:  # noqa: BLE001 -- a locked or read-only worklist: say it, carry on
+            return f"The verdict could not be saved ({err})"
+        if record is None:
+            return f"{item.name} is no longer in the worklist"
+        self.model.set_record(key, replace(record, thumbnail=None))
+        return ""
 
     def _restart_worker(self) -> None:
         old = self.worker

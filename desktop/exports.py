@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from inference.audit import AuditLog
 from inference.export import error_row, record_row, write_csv, write_json
 from inference.hashing import pixel_sha256
+from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
 from inference.study import Study
 
@@ -69,21 +71,36 @@ def _audit(audit: AuditLog | None, path: Path, *args: object, **kwargs: object) 
                           f"({err.strerror or err}).") from err
 
 
-def export_report_pdf(ctx: ViewContext | None, path: Path, audit: AuditLog | None, show_identifiers: bool) -> None:
+@dataclass(frozen=True)
+class OnScreen:
+    """How the window shows the heat-map now, so the exported picture is the same one."""
+
+    heatmap_shown: bool
+    opacity: float
+
+    def picture(self, study: Study, prediction: Prediction) -> Picture:
+        return render_picture(study, prediction, shown=self.heatmap_shown, opacity=self.opacity)
+
+
+def export_report_pdf(ctx: ViewContext | None, path: Path, audit: AuditLog | None, show_identifiers: bool,
+                      screen: OnScreen) -> None:
     """The one-page PDF report of the study on screen; identifiers only if the user shows them."""
     study, prediction = _ready(ctx, path)
     from .report_pdf import write_report_pdf
 
-    _write(path, "PDF report", lambda: write_report_pdf(path, study, prediction, show_identifiers=show_identifiers))
+    picture = screen.picture(study, prediction)
+    _write(path, "PDF report", lambda: write_report_pdf(path, study, prediction, picture=picture,
+                                                        show_identifiers=show_identifiers))
     _audit(audit, path, "report", "pdf", pixel_sha256=[_digest(ctx)], with_identifiers=show_identifiers)
 
 
-def export_secondary_capture(ctx: ViewContext | None, path: Path, audit: AuditLog | None) -> None:
-    """A DICOM Secondary Capture of the overlay with the result burned in, in the source's study."""
+def export_secondary_capture(ctx: ViewContext | None, path: Path, audit: AuditLog | None, screen: OnScreen) -> None:
+    """A DICOM Secondary Capture of the picture on screen with the result burned in, in the source's study."""
     study, prediction = _ready(ctx, path)
     from inference.dicom_sc import write_secondary_capture
 
-    _write(path, "DICOM Secondary Capture", lambda: write_secondary_capture(study, prediction, path))
+    picture = screen.picture(study, prediction)
+    _write(path, "DICOM Secondary Capture", lambda: write_secondary_capture(study, prediction, path, picture))
     # The capture carries the source's Patient module: a DICOM source's identifiers go with it.
     _audit(audit, path, "secondary_capture", "dicom", pixel_sha256=[_digest(ctx)],
            with_identifiers=study.metadata.source_format == "DICOM")

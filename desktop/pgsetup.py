@@ -1,7 +1,7 @@
 """pyqtgraph's global options, set once when the first view module is imported.
 
 Row-major makes ``ImageItem`` take numpy images as (rows, columns) -- the way Study.pixels,
-the Grad-CAM map and every DICOM are laid out -- so no transposes anywhere.
+the heat-map layer and every DICOM are laid out -- so no transposes anywhere.
 """
 
 import pyqtgraph as pg

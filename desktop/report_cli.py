@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("study", type=Path, help="a DICOM, PNG or JPEG chest X-ray")
     ap.add_argument("--pdf", type=Path, metavar="OUT.pdf", help="write the one-page PDF report here")
-    ap.add_argument("--dicom-sc", type=Path, metavar="OUT.dcm", help="write a DICOM Secondary Capture of the overlay here")
+    ap.add_argument("--dicom-sc", type=Path, metavar="OUT.dcm", help="write a DICOM Secondary Capture of the film, heat-map and result here")
     ap.add_argument("--show-identifiers", action="store_true", help="print patient name, ID and file name in the PDF")
     ap.add_argument("--provider", default="auto", help="execution provider: auto (default), cpu, cuda, directml, coreml")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
 
     from inference.engine import Engine
     from inference.loaders import load_study
-    from inference.overlay import render_overlay
+    from inference.overlay import render_picture
 
     try:
         study = load_study(args.study)
@@ -102,13 +102,13 @@ def main(argv: list[str]) -> int:
     for warning in words.warnings:
         print(f"  warning: {warning}")
 
-    overlay = render_overlay(study, prediction)
+    picture = render_picture(study, prediction)
     if args.pdf is not None:
         ensure_gui_application()
         from desktop.report_pdf import write_report_pdf
 
         try:
-            write_report_pdf(args.pdf, study, prediction, overlay=overlay, show_identifiers=args.show_identifiers)
+            write_report_pdf(args.pdf, study, prediction, picture=picture, show_identifiers=args.show_identifiers)
         except OSError as exc:
             return _fail(f"{args.pdf}: cannot write the PDF ({exc})")
         audit.log_export("report", "pdf", args.pdf, [digest], with_identifiers=args.show_identifiers)
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
         from inference.dicom_sc import write_secondary_capture
 
         try:
-            write_secondary_capture(study, prediction, args.dicom_sc, overlay=overlay)
+            write_secondary_capture(study, prediction, args.dicom_sc, picture)
         except OSError as exc:
             return _fail(f"{args.dicom_sc}: cannot write the DICOM file ({exc})")
         except (ValueError, TypeError, AttributeError) as exc:  # a source header highdicom refuses

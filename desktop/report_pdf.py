@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainte
 
 from inference import __version__
 from inference.decision import threshold_text
+from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
 from inference.presentation import ResultText, Tone, present
 from inference.study import Study
@@ -49,19 +50,17 @@ def write_report_pdf(
     study: Study,
     prediction: Prediction,
     *,
-    overlay: np.ndarray | None = None,
+    picture: Picture | None = None,
     show_identifiers: bool = False,
     intended_use: str = INTENDED_USE,
     generated_at: datetime | None = None,
 ) -> Path:
     """Write the report to ``out``. Needs a QGuiApplication (fonts); no window.
 
-    ``overlay`` (RGB uint8) defaults to :func:`inference.overlay.render_overlay`.
+    ``picture`` (what the window showed) defaults to :func:`inference.overlay.render_picture`.
     """
-    if overlay is None:
-        from inference.overlay import render_overlay
-
-        overlay = render_overlay(study, prediction)
+    if picture is None:
+        picture = render_picture(study, prediction)
     out = Path(out)
     try:  # QPdfWriter only says "begin() returned false": find out why first
         with open(out, "wb"):
@@ -78,7 +77,7 @@ def write_report_pdf(
     if not painter.begin(writer):
         raise OSError(f"{out.name}: cannot write the PDF there (folder missing or not writable)")
     try:
-        _Page(painter, study, prediction, overlay, show_identifiers, intended_use, when).paint()
+        _Page(painter, study, prediction, picture, show_identifiers, intended_use, when).paint()
     finally:
         painter.end()
     return out
@@ -89,12 +88,13 @@ class _Page:
 
     WIDTH, LEFT, RIGHT = 210.0, 14.0, 196.0
 
-    def __init__(self, painter, study, prediction, overlay, show_identifiers, intended_use, when) -> None:
+    def __init__(self, painter, study, prediction, picture, show_identifiers, intended_use, when) -> None:
         self.p: QPainter = painter
         self.study: Study = study
         self.pred: Prediction = prediction
         self.words: ResultText = present(prediction)
-        self.overlay = np.ascontiguousarray(overlay, dtype=np.uint8)
+        self.picture: Picture = picture
+        self.overlay = np.ascontiguousarray(picture.rgb, dtype=np.uint8)
         self.show_identifiers = show_identifiers
         self.intended_use = intended_use
         self.when = when
@@ -144,8 +144,7 @@ class _Page:
         self.p.fillRect(QRectF(_mm(x), _mm(y), _mm(w), _mm(dh)), QColor(0, 0, 0))
         self.p.drawImage(target, qimg)
         self.font(7)
-        self.text(x, y + dh + 1, w, 5, "Grad-CAM heat-map: regions that most raised the model's output (not a lesion outline).", color=MUTED)
-        return y + dh + 6
+        return y + dh + 1 + self.text(x, y + dh + 1, w, 12, self.picture.caption, color=MUTED) + 1
 
     def result(self, x: float, y: float, w: float) -> float:
         """The result column; returns its bottom (mm)."""
@@ -264,7 +263,7 @@ class _Page:
         pred = self.pred
         y = self.heading(y, "Model and run")
         timing = pred.timings_ms
-        run_ms = sum(timing.get(k, 0.0) for k in ("preprocess", "inference", "gradcam"))
+        run_ms = sum(timing.get(k, 0.0) for k in ("preprocess", "inference", "attribution"))
         rows = [
             ("Model", f"{pred.model.name} {pred.model.version}"),
             ("Model SHA-256", pred.model.sha256),

@@ -32,7 +32,7 @@ from .models.study_item import follows
 
 def judge(record: WorklistRecord, operating: OperatingPoint) -> Prediction:
     """A stored result read at the operating point in use: a cached answer obeys the settings
-    exactly like a fresh one. The returned prediction has no Grad-CAM (an empty map)."""
+    exactly like a fresh one. The returned prediction carries the stored attribution grid."""
     return record.to_prediction().at(operating)
 
 
@@ -59,7 +59,7 @@ class ResultStore:
         # The audit line first: an analysis that ran is logged even if the commit is cut short.
         self.audit.log_analysis(record, cached=False)
         stored = self.worklist.add(record)
-        return replace(stored, thumbnail=None, cam_small=None)
+        return replace(stored, thumbnail=None)
 
     def reuse(self, study_path: Path, metadata: StudyMetadata, stored: WorklistRecord, prediction: Prediction,
               thumbnail: np.ndarray | None) -> WorklistRecord:
@@ -71,7 +71,7 @@ class ResultStore:
             moved = replace(stored, study_path=str(study_path), id=None, metadata=asdict(metadata),
                             thumbnail=thumbnail if thumbnail is not None else stored.thumbnail)
             stored = self.worklist.add(moved)
-        return replace(stored, thumbnail=None, cam_small=None)
+        return replace(stored, thumbnail=None)
 
     def close(self) -> None:
         self.worklist.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from .models.display import COLORMAPS, DEFAULT_FLOOR, DEFAULT_OPACITY
+from .models.display import DEFAULT_OPACITY
 
 ORGANIZATION = "LungLens"
 APPLICATION = "LungLens"
@@ -74,6 +74,15 @@ class AppSettings:
     def custom_threshold(self, value: float) -> None:
         self.q.setValue("decision/custom_threshold", float(value))
 
+    @property
+    def site_profile(self) -> str:
+        """The active site profile's file (in the per-user profile folder), or "" for the shipped one."""
+        return str(self._get("decision/site_profile", ""))
+
+    @site_profile.setter
+    def site_profile(self, value: str) -> None:
+        self.q.setValue("decision/site_profile", value)
+
     # -- display -------------------------------------------------------------------------------
     @property
     def overlay_visible(self) -> bool:
@@ -93,26 +102,6 @@ class AppSettings:
     @overlay_opacity.setter
     def overlay_opacity(self, value: float) -> None:
         self.q.setValue("overlay/opacity", float(value))
-
-    @property
-    def overlay_floor(self) -> float:
-        try:
-            return float(self._get("overlay/floor", DEFAULT_FLOOR))
-        except (TypeError, ValueError):
-            return DEFAULT_FLOOR
-
-    @overlay_floor.setter
-    def overlay_floor(self, value: float) -> None:
-        self.q.setValue("overlay/floor", float(value))
-
-    @property
-    def colormap(self) -> str:
-        name = str(self._get("overlay/colormap", COLORMAPS[0]))
-        return name if name in COLORMAPS else COLORMAPS[0]
-
-    @colormap.setter
-    def colormap(self, value: str) -> None:
-        self.q.setValue("overlay/colormap", value)
 
     @property
     def show_identifiers(self) -> bool:
@@ -145,6 +134,16 @@ class AppSettings:
     @last_dir.setter
     def last_dir(self, value: str) -> None:
         self.q.setValue("files/last_dir", value)
+
+    @property
+    def last_export_dir(self) -> str:
+        """Where the last export was written: exports of a reading session go to one folder,
+        rarely the films' own ("" before the first export)."""
+        return str(self._get("files/last_export_dir", ""))
+
+    @last_export_dir.setter
+    def last_export_dir(self, value: str) -> None:
+        self.q.setValue("files/last_export_dir", value)
 
     def window_geometry(self) -> QByteArray | None:
         v = self.q.value("window/geometry")

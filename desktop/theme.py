@@ -19,6 +19,10 @@ BORDER = "#323842"
 TEXT = "#dde2e8"
 TEXT_DIM = "#8d96a0"
 ACCENT = "#4a86c5"
+# The keyboard focus ring: lighter than the accent (hover, checked) so it is never mistaken
+# for either, and on every control, so a reader working by keyboard in a dim room sees at a
+# glance where the next key goes -- the study list first.
+FOCUS = "#7ab8f5"
 
 ABOVE = "#e06c5f"  # above the review threshold
 BELOW = "#4faf87"  # below it
@@ -72,15 +76,26 @@ QDockWidget::title {{ background: {BACKGROUND}; padding: 4px 8px; text-transform
 QToolTip {{ color: {TEXT}; background: {SURFACE}; border: 1px solid {BORDER}; padding: 4px; }}
 QStatusBar {{ color: {TEXT_DIM}; border-top: 1px solid {BORDER}; }}
 QStatusBar QLabel {{ color: {TEXT_DIM}; }}
-QListView, QTableView, QTreeView {{ border: none; background: {BASE}; }}
+QListView, QTableView, QTreeView {{ border: 2px solid transparent; background: {BASE}; }}
+QListView:focus, QTableView:focus, QTreeView:focus, QTextBrowser:focus {{ border: 2px solid {FOCUS}; }}
 QHeaderView::section {{ background: {SURFACE}; color: {TEXT_DIM}; border: none; padding: 3px 6px; }}
 QLineEdit, QComboBox, QSpinBox, QDoubleSpinBox {{ background: {BASE}; border: 1px solid {BORDER};
     border-radius: 4px; padding: 3px 6px; }}
-QLineEdit:focus, QComboBox:focus {{ border-color: {ACCENT}; }}
+QLineEdit:focus, QComboBox:focus, QSpinBox:focus, QDoubleSpinBox:focus {{ border: 2px solid {FOCUS};
+    padding: 2px 5px; }}
 QPushButton, QToolButton {{ background: {SURFACE}; border: 1px solid {BORDER}; border-radius: 4px;
     padding: 4px 10px; }}
 QPushButton:hover, QToolButton:hover {{ border-color: {ACCENT}; }}
 QToolButton:checked {{ background: #2b3c52; border-color: {ACCENT}; }}
+QPushButton:focus, QToolButton:focus {{ border: 2px solid {FOCUS}; padding: 3px 9px; }}
+QCheckBox:focus, QRadioButton:focus {{ color: {FOCUS}; }}
+QSlider {{ border: 2px solid transparent; border-radius: 4px; }}
+QSlider:focus {{ border-color: {FOCUS}; }}
+QTabBar::tab {{ background: {BACKGROUND}; color: {TEXT_DIM}; border: 1px solid {BORDER}; border-radius: 4px;
+    padding: 4px 12px; margin: 2px; }}
+QTabBar::tab:selected {{ background: {SURFACE}; color: {TEXT}; border-color: {ACCENT}; }}
+QTabBar::tab:hover {{ color: {TEXT}; }}
+QTabBar::tab:focus {{ border: 2px solid {FOCUS}; padding: 3px 11px; }}
 QToolBar {{ border: none; spacing: 4px; padding: 2px 6px; }}
 QGroupBox {{ border: 1px solid {BORDER}; border-radius: 6px; margin-top: 10px; padding: 10px 4px 4px 4px; }}
 QGroupBox::title {{ subcontrol-origin: margin; subcontrol-position: top left; left: 10px; top: 0px;

@@ -40,7 +40,7 @@ class StudyWorker(QObject):
     engine_failed = Signal(str)
     stage = Signal(int, str)  # key, "loading" | "running"
     loaded = Signal(int, object, object, object)  # key, thumbnail uint8, StudyMetadata, warnings
-    result = Signal(int, object, object, object)  # key, Prediction without CAM, CAM uint8 (reduced), Outcome
+    result = Signal(int, object, object)  # key, Prediction (no gate features), Outcome
     failed = Signal(int, str)  # key, reason naming the file
     cancelled = Signal(int)
     view_loaded = Signal(int, object)  # token, Study at full resolution
@@ -141,8 +141,8 @@ class _Sink:
     def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None:
         self._w.loaded.emit(key, thumbnail, metadata, warnings)
 
-    def finished(self, key: int, prediction: Prediction, cam_small: np.ndarray, outcome: Outcome) -> None:
-        self._w.result.emit(key, prediction, cam_small, outcome)
+    def finished(self, key: int, prediction: Prediction, outcome: Outcome) -> None:
+        self._w.result.emit(key, prediction, outcome)
 
     def storage_failed(self, reason: str) -> None:
         self._w.storage_failed.emit(reason)

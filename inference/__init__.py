@@ -1,4 +1,4 @@
-"""LungLens inference core: study loading, preprocessing, the ONNX engine, Grad-CAM, CLI.
+"""LungLens inference core: study loading, preprocessing, the ONNX engine, the attribution map, CLI.
 
 Nothing in this package imports Qt (an import-linter contract enforces it), so everything
 the desktop app shows can be produced and tested headlessly.

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +34,17 @@ from .errors import LungLensError, ModelError
 from .plots import PlotPaths, profile_stem, write_plots
 from .prediction import ModelInfo
 from .profile import UNCALIBRATED, SiteProfile
-from .site_calibration import Measured, calibrate, measure
-from .sitefilms import LABELS, LabelError, LabelledFilm, from_csv, from_folders, patient_group
+from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
+                               verdict_films)
+from .sitefilms import LABELS, LabelError, LabelledFilm, from_csv, from_folders
 from .userdirs import worklist_path
-from .worklist import Worklist, WorklistRecord, verdict_label
+from .worklist import Worklist
 
 PROG = "lunglens calibrate"
 
 
 class UsageError(Exception):
     """A refusal the user can fix: printed as one line, exit status 2."""
-
-
-@dataclass
-class WorklistFilms:
-    """The worklist's verdicts as measured films, and why the others were left out."""
-
-    measured: Measured
-    skipped: Counter[str] = field(default_factory=Counter)  # reason -> number of studies
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         measured, skipped = from_list.measured, from_list.skipped
         if not measured.labels:
             raise UsageError(f"no usable reader verdicts in the worklist {worklist_path()} ({_counts_text(skipped)})")
-        source = "reader verdicts in the worklist"
+        source = VERDICTS_SOURCE
     else:
         measured = measure(engine, films, progress=_progress if sys.stderr.isatty() else None)
         for error in measured.errors:
@@ -145,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: none of the {len(films)} labelled films could be analysed; no profile written",
                   file=sys.stderr)
             return 1
-        source = (f"labels from {args.labels.name}" if args.labels else
-                  f"NORMAL/PNEUMONIA folders under {', '.join(d.resolve().name for d in args.dirs)}")
+        source = f"labels from {args.labels.name}" if args.labels else folders_source(args.dirs)
     name = args.name or profile_stem(args.out)
     try:
         profile = calibrate(engine, measured, name=name, description=args.description or source,
@@ -190,36 +181,13 @@ def labelled_films(args: argparse.Namespace) -> list[LabelledFilm] | None:
 
 
 def worklist_films(model: ModelInfo) -> WorklistFilms:
-    """The worklist's reader verdicts on this model's results, one per radiograph (the latest
-    verdict when the same pixels were opened under several names)."""
-    out = WorklistFilms(Measured())
+    """The worklist's reader verdicts on this model's results (see :func:`verdict_films`)."""
     try:
         with Worklist() as worklist:
             records = worklist.with_verdicts()
     except LungLensError as exc:
         raise UsageError(str(exc)) from None
-    latest: dict[str, WorklistRecord] = {}
-    for record in records:
-        label = verdict_label(record.verdict)
-        if label is None:
-            out.skipped['"unsure"'] += 1
-        elif record.model_sha256 != model.sha256:
-            out.skipped["another model's result"] += 1
-        elif record.logit is None:
-            out.skipped["no stored logit (LungLens 1)"] += 1
-        else:
-            kept = latest.get(record.pixel_sha256)
-            if kept is not None:
-                out.skipped["the same radiograph under another name"] += 1
-            if kept is None or (record.verdict_at or "") >= (kept.verdict_at or ""):
-                latest[record.pixel_sha256] = record
-    for record in latest.values():
-        path = Path(record.study_path)
-        out.measured.paths.append(path)
-        out.measured.labels.append(verdict_label(record.verdict))
-        out.measured.logits.append(record.logit)
-        out.measured.groups.append(patient_group(record.study_metadata.patient_id, path))
-    return out
+    return verdict_films(records, model)
 
 
 def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: Measured,

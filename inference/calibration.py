@@ -25,6 +25,7 @@ Why these choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,8 +140,11 @@ def operating_thresholds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray, ta
     return {"high_sensitivity": min(hs, bal), "balanced": bal}
 
 
-def _estimate(stat, groups: np.ndarray, n_boot: int) -> Estimate:
-    lo, hi = M.bootstrap_ci(stat, groups, n_boot=n_boot)
+def estimate(stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: int,
+             bias_corrected: bool = False) -> Estimate:
+    """``stat`` on all films with its patient-bootstrap 95 % interval (``stat`` takes film
+    indices); ``bias_corrected`` for a statistic the resampling itself inflates (the ECE)."""
+    lo, hi = M.bootstrap_ci(stat, groups, n_boot=n_boot, bias_corrected=bias_corrected)
     return Estimate(float(stat(np.arange(len(groups)))), lo, hi)
 
 
@@ -155,7 +159,7 @@ def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, group
     def spec(i: np.ndarray) -> float:
         return M.sens_spec(yb[i], prob[i], threshold)[1] if (~yb[i]).any() else math.nan
 
-    return _estimate(sens, groups, n_boot), _estimate(spec, groups, n_boot)
+    return estimate(sens, groups, n_boot), estimate(spec, groups, n_boot)
 
 
 def describe(name: str, target: float, same_as_balanced: bool) -> str:
@@ -238,9 +242,9 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
         calibration=calibration,
         cv_ece=cv,
         operating_points=ops,
-        auc=_estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
-        ece_before=_estimate(lambda i: M.ece(y[i], raw[i]), groups, n_boot),
-        ece_after=_estimate(lambda i: M.ece(y[i], prob[i]), groups, n_boot),
+        auc=estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
+        ece_before=estimate(lambda i: M.ece(y[i], raw[i]), groups, n_boot, bias_corrected=True),
+        ece_after=estimate(lambda i: M.ece(y[i], prob[i]), groups, n_boot, bias_corrected=True),
         reliability=M.reliability(y, prob),
         roc=roc_points(y, logit),
         n_normal=int((y == 0).sum()),

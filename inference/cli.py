@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from . import decision
+from . import decision, heatmap
 from . import providers as prov
 from .audit import AuditLog
 from .engine import Engine
@@ -31,9 +31,9 @@ from .export import CsvStream, error_row, record_row
 from .hashing import pixel_sha256
 from .imageops import encode_png
 from .loaders import iter_study_files, load_study
-from .overlay import render_overlay
+from .overlay import ascii_text, burn_in, render_picture
 from .prediction import Prediction
-from .presentation import NOT_RELIABLE
+from .presentation import NOT_RELIABLE, present
 from .profile import ProfileError, SiteProfile
 from .study import Study
 from .worklist import WorklistRecord
@@ -51,7 +51,7 @@ class Outcome:
     prediction: Prediction | None = None
     error: str = ""
     read_ms: float = 0.0
-    cam_path: Path | None = None
+    cam_path: Path | None = None  # the heat-map PNG written for it, if any
     extra_warnings: list[str] = field(default_factory=list)
     study: Study | None = field(default=None, repr=False)  # kept only until its overlay is written
 
@@ -59,7 +59,8 @@ class Outcome:
     def ok(self) -> bool:
         return self.prediction is not None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, cam_grid: bool = False) -> dict[str, Any]:
+        """The JSON object printed for this input; ``cam_grid`` adds the native attribution map."""
         if self.prediction is None:
             return {"path": str(self.path), "ok": False, "error": self.error}
         p = self.prediction
@@ -70,7 +71,7 @@ class Outcome:
             "label": p.label,
             "threshold": p.threshold,
             "operating_point": p.operating_point,
-            "warnings": [*p.warnings, *self.extra_warnings],
+            "warnings": [*p.warnings, *heatmap.warnings(p), *self.extra_warnings],
             "in_scope": p.in_scope,
             "scope_reasons": list(p.scope_reasons),
             "provider": p.provider,
@@ -78,8 +79,10 @@ class Outcome:
             "profile": {"name": p.profile.name, "sha256": p.profile.sha256} if p.profile else None,
             "timings_ms": {"read": round(self.read_ms, 3), **p.timings_ms},
         }
-        if self.cam_path is not None:
-            record["cam"] = str(self.cam_path)
+        record["cam"] = str(self.cam_path) if self.cam_path is not None else None
+        if cam_grid and p.attribution is not None:
+            # The native map in logit units, row-major, top row first (inference.attribution).
+            record["cam_grid"] = p.attribution.to_dict()["grid"]
         return record
 
     def record(self) -> WorklistRecord | None:
@@ -100,7 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per input, as each finishes")
     parser.add_argument("--provider", default="auto", choices=["auto", *prov.CHOICES], help="execution provider")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="inference threads")
-    parser.add_argument("--cam-dir", type=Path, default=None, metavar="DIR", help="write Grad-CAM overlay PNGs here")
+    parser.add_argument(
+        "--cam-dir", type=Path, default=None, metavar="DIR",
+        help="write heat-map PNGs here, for in-scope results at or above the threshold (see --cam-all)",
+    )
+    parser.add_argument("--cam-all", action="store_true", help="with --cam-dir: write a PNG for every result "
+                        "(muted heat-map below the threshold or out of scope)")
+    parser.add_argument("--cam-grid", action="store_true", help="with --json: add cam_grid, the native "
+                        "attribution map in logit units (rows top first)")
     parser.add_argument(
         "--threshold", type=_probability, default=None, metavar="T",
         help="custom review threshold on the probability (default: the site profile's default operating point)",
@@ -146,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(args_list[1:])
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if args.cam_all and args.cam_dir is None:
+        parser.print_usage(sys.stderr)
+        print("lunglens classify: --cam-all needs --cam-dir", file=sys.stderr)
+        return 2
+    if args.cam_grid and not args.json:
+        parser.print_usage(sys.stderr)
+        print("lunglens classify: --cam-grid adds a field to the JSON output; use it with --json", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="lunglens: %(message)s", stream=sys.stderr
     )
@@ -194,7 +212,8 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
     counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0}
     cam_names: set[str] = set()
     for outcome in classify_all(engine, inputs, args.threshold):
-        if outcome.ok and args.cam_dir is not None:
+        if outcome.prediction is not None and args.cam_dir is not None and (
+                args.cam_all or heatmap.applies(outcome.prediction)):
             _write_cam(outcome, args.cam_dir, cam_names)
         record = outcome.record()
         outcome.study = None
@@ -206,7 +225,7 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
             counts["unreliable"] += not outcome.prediction.in_scope
             counts["above"] += outcome.prediction.in_scope and outcome.prediction.is_positive
         if table is None:
-            print(json.dumps(outcome.to_json()), flush=True)
+            print(json.dumps(outcome.to_json(cam_grid=args.cam_grid)), flush=True)
         else:
             table.row(outcome)
         if csv_out is not None:
@@ -300,7 +319,9 @@ def _classify_one(engine: Engine, item: _Input, threshold: float | None) -> Outc
 
 
 def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
-    """Write ``<stem>_cam.png`` (``<stem>_2_cam.png``... when names collide in this run)."""
+    """Write ``<stem>_cam.png`` (``<stem>_2_cam.png``... when names collide in this run): the
+    film with its heat-map as the window draws it (muted where it does not apply), and below it
+    the result and what the map means, so the picture never travels without its words."""
     assert outcome.prediction is not None and outcome.study is not None
     stem, n = outcome.path.stem, 1
     name = f"{stem}_cam.png"
@@ -308,12 +329,13 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
         n += 1
         name = f"{stem}_{n}_cam.png"
     used.add(name.lower())
-    rgb = render_overlay(outcome.study, outcome.prediction)
+    picture = render_picture(outcome.study, outcome.prediction, shown=True)
+    rgb = burn_in(picture.rgb, [ascii_text(present(outcome.prediction).summary), ascii_text(picture.caption)])
     target = cam_dir / name
     try:
         target.write_bytes(encode_png(rgb))
     except OSError as exc:
-        outcome.extra_warnings.append(f"Grad-CAM overlay not written to {target}: {exc}")
+        outcome.extra_warnings.append(f"heat-map not written to {target}: {exc}")
         return
     outcome.cam_path = target
 
@@ -335,7 +357,7 @@ class Table:
             line = f"{str(o.path):<{self.width}}  {'-':>7}  {'FAILED':<{_RESULT_WIDTH}}  {o.error}"
         else:
             p = o.prediction
-            notes = [w for w in [*p.warnings, *o.extra_warnings] if w not in self.shown_once]
+            notes = [w for w in [*p.warnings, *heatmap.warnings(p), *o.extra_warnings] if w not in self.shown_once]
             if not p.in_scope:
                 notes.insert(0, "OUT OF SCOPE, result not reliable: " + "; ".join(p.scope_reasons))
             result = decision.verdict_text(p.probability, p.threshold) if p.in_scope else NOT_RELIABLE

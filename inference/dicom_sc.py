@@ -17,11 +17,11 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pydicom
-from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
+from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
 from .study import Study
@@ -40,79 +40,40 @@ _DATE_TIME_PATTERNS = {
 _EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSequence", "PatientComments")
 
 
-def result_lines(prediction: Prediction) -> list[str]:
+def result_lines(prediction: Prediction, caption: str) -> list[str]:
     """The burned-in text: the presentation's story (:mod:`inference.presentation`), as the
-    window and the PDF tell it, in plain ASCII (all that the built-in font is sure to draw)."""
+    window and the PDF tell it, with the heat-map's ``caption``, in plain ASCII (all that the
+    built-in font is sure to draw)."""
     words = present(prediction)
     m = prediction.model
     lines = [
         DISCLAIMER,
         words.summary,
+        caption,
         f"Operating point: {words.operating_point}",
         f"Site profile: {words.profile}",
         words.population,
         *(f"Warning: {w}" for w in words.warnings),
         f"Model {m.name} {m.version} (sha256 {m.sha256[:12]}), LungLens {__version__}",
     ]
-    return [_ascii(line) for line in lines]
+    return [ascii_text(line) for line in lines]
 
 
-_ASCII = str.maketrans({"\u2014": "-", "\u2013": "-", "\u00b7": "-", "\u2265": ">=", "\u2264": "<=",
-                        "\u00d7": "x", "\u2026": "...", "\u00a0": " "})
-
-
-def _ascii(text: str) -> str:
-    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
-
-
-def burn_in(image: np.ndarray, lines: list[str]) -> np.ndarray:
-    """``image`` (RGB uint8) with a black band below it holding ``lines`` in white.
-
-    The font scales with the image width and long lines wrap at word boundaries, so the
-    text stays legible on a 224-pixel image and on a 3,000-pixel one.
-    """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
-    width = image.shape[1]
-    font = ImageFont.load_default(size=max(11.0, width / 56.0))
-    margin = max(4, width // 100)
-    rows = [(part, _colour(line)) for line in lines for part in _wrap(line, font, width - 2 * margin)]
-    line_height = round(font.size * 1.45)
-    band = Image.new("RGB", (width, line_height * len(rows) + 2 * margin))
-    draw = ImageDraw.Draw(band)
-    for i, (text, colour) in enumerate(rows):
-        draw.text((margin, margin + i * line_height), text, fill=colour, font=font)
-    return np.ascontiguousarray(np.vstack([image, np.asarray(band)]))
-
-
-def _colour(line: str) -> tuple[int, int, int]:
+def _is_caution(line: str) -> bool:
     """Amber for the disclaimer and every caution, white for the rest."""
-    caution = line == DISCLAIMER or line.startswith((NOT_RELIABLE, "Warning"))
-    return (255, 210, 0) if caution else (255, 255, 255)
+    return line == DISCLAIMER or line.startswith((NOT_RELIABLE, "Warning"))
 
 
-def _wrap(line: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
-    """Greedy word wrap to ``room`` pixels (a word longer than that gets a row of its own)."""
-    rows: list[str] = []
-    for word in line.split(" "):
-        if rows and font.getlength(f"{rows[-1]} {word}") <= room:
-            rows[-1] = f"{rows[-1]} {word}"
-        else:
-            rows.append(word)
-    return rows or [""]
-
-
-def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.ndarray | None = None) -> Dataset:
+def build_secondary_capture(study: Study, prediction: Prediction, picture: Picture | None = None) -> Dataset:
     """The Secondary Capture dataset for ``study``'s result.
 
-    ``overlay`` defaults to :func:`inference.overlay.render_overlay`. A DICOM source lends
-    its Patient and Study; a raster source gets a new study with empty patient fields.
+    ``picture`` (what the window showed) defaults to :func:`inference.overlay.render_picture`.
+    A DICOM source lends its Patient and Study; a raster source gets a new study with empty
+    patient fields.
     """
-    if overlay is None:
-        from .overlay import render_overlay
-
-        overlay = render_overlay(study, prediction)
-    pixels = burn_in(np.asarray(overlay), result_lines(prediction))
+    if picture is None:
+        picture = render_picture(study, prediction)
+    pixels = burn_in(picture.rgb, result_lines(prediction, picture.caption), caution=_is_caution)
     source = _source_dataset(study)
     common = dict(
         pixel_array=pixels,
@@ -144,7 +105,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.nd
             sc.SourceImageSequence = [ref]
     else:
         sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192", **common)
-    # The overlay has the source's geometry, so it has the source's orientation; unknown
+    # The picture has the source's proportions, so it has the source's orientation; unknown
     # stays empty (type 2) rather than invented.
     orientation = source.get("PatientOrientation") if source is not None else None
     sc.PatientOrientation = list(orientation) if orientation and len(orientation) == 2 else ""
@@ -159,7 +120,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.nd
     sc.SeriesDescription = SERIES_DESCRIPTION
     sc.BurnedInAnnotation = "YES"
     sc.DerivationDescription = (
-        f"Grad-CAM heat-map and result of the LungLens pneumonia triage model {prediction.model.name} "
+        f"Attribution heat-map and result of the LungLens pneumonia triage model {prediction.model.name} "
         f"{prediction.model.version}; {DISCLAIMER}"
     )
     sc.ContentDate = now.strftime("%Y%m%d")
@@ -174,11 +135,11 @@ def build_secondary_capture(study: Study, prediction: Prediction, overlay: np.nd
 
 
 def write_secondary_capture(
-    study: Study, prediction: Prediction, out: str | Path, overlay: np.ndarray | None = None
+    study: Study, prediction: Prediction, out: str | Path, picture: Picture | None = None
 ) -> Path:
     """Write the Secondary Capture of ``study``'s result to ``out``; returns the path."""
     out = Path(out)
-    sc = build_secondary_capture(study, prediction, overlay)
+    sc = build_secondary_capture(study, prediction, picture)
     sc.save_as(out, enforce_file_format=True)
     return out
 

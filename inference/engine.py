@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 from . import providers as prov
 from .errors import ModelError
-from .gradcam import attribution_grid, grad_cam, resize_cam
+from .attribution import Attribution, attribution_grid
 from .manifest import ModelManifest
 from .ood import ScopeGate
 from .paths import models_dir as default_models_dir
@@ -168,8 +168,8 @@ class Engine:
         threshold: float | None = None,
         operating_point: str | None = None,
     ) -> Prediction:
-        """Classify one study: calibrated probability, label, Grad-CAM at the study's size,
-        and the input gate's verdict (``in_scope``, ``scope_reasons``).
+        """Classify one study: calibrated probability, label, the attribution grid that explains
+        the logit, and the input gate's verdict (``in_scope``, ``scope_reasons``).
 
         ``threshold`` (a probability) overrides the operating point and is reported as
         "custom"; otherwise ``operating_point`` names one of the profile's (default: the
@@ -182,7 +182,7 @@ class Engine:
         t1 = time.perf_counter()
         out = self._run(x)
         t2 = time.perf_counter()
-        cam = resize_cam(grad_cam(out.features, out.grads), study.shape)
+        attribution = Attribution(attribution_grid(out.features, out.grads), self.manifest.attribution_full_scale)
         t3 = time.perf_counter()
         embedding = out.features.mean(axis=(1, 2)).astype(np.float32)
         scope = self.gate.assess(study, embedding)
@@ -192,14 +192,13 @@ class Engine:
             probability=profile.probability(out.logit),
             operating=operating,
             profile=profile.info,
-            cam=cam,
             model=self.model_info,
             provider=self.provider,
             timings_ms={
                 "load": round(self.load_ms, 3),
                 "preprocess": round((t1 - t0) * 1000.0, 3),
                 "inference": round((t2 - t1) * 1000.0, 3),
-                "gradcam": round((t3 - t2) * 1000.0, 3),
+                "attribution": round((t3 - t2) * 1000.0, 3),
                 "gate": round((t4 - t3) * 1000.0, 3),
             },
             warnings=[*study.warnings, *scope.warnings, *self.warnings],
@@ -207,7 +206,7 @@ class Engine:
             in_scope=scope.in_scope,
             scope_reasons=list(scope.reasons),
             embedding=embedding,
-            attribution=attribution_grid(out.features, out.grads),
+            attribution=attribution,
         )
 
     def _run(self, x: np.ndarray) -> _Outputs:
@@ -297,3 +296,5 @@ def _check_contract(session: ort.InferenceSession, manifest: ModelManifest, mode
     missing = [manifest.outputs[r] for r in roles if manifest.outputs[r] not in outputs]
     if missing:
         raise ModelError(f"model {model_path.name} lacks the outputs {missing} its manifest names")
+    if not manifest.attribution_full_scale > 0:
+        raise ModelError(f"manifest of {model_path.name} lacks attribution.full_scale, the scale its heat-map is drawn on")

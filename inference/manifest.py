@@ -25,11 +25,14 @@ class ModelManifest:
     # The shipped site profile (calibration and operating points), a file beside the model.
     default_profile: str = ""
     # ONNX output names: the pneumonia logit [N,1], the last conv feature map [N,C,h,w]
-    # and d(logit)/d(features) [N,C,h,w], which Grad-CAM needs.
+    # and d(logit)/d(features) [N,C,h,w], which the attribution map needs.
     outputs: dict[str, str] = field(
         default_factory=lambda: {"logit": "logit", "features": "features", "features_grad": "features_grad"}
     )
     input_name: str = "image"
+    # The logit contribution of one attribution cell drawn at full colour, measured on
+    # validation films by training (inference.attribution); 0 when the manifest has none.
+    attribution_full_scale: float = 0.0
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -43,6 +46,7 @@ class ModelManifest:
             labels=tuple(data.get("labels", ("NORMAL", "PNEUMONIA"))),
             default_profile=str(data.get("default_profile", "")),
             input_name=data.get("input_name", "image"),
+            attribution_full_scale=float(data.get("attribution", {}).get("full_scale", 0.0)),
             raw=data,
         )
         if "outputs" in data:

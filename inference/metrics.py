@@ -100,9 +100,17 @@ def youden_threshold(y: np.ndarray, prob: np.ndarray) -> float:
 
 
 def bootstrap_ci(
-    stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: int = 1000, seed: int = 0
+    stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: int = 1000, seed: int = 0,
+    bias_corrected: bool = False,
 ) -> tuple[float, float]:
-    """95% percentile interval of stat(indices), resampling PATIENTS (groups) with replacement."""
+    """95% percentile interval of stat(indices), resampling PATIENTS (groups) with replacement.
+
+    ``bias_corrected`` shifts the interval down by the bootstrap's own bias (mean of the
+    resamples minus the estimate on all films), floored at 0. For the binned ECE it is
+    needed: a resample repeats films, which fills its bins more unevenly, so every resample's
+    ECE is higher than the full set's and on 40 + 40 films the plain interval (7-16 %) missed
+    its own estimate (6 %).
+    """
     rng = np.random.default_rng(seed)
     uniq, inv = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
@@ -114,6 +122,9 @@ def bootstrap_ci(
         if not math.isnan(v):
             vals.append(v)
     lo, hi = np.percentile(vals, [2.5, 97.5])
+    if bias_corrected:
+        bias = float(np.mean(vals)) - stat(np.concatenate(members))
+        lo, hi = max(0.0, lo - bias), max(0.0, hi - bias)
     return float(lo), float(hi)
 
 

@@ -5,7 +5,8 @@ meaningful LungLens checks the input against the training data:
 
 1. The DICOM header, where it speaks: a body part other than chest, a lateral view or a
    modality that is not a radiograph put the study out of scope outright. A blank image
-   (fewer than 8 grey levels) is out of scope too.
+   (fewer than 8 grey levels) is out of scope too, and so is a film too small to judge
+   (:data:`MIN_SHORT_SIDE`).
 2. Likeness (works without any header): the Mahalanobis distance of one vector to the
    training images' distribution. The vector joins what the model sees -- its pooled
    last-layer features, ``Prediction.embedding`` -- and the image's layout: a 16x16
@@ -54,6 +55,15 @@ THUMBNAIL_SIDE = 16
 TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
 MIN_GREY_LEVELS = 8
+MIN_SHORT_SIDE = 128
+"""Films with fewer pixels than this on the short side are out of scope: too small to judge.
+
+The model reads films at 224 px, the size of the films it was trained and validated on.
+Below 128 px more than two thirds of that input is interpolation: the detail a reader would
+check a result against is gone, and nothing was validated there. The image tests do not
+catch such films -- a shrunken chest film still looks like a chest film (none of 12 training
+films reduced to 64 px was flagged) -- so the gate refuses them by size, with that reason,
+rather than show a confident number beside a "small image" warning."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,14 @@ def header_reasons(meta: StudyMetadata) -> list[str]:
     if "modality" in found:
         reasons.append(f"DICOM header says modality {found['modality']}, not a radiograph (CR/DX)")
     return reasons
+
+
+def size_reasons(shape: tuple[int, ...]) -> list[str]:
+    """Why a film of this (height, width) is too small to judge, if it is."""
+    height, width = shape[:2]
+    if min(height, width) >= MIN_SHORT_SIDE:
+        return []
+    return [f"too small to judge: {width} × {height} px, the minimum is {MIN_SHORT_SIDE} px on the short side"]
 
 
 # ------------------------------------------------------------------------- image figures
@@ -197,7 +215,7 @@ class ScopeGate:
 
     def assess(self, study: Study, embedding: np.ndarray | None) -> ScopeAssessment:
         """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features [C])."""
-        reasons = header_reasons(study.metadata)
+        reasons = header_reasons(study.metadata) + size_reasons(study.pixels.shape)
         warnings = population_warnings(study.metadata)
         equalized, levels = model_view(study.pixels, self.spec)
         if levels < MIN_GREY_LEVELS:

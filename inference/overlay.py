@@ -1,28 +1,31 @@
-"""The picture a person looks at: the radiograph in its default window, Grad-CAM in colour.
+"""The picture of a result that leaves the window: the film in a window, the heat-map over it.
 
-Used by the CLI's ``--cam-dir`` and by the PDF report and DICOM Secondary Capture, so the
-overlay looks the same wherever it is seen.
+Used by the CLI's ``--cam-dir``, the PDF report and the DICOM Secondary Capture, with the
+same layer (:func:`inference.heatmap.layer`) the viewer draws, so what is exported is what
+was on screen. Pictures are at most ``heatmap.MAX_LAYER_SIDE`` a side.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from .gradcam import resize_cam
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from . import heatmap
+from .imageops import resize_area
 from .prediction import Prediction
 from .study import Study
 
-FEATHER = 0.1  # CAM range over which the colour fades in above the floor
 
-# The jet colormap as (position, value) breakpoints per channel: blue low, red high.
-_JET = (
-    ((0.0, 0.35, 0.66, 0.89, 1.0), (0.0, 0.0, 1.0, 1.0, 0.5)),
-    ((0.0, 0.125, 0.375, 0.64, 0.91, 1.0), (0.0, 0.0, 1.0, 1.0, 0.0, 0.0)),
-    ((0.0, 0.11, 0.34, 0.65, 1.0), (0.5, 1.0, 1.0, 0.0, 0.0)),
-)
-_JET_LUT = np.stack(
-    [np.rint(255.0 * np.interp(np.linspace(0.0, 1.0, 256), x, y)) for x, y in _JET], axis=-1
-).astype(np.uint8)
+@dataclass(frozen=True)
+class Picture:
+    """An exported film: RGB uint8 [rows, columns, 3] and the sentence that goes beside it."""
+
+    rgb: np.ndarray
+    caption: str
+    heatmap_shown: bool
 
 
 def window_to_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -39,26 +42,68 @@ def window_to_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarr
     return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
-def jet(cam: np.ndarray) -> np.ndarray:
-    """A 0..1 map of any shape -> RGB uint8 (shape + (3,)) through the jet colormap."""
-    idx = np.clip(np.asarray(cam, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return _JET_LUT[idx]
+def render_picture(
+    study: Study,
+    prediction: Prediction,
+    *,
+    shown: bool | None = None,
+    opacity: float = heatmap.DEFAULT_OPACITY,
+    window: tuple[float, float] | None = None,
+) -> Picture:
+    """The film (in ``window``, default the study's own) with the heat-map as the viewer draws it.
+
+    ``shown`` None follows :func:`inference.heatmap.applies` (in scope and at or above the
+    threshold); True draws it anyway, muted where it does not apply; False leaves it off.
+    """
+    visible = heatmap.applies(prediction) if shown is None else bool(shown and prediction.attribution is not None)
+    grey = window_to_uint8(study.pixels, window or study.window)
+    size = heatmap.layer_shape(grey.shape)
+    if size != grey.shape:
+        grey = np.clip(resize_area(grey, size) + 0.5, 0, 255).astype(np.uint8)
+    rgba = None
+    if visible and prediction.attribution is not None:
+        rgba = heatmap.layer(prediction.attribution, size, heatmap.style_for(prediction, opacity))
+    return Picture(heatmap.composite(grey, rgba), heatmap.caption(prediction, visible), visible)
 
 
-def render_overlay(study: Study, prediction: Prediction, opacity: float = 0.4, floor: float = 0.2) -> np.ndarray:
-    """RGB uint8 [rows, columns, 3]: the windowed study in gray, the CAM blended in where it
-    exceeds ``floor`` (weak activations leave the image untouched, so the anatomy stays
-    readable), reaching ``opacity`` within FEATHER above the floor so the edge is soft."""
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
-    rgb = np.repeat(window_to_uint8(study.pixels, study.window)[..., np.newaxis], 3, axis=2)
-    cam = prediction.cam
-    if cam.shape != study.shape:
-        cam = resize_cam(cam, study.shape)
-    alpha = np.clip((cam - floor) * (opacity / FEATHER), 0.0, opacity).astype(np.float32)
-    # Blend only where the map shows: on a 3,000-pixel film that is a fraction of the pixels.
-    shown = alpha > 0.0
-    a = alpha[shown][:, np.newaxis]
-    blended = rgb[shown] * (1.0 - a) + jet(cam[shown]) * a
-    rgb[shown] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return rgb
+_ASCII = str.maketrans({"\u2014": "-", "\u2013": "-", "\u00b7": "-", "\u2265": ">=", "\u2264": "<=",
+                        "\u00d7": "x", "\u2026": "...", "\u00a0": " "})
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in plain ASCII (dashes, times signs, ellipses spelt out): all that the
+    built-in font is sure to draw."""
+    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+
+
+def burn_in(image: np.ndarray, lines: list[str], caution: Callable[[str], bool] = lambda _line: False) -> np.ndarray:
+    """``image`` (RGB uint8) with a black band below it holding ``lines`` in white (amber for
+    the lines ``caution`` picks), so the words travel with the picture.
+
+    The font scales with the image width and long lines wrap at word boundaries, so the
+    text stays legible on a 224-pixel image and on a 3,000-pixel one.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
+    width = image.shape[1]
+    font = ImageFont.load_default(size=max(11.0, width / 56.0))
+    margin = max(4, width // 100)
+    rows = [(part, (255, 210, 0) if caution(line) else (255, 255, 255))
+            for line in lines for part in _wrap(line, font, width - 2 * margin)]
+    line_height = round(font.size * 1.45)
+    band = Image.new("RGB", (width, line_height * len(rows) + 2 * margin))
+    draw = ImageDraw.Draw(band)
+    for i, (text, colour) in enumerate(rows):
+        draw.text((margin, margin + i * line_height), text, fill=colour, font=font)
+    return np.ascontiguousarray(np.vstack([image, np.asarray(band)]))
+
+
+def _wrap(line: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+    """Greedy word wrap to ``room`` pixels (a word longer than that gets a row of its own)."""
+    rows: list[str] = []
+    for word in line.split(" "):
+        if rows and font.getlength(f"{rows[-1]} {word}") <= room:
+            rows[-1] = f"{rows[-1]} {word}"
+        else:
+            rows.append(word)
+    return rows or [""]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .attribution import Attribution
 from .decision import OperatingPoint, ReadAtOperatingPoint
 
 if TYPE_CHECKING:
@@ -28,14 +29,13 @@ class ModelInfo:
 
 @dataclass
 class Prediction(ReadAtOperatingPoint):
-    """A calibrated result. ``cam`` is the Grad-CAM map at the study's pixel size, 0..1."""
+    """A calibrated result, with the attribution map that explains its logit."""
 
     probability: float  # calibrated P(pneumonia), by ``profile``
     operating: OperatingPoint  # the threshold it is read at, with that point's figures
-    cam: np.ndarray  # float32 [rows, columns], 0..1
     model: ModelInfo
     provider: str  # the execution provider that actually ran, e.g. "CPUExecutionProvider"
-    timings_ms: dict[str, float] = field(default_factory=dict)  # load, preprocess, inference, gradcam
+    timings_ms: dict[str, float] = field(default_factory=dict)  # load, preprocess, inference, attribution, gate
     warnings: list[str] = field(default_factory=list)  # the study's and the engine's
     logit: float = 0.0  # raw, before calibration
     # The input gate (inference.ood): False when the input is not a frontal chest X-ray like
@@ -44,6 +44,6 @@ class Prediction(ReadAtOperatingPoint):
     scope_reasons: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None  # globally pooled last-layer features [C], for the gate
     profile: ProfileInfo | None = None  # the site profile whose calibration made ``probability``
-    # The native attribution map in logit units, float32 [h, w], row-major, top row first
-    # (inference.gradcam.attribution_grid); None for a result restored from the worklist.
-    attribution: np.ndarray | None = None
+    # The native attribution grid in logit units with its drawing scale (inference.attribution);
+    # None for a result restored from a worklist written before LungLens 2.1.
+    attribution: Attribution | None = None

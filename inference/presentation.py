@@ -20,8 +20,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from . import decision
+from . import decision, heatmap
 from .decision import OperatingPoint
 from .population import TRAINED_AGES
 from .prediction import Prediction
@@ -42,6 +43,7 @@ _SCOPE_PHRASES = (
     ("DICOM header says", "not a frontal chest X-ray"),
     ("image looks rotated", "not an upright frontal chest X-ray"),
     ("image is blank", "blank image"),
+    ("too small to judge", "too small to judge"),
     (_LIKENESS, "unlike the films the model learned from"),
 )
 _SCOPE_UNKNOWN = "outside what the model was validated for"
@@ -121,6 +123,21 @@ def profile_text(profile: ProfileInfo | None) -> str:
     return f"{profile.name} · sha256 {profile.sha256[:12]}"
 
 
+def reader_text(verdict: str | None, at: str | None, now: datetime | None = None) -> str:
+    """The reader's verdict and when it was given, in local time: "pneumonia, 03:12" today,
+    "no pneumonia, 2024-03-01 14:05" on another day ("" when there is none)."""
+    if not verdict:
+        return ""
+    if not at:
+        return verdict
+    try:
+        when = datetime.fromisoformat(at).astimezone()
+    except ValueError:
+        return f"{verdict}, {at}"
+    today = (now or datetime.now().astimezone()).date()
+    return f"{verdict}, {when:%H:%M}" if when.date() == today else f"{verdict}, {when:%Y-%m-%d %H:%M}"
+
+
 @dataclass(frozen=True)
 class ResultText:
     """Everything a person reads about one result, already worded."""
@@ -166,7 +183,8 @@ def present(prediction: Prediction) -> ResultText:
     p, op = prediction.probability, prediction.operating
     in_scope = prediction.in_scope
     warnings: list[str] = []
-    for w in [*(prediction.scope_reasons if not in_scope else []), *prediction.warnings]:
+    for w in [*(prediction.scope_reasons if not in_scope else []), *prediction.warnings,
+              *heatmap.warnings(prediction)]:
         w = _sentence(w)  # the gate's reasons are worded to follow a colon
         if w and w not in warnings:
             warnings.append(w)

@@ -91,6 +91,14 @@ class SiteProfile:
                 f"(sha256 {self.model.sha256[:12]}…), not for the model in use, {model.name} {model.version} "
                 f"(sha256 {model.sha256[:12]}…): run `lunglens calibrate` again with this model")
 
+    def chosen(self, name: str, default_operating_point: str) -> SiteProfile:
+        """The same fit under the name and default point a user chose after seeing its figures
+        (the calibration wizard asks for both only once the fit is done); a new hash."""
+        if default_operating_point not in self.operating_points:
+            raise ValueError(f"unknown operating point {default_operating_point!r} "
+                             f"(profile {self.name!r} has: {', '.join(self.operating_points)})")
+        return SiteProfile.from_dict({**self.body(), "name": name, "default_operating_point": default_operating_point})
+
     def figures_text(self, name: str | None = None) -> str:
         """One line naming the data: "site sample …: sensitivity 95.4 % (92.0–98.3), specificity …"."""
         op = self.operating_point(name)

@@ -1,13 +1,15 @@
 """Calibrate LungLens for a site: run the model on labelled films and fit a profile.
 
 The shipped default profile (``python -m training.site_profile``), ``lunglens calibrate``
-and the app's calibration wizard all call :func:`measure` then :func:`calibrate`, so a
-clinic's profile is made exactly as the shipped one was.
+and the app's calibration wizard all call :func:`measure` (or :func:`verdict_films` for the
+reader verdicts stored in the worklist) then :func:`calibrate`, so a clinic's profile is
+made exactly as the shipped one was, whichever way it was asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +19,10 @@ from .calibration import fit_site
 from .engine import Engine
 from .errors import LungLensError
 from .loaders import load_study
+from .prediction import ModelInfo
 from .profile import SiteProfile, make_profile
 from .sitefilms import LabelledFilm, patient_group
+from .worklist import WorklistRecord, verdict_label
 
 
 @dataclass
@@ -58,6 +62,55 @@ def measure(engine: Engine, films: list[LabelledFilm],
         if progress is not None:
             progress(i + 1, len(films))
     return out
+
+
+@dataclass
+class WorklistFilms:
+    """The worklist's verdicts as measured films, and why the others were left out."""
+
+    measured: Measured
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> number of studies
+
+
+def verdict_films(records: Iterable[WorklistRecord], model: ModelInfo, in_scope_only: bool = False) -> WorklistFilms:
+    """Stored results with a reader verdict as labelled films, one per radiograph (the latest
+    verdict when the same pixels were opened under several names). Their stored logits are
+    used, so the model is not run again; "unsure" verdicts, another model's results and rows
+    without a logit (LungLens 1) are left out and counted, and so are results the input gate
+    called not reliable when ``in_scope_only`` (their probability does not apply)."""
+    out = WorklistFilms(Measured())
+    latest: dict[str, WorklistRecord] = {}
+    for record in records:
+        label = verdict_label(record.verdict)
+        if label is None:
+            out.skipped['"unsure"'] += 1
+        elif record.model_sha256 != model.sha256:
+            out.skipped["another model's result"] += 1
+        elif record.logit is None:
+            out.skipped["no stored logit (LungLens 1)"] += 1
+        elif in_scope_only and not record.in_scope:
+            out.skipped["not reliable (outside what the model was validated for)"] += 1
+        else:
+            kept = latest.get(record.pixel_sha256)
+            if kept is not None:
+                out.skipped["the same radiograph under another name"] += 1
+            if kept is None or (record.verdict_at or "") >= (kept.verdict_at or ""):
+                latest[record.pixel_sha256] = record
+    for record in latest.values():
+        path = Path(record.study_path)
+        out.measured.paths.append(path)
+        out.measured.labels.append(verdict_label(record.verdict))
+        out.measured.logits.append(record.logit)
+        out.measured.groups.append(patient_group(record.study_metadata.patient_id, path))
+    return out
+
+
+VERDICTS_SOURCE = "reader verdicts in the worklist"  # how a profile made from them names its films
+
+
+def folders_source(dirs: Iterable[Path]) -> str:
+    """How a profile names films found in labelled folders (never a full path: it may name a patient)."""
+    return f"NORMAL/PNEUMONIA folders under {', '.join(Path(d).resolve().name for d in dirs)}"
 
 
 def describe_source(measured: Measured, description: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Where LungLens keeps what it writes for the user: the worklist database and the audit log.
+"""Where LungLens keeps what it writes for the user: the worklist database, the audit log
+and the site profiles the user added.
 
 One place for every per-user file so Settings can show it and tests can redirect it
 (``LUNGLENS_DATA_DIR``) without touching the real profile.
@@ -32,3 +33,15 @@ def worklist_path() -> Path:
 def audit_log_path() -> Path:
     """The append-only JSON-lines audit log."""
     return data_dir() / "audit.jsonl"
+
+
+def profiles_dir() -> Path:
+    """The site profiles imported into the app or made by its calibration wizard.
+
+    Private to the user (0700; the files in it are written 0600): a profile decides which
+    studies are flagged, so only this account should be able to swap one in.
+    """
+    path = data_dir() / "profiles"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode is ignored when the folder already existed
+    return path

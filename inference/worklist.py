@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .decision import OperatingPoint, ReadAtOperatingPoint
+from .attribution import Attribution
 from .errors import LungLensError
 from .imageops import decode_png, encode_png
 from .prediction import ModelInfo, Prediction
@@ -34,16 +35,19 @@ from .profile import ProfileInfo, SiteProfile
 from .study import Study, StudyMetadata
 from .userdirs import worklist_path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0  # how long to wait for another process's write (the analysis process's) to finish
 
-# Columns schema 2 added to schema 1; a schema-1 list gets them by ALTER TABLE (NULL in old rows).
-_ADDED_IN_V2 = (
+# Columns added since schema 1; an older list gets them by ALTER TABLE (NULL in old rows).
+_ADDED_COLUMNS = (
     ("logit", "REAL"),  # the model's raw output, before any profile's calibration
     ("operating", "TEXT"),  # JSON OperatingPoint: name, threshold, sensitivity/specificity with CIs
     ("profile", "TEXT"),  # JSON {name, sha256, source} of the site profile behind the probability
     ("verdict", "TEXT"),  # the reader's: "pneumonia", "no pneumonia", "unsure", or NULL
     ("verdict_at", "TEXT"),  # when it was given (ISO 8601 UTC)
+    # Schema 3: JSON Attribution (the native grid in logit units and its full scale), which
+    # replaced schema 2's reduced Grad-CAM picture (column cam_small, left unread in old files).
+    ("attribution", "TEXT"),
 )
 
 _SCHEMA = f"""
@@ -69,15 +73,14 @@ CREATE TABLE IF NOT EXISTS results (
     analysed_at TEXT NOT NULL,
     timings_ms TEXT NOT NULL,
     thumbnail BLOB,
-    cam_small BLOB,
-    {", ".join(f"{name} {kind}" for name, kind in _ADDED_IN_V2)},
+    {", ".join(f"{name} {kind}" for name, kind in _ADDED_COLUMNS)},
     UNIQUE (study_path, pixel_sha256, model_sha256)
 );
 CREATE INDEX IF NOT EXISTS results_by_hash ON results (pixel_sha256, model_sha256);
 """
 
 _JSON_FIELDS = ("metadata", "scope_reasons", "warnings", "timings_ms")
-_IMAGE_FIELDS = ("thumbnail", "cam_small")
+_IMAGE_FIELDS = ("thumbnail",)
 
 # The reader's verdicts, and the label each gives a calibration ("unsure" gives none).
 VERDICTS = ("pneumonia", "no pneumonia", "unsure")
@@ -104,8 +107,8 @@ class WorklistError(LungLensError):
 class WorklistRecord(ReadAtOperatingPoint):
     """One analysed study: what the list, the exports and a restored session show.
 
-    No full-size pixels or Grad-CAM are stored, only what the list shows: an optional
-    thumbnail and a reduced Grad-CAM (uint8 0..255, e.g. 128 px a side), both kept as PNG.
+    No full-size pixels are stored, only what the list shows: an optional thumbnail (kept as
+    PNG) and the attribution grid (a few hundred numbers) the heat-map is drawn from.
     The study on screen is re-read from ``study_path`` when the user opens it. The label is
     not stored but asked of :mod:`inference.decision`, like a Prediction's.
     """
@@ -125,7 +128,7 @@ class WorklistRecord(ReadAtOperatingPoint):
     analysed_at: str = field(default_factory=utc_now)
     timings_ms: dict[str, float] = field(default_factory=dict)
     thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D
-    cam_small: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 2-D, 255 = 1.0
+    attribution: Attribution | None = field(default=None, compare=False, repr=False)
     logit: float | None = None  # None for results stored by LungLens 1
     profile: ProfileInfo | None = None  # the site profile whose calibration made ``probability``
     verdict: str | None = None  # the reader's (VERDICTS), set with Worklist.set_verdict
@@ -139,7 +142,6 @@ class WorklistRecord(ReadAtOperatingPoint):
         prediction: Prediction,
         pixel_sha256: str,
         thumbnail: np.ndarray | None = None,
-        cam_small: np.ndarray | None = None,
     ) -> WorklistRecord:
         """The record of ``prediction`` for ``study`` (pixel hash from inference.hashing)."""
         logit = float(prediction.logit)
@@ -158,19 +160,18 @@ class WorklistRecord(ReadAtOperatingPoint):
             provider=prediction.provider,
             timings_ms={k: float(v) for k, v in prediction.timings_ms.items()},
             thumbnail=thumbnail,
-            cam_small=cam_small,
+            attribution=prediction.attribution,
             logit=logit if math.isfinite(logit) else None,
             profile=prediction.profile,
         )
 
     def to_prediction(self) -> Prediction:
-        """The stored result as a Prediction without its Grad-CAM (an empty map; use
-        ``cam_small`` for display), e.g. to restore the list or skip a recompute. A result
-        stored without its logit (LungLens 1) gets a NaN logit."""
+        """The stored result as a Prediction, e.g. to restore the list or skip a recompute. A
+        result stored without its logit (LungLens 1) gets a NaN logit, one stored without its
+        attribution (before schema 3) no heat-map."""
         return Prediction(
             probability=self.probability,
             operating=self.operating,
-            cam=np.zeros((0, 0), np.float32),
             model=self.model,
             provider=self.provider,
             timings_ms=dict(self.timings_ms),
@@ -179,6 +180,7 @@ class WorklistRecord(ReadAtOperatingPoint):
             in_scope=self.in_scope,
             scope_reasons=list(self.scope_reasons),
             profile=self.profile,
+            attribution=self.attribution,
         )
 
     @property
@@ -257,8 +259,8 @@ class Worklist:
         return conn
 
     def _upgrade(self) -> None:
-        """Schema 1 to 2 in one transaction: add the new columns (NULL in existing rows), then
-        record the version. Two processes upgrading at once: the second finds it done."""
+        """An older schema to this one in one transaction: add the new columns (NULL in existing
+        rows), then record the version. Two processes upgrading at once: the second finds it done."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -266,7 +268,7 @@ class Worklist:
                     version = int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
                     if version < SCHEMA_VERSION:
                         have = {row["name"] for row in self._conn.execute("PRAGMA table_info(results)")}
-                        for name, kind in _ADDED_IN_V2:
+                        for name, kind in _ADDED_COLUMNS:
                             if name not in have:
                                 self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
                         self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
@@ -370,11 +372,27 @@ class Worklist:
             cur = self._conn.execute("DELETE FROM results WHERE id=?", (record_id,))
         return cur.rowcount > 0
 
-    def remove_path(self, study_path: str | Path) -> int:
-        """Delete every result stored for one file (any pixels, any model); returns how many."""
+    def take_path(self, study_path: str | Path) -> list[WorklistRecord]:
+        """Delete every result stored for one file (any pixels, any model) and return them, so
+        that the window can offer to undo the removal (:meth:`put_back`)."""
         with self._lock:
-            cur = self._conn.execute("DELETE FROM results WHERE study_path=?", (str(study_path),))
-        return cur.rowcount
+            rows = self._conn.execute("DELETE FROM results WHERE study_path=? RETURNING *",
+                                      (str(study_path),)).fetchall()
+        return sorted((_record(r) for r in rows), key=lambda r: r.id or 0)
+
+    def put_back(self, records: list[WorklistRecord]) -> int:
+        """Store records taken out by :meth:`take_path` again under their own row ids: the list
+        keeps its order and the ids the window holds (e.g. for the reader's verdict) stay
+        valid. A result stored again meanwhile for the same file, pixels and model is kept
+        instead. Returns how many were put back."""
+        done = 0
+        with self._lock:
+            for record in records:
+                values = {"id": record.id, **_columns(record)}
+                sql = (f"INSERT INTO results ({', '.join(values)}) VALUES ({', '.join(f':{k}' for k in values)}) "
+                       f"ON CONFLICT DO NOTHING")
+                done += self._conn.execute(sql, values).rowcount
+        return done
 
     def clear(self) -> None:
         """Empty the worklist (the audit log keeps its history)."""
@@ -410,7 +428,7 @@ def _columns(record: WorklistRecord) -> dict[str, Any]:
     """The row of ``record``. Label, threshold, operating point name and figures are written
     out as schema 1 had them, for anyone reading the database with SQL."""
     values: dict[str, Any] = {
-        f.name: getattr(record, f.name) for f in fields(WorklistRecord) if f.name not in ("id", "operating", "profile")
+        f.name: getattr(record, f.name) for f in fields(WorklistRecord) if f.name not in ("id", "operating", "profile", "attribution")
     }
     for key in _JSON_FIELDS:
         values[key] = json.dumps(values[key], ensure_ascii=False)
@@ -425,6 +443,7 @@ def _columns(record: WorklistRecord) -> dict[str, Any]:
         specificity=record.specificity,
         operating=json.dumps(record.operating.to_dict(), ensure_ascii=False),
         profile=json.dumps(asdict(record.profile), ensure_ascii=False) if record.profile is not None else None,
+        attribution=json.dumps(record.attribution.to_dict()) if record.attribution is not None else None,
     )
     return values
 
@@ -441,6 +460,8 @@ def _record(row: sqlite3.Row) -> WorklistRecord:
     else:  # a schema-1 row
         data["operating"] = OperatingPoint(data["operating_point"], float(data["threshold"]), None, None, _V1_POINT)
     data["profile"] = ProfileInfo(**json.loads(data["profile"])) if data["profile"] is not None else None
+    data["attribution"] = Attribution.from_dict(json.loads(data["attribution"])) if data["attribution"] else None
+    data.pop("cam_small", None)  # a schema-2 file's max-normalized Grad-CAM picture: not drawn any more
     for derived in ("label", "threshold", "operating_point", "sensitivity", "specificity"):
         del data[derived]
     return WorklistRecord(**data)

@@ -290,7 +290,7 @@ def make_deb(bundle: Path, deb: Path, xz_level: int) -> None:
         "Maintainer: LungLens developers <lunglens@localhost>",
         "Description: offline chest X-ray pneumonia triage",
         " Opens PNG, JPEG and DICOM chest radiographs, runs a bundled neural network on the",
-        " CPU and shows a calibrated pneumonia probability with a Grad-CAM heat-map.",
+        " CPU and shows a calibrated pneumonia probability with a heat-map of the regions that raised the score.",
         " Works without any network. Decision support, not a diagnostic device.",
         "",
     ])

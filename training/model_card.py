@@ -39,9 +39,9 @@ SHA-256 of `{m['onnx_file']}`: `{m['sha256']}`
 
 ## Intended use
 Decision support for triaging frontal chest radiographs of **young children** for pneumonia:
-the app shows a calibrated probability and a Grad-CAM heat-map so that a clinician can look
-first at the studies most likely to show pneumonia. It is **not a diagnostic device** and must
-not be used to rule pneumonia in or out without a qualified reader. Not validated prospectively,
+the app shows a calibrated probability and a heat-map of the regions that raised the score, so
+that a clinician can look first at the studies most likely to show pneumonia. It is **not a
+diagnostic device** and must not be used to rule pneumonia in or out without a qualified reader. Not validated prospectively,
 not cleared by any regulator.
 
 ## Population and data

@@ -1,4 +1,4 @@
-"""How the study on screen is displayed: window/level, inversion, the Grad-CAM layer.
+"""How the study on screen is displayed: window/level, inversion, the heat-map layer.
 
 One observable object shared by the viewer (which renders it), the toolbar and overlay
 controls (which change it) and the status bar. Changing it here is the only way the
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-COLORMAPS = ("inferno", "turbo", "viridis", "plasma")
-DEFAULT_OPACITY = 0.45
-DEFAULT_FLOOR = 0.35
+from inference.heatmap import DEFAULT_OPACITY
 
 
 class DisplayState(QObject):
@@ -29,8 +27,6 @@ class DisplayState(QObject):
         self._invert = False
         self._overlay_visible = True
         self._opacity = DEFAULT_OPACITY
-        self._floor = DEFAULT_FLOOR
-        self._colormap = COLORMAPS[0]
 
     # -- window / level ----------------------------------------------------------------------
     @property
@@ -82,14 +78,6 @@ class DisplayState(QObject):
     def opacity(self) -> float:
         return self._opacity
 
-    @property
-    def floor(self) -> float:
-        return self._floor
-
-    @property
-    def colormap(self) -> str:
-        return self._colormap
-
     def set_overlay_visible(self, visible: bool) -> None:
         if visible != self._overlay_visible:
             self._overlay_visible = bool(visible)
@@ -102,19 +90,6 @@ class DisplayState(QObject):
         opacity = min(max(float(opacity), 0.0), 1.0)
         if opacity != self._opacity:
             self._opacity = opacity
-            self.overlay_changed.emit()
-
-    def set_floor(self, floor: float) -> None:
-        floor = min(max(float(floor), 0.0), 0.99)
-        if floor != self._floor:
-            self._floor = floor
-            self.overlay_changed.emit()
-
-    def set_colormap(self, name: str) -> None:
-        if name not in COLORMAPS:
-            raise ValueError(f"unknown colormap {name!r}; choose from {COLORMAPS}")
-        if name != self._colormap:
-            self._colormap = name
             self.overlay_changed.emit()
 
     def reset(self) -> None:

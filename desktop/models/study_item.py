@@ -2,7 +2,7 @@
 
 Plain Python (no Qt) so the list's logic -- wording, sort order, what is kept in memory --
 is testable without a display. A finished study keeps only a thumbnail, the prediction's
-numbers and a small copy of its Grad-CAM; the full-resolution pixels are reloaded when the
+numbers and its attribution grid; the full-resolution pixels are reloaded when the
 study is shown, so memory stays flat however long the list.
 """
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.gradcam import resize_cam
 from inference.imageops import resize_area
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
@@ -22,8 +21,6 @@ from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
 
 THUMBNAIL_SIZE = 96  # pixels, the longer side
-CAM_KEEP_SIZE = 128  # pixels, the longer side: Grad-CAM is a 7x7..14x14 map upsampled anyway
-_NO_CAM = np.zeros((0, 0), dtype=np.float32)
 
 # DICOM keywords that identify a patient or can be traced back to one; masked by default.
 IDENTIFYING_KEYWORDS = frozenset(
@@ -75,8 +72,7 @@ class StudyItem:
     error: str = ""  # the reason, ready to show, when status is ERROR
     thumbnail: np.ndarray | None = None  # uint8 [h, w], windowed, longer side THUMBNAIL_SIZE
     metadata: StudyMetadata | None = None
-    prediction: Prediction | None = None  # ``cam`` dropped: see ``cam_small``
-    cam_small: np.ndarray | None = None  # uint8 [h, w], Grad-CAM 0..255, longer side CAM_KEEP_SIZE
+    prediction: Prediction | None = None  # with its attribution grid, without the gate's features
     load_warnings: list[str] = field(default_factory=list)
     order: int = 0  # position in which it was opened
     record: WorklistRecord | None = None  # the result as stored in the worklist (no images)
@@ -88,7 +84,7 @@ class StudyItem:
         """A finished study restored from the worklist: its file need not exist any more."""
         return cls(path=Path(record.study_path), status=Status.DONE, thumbnail=record.thumbnail,
                    metadata=record.study_metadata, prediction=record.to_prediction(),
-                   cam_small=record.cam_small, order=order, record=replace(record, thumbnail=None, cam_small=None),
+                   order=order, record=replace(record, thumbnail=None),
                    cached=True, restored=True)
 
     @property
@@ -165,30 +161,6 @@ def make_thumbnail(study: Study, size: int = THUMBNAIL_SIZE) -> np.ndarray:
     """A small windowed copy of the radiograph (shrink first: cheap on 3,000-pixel images)."""
     small = _shrink(study.pixels.astype(np.float32, copy=False), size)
     return windowed_uint8(small, study.window)
-
-
-def reduce_cam(cam: np.ndarray, size: int = CAM_KEEP_SIZE) -> np.ndarray:
-    """Grad-CAM 0..1 at full size -> uint8 at most ``size`` a side (what the list keeps)."""
-    small = _shrink(np.asarray(cam, dtype=np.float32), size)
-    return np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8)
-
-
-def expand_cam(cam_small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The kept Grad-CAM back at the image's size, float32 0..1, for the overlay layer."""
-    cam = cam_small.astype(np.float32) / 255.0
-    return cam if cam.shape == tuple(shape) else resize_cam(cam, shape)
-
-
-def compact_prediction(prediction: Prediction) -> tuple[Prediction, np.ndarray]:
-    """Split a prediction into its numbers (kept per study) and a reduced Grad-CAM."""
-    return replace(prediction, cam=_NO_CAM, embedding=None), reduce_cam(prediction.cam)
-
-
-def full_prediction(item: StudyItem, shape: tuple[int, int]) -> Prediction | None:
-    """The item's prediction with its Grad-CAM restored at ``shape`` (for display and export)."""
-    if item.prediction is None or item.cam_small is None:
-        return None
-    return replace(item.prediction, cam=expand_cam(item.cam_small, shape))
 
 
 def follows(prediction: Prediction, profile: SiteProfile | None) -> bool:

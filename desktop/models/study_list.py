@@ -80,9 +80,12 @@ class StudyListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.status is Status.ERROR:
                 return item.error
-            if item.prediction is not None:  # the chip is short: the whole story on hover
-                return f"{item.path}\n{present(item.prediction).summary}"
-            return str(item.path)
+            # The row elides what does not fit (the patient/study line, the story behind the chip):
+            # all of it on hover.
+            lines = [str(item.path), metadata_line(item.metadata, self._show_identifiers)]
+            if item.prediction is not None:
+                lines.append(present(item.prediction).summary)
+            return "\n".join(filter(None, lines))
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbs.get(key)
         if role == ItemRole:
@@ -138,6 +141,11 @@ class StudyListModel(QAbstractListModel):
         """Append finished studies from the worklist (no work for the worker); returns their keys."""
         first = len(self._items)
         return self._append([StudyItem.from_record(record, first + i) for i, record in enumerate(records)])
+
+    def put_back(self, items: Iterable[StudyItem]) -> list[int]:
+        """List removed studies again as they were (result, thumbnail, place in the opening
+        order), under new keys; returns the keys."""
+        return self._append(list(items))
 
     def _append(self, items: list[StudyItem]) -> list[int]:
         """Insert rows at the end, one key each; returns the keys."""
@@ -208,19 +216,26 @@ class StudyListModel(QAbstractListModel):
         self._thumbs[key] = gray_qimage(thumbnail)
         self._changed(key)
 
-    def set_result(self, key: int, prediction: Prediction, cam_small: np.ndarray,
-                   record: WorklistRecord | None = None, cached: bool = False) -> None:
+    def set_result(self, key: int, prediction: Prediction, record: WorklistRecord | None = None,
+                   cached: bool = False) -> None:
         item = self.item(key)
         if item is None:
             return
         item.prediction = prediction
-        item.cam_small = cam_small
         item.record = record
         item.cached = cached
         item.status = Status.DONE
         item.error = ""
         self._changed(key)
         self.progress_changed.emit()
+
+    def set_record(self, key: int, record: WorklistRecord) -> None:
+        """The study's row in the worklist changed (the reader gave a verdict): show it."""
+        item = self.item(key)
+        if item is None:
+            return
+        item.record = record
+        self._changed(key)
 
     def set_failed(self, key: int, reason: str) -> None:
         item = self.item(key)

@@ -34,3 +34,17 @@ def preset_window(pixels: np.ndarray, name: str, default: tuple[float, float]) -
         lo, hi = float(pixels.min()), float(pixels.max())
     width = max(hi - lo, 1e-6)
     return lo + width / 2.0, width
+
+
+# Below this width a window is shown with one decimal (e.g. an image of values 0..1).
+_SMALL_RANGE = 10.0
+
+
+def window_text(center: float, width: float) -> str:
+    """"level 1777, width 3000": whole numbers as a reader reads them, one decimal for small ranges."""
+    digits = 1 if width < _SMALL_RANGE else 0
+
+    def shown(value: float) -> str:
+        return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: never "-0"
+
+    return f"level {shown(center)}, width {shown(width)}"

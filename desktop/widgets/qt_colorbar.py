@@ -1,38 +1,36 @@
-"""The Grad-CAM legend: the colour map as a bar, with the floor below which nothing is drawn."""
+"""The heat-map legend: its colours and opacity from 0 to full scale, in logit units."""
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from inference import heatmap
 
 from .. import theme
 
 
 class ColorBarWidget(QWidget):
-    """A horizontal legend: "weak" .. "strong" model attention, hatched under the floor."""
+    """A horizontal bar drawn with the renderer's own colours over a grey ramp, so what it
+    shows is what the film shows; labelled "0" and "+<full scale> logit per cell"."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._colormap = "inferno"
-        self._floor = 0.0
+        self._full_scale: float | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(38)
-        self.setToolTip("Grad-CAM: where the model's evidence for pneumonia is strongest. "
-                        "It shows what the model looked at, not where disease is.")
 
-    def set_colormap(self, name: str, floor: float) -> None:
-        self._colormap, self._floor = name, float(floor)
+    def set_full_scale(self, full_scale: float | None) -> None:
+        """The logit contribution drawn at full colour (None: no map, no numbers)."""
+        self._full_scale = full_scale
+        self.setToolTip("" if full_scale is None else
+                        f"Heat-map: {heatmap.MEANING}; {heatmap.legend_text(full_scale)}.")
         self.update()
 
     @property
-    def colormap(self) -> str:
-        return self._colormap
-
-    @property
-    def floor(self) -> float:
-        return self._floor
+    def right_label(self) -> str:
+        return "" if self._full_scale is None else f"+{self._full_scale:.3g} logit / cell"
 
     def sizeHint(self) -> QSize:
         return QSize(220, 38)
@@ -41,23 +39,17 @@ class ColorBarWidget(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         bar = QRectF(4, 4, self.width() - 8, 12)
-        grad = QLinearGradient(bar.topLeft(), bar.topRight())
-        cmap = pg.colormap.get(self._colormap)
-        for i in range(11):
-            grad.setColorAt(i / 10, cmap.map(i / 10, mode="qcolor"))
         p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(128, 128, 128))  # a mid-grey film under the colours, as on screen
+        p.drawRoundedRect(bar, 3, 3)
+        grad = QLinearGradient(bar.topLeft(), bar.topRight())
+        for i in range(11):
+            r, g, b = (int(c) for c in heatmap.COLOURS[round(i * 25.5)])
+            grad.setColorAt(i / 10, QColor(r, g, b, round(255 * heatmap.DEFAULT_OPACITY * i / 10)))
         p.setBrush(grad)
         p.drawRoundedRect(bar, 3, 3)
-        if self._floor > 0:
-            hidden = QRectF(bar.left(), bar.top(), bar.width() * self._floor, bar.height())
-            p.setBrush(QColor(22, 24, 28, 200))
-            p.drawRect(hidden)
-            p.setPen(QPen(theme.color(theme.TEXT), 1.5))
-            x = hidden.right()
-            p.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)
         p.setPen(theme.color(theme.TEXT_DIM))
         text_rect = QRectF(4, 18, self.width() - 8, 18)
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "weak")
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, "model attention")
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "strong")
+        p.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "0")
+        p.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.right_label)
         p.end()

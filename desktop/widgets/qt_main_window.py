@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inference import heatmap
 from inference.paths import models_dir, resources_dir
 from inference.providers import friendly_name
 
@@ -34,7 +35,7 @@ from .. import exports
 from ..controller import StudyController, ViewContext
 from ..platform_quirks import fit_top_level
 from ..models.study_item import Status
-from ..models.windowing import PRESETS, preset_window
+from ..models.windowing import PRESETS, preset_window, window_text
 from .qt_about_dialog import AboutDialog
 from .qt_audit_dialog import AuditDialog
 from .qt_fit_scroll import FitWidthScrollArea
@@ -45,6 +46,8 @@ from .qt_settings_dialog import SettingsDialog
 from .qt_study_list import StudyListWidget
 from .qt_tags import TagsPanel
 from .qt_viewer import ViewerWidget
+
+CUSTOM_WINDOW = "custom"  # what the preset box says once the window is changed by hand
 
 # File dialog filter for studies; anything else can still be dropped or opened as "All files".
 STUDY_FILTER = "Studies (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)"
@@ -156,8 +159,14 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the batch (Esc); finished results are kept")
         self.cancel_button.clicked.connect(self.controller.cancel)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Put the removed studies back in the list and the worklist file (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.undo_remove)
+        self.undo_button.hide()
+        self._removal_message = ""
+        sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
-        for w in (self.progress_label, self.progress_bar, self.cancel_button, self.engine_label):
+        for w in (self.undo_button, self.progress_label, self.progress_bar, self.cancel_button, self.engine_label):
             sb.addPermanentWidget(w)
 
     def _action(self, text: str, slot: Callable[..., object], shortcuts: tuple[str, ...] = (),
@@ -184,7 +193,12 @@ class MainWindow(QMainWindow):
         self.act_export_worklist = self._action("Export Worklist…", self.export_worklist_dialog,
                                                 tip="Save every listed result as a CSV or JSON table")
         self.act_remove = self._action("Remove from Worklist", self.remove_selected, ("Del",),
-                                       tip="Take the selected study out of the list and the saved worklist")
+                                       tip="Take the selected studies out of the list and the worklist file "
+                                           "(Ctrl+Z puts them back)")
+        self.act_undo_remove = self._action("Undo Remove", self.undo_remove, ("Ctrl+Z",),
+                                            tip="Put the last removed studies back in the list and the "
+                                                "worklist file (Ctrl+Z)")
+        self.act_undo_remove.setEnabled(False)
         self.act_clear = self._action("Clear Worklist…", self.clear_worklist,
                                       tip="Empty the list and the saved worklist (the audit log is kept)")
         self.act_audit = self._action("Audit Log…", self.open_audit_log,
@@ -194,7 +208,7 @@ class MainWindow(QMainWindow):
         self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N", "Space"))
         self.act_prev = self._action("Previous Study", lambda: self.study_list.step(-1), ("P",))
         self.act_heatmap = self._action("Heat-map", d.set_overlay_visible, ("H",), checkable=True,
-                                        tip="Show the Grad-CAM heat-map (H)")
+                                        tip="Show or hide the heat-map of this study (H)")
         self.act_invert = self._action("Invert", d.set_invert, ("I",), checkable=True, tip="Invert grey levels (I)")
         self.act_wl = self._action("Window/Level Drag", v.set_wl_mode, ("W",), checkable=True,
                                    tip="Left-drag changes window/level (right-drag always does) (W)")
@@ -204,6 +218,19 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("Cancel Batch", c.cancel, ("Esc",))
         self.act_retry = self._action("Retry Failed and Cancelled", self._retry_all)
         self.act_about = self._action("About LungLens and the Model…", self.open_about)
+        # Reader verdicts: Shift+ because N and P step through the list.
+        self.act_verdicts = {
+            verdict: self._action(text, lambda _=False, v=verdict: self.give_verdict(v), (key,),
+                                  tip=f"The reader's verdict on this study: {verdict} ({key})")
+            for verdict, text, key in (("pneumonia", "Pneumonia", "Shift+P"),
+                                       ("no pneumonia", "No Pneumonia", "Shift+N"),
+                                       ("unsure", "Unsure", "Shift+U"))}
+        self.act_withdraw_verdict = self._action("Withdraw Verdict", lambda: self.give_verdict(None))
+        self.act_calibrate = self._action("Calibrate for this Site…", self.open_calibration_wizard,
+                                          tip="Measure LungLens on this site's labelled films and set its "
+                                              "calibration and operating points")
+        self.act_local_performance = self._action("Local Performance…", self.open_local_performance,
+                                                  tip="The profile in use against the reader's verdicts")
 
         mb = self.menuBar()
         m = mb.addMenu("&File")
@@ -233,9 +260,13 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Analysis")
         m.addActions([self.act_cancel, self.act_retry])
         m.addSeparator()
-        m.addActions([self.act_remove, self.act_clear])
+        m.addActions([self.act_remove, self.act_undo_remove, self.act_clear])
+        m.addSeparator()
+        verdicts = m.addMenu("Reader Verdict")
+        verdicts.addActions([*self.act_verdicts.values(), self.act_withdraw_verdict])
+        m.addAction(self.act_calibrate)
         self.help_menu = mb.addMenu("&Help")
-        self.help_menu.addActions([self.act_audit, self.act_about])
+        self.help_menu.addActions([self.act_audit, self.act_local_performance, self.act_about])
         # Right-click on the list offers what applies to a row.
         view = self.study_list.view
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -254,6 +285,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window preset")
+        self.preset_box.setPlaceholderText(f"Window: {CUSTOM_WINDOW}")  # shown after a manual change
+        self._preset: tuple[str, tuple[float, float] | None] = ("default", None)  # the last one applied
         for name in PRESETS:
             self.preset_box.addItem(f"Window: {name}", name)
         self.preset_box.activated.connect(lambda i: self.apply_preset(self.preset_box.itemData(i)))
@@ -269,8 +302,10 @@ class MainWindow(QMainWindow):
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
         c.operating_changed.connect(self.result_panel.set_operating_point)
+        c.profile_changed.connect(self._profile_changed)
         c.model.rowsInserted.connect(self._rows_added)
         c.model.dataChanged.connect(self._model_changed)
+        c.model.progress_changed.connect(self._counts_changed)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
         d = c.display
         d.overlay_changed.connect(self._sync_actions)
@@ -351,6 +386,7 @@ class MainWindow(QMainWindow):
             self.tags.set_tags([], self.controller.model.show_identifiers)
             self.setWindowTitle("LungLens")
             return
+        self._preset = ("default", None)
         self.viewer.set_image(ctx.study.pixels, ctx.study.window)
         self.preset_box.setCurrentIndex(0)
         self.tags.set_tags(ctx.study.tags, self.controller.model.show_identifiers)
@@ -360,7 +396,12 @@ class MainWindow(QMainWindow):
     def _show_result(self, ctx: ViewContext) -> None:
         self.result_panel.show_item(ctx.item)
         if ctx.study is not None:
-            self.viewer.set_overlay(ctx.prediction.cam if ctx.prediction is not None else None)
+            pred = ctx.prediction
+            applies = pred is not None and heatmap.applies(pred)
+            # Shown by default only where it applies (the settings may say never); H shows it
+            # anywhere else, muted, for this study.
+            self.controller.display.set_overlay_visible(applies and self.controller.settings.overlay_visible)
+            self.viewer.set_result(pred)
 
     def _model_changed(self, top: object, bottom: object) -> None:
         ctx = self.controller.context
@@ -375,14 +416,22 @@ class MainWindow(QMainWindow):
         if pixels is None:
             return
         d = self.controller.display
-        d.set_window(*preset_window(pixels, name, d.default_window))
-        i = self.preset_box.findData(name)
-        if i >= 0:
-            self.preset_box.setCurrentIndex(i)
+        window = preset_window(pixels, name, d.default_window)
+        self._preset = (name, window)  # before set_window: _window_changed names it
+        d.set_window(*window)
+        self.preset_box.setCurrentIndex(self.preset_box.findData(name))
 
     def _window_changed(self, center: float, width: float) -> None:
         self.viewer.setToolTip("")
-        self.cursor_label.setText(f"window: level {center:.4g}, width {width:.4g}")
+        self.cursor_label.setText(f"window: {window_text(center, width)}")
+        self.preset_box.setCurrentIndex(self.preset_box.findData(self._preset_on_screen((center, width))))
+
+    def _preset_on_screen(self, window: tuple[float, float]) -> str:
+        """The preset the window is at, or CUSTOM_WINDOW after a drag or another manual change."""
+        name, applied = self._preset
+        if window == self.controller.display.default_window:
+            return "default"
+        return name if window == applied else CUSTOM_WINDOW
 
     def _sync_actions(self) -> None:
         d = self.controller.display
@@ -417,16 +466,24 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(busy)
         self.act_cancel.setEnabled(busy)
         if not busy:
-            c = self.controller.model.counts()
-            total = self.controller.model.rowCount()
-            failed = c[Status.ERROR]
-            cancelled = c[Status.CANCELLED]
-            parts = [f"{c[Status.DONE]} of {total} analysed"] if total else []
-            if failed:
-                parts.append(f"{failed} failed")
-            if cancelled:
-                parts.append(f"{cancelled} cancelled")
-            self.progress_label.setText(" · ".join(parts))
+            self._show_counts()
+
+    def _counts_changed(self) -> None:
+        """A study was added, finished or removed: the status bar agrees with the list at once."""
+        if self.cancel_button.isHidden():  # during a batch the progress is shown instead
+            self._show_counts()
+
+    def _show_counts(self) -> None:
+        c = self.controller.model.counts()
+        total = self.controller.model.rowCount()
+        failed = c[Status.ERROR]
+        cancelled = c[Status.CANCELLED]
+        parts = [f"{c[Status.DONE]} of {total} analysed"] if total else []
+        if failed:
+            parts.append(f"{failed} failed")
+        if cancelled:
+            parts.append(f"{cancelled} cancelled")
+        self.progress_label.setText(" · ".join(parts))
 
     def _show_engine(self, provider: str, problem: str) -> None:
         m, profile = self.controller.manifest, self.controller.profile
@@ -441,6 +498,14 @@ class MainWindow(QMainWindow):
             ran = friendly_name(provider) if provider else "starting…"
             self.engine_label.setText(f"{model} · {ran}".strip(" ·"))
 
+    def _profile_changed(self, profile: object) -> None:
+        """Another site profile is in use: results made under the previous one are marked as such."""
+        self.result_panel.current_profile_sha256 = getattr(profile, "sha256", "")
+        self._update_banner()
+        ctx = self.controller.context
+        if ctx is not None:
+            self.result_panel.show_item(ctx.item)
+
     def _show_storage_problem(self, reason: str) -> None:
         self._storage_problem = reason
         self._update_banner()
@@ -453,19 +518,45 @@ class MainWindow(QMainWindow):
                          f"analysed.<br>{self._engine_problem}")
         if self._storage_problem:
             parts.append(f"<b>Worklist:</b> {self._storage_problem}")
+        if self.controller.profile_warning:
+            parts.append(f"<b>Site profile:</b> {self.controller.profile_warning}")
         self.banner_label.setText("<br><br>".join(parts))
         self.banner.setVisible(bool(parts))
 
     # -- worklist -----------------------------------------------------------------------------------
     def remove_selected(self) -> None:
-        key = self.study_list.current_key()
-        item = self.controller.model.item(key)
-        if item is None:
+        """Remove at once and offer Undo, rather than ask: a question asked at every Del is
+        soon answered without reading, while Undo (Ctrl+Z, or the button beside the message)
+        mends a wrong key at any time until the next removal."""
+        keys = self.study_list.selected_keys()
+        if not keys:
             self.statusBar().showMessage("Select a study to remove first", 4000)
-        elif not self.controller.remove(key):
-            self.statusBar().showMessage(f"{item.name} is still being analysed: cancel the batch first", 6000)
-        else:
-            self.statusBar().showMessage(f"Removed {item.name} from the worklist", 4000)
+            return
+        removal = self.controller.remove(keys)
+        kept = ""
+        if removal.busy:
+            what = removal.busy[0].name if len(removal.busy) == 1 else f"{len(removal.busy)} studies"
+            kept = f"{what} {'is' if len(removal.busy) == 1 else 'are'} still being analysed: cancel the batch first"
+        if not removal.items:
+            self.statusBar().showMessage(kept, 6000)
+            return
+        n = len(removal.items)
+        what = removal.items[0].name if n == 1 else f"{n} studies"
+        where = "the list and the worklist file" if self.controller.worklist is not None else "the list"
+        self._removal_message = " · ".join(filter(None, [f"Removed {what} from {where} — Undo: Ctrl+Z", kept]))
+        self.act_undo_remove.setEnabled(True)
+        self.statusBar().showMessage(self._removal_message, 15000)
+
+    def undo_remove(self) -> None:
+        n = self.controller.undo_remove()
+        self.act_undo_remove.setEnabled(False)
+        self.statusBar().showMessage(f"Put {n} {'study' if n == 1 else 'studies'} back" if n else
+                                     "Nothing to put back: the removed studies are listed again", 5000)
+
+    def _status_message_changed(self, text: str) -> None:
+        """The Undo button stands beside the removal message, and goes with it."""
+        self.undo_button.setVisible(bool(text) and text == self._removal_message
+                                    and self.controller.last_removal is not None)
 
     def clear_worklist(self) -> None:
         c = self.controller
@@ -479,6 +570,7 @@ class MainWindow(QMainWindow):
             "The files themselves are not touched, and the audit log keeps its history.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Yes and c.clear_worklist():
+            self.act_undo_remove.setEnabled(False)
             self.statusBar().showMessage("Worklist cleared", 4000)
 
     def shown_items(self) -> list:
@@ -487,7 +579,7 @@ class MainWindow(QMainWindow):
         return [model.item_at(proxy.mapToSource(proxy.index(r, 0)).row()) for r in range(proxy.rowCount())]
 
     def export_worklist_dialog(self) -> None:
-        default = str(Path(self.settings.last_dir or ".") / "lunglens-worklist.csv")
+        default = self._export_default("lunglens-worklist.csv")
         path, chosen = QFileDialog.getSaveFileName(self, "Export worklist", default, WORKLIST_FILTER)
         if path:
             self.export_worklist_to(Path(path), chosen)
@@ -501,7 +593,12 @@ class MainWindow(QMainWindow):
         except exports.ExportError as err:
             self._export_failed(str(err))
         else:
+            self.settings.last_export_dir = str(path.parent)
             self.statusBar().showMessage(f"Exported {n} studies to {path}", 5000)
+
+    def _export_default(self, name: str) -> str:
+        """``name`` in the folder of the last export (the films' folder before the first one)."""
+        return str(Path(self.settings.last_export_dir or self.settings.last_dir or ".") / name)
 
     # -- dialogs and export ------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -510,12 +607,58 @@ class MainWindow(QMainWindow):
         engine = self.controller.engine
         dlg = SettingsDialog(self.settings, available_providers(), engine.provider if engine else "",
                              self.controller.profile, self, worklist_path=self.controller.worklist_path,
-                             audit_path=self.controller.audit_path)
+                             audit_path=self.controller.audit_path,
+                             shipped_profile=self.controller.shipped_profile,
+                             profile_warning=self.controller.profile_warning)
         if dlg.exec():
             changed = dlg.apply()
             self.controller.apply_settings(changed)
             if "privacy" in changed:
                 self.tags.set_show_identifiers(self.settings.show_identifiers)
+
+    # -- site calibration and reader verdicts ------------------------------------------------------
+    def give_verdict(self, verdict: str | None) -> None:
+        """Store the reader's verdict on the study on screen (Shift+P, Shift+N, Shift+U)."""
+        key = self.study_list.current_key()
+        problem = self.controller.set_verdict(key, verdict)
+        item = self.controller.model.item(key)
+        if problem:
+            self.statusBar().showMessage(problem, 6000)
+        elif item is not None:
+            said = f"Reader verdict on {item.name}: {verdict}" if verdict else f"Verdict on {item.name} withdrawn"
+            self.statusBar().showMessage(said, 4000)
+
+    def open_calibration_wizard(self) -> None:
+        """The wizard runs beside the window (not modal to it: reading goes on meanwhile)."""
+        from .qt_calibration_wizard import CalibrationWizard
+
+        model = self.controller.shipped_profile.model if self.controller.shipped_profile is not None else None
+        if model is None:
+            self.statusBar().showMessage("No model is loaded: nothing can be calibrated", 6000)
+            return
+        worklist = self.controller.worklist_path if self.controller.worklist is not None else None
+        self.calibration_wizard = CalibrationWizard(self.settings, model, worklist, self)
+        self.calibration_wizard.saved.connect(self._use_calibration)
+        self.calibration_wizard.show()
+
+    def _use_calibration(self, path: Path) -> None:
+        """The wizard kept a profile: it is in use from now on, at the default point chosen there."""
+        self.settings.site_profile = str(path)
+        self.settings.operating_point = ""
+        self.settings.sync()
+        self.controller.apply_settings({"profile"})
+        profile = self.controller.profile
+        self.statusBar().showMessage(f"Site profile in use: {profile.name if profile else path.name}", 8000)
+
+    def open_local_performance(self) -> None:
+        from .qt_local_performance import LocalPerformanceDialog
+
+        c = self.controller
+        operating = c.operating_point()
+        if c.worklist is None or c.profile is None or operating is None:
+            self.statusBar().showMessage("No figures: the worklist or the model is not available", 6000)
+            return
+        LocalPerformanceDialog(c.worklist_path, c.profile, operating, self).exec()
 
     def open_about(self) -> None:
         AboutDialog(self.controller.manifest, self.controller.profile, models_dir() / "MODEL_CARD.md", self).exec()
@@ -539,7 +682,7 @@ class MainWindow(QMainWindow):
             return
         first = next(iter(self.export_formats))
         suffix = (filter_suffixes(first) or [".png"])[0]
-        default = str(Path(self.settings.last_dir or ".") / f"{ctx.item.path.stem}-lunglens{suffix}")
+        default = self._export_default(f"{ctx.item.path.stem}-lunglens{suffix}")
         path, chosen = QFileDialog.getSaveFileName(self, "Export", default, ";;".join(self.export_formats))
         if path:
             file_filter, target = self.format_for(Path(path), chosen)
@@ -567,6 +710,7 @@ class MainWindow(QMainWindow):
             log.warning("export to %s failed", path, exc_info=True)
             self._export_failed(f"{path.name} was not written ({type(err).__name__}: {err}).")
         else:
+            self.settings.last_export_dir = str(path.parent)
             self.statusBar().showMessage(f"Exported {path}", 5000)
             return True
         return False
@@ -576,10 +720,14 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Export failed", message)
 
     def _export_pdf(self, ctx: ViewContext, path: Path) -> None:
-        exports.export_report_pdf(ctx, path, self.controller.audit, self.settings.show_identifiers)
+        exports.export_report_pdf(ctx, path, self.controller.audit, self.settings.show_identifiers, self._on_screen())
 
     def _export_secondary_capture(self, ctx: ViewContext, path: Path) -> None:
-        exports.export_secondary_capture(ctx, path, self.controller.audit)
+        exports.export_secondary_capture(ctx, path, self.controller.audit, self._on_screen())
+
+    def _on_screen(self) -> exports.OnScreen:
+        d = self.controller.display
+        return exports.OnScreen(heatmap_shown=d.overlay_visible, opacity=d.opacity)
 
     def _export_png(self, ctx: ViewContext, path: Path) -> None:
         exports.export_view_png(ctx, path, self.controller.audit,

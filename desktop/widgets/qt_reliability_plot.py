@@ -33,7 +33,7 @@ class ReliabilityPlot(pg.PlotWidget):
         item.setMenuEnabled(False)
         item.hideButtons()
         self.setMouseEnabled(x=False, y=False)
-        self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.04)  # dots at 0 or 1 stay whole
         item.setLabel("bottom", "Predicted probability of pneumonia (calibrated)")
         item.setLabel("left", "Observed fraction with pneumonia")
         item.showGrid(x=True, y=True, alpha=0.15)

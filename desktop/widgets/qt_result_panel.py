@@ -28,8 +28,8 @@ from .qt_gauge import GaugeWidget
 
 _WAITING = {Status.QUEUED: "Queued", Status.LOADING: "Loading…", Status.RUNNING: "Analysing…",
             Status.CANCELLED: "Cancelled"}
-_DETAILS = (("op", "Operating point"), ("figures", "Measured"), ("source", "On"), ("profile", "Site profile"),
-            ("model", "Model"), ("provider", "Ran on"), ("time", "Inference time"), ("when", "Analysed"))
+_DETAILS = (("reader", "Reader"), ("op", "Operating point"), ("figures", "Measured"), ("source", "On"),
+            ("profile", "Site profile"), ("model", "Model"), ("provider", "Ran on"), ("time", "Inference time"), ("when", "Analysed"))
 
 
 class ResultPanel(QWidget):
@@ -182,14 +182,20 @@ class ResultPanel(QWidget):
             if other else ""))
         v["provider"].setText(friendly_name(pred.provider))
         t = pred.timings_ms
-        run = sum(t.get(k, 0.0) for k in ("preprocess", "inference", "gradcam"))
+        run = sum(t.get(k, 0.0) for k in ("preprocess", "inference", "attribution"))
         v["time"].setText(f"{run:.0f} ms" if run else "—")
         v["time"].setToolTip(", ".join(f"{k} {ms:.1f} ms" for k, ms in t.items()))
 
     def _set_provenance(self, item: StudyItem | None) -> None:
-        """When the result was computed, and whether it was taken from the worklist."""
+        """When the result was computed, whether it was taken from the worklist, and the
+        reader's verdict on it ("pneumonia, 03:12")."""
         label = self._detail_values["when"]
         record = item.record if item is not None else None
+        verdict = presentation.reader_text(record.verdict, record.verdict_at) if record is not None else ""
+        reader = self._detail_values["reader"]
+        reader.setText(verdict or "—")
+        reader.setToolTip(f"Given {(record.verdict_at or '').replace('T', ' ')[:16]} UTC" if verdict else
+                          "Mark the study: Shift+P pneumonia, Shift+N no pneumonia, Shift+U unsure")
         if record is None or item.prediction is None:
             label.setText("—")
             label.setToolTip("")

@@ -1,5 +1,6 @@
 """Settings: execution provider, threads, operating point, heat-map defaults, privacy,
-and where the worklist and the audit log are kept (shown, not editable)."""
+and where the worklist and the audit log are kept (shown, not editable); on a page of its
+own, the site profile in use (:mod:`desktop.widgets.qt_site_calibration`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -25,9 +27,9 @@ from inference.presentation import operating_point_text, point_text
 from inference.profile import SiteProfile
 from inference.providers import friendly_name
 
-from ..models.display import COLORMAPS
 from ..platform_quirks import fit_top_level
 from ..settings import AppSettings
+from .qt_site_calibration import SiteCalibrationPage
 
 
 class SettingsDialog(QDialog):
@@ -35,7 +37,11 @@ class SettingsDialog(QDialog):
 
     def __init__(self, settings: AppSettings, available: list[str], provider_in_use: str,
                  profile: SiteProfile | None, parent: QWidget | None = None, *,
-                 worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
+                 worklist_path: Path | None = None, audit_path: Path | None = None,
+                 shipped_profile: SiteProfile | None = None, profile_warning: str = "") -> None:
+        """``profile``: the site profile in use; ``shipped_profile``: the one LungLens ships
+        (what Revert goes back to); ``profile_warning``: why the profile the settings name is
+        not the one in use, if it is not."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
@@ -65,11 +71,7 @@ class SettingsDialog(QDialog):
 
         # Decision: the operating points of the site profile in use, with what they measured where.
         self.operating_point = QComboBox()
-        if profile is not None:
-            for key, op in profile.operating_points.items():
-                self.operating_point.addItem(point_text(op), key)
-        self.operating_point.addItem("Custom threshold", CUSTOM)
-        self.operating_point.setCurrentIndex(max(self.operating_point.findData(self._current_point()), 0))
+        self._fill_points()
         self.custom = QDoubleSpinBox()
         self.custom.setRange(0.0, 100.0)
         self.custom.setDecimals(1)
@@ -87,25 +89,16 @@ class SettingsDialog(QDialog):
         self.custom.valueChanged.connect(self._sync_custom)
 
         # Heat-map defaults
-        self.overlay_visible = QCheckBox("Show the heat-map when a study opens")
+        self.overlay_visible = QCheckBox("Show the heat-map when a study at or above the threshold opens")
         self.overlay_visible.setChecked(settings.overlay_visible)
         self.opacity = QSpinBox()
         self.opacity.setRange(0, 100)
         self.opacity.setSuffix(" %")
         self.opacity.setValue(round(settings.overlay_opacity * 100))
-        self.floor = QSpinBox()
-        self.floor.setRange(0, 95)
-        self.floor.setSuffix(" %")
-        self.floor.setValue(round(settings.overlay_floor * 100))
-        self.colormap = QComboBox()
-        self.colormap.addItems(COLORMAPS)
-        self.colormap.setCurrentText(settings.colormap)
         overlay = QGroupBox("Heat-map defaults")
         f = QFormLayout(overlay)
         f.addRow(self.overlay_visible)
-        f.addRow("Opacity", self.opacity)
-        f.addRow("Hide below", self.floor)
-        f.addRow("Colours", self.colormap)
+        f.addRow("Opacity at full colour", self.opacity)
 
         # Privacy
         self.show_identifiers = QCheckBox("Show patient identifiers (name, ID, birth date, accession…)")
@@ -121,12 +114,26 @@ class SettingsDialog(QDialog):
         f.addRow("Worklist", self.worklist_path)
         f.addRow("Audit log", self.audit_path)
 
+        # Site calibration: which profile is in use, its figures, importing and choosing another.
+        if shipped_profile is None and not settings.site_profile:
+            shipped_profile = profile  # the shipped one is in use
+        model = next((p.model for p in (profile, shipped_profile) if p is not None), None)
+        self.site = SiteCalibrationPage(settings.site_profile, profile, shipped_profile, model, profile_warning)
+        self.site.pending_changed.connect(self._profile_chosen)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
+        general = QWidget()
+        gl = QVBoxLayout(general)
         for w in (engine, decision, overlay, privacy, data):
-            lay.addWidget(w)
+            gl.addWidget(w)
+        gl.addStretch(1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.site, "Site calibration")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.tabs)
         lay.addWidget(buttons, alignment=Qt.AlignmentFlag.AlignRight)
         self._sync_custom()
         fit_top_level(self)
@@ -139,10 +146,30 @@ class SettingsDialog(QDialog):
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         return label
 
+    def _fill_points(self) -> None:
+        """Offer the operating points of the profile that will be in use, with the settings' choice selected."""
+        self.operating_point.blockSignals(True)
+        self.operating_point.clear()
+        if self.profile is not None:
+            for key, op in self.profile.operating_points.items():
+                self.operating_point.addItem(point_text(op), key)
+        self.operating_point.addItem("Custom threshold", CUSTOM)
+        self.operating_point.setCurrentIndex(max(self.operating_point.findData(self._current_point()), 0))
+        self.operating_point.blockSignals(False)
+
+    def _profile_chosen(self, profile: SiteProfile | None) -> None:
+        """Another profile was activated on the Site calibration page: its points are the ones to offer."""
+        self.profile = profile
+        self._fill_points()
+        self._sync_custom()
+
     def _current_point(self) -> str:
-        """The operating point the settings name ("" is the profile's default)."""
+        """The operating point the settings name ("" is the profile's default; a point the
+        profile does not have also means its default)."""
         default = self.profile.default_operating_point if self.profile else CUSTOM
-        return self.settings.operating_point or default
+        named = self.settings.operating_point
+        known = named == CUSTOM or (self.profile is not None and named in self.profile.operating_points)
+        return named if known else default
 
     def _sync_custom(self) -> None:
         key = self.operating_point.currentData()
@@ -155,9 +182,13 @@ class SettingsDialog(QDialog):
             self.figures.setText(f"{operating_point_text(op, self.profile.source)}. {op.description}")
 
     def apply(self) -> set[str]:
-        """Write the dialog's values; returns which groups changed ("engine", "decision", "overlay", "privacy")."""
+        """Write the dialog's values; returns which groups changed ("engine", "decision",
+        "overlay", "privacy", "profile")."""
         s = self.settings
         changed: set[str] = set()
+        if self.site.changed:
+            s.site_profile = self.site.pending_path
+            changed.add("profile")
         if (self.provider.currentData(), self.threads.value()) != (s.provider, s.threads):
             s.provider, s.threads = self.provider.currentData(), self.threads.value()
             changed.add("engine")
@@ -166,10 +197,9 @@ class SettingsDialog(QDialog):
         if op != self._current_point() or (op == CUSTOM and abs(thr - s.custom_threshold) > 1e-9):
             s.operating_point, s.custom_threshold = op, thr
             changed.add("decision")
-        ov = (self.overlay_visible.isChecked(), self.opacity.value() / 100, self.floor.value() / 100,
-              self.colormap.currentText())
-        if ov != (s.overlay_visible, s.overlay_opacity, s.overlay_floor, s.colormap):
-            s.overlay_visible, s.overlay_opacity, s.overlay_floor, s.colormap = ov
+        ov = (self.overlay_visible.isChecked(), self.opacity.value() / 100)
+        if ov != (s.overlay_visible, s.overlay_opacity):
+            s.overlay_visible, s.overlay_opacity = ov
             changed.add("overlay")
         if self.show_identifiers.isChecked() != s.show_identifiers:
             s.show_identifiers = self.show_identifiers.isChecked()

@@ -6,7 +6,16 @@ no state beyond the selection, which it reports as a study key.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -66,7 +75,8 @@ class StudyDelegate(QStyledItemDelegate):
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         key = index.data(KeyRole)
         r = option.rect
-        state = option.state & (QStyle.StateFlag.State_Selected | QStyle.StateFlag.State_MouseOver)
+        state = option.state & (QStyle.StateFlag.State_Selected | QStyle.StateFlag.State_MouseOver
+                                | QStyle.StateFlag.State_HasFocus)
         dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
         cache_key = (key, self._model.version(key), r.width(), r.height(), int(state.value), dpr)
         pix = self._cache.get(cache_key)
@@ -103,6 +113,9 @@ class StudyDelegate(QStyledItemDelegate):
             p.fillRect(r, QColor("#1f242b"))
         p.setPen(QPen(QColor(theme.BORDER), 1))
         p.drawLine(r.left(), r.bottom(), r.right(), r.bottom())
+        if option.state & QStyle.StateFlag.State_HasFocus:  # the row the keys act on, when the list has them
+            p.setPen(QPen(theme.color(theme.FOCUS), 2))
+            p.drawRect(r.adjusted(1, 1, -1, -1))
 
         # Thumbnail, letter-boxed in a square.
         box = QRect(r.left() + 8, r.top() + (r.height() - THUMB) // 2, THUMB, THUMB)
@@ -182,7 +195,8 @@ class StudyListWidget(QWidget):
         self.view = QListView()
         self.view.setModel(self.proxy)
         self.view.setItemDelegate(StudyDelegate(model, self.view))
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Shift/Ctrl-click selects several studies, to remove them at once; the current one is shown.
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setUniformItemSizes(True)
         self.view.setMouseTracking(True)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -214,19 +228,29 @@ class StudyListWidget(QWidget):
         idx = self.view.currentIndex()
         return int(idx.data(KeyRole)) if idx.isValid() else 0
 
+    def selected_keys(self) -> list[int]:
+        """The selected studies in the order shown (the current one when none is selected)."""
+        rows = sorted(self.view.selectionModel().selectedRows(), key=lambda idx: idx.row())
+        keys = [int(idx.data(KeyRole)) for idx in rows]
+        current = self.current_key()
+        return keys or ([current] if current else [])
+
     def select_key(self, key: int) -> None:
         row = self.model.row_of(key)
         if row is None:
             return
-        idx = self.proxy.mapFromSource(self.model.index(row))
-        self.view.setCurrentIndex(idx)
-        self.view.scrollTo(idx)
+        self._show_only(self.proxy.mapFromSource(self.model.index(row)))
 
     def select_row(self, proxy_row: int) -> None:
         if 0 <= proxy_row < self.proxy.rowCount():
-            idx = self.proxy.index(proxy_row, 0)
-            self.view.setCurrentIndex(idx)
-            self.view.scrollTo(idx)
+            self._show_only(self.proxy.index(proxy_row, 0))
+
+    def _show_only(self, idx: QModelIndex) -> None:
+        """Make ``idx`` the current and the only selected row: moving on (N, P, opening) must
+        never leave earlier studies selected for a Del to take with it."""
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.view.selectionModel().setCurrentIndex(idx, flags)
+        self.view.scrollTo(idx)
 
     def step(self, delta: int) -> None:
         """Next (+1) / previous (-1) study in the order shown."""

@@ -1,8 +1,9 @@
-"""The radiograph viewer: full-resolution image plus a Grad-CAM layer, pixel-aligned.
+"""The radiograph viewer: full-resolution image plus the heat-map layer, pixel-aligned.
 
 pyqtgraph gives fast level changes on large float images. Both layers are ImageItems in
-the same ViewBox with the same (identity) transform, and the overlay always has the
-image's shape, so they match pixel for pixel at every zoom.
+the same ViewBox; the heat-map is the RGBA layer :func:`inference.heatmap.layer` draws (the
+one the exports use), at most 768 pixels a side, stretched over exactly the image's
+rectangle, so a cell lies over the pixels it came from at every zoom.
 
 Mouse: left-drag pans, wheel zooms about the cursor, right-drag (or left-drag in W/L mode)
 changes the window: horizontal = width, vertical = level.
@@ -10,32 +11,22 @@ changes the window: horizontal = width, vertical = level.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QWidget
+
+from inference import heatmap
+from inference.attribution import Attribution
+from inference.prediction import Prediction
 
 from .. import pgsetup  # noqa: F401 -- row-major image axis order, set once
 from .. import theme
 from ..models.display import DisplayState
+from .qt_heatmap_legend import HeatmapLegend
 
 _GRAY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-
-
-@functools.lru_cache(maxsize=32)
-def overlay_lut(colormap: str, floor: float) -> np.ndarray:
-    """RGBA lookup table for the Grad-CAM layer: transparent below ``floor``, then a short fade-in.
-
-    Cached: building it reads the colour map from disk the first time."""
-    cmap = pg.colormap.get(colormap)
-    lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True).astype(np.uint8)
-    v = np.linspace(0.0, 1.0, 256)
-    ramp = np.clip((v - floor) / 0.08, 0.0, 1.0)
-    lut[:, 3] = np.rint(255 * ramp).astype(np.uint8)
-    return lut
 
 
 class _ViewBox(pg.ViewBox):
@@ -47,8 +38,10 @@ class _ViewBox(pg.ViewBox):
         self.wl_mode = False
 
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: ANN001 -- pyqtgraph signature
-        wl_button = Qt.MouseButton.LeftButton if self.wl_mode else Qt.MouseButton.RightButton
-        if ev.button() == wl_button:
+        """Right-drag always changes the window, W/L mode or not: a hand used to it must never
+        zoom instead. W/L mode adds the left button; otherwise the left button pans."""
+        button = ev.button()
+        if button == Qt.MouseButton.RightButton or (self.wl_mode and button == Qt.MouseButton.LeftButton):
             ev.accept()
             delta = ev.screenPos() - ev.lastScreenPos()
             self._viewer.drag_window(delta.x(), delta.y())
@@ -72,7 +65,9 @@ class ViewerWidget(pg.GraphicsView):
         self.vb.addItem(self.image_item)
         self.vb.addItem(self.overlay_item)
         self._pixels: np.ndarray | None = None
-        self._cam: np.ndarray | None = None
+        self._prediction: Prediction | None = None
+        self._attribution: Attribution | None = None
+        self._muted = False
         self.image_item.setLookupTable(_GRAY)
         state.window_changed.connect(self._apply_window)
         state.invert_changed.connect(self._apply_invert)
@@ -86,38 +81,49 @@ class ViewerWidget(pg.GraphicsView):
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setStyleSheet(f"color: {theme.WARNING}; font-size: 11pt; padding: 40px;")
         self.message.hide()
-        self._apply_overlay()  # builds the colour table now rather than on the first result
+        self.legend = HeatmapLegend(self)
 
     # -- content -------------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray, window: tuple[float, float]) -> None:
         """Show a new study: its default window, fitted, no overlay yet."""
         self.message.hide()
         self._pixels = pixels
-        self._cam = None
+        self._prediction = self._attribution = None
         self.overlay_item.clear()
+        self.legend.hide()
         self.image_item.setImage(pixels, autoLevels=False, levels=self._levels_for(window))
         self.state.set_default_window(*window)
         self._apply_window()
         self._apply_invert()
         self.fit()
 
-    def set_overlay(self, cam: np.ndarray | None) -> None:
-        """The Grad-CAM map, float 0..1, same shape as the image (None removes it)."""
-        if cam is not None and self._pixels is not None and cam.shape != self._pixels.shape:
-            raise ValueError(f"overlay shape {cam.shape} does not match image shape {self._pixels.shape}")
-        self._cam = cam
-        if cam is None:
+    def set_result(self, prediction: Prediction | None) -> None:
+        """The result of the film on screen (None: none yet): its heat-map layer, muted where the
+        map does not apply by default (:func:`inference.heatmap.applies`), and the legend.
+
+        The layer is drawn once at full opacity: the opacity slider then only changes the
+        item's opacity, which composes the same way as drawing it fainter."""
+        self._prediction = prediction
+        attribution = prediction.attribution if prediction is not None else None
+        self._attribution = attribution
+        self._muted = prediction is not None and not heatmap.applies(prediction)
+        if attribution is None or self._pixels is None:
             self.overlay_item.clear()
         else:
-            self.overlay_item.setImage(cam, autoLevels=False, levels=(0.0, 1.0))
+            rows, cols = self._pixels.shape
+            rgba = heatmap.layer(attribution, heatmap.layer_shape((rows, cols), heatmap.VIEW_LAYER_SIDE),
+                                 heatmap.HeatmapStyle(opacity=1.0))
+            self.overlay_item.setImage(rgba, autoLevels=False)
+            self.overlay_item.setRect(QRectF(0, 0, cols, rows))
         self._apply_overlay()
 
     def clear(self, message: str = "") -> None:
         """No image; ``message`` (if any) says why in its place."""
         self._pixels = None
-        self._cam = None
+        self._prediction = self._attribution = None
         self.image_item.clear()
         self.overlay_item.clear()
+        self.legend.hide()
         self.message.setText(message)
         self.message.setVisible(bool(message))
         self.message.raise_()
@@ -127,14 +133,27 @@ class ViewerWidget(pg.GraphicsView):
         message = getattr(self, "message", None)  # pyqtgraph resizes once before __init__ ends
         if message is not None:
             message.setGeometry(self.rect())
+            self._place_legend()
+
+    def _place_legend(self) -> None:
+        """The legend sits in a margin of its own under the picture, so it never hides the film."""
+        margin = 6
+        width = max(self.width() - 2 * margin, 0)
+        self.legend.setFixedWidth(width)
+        height = self.legend.sizeHint().height() if self.legend.isVisibleTo(self) else 0
+        bottom = height + 2 * margin if height else 0
+        if bottom != self.viewportMargins().bottom():
+            self.setViewportMargins(0, 0, 0, bottom)
+            QTimer.singleShot(0, self.fit)  # once the view has its new size; the legend comes with the result
+        self.legend.setGeometry(margin, self.height() - height - margin, width, height)
 
     @property
     def pixels(self) -> np.ndarray | None:
         return self._pixels
 
     @property
-    def cam(self) -> np.ndarray | None:
-        return self._cam
+    def attribution(self) -> Attribution | None:
+        return self._attribution
 
     # -- navigation ----------------------------------------------------------------------------
     def fit(self) -> None:
@@ -180,9 +199,10 @@ class ViewerWidget(pg.GraphicsView):
 
     def _apply_overlay(self) -> None:
         s = self.state
-        self.overlay_item.setLookupTable(overlay_lut(s.colormap, s.floor))
-        self.overlay_item.setOpacity(s.opacity)
-        self.overlay_item.setVisible(s.overlay_visible and self._cam is not None)
+        self.overlay_item.setOpacity(heatmap.HeatmapStyle(s.opacity, self._muted).peak_alpha)
+        self.overlay_item.setVisible(s.overlay_visible and self._attribution is not None)
+        self.legend.show_for(self._prediction, s.overlay_visible)
+        self._place_legend()
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
         if self._pixels is None or not self.vb.sceneBoundingRect().contains(scene_pos):
@@ -193,8 +213,10 @@ class ViewerWidget(pg.GraphicsView):
         h, w = self._pixels.shape
         if 0 <= x < w and 0 <= y < h:
             text = f"x {x}, y {y}   value {self._pixels[y, x]:.6g}"
-            if self._cam is not None and self.overlay_item.isVisible():
-                text += f"   activation {self._cam[y, x]:.2f}"
+            if self._attribution is not None and self.overlay_item.isVisible():
+                grid = self._attribution.grid
+                cell = grid[y * grid.shape[0] // h, x * grid.shape[1] // w]
+                text += f"   heat-map cell {cell:+.3f} logit"
             self.cursor_info.emit(text)
         else:
             self.cursor_info.emit("")

@@ -7,7 +7,10 @@ import pytest
 
 from desktop.models.display import DisplayState
 from desktop.widgets.qt_overlay_controls import OverlayControls
-from desktop.widgets.qt_viewer import ViewerWidget, overlay_lut
+from desktop.widgets.qt_viewer import ViewerWidget
+from inference import heatmap
+from tests.desktop.gui_helpers import make_prediction
+from tests.fixtures.maps import FULL_SCALE, centre_peaked
 
 
 @pytest.fixture
@@ -40,10 +43,10 @@ def test_invert_flips_the_lookup_table(viewer):
 
 
 def test_overlay_is_aligned_and_follows_state(viewer):
-    cam = np.zeros((300, 200), np.float32)
-    cam[100:200, 50:150] = 1.0
-    viewer.set_overlay(cam)
-    assert viewer.overlay_item.image.shape == viewer.image_item.image.shape
+    flagged = make_prediction(0.9)
+    viewer.set_result(flagged)
+    # The layer is the renderer's (at most VIEW_LAYER_SIDE a side) stretched over exactly the image.
+    assert viewer.overlay_item.image.shape == (300, 200, 4)
     assert viewer.overlay_item.mapRectToParent(viewer.overlay_item.boundingRect()) == \
         viewer.image_item.mapRectToParent(viewer.image_item.boundingRect())
     assert viewer.overlay_item.isVisible()
@@ -52,14 +55,20 @@ def test_overlay_is_aligned_and_follows_state(viewer):
     viewer.state.set_overlay_visible(True)
     viewer.state.set_opacity(0.8)
     assert viewer.overlay_item.opacity() == pytest.approx(0.8)
-    with pytest.raises(ValueError, match="does not match"):
-        viewer.set_overlay(np.zeros((10, 10), np.float32))
+    viewer.set_result(make_prediction(0.1))  # below the threshold: muted when shown
+    assert viewer.overlay_item.opacity() == pytest.approx(0.8 * heatmap.MUTED_FACTOR)
+    viewer.set_result(None)
+    assert not viewer.overlay_item.isVisible() and not viewer.legend.isVisibleTo(viewer)
 
 
-def test_floor_makes_weak_activation_transparent():
-    lut = overlay_lut("inferno", 0.5)
-    assert lut[:127, 3].max() == 0  # below the floor: invisible
-    assert lut[-1, 3] == 255
+def test_a_big_film_gets_a_bounded_layer_over_all_of_it(qtbot):
+    v = ViewerWidget(DisplayState())
+    qtbot.addWidget(v)
+    v.set_image(np.zeros((4000, 3000), np.float32), (0.5, 1.0))
+    v.set_result(make_prediction(0.9))
+    assert v.overlay_item.image.shape[:2] == (heatmap.VIEW_LAYER_SIDE, heatmap.VIEW_LAYER_SIDE * 3 // 4)
+    rect = v.overlay_item.mapRectToParent(v.overlay_item.boundingRect())
+    assert (rect.width(), rect.height()) == (3000, 4000)
 
 
 def test_controls_and_state_stay_in_step(qtbot):
@@ -67,23 +76,24 @@ def test_controls_and_state_stay_in_step(qtbot):
     controls = OverlayControls(state)
     qtbot.addWidget(controls)
     state.set_opacity(0.7)
-    state.set_floor(0.2)
-    state.set_colormap("viridis")
     state.set_overlay_visible(False)
-    assert controls.opacity.value() == 70 and controls.floor.value() == 20
-    assert controls.colormap.currentText() == "viridis" and not controls.visible_box.isChecked()
-    assert (controls.legend.colormap, controls.legend.floor) == ("viridis", 0.2)
-    controls.floor.setValue(60)
+    assert controls.opacity.value() == 70 and not controls.visible_box.isChecked()
+    controls.opacity.setValue(40)
     controls.visible_box.setChecked(True)
-    assert state.floor == pytest.approx(0.6) and state.overlay_visible
+    assert state.opacity == pytest.approx(0.4) and state.overlay_visible
 
 
-def test_cursor_reports_pixel_value(viewer, qtbot):
-    from PySide6.QtCore import QPointF
-
-    viewer.fit()
-    scene_pt = viewer.vb.mapViewToScene(QPointF(100.5, 150.5))
-    with qtbot.waitSignal(viewer.cursor_info) as blocker:
-        viewer.scene().sigMouseMoved.emit(scene_pt)
-    expected = viewer.pixels[150, 100]
-    assert blocker.args[0].startswith("x 100, y 150") and f"{expected:.6g}" in blocker.args[0]
+def test_legend_under_the_film_says_what_the_map_is_or_why_it_is_absent(viewer):
+    flagged, below = make_prediction(0.9), make_prediction(0.1)
+    viewer.set_result(flagged)
+    legend = viewer.legend
+    assert legend.isVisibleTo(viewer) and legend.caption.text() == heatmap.caption(flagged, True)
+    assert legend.bar.right_label == f"+{FULL_SCALE:.3g} logit / cell" and legend.bar.isVisibleTo(viewer)
+    viewer.state.set_overlay_visible(False)
+    assert legend.caption.text() == heatmap.caption(flagged, False) and not legend.bar.isVisibleTo(viewer)
+    viewer.set_result(below)
+    assert legend.caption.text() == "No heat-map: the result is below the review threshold."
+    viewer.state.set_overlay_visible(True)
+    assert legend.caption.text().startswith("Heat-map muted: the result is below the review threshold")
+    # It sits inside the viewer, at the bottom, over the picture.
+    assert legend.geometry().bottom() < viewer.height() and legend.geometry().top() > viewer.height() / 2

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from desktop.models.study_item import Status
+from inference import heatmap
 from inference.presentation import present
-from tests.desktop.gui_helpers import wait_idle
+from tests.desktop.gui_helpers import mouse_drag, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -24,23 +23,6 @@ def _open_via_menu(window, monkeypatch, paths: list[Path]) -> None:
     monkeypatch.setattr(QFileDialog, "getOpenFileNames",
                         staticmethod(lambda *a, **k: ([str(p) for p in paths], "")))
     window.act_open.trigger()
-
-
-def _right_drag(viewer, dx: int, dy: int) -> None:
-    """A real right-button drag on the viewer's viewport, as mouse events."""
-    vp = viewer.viewport()
-    start = QPointF(vp.width() / 2, vp.height() / 2)
-    right = Qt.MouseButton.RightButton
-    none = Qt.KeyboardModifier.NoModifier
-    QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonPress, start, vp.mapToGlobal(start),
-                                           right, right, none))
-    for i in range(1, 11):
-        pt = start + QPointF(dx * i / 10, dy * i / 10)
-        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, pt, vp.mapToGlobal(pt),
-                                               Qt.MouseButton.NoButton, right, none))
-    end = start + QPointF(dx, dy)
-    QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseButtonRelease, end, vp.mapToGlobal(end),
-                                           right, Qt.MouseButton.NoButton, none))
 
 
 def test_real_dicom_shows_the_engines_result(window, qtbot, monkeypatch, real_dicom, tmp_path):
@@ -72,22 +54,32 @@ def test_real_dicom_shows_the_engines_result(window, qtbot, monkeypatch, real_di
         assert w in window.result_panel.warning_texts()
     assert window.result_panel.warnings_frame.isVisibleTo(window) == bool(window.result_panel.warning_texts())
 
-    # Full-resolution image with the DICOM default window; overlay at the image's shape.
+    # Full-resolution image with the DICOM default window; the heat-map layer is the renderer's,
+    # stretched over exactly the image's rectangle, shown by default only where it applies.
     viewer = window.viewer
     assert viewer.image_item.image.shape == study.shape
     c0, w0 = study.window
     assert viewer.image_item.getLevels() == pytest.approx((c0 - w0 / 2, c0 + w0 / 2))
-    assert viewer.overlay_item.image.shape == study.shape
-    assert np.corrcoef(viewer.overlay_item.image.ravel()[::97], expected.cam.ravel()[::97])[0, 1] > 0.99
-    assert viewer.overlay_item.isVisible()
-    window.act_heatmap.trigger()  # H
-    assert not viewer.overlay_item.isVisible() and not c.display.overlay_visible
+    np.testing.assert_allclose(viewer.attribution.grid, expected.attribution.grid, atol=1e-5)
+    layer = heatmap.layer(expected.attribution, heatmap.layer_shape(study.shape, heatmap.VIEW_LAYER_SIDE),
+                          heatmap.HeatmapStyle(1.0))
+    assert np.abs(viewer.overlay_item.image.astype(int) - layer).max() <= 1
+    rect = viewer.overlay_item.mapRectToParent(viewer.overlay_item.boundingRect())
+    assert (rect.x(), rect.y(), rect.width(), rect.height()) == (0, 0, study.shape[1], study.shape[0])
+    applies = heatmap.applies(expected)
+    assert viewer.overlay_item.isVisible() is applies is c.display.overlay_visible
+    assert window.viewer.legend.caption.text() == heatmap.caption(expected, applies)
+    window.act_heatmap.trigger()  # H: the other way round for this study
+    assert viewer.overlay_item.isVisible() is not applies
+    if not applies:  # shown on request where it does not apply: muted, and it says so
+        assert viewer.overlay_item.opacity() == pytest.approx(c.display.opacity * heatmap.MUTED_FACTOR)
+        assert window.viewer.legend.caption.text().startswith("Heat-map muted")
     window.act_heatmap.trigger()
-    assert viewer.overlay_item.isVisible()
+    assert viewer.overlay_item.isVisible() is applies
 
     # Window/level by right-drag changes the displayed levels.
     before = viewer.image_item.getLevels()
-    _right_drag(viewer, 60, 30)
+    mouse_drag(viewer, 60, 30)
     after = viewer.image_item.getLevels()
     assert after != pytest.approx(before)
     assert (after[1] - after[0]) > (before[1] - before[0])  # dragging right widens the window

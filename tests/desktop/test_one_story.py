@@ -17,7 +17,9 @@ from desktop.main import main as lunglens
 from desktop.models.study_item import SUSPICION_RULE
 from desktop.widgets.qt_main_window import DICOM_SC_FORMAT, PDF_FORMAT
 from inference.decision import custom_point, probability_text, threshold_text
+from inference import heatmap
 from inference.dicom_sc import result_lines
+from inference.overlay import ascii_text
 from inference.presentation import NOT_RELIABLE, POPULATION, Tone, headline, present
 from tests.desktop.gui_helpers import wait_idle
 from tests.fixtures.dicom_factory import read_gray, write_dicom
@@ -98,7 +100,12 @@ def test_window_pdf_secondary_capture_and_cli_tell_one_story(window, qtbot, tmp_
         # The Secondary Capture's burned-in lines are the same story in ASCII.
         sc = tmp_path / f"{case}.dcm"
         assert window.export_to(ctx, sc, DICOM_SC_FORMAT)
-        lines = result_lines(ctx.prediction)
+        # The heat-map is exported as it was on screen: the same caption beside it everywhere.
+        caption = window.viewer.legend.caption.text()
+        assert caption == heatmap.caption(ctx.prediction, window.controller.display.overlay_visible)
+        assert caption in " ".join(text.split()), (case, caption)
+        lines = result_lines(ctx.prediction, caption)
+        assert ascii_text(caption) in lines
         assert lines[1] == words.summary.replace("—", "-").replace("–", "-")
         assert lines[1].startswith(words.headline.replace("—", "-"))
         assert words.probability in lines[1] and POPULATION.replace("–", "-") in lines

@@ -126,19 +126,21 @@ def test_the_gates_real_reasons_are_worded_for_what_it_measured(tmp_path, kerman
 
 
 def test_the_secondary_capture_burns_in_the_same_story_in_ascii():
+    from inference import heatmap
     from inference.dicom_sc import DISCLAIMER, result_lines
 
     pred = make_prediction(0.06, in_scope=False, scope_reasons=["DICOM header says body part SKULL, not chest"],
                            warnings=["colour image — converted to gray"])
     words = present(pred)
-    lines = result_lines(pred)
-    assert lines[:5] == [
+    lines = result_lines(pred, heatmap.caption(pred, shown=False))
+    assert lines[:6] == [
         DISCLAIMER,
         "Not reliable - not a frontal chest X-ray - probability of pneumonia 6 % (does not apply to this film)",
+        "No heat-map: the result is not reliable (the film is out of scope).",
         f"Operating point: {words.operating_point.replace('—', '-').replace('–', '-')}",
         f"Site profile: {PROFILE.name} - sha256 {PROFILE.sha256[:12]}",
         "Validated for frontal chest films of children aged 1-5",
     ]
-    assert lines[5:7] == ["Warning: DICOM header says body part SKULL, not chest",
+    assert lines[6:8] == ["Warning: DICOM header says body part SKULL, not chest",
                           "Warning: Colour image - converted to gray"]
     assert all(line.isascii() for line in lines) and lines[-1].startswith("Model lunglens-test 0.0-test")

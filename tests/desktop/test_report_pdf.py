@@ -11,14 +11,14 @@ import pytest
 from desktop.report_pdf import INTENDED_USE, write_report_pdf
 from inference import __version__
 from inference.decision import custom_point
-from inference.overlay import render_overlay
+from inference.overlay import render_picture
 from inference.presentation import POPULATION
 from tests.desktop.gui_helpers import MODEL, PROFILE, make_prediction
 from tests.inference.workflow_fixtures import PATIENT_ID, PATIENT_NAME, dicom_study, identified, raster_study
 
 
 def prediction_for(study, probability, **kwargs):
-    return make_prediction(probability, shape=study.shape, **kwargs)
+    return make_prediction(probability, **kwargs)
 
 pytestmark = pytest.mark.gui
 
@@ -77,8 +77,9 @@ def test_out_of_scope_custom_threshold_raster(qapp, tmp_path, kermany_samples):
     study = raster_study(kermany_samples["NORMAL"][0])
     reason = "image does not look like the chest X-rays the model learned from (distance 2.1x the limit)"
     pred = prediction_for(study, 0.04, operating=custom_point(0.5), in_scope=False, scope_reasons=[reason])
-    _, text = pdf_text(write_report_pdf(tmp_path / "r.pdf", study, pred, overlay=render_overlay(study, pred)))
+    _, text = pdf_text(write_report_pdf(tmp_path / "r.pdf", study, pred, picture=render_picture(study, pred)))
     assert "Not reliable — unlike the films the model learned from" in text
+    assert "No heat-map: the result is not reliable (the film is out of scope)." in text
     assert "Warnings (1)" in text and "Image does not look like the chest X-rays" in text
     assert "review threshold" not in text and "no pneumonia pattern" not in text.lower()
     assert "Probability of pneumonia (calibrated): 4 %" in text

@@ -13,13 +13,9 @@ from desktop.models.study_item import (
     MASK,
     Status,
     StudyItem,
-    compact_prediction,
-    expand_cam,
     follows,
-    full_prediction,
     masked_value,
     metadata_line,
-    reduce_cam,
     suspicion_key,
 )
 from desktop.models.windowing import preset_window
@@ -28,8 +24,8 @@ from inference.study import StudyMetadata
 from tests.desktop.gui_helpers import make_prediction, shipped_profile
 
 
-def _prediction(p: float, threshold: float = 0.5, in_scope: bool = True, shape=(300, 200)):
-    return make_prediction(p, OperatingPoint("balanced", threshold), shape=shape, in_scope=in_scope)
+def _prediction(p: float, threshold: float = 0.5, in_scope: bool = True):
+    return make_prediction(p, OperatingPoint("balanced", threshold), in_scope=in_scope)
 
 
 def test_metadata_line_hides_identifiers_unless_allowed():
@@ -48,26 +44,6 @@ def test_tag_masking():
     assert masked_value("Modality", "CR", False) == "CR"
 
 
-def test_compact_prediction_keeps_numbers_and_a_small_cam():
-    pred = _prediction(0.7, shape=(3000, 2000))
-    compact, cam_small = compact_prediction(pred)
-    assert compact.cam.size == 0 and compact.embedding is None
-    assert compact.probability == 0.7 and compact.label == "PNEUMONIA"
-    assert max(cam_small.shape) == 128 and cam_small.dtype == np.uint8
-    assert cam_small.nbytes < 20_000  # vs 24 MB for the full float32 map
-
-
-def test_cam_round_trip_keeps_where_the_map_is_strong():
-    pred = _prediction(0.7, shape=(300, 200))
-    small = reduce_cam(pred.cam)
-    back = expand_cam(small, (300, 200))
-    assert back.shape == (300, 200)
-    assert np.abs(back - pred.cam).max() < 0.03
-    item = StudyItem(path=Path("a.png"), prediction=compact_prediction(pred)[0], cam_small=small)
-    full = full_prediction(item, (300, 200))
-    assert full is not None and full.cam.shape == (300, 200) and full.probability == 0.7
-
-
 def test_only_results_of_the_model_and_profile_in_use_follow_its_operating_points():
     profile = shipped_profile()
     ours = make_prediction(0.4, model=profile.model, profile=profile.info)
@@ -81,7 +57,7 @@ def test_suspicion_order_puts_everything_that_needs_a_look_before_below_threshol
     """Above threshold, then not reliable, then failed/cancelled, then pending; below threshold last --
     however low the unreliable or failed ones are."""
     def item(order, status, p=None, in_scope=True):
-        pred = None if p is None else compact_prediction(_prediction(p, in_scope=in_scope))[0]
+        pred = None if p is None else _prediction(p, in_scope=in_scope)
         return StudyItem(path=Path(f"{order}.png"), status=status, prediction=pred, order=order)
 
     items = [

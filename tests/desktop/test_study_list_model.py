@@ -125,7 +125,7 @@ def test_restored_rows_removal_and_path_lookup(model_and_proxy):
     thumb = np.full((8, 6), 200, np.uint8)
     records = [WorklistRecord.from_prediction(
         Study(Path(f"/w/{n}.png"), np.zeros((4, 4), np.float32), (0.5, 1.0), StudyMetadata(modality="CR")),
-        _pred(p), f"hash-{n}", thumbnail=thumb, cam_small=np.zeros((4, 4), np.uint8))
+        _pred(p), f"hash-{n}", thumbnail=thumb)
         for n, p in (("low", 0.1), ("high", 0.9))]
     keys = model.add_restored(records)
     assert [model.item(k).status for k in keys] == [Status.DONE, Status.DONE]

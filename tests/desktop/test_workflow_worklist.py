@@ -70,7 +70,7 @@ def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_setti
         assert record.probability == pytest.approx(item.prediction.probability)
         assert record.label == item.prediction.label and record.model_sha256 == item.prediction.model.sha256
         assert record.provider == "CPUExecutionProvider" and record.thumbnail is not None
-        assert record.cam_small is not None and record.cam_small.dtype == np.uint8
+        assert record.attribution is not None and record.attribution.grid.shape == (14, 14)
         assert not item.cached
     assert records[real_dicom].metadata["study_instance_uid"]
     analyses = _analyses(data)
@@ -91,12 +91,13 @@ def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_setti
         assert item.prediction.warnings == items[path].prediction.warnings
         assert c2.model.thumbnail(c2.model.key_of_path(path)) is not None
     assert "3 analysed" in win2.study_list.count_label.text()
-    # Selecting a restored study reloads its pixels; the overlay comes from the stored Grad-CAM.
+    # Selecting a restored study reloads its pixels; the heat-map comes from the stored attribution grid.
     win2.study_list.select_key(c2.model.key_of_path(real_dicom))
     wait_idle(qtbot, c2)
     ctx = c2.context
     assert ctx.study is not None and ctx.item.path == real_dicom
-    assert win2.viewer.overlay_item.image.shape == ctx.study.shape
+    np.testing.assert_allclose(win2.viewer.attribution.grid, ctx.prediction.attribution.grid, atol=1e-5)
+    assert win2.viewer.overlay_item.image.shape[2] == 4
     assert win2.result_panel.gauge.value == pytest.approx(restored[real_dicom].prediction.probability)
     assert len(_analyses(data)) == 3  # restoring is not an analysis
     _close(win2)

@@ -284,3 +284,19 @@ def test_another_models_profile_is_refused_by_classify(tmp_path: Path, films, ca
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
     assert f"{stale}: profile" in captured.err and "made for model lunglens-cxr 0.9.0" in captured.err
+
+
+def test_ece_interval_holds_its_own_estimate_on_a_small_set() -> None:
+    """Resampling repeats films, which inflates a binned ECE: the plain percentile interval of
+    40 + 40 films missed its own estimate. The bias-corrected one must contain it."""
+    from inference import metrics as M
+
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1], 40)
+    prob = np.clip(0.5 + 0.35 * (y - 0.5) * 2 + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
+    groups = np.arange(len(y)).astype(str)
+    ece = M.ece(y, prob)
+    plain = M.bootstrap_ci(lambda i: M.ece(y[i], prob[i]), groups, n_boot=300)
+    corrected = M.bootstrap_ci(lambda i: M.ece(y[i], prob[i]), groups, n_boot=300, bias_corrected=True)
+    assert corrected[0] <= ece <= corrected[1]
+    assert corrected[0] < plain[0] and corrected[0] >= 0.0

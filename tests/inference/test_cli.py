@@ -18,7 +18,9 @@ import pytest
 
 from inference.audit import AuditLog
 from inference.cli import main
+from inference.engine import Engine
 from inference.export import columns
+from inference.loaders import load_study
 from inference.prediction import ModelInfo
 from inference.profile import SiteProfile
 from tests.fixtures.tiny_model import build_tiny_model, tiny_profile
@@ -65,7 +67,7 @@ def test_json_lines_in_input_order_with_the_documented_fields(tmp_path: Path, ca
         assert r["provider"] == "CPUExecutionProvider"
         assert r["model"]["name"] == "tiny-cxr" and len(r["model"]["sha256"]) == 64
         assert r["profile"]["name"] == "tiny test profile" and len(r["profile"]["sha256"]) == 64
-        assert {"read", "load", "preprocess", "inference", "gradcam"} <= set(r["timings_ms"])
+        assert {"read", "load", "preprocess", "inference", "attribution"} <= set(r["timings_ms"])
         assert isinstance(r["warnings"], list) and isinstance(r["in_scope"], bool)
         assert isinstance(r["scope_reasons"], list)
 
@@ -234,12 +236,33 @@ def test_cam_dir_gets_one_uniquely_named_overlay_per_study(tmp_path: Path, capsy
     a = write_png(tmp_path / "one" / "chest.png", 9, size=(300, 420))
     b = write_png(tmp_path / "two" / "chest.png", 10, size=(350, 350))
     cams = tmp_path / "cams"
-    assert main(["classify", "--json", str(a), str(b), "--cam-dir", str(cams)]) == 0
+    assert main(["classify", "--json", str(a), str(b), "--cam-dir", str(cams), "--cam-all"]) == 0
     records = json_lines(capsys.readouterr().out)
     assert sorted(p.name for p in cams.iterdir()) == ["chest_2_cam.png", "chest_cam.png"]
     assert [Path(r["cam"]).name for r in records] == ["chest_cam.png", "chest_2_cam.png"]
     first = cv2.imread(str(cams / "chest_cam.png"), cv2.IMREAD_UNCHANGED)
-    assert first.shape == (300, 420, 3) and first.dtype == np.uint8
+    # The film at its size, with a band of words below it (result and what the map means).
+    assert first.shape[1:] == (420, 3) and first.shape[0] > 300 and first.dtype == np.uint8
+    assert first[300:].max() == 255 and first[305:, :, 0].mean() < 60  # white text on black
+
+
+def test_cam_grid_is_the_native_map_in_logit_units(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    kermany_samples) -> None:
+    film = kermany_samples["PNEUMONIA"][0]
+    assert main(["classify", "--json", "--cam-grid", str(film)]) == 0
+    record = json_lines(capsys.readouterr().out)[0]
+    grid = np.asarray(record["cam_grid"])
+    assert grid.shape == (14, 14) and record["cam"] is None
+    prediction = Engine.load().predict(load_study(film))
+    np.testing.assert_allclose(grid, prediction.attribution.grid, atol=1e-5)  # rows top first, not transposed
+    assert main(["classify", "--json", str(film)]) == 0
+    assert "cam_grid" not in json_lines(capsys.readouterr().out)[0]  # only when asked
+
+
+@pytest.mark.parametrize("argv", [["--cam-all"], ["--cam-grid"]])
+def test_cam_options_without_what_they_need_are_usage_errors(argv: list[str], capsys) -> None:
+    assert main(["classify", "x.png", *argv]) == 2
+    assert "--cam" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

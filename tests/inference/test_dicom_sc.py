@@ -11,8 +11,8 @@ import pydicom
 import pytest
 from pydicom.uid import SecondaryCaptureImageStorage
 
-from inference.dicom_sc import DISCLAIMER, SERIES_DESCRIPTION, burn_in, result_lines, write_secondary_capture
-from inference.overlay import render_overlay
+from inference.dicom_sc import DISCLAIMER, SERIES_DESCRIPTION, result_lines, write_secondary_capture
+from inference.overlay import burn_in, render_picture
 
 from tests.inference.workflow_fixtures import MODEL, PROFILE, dicom_study, prediction_for, raster_study
 
@@ -47,7 +47,7 @@ def test_capture_of_a_dicom_joins_its_study_and_validates(tmp_path, real_dicom):
     assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
 
     # The overlay is intact above a text band: nothing is drawn over the anatomy.
-    overlay = render_overlay(study, pred)
+    overlay = render_picture(study, pred).rgb
     img = sc.pixel_array
     assert img.shape[1:] == (overlay.shape[1], 3) and img.shape[0] > overlay.shape[0]
     assert np.array_equal(img[: overlay.shape[0]], overlay)
@@ -95,16 +95,21 @@ def test_burned_in_text_says_what_the_result_is(kermany_samples):
     pred = prediction_for(study, 0.06, warnings=["colour image — converted to gray"])
     pred.in_scope = False
     pred.scope_reasons = ["not a frontal chest X-ray"]
-    lines = result_lines(pred)
+    lines = result_lines(pred, render_picture(study, pred).caption)
     assert lines[0] == DISCLAIMER
+    assert lines[2] == "No heat-map: the result is not reliable (the film is out of scope)."
     # Flagged by the input gate: never called above or below the threshold, whatever its number.
     assert lines[1].startswith("Not reliable - not a frontal chest X-ray") and "threshold (" not in lines[1]
     assert any(line.startswith("Warning: ") and "converted to gray" in line.lower() for line in lines)
     assert any(PROFILE.name in line and PROFILE.sha256[:12] in line for line in lines)  # the profile behind it
     assert lines[-1].startswith(f"Model {MODEL.name} {MODEL.version}")
     assert all(line.isascii() for line in lines)  # ASCII only: all the font surely has
-    in_scope = result_lines(prediction_for(study, 0.06))
+    negative = prediction_for(study, 0.06)
+    in_scope = result_lines(negative, render_picture(study, negative).caption)
     assert in_scope[1].startswith("Below the review threshold (35 %)")  # inference.decision's words
+    positive = prediction_for(study, 0.8)
+    shown = result_lines(positive, render_picture(study, positive).caption)[2]
+    assert "regions that raised the score - not an outline of a lesion" in shown and "logit" in shown
 
 
 def test_burn_in_rejects_non_rgb():
@@ -119,9 +124,9 @@ def _text_rows(band: np.ndarray) -> int:
 
 
 def test_burned_in_text_is_drawn_below_the_image_and_wraps_to_fit():
-    result = "Pneumonia unlikely: P(pneumonia) = 6% - threshold 81.6% (high sensitivity)"
+    result = "Below the review threshold (13.6 %) - no pneumonia pattern found - probability of pneumonia 6 %"
     image = np.full((224, 224, 3), 90, np.uint8)
-    out = burn_in(image, [DISCLAIMER, result])
+    out = burn_in(image, [DISCLAIMER, result], caution=lambda line: line == DISCLAIMER)
     np.testing.assert_array_equal(out[:224], image)  # the anatomy is never written over
     band = out[224:]
     yellow = (band[..., 0] > 200) & (band[..., 1] > 150) & (band[..., 2] < 80)  # the disclaimer

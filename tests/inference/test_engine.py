@@ -298,26 +298,38 @@ def test_label_follows_a_custom_threshold(engine: Engine) -> None:
             engine.predict(study, threshold=bad)
 
 
-def test_cam_is_image_sized_in_range_and_lights_the_bright_patch(engine: Engine) -> None:
-    pixels = bright_patch_image()
-    cam = engine.predict(make_study(pixels)).cam
-    assert cam.shape == pixels.shape and cam.dtype == np.float32
-    assert float(cam.min()) >= 0.0 and float(cam.max()) == pytest.approx(1.0, abs=1e-3)
-    peak = np.unravel_index(int(cam.argmax()), cam.shape)
-    assert 30 <= peak[0] < 120 and 40 <= peak[1] < 160
-    assert float(cam[200:, 300:].max()) == 0.0  # the dark far corner carries no evidence
-
-
-def test_cam_of_a_square_input_matches_a_hand_computed_map(engine: Engine) -> None:
-    """At the input size no resize happens: the map is exactly Grad-CAM of the tiny model."""
+def test_attribution_is_the_native_grid_in_logit_units_summing_to_the_logit(engine: Engine) -> None:
+    """At the input size the grid is exactly the tiny model's per-cell share of its logit."""
     rng = np.random.default_rng(3)
     pixels = cv2.GaussianBlur(rng.random((224, 224)).astype(np.float32), (0, 0), 12)
-    cam = engine.predict(make_study(pixels)).cam
+    pred = engine.predict(make_study(pixels))
     x = preprocess(pixels, PreprocessSpec())[0, 0]
     pooled = x.reshape(14, CELL, 14, CELL).mean(axis=(1, 3))
-    ref = np.maximum(HEAD[0, 0] * np.maximum(pooled, 0) + HEAD[1, 0] * np.maximum(-pooled, 0), 0)
-    ref = cv2.resize((ref / ref.max()).astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_allclose(cam, ref, atol=1e-5)
+    ref = (HEAD[0, 0] * np.maximum(pooled, 0) + HEAD[1, 0] * np.maximum(-pooled, 0)) / 196.0
+    assert pred.attribution is not None and pred.attribution.grid.shape == (14, 14)
+    np.testing.assert_allclose(pred.attribution.grid, ref, atol=1e-6)  # signed: dark cells lower it
+    assert float(pred.attribution.grid.sum()) == pytest.approx(pred.logit, abs=1e-5)  # the head's bias is 0
+    assert pred.attribution.full_scale == pytest.approx(HEAD[0, 0] / 196.0)  # from the manifest
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(300, 500), (448, 336), (224, 224)])
+def test_the_map_peaks_over_the_pixels_it_comes_from(engine: Engine, rows: int, cols: int) -> None:
+    """Alignment end to end: one bright block on a film of any shape lands in one known cell of
+    the tiny model (cell = 16 input pixels), and the drawn map peaks inside that block."""
+    i, j = 3, 10  # the hot cell: input rows 48..63, columns 160..175
+    r0, r1 = round(16 * i * rows / 224), round(16 * (i + 1) * rows / 224)
+    c0, c1 = round(16 * j * cols / 224), round(16 * (j + 1) * cols / 224)
+    pixels = np.full((rows, cols), 10.0, np.float32)
+    pixels[r0:r1, c0:c1] = 4000.0
+    grid = engine.predict(make_study(pixels)).attribution
+    assert grid is not None
+    assert np.unravel_index(int(grid.grid.argmax()), grid.grid.shape) == (i, j)
+    drawn = grid.upsampled((rows, cols))
+    peak = np.unravel_index(int(drawn.argmax()), drawn.shape)
+    assert r0 <= peak[0] < r1 and c0 <= peak[1] < c1
+    # The peak sits at the block's centre (within a pixel), not a half cell down and right.
+    centre_r, centre_c = (i + 0.5) * rows / 14 - 0.5, (j + 0.5) * cols / 14 - 0.5
+    assert abs(peak[0] - centre_r) <= 1.0 and abs(peak[1] - centre_c) <= 1.0
 
 
 def test_prediction_carries_model_warnings_timings_and_embedding(model_dir: Path) -> None:
@@ -327,7 +339,7 @@ def test_prediction_carries_model_warnings_timings_and_embedding(model_dir: Path
     assert pred.warnings == ["image is smaller than 256 px", AGE_NOT_RECORDED, *eng.warnings]
     assert pred.provider == "CPUExecutionProvider"
     assert (pred.model.name, pred.model.version) == ("tiny-cxr", "0.0.1-test")
-    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "gradcam", "gate"}
+    assert set(pred.timings_ms) == {"load", "preprocess", "inference", "attribution", "gate"}
     assert all(v >= 0 for v in pred.timings_ms.values()) and pred.timings_ms["load"] == round(eng.load_ms, 3)
     assert pred.embedding is not None and pred.embedding.shape == (2,)
 

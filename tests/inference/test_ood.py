@@ -13,7 +13,7 @@ import pytest
 from inference.engine import Engine, find_manifest
 from inference.loaders import load_study
 from inference.manifest import ModelManifest
-from inference.ood import THUMBNAIL_SIDE, ScopeGate, header_reasons, turned_copies
+from inference.ood import MIN_SHORT_SIDE, THUMBNAIL_SIDE, ScopeGate, header_reasons, turned_copies
 from inference.study import StudyMetadata
 from tests.fixtures.nonchest import SHIFTED, build_nonchest, chest_sources, chest_variants
 
@@ -138,3 +138,35 @@ def test_blank_image_reason_and_ct_header_reason(engine: Engine, tmp_path: Path)
     ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
     p = engine.predict(load_study(ct))
     assert not p.in_scope and any("modality CT" in r for r in p.scope_reasons)
+
+
+def test_a_film_too_small_to_judge_is_refused_with_that_reason(engine: Engine, kermany_samples, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """A real film reduced to 64 x 64 px is out of scope, said so everywhere, never read as
+    in scope; at the minimum (128 px on the short side) size alone refuses nothing."""
+    import json
+
+    import cv2
+
+    from inference.cli import main as cli
+    from inference.presentation import NOT_RELIABLE, Tone, present
+
+    film = cv2.imread(str(kermany_samples["PNEUMONIA"][0]), cv2.IMREAD_GRAYSCALE)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.resize(film, (64, 64), interpolation=cv2.INTER_AREA))
+    reason = f"too small to judge: 64 × 64 px, the minimum is {MIN_SHORT_SIDE} px on the short side"
+
+    p = engine.predict(load_study(small))
+    assert not p.in_scope and reason in p.scope_reasons
+    words = present(p)
+    assert words.tone is Tone.UNRELIABLE and words.chip == "not reliable"
+    assert words.headline == f"{NOT_RELIABLE} — too small to judge" and reason[:1].upper() + reason[1:] in words.warnings
+
+    capsys.readouterr()
+    assert cli(["classify", "--json", str(small)]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert record["in_scope"] is False and reason in record["scope_reasons"]
+
+    edge = tmp_path / "edge.png"
+    cv2.imwrite(str(edge), cv2.resize(film, (MIN_SHORT_SIDE, 2 * MIN_SHORT_SIDE), interpolation=cv2.INTER_AREA))
+    assert not any(r.startswith("too small") for r in engine.predict(load_study(edge)).scope_reasons)

@@ -66,21 +66,22 @@ def test_round_trip_survives_reopen(tmp_path, kermany_samples):
     assert back.timings_ms == {"inference": 12.5}
 
 
-def test_thumbnail_and_reduced_cam_restore_the_list_without_the_files(tmp_path, kermany_samples):
-    """What a restored list shows comes from the database alone: numbers, thumbnail, CAM."""
+def test_thumbnail_and_attribution_restore_the_list_without_the_files(tmp_path, kermany_samples):
+    """What a restored list shows comes from the database alone: numbers, thumbnail, heat-map grid."""
     study = raster_study(kermany_samples["PNEUMONIA"][1])
     pred = prediction_for(study, 0.66, warnings=["colour image"])
     thumb = cv2.resize(study.pixels, (96, 96), interpolation=cv2.INTER_AREA).astype(np.uint8)
-    cam_small = np.clip(cv2.resize(pred.cam, (128, 128)) * 255, 0, 255).astype(np.uint8)
     path = tmp_path / "wl.sqlite3"
     with Worklist(path) as wl:
-        wl.add(WorklistRecord.from_prediction(study, pred, pixel_sha256(study), thumbnail=thumb, cam_small=cam_small))
+        wl.add(WorklistRecord.from_prediction(study, pred, pixel_sha256(study), thumbnail=thumb))
     with Worklist(path) as wl:
         (rec,) = wl.records()
-    assert np.array_equal(rec.thumbnail, thumb) and np.array_equal(rec.cam_small, cam_small)
+    assert np.array_equal(rec.thumbnail, thumb)
     back = rec.to_prediction()
     assert (back.probability, back.label, back.threshold) == (pred.probability, pred.label, pred.threshold)
-    assert back.model == pred.model and back.warnings == ["colour image"] and back.cam.size == 0
+    assert back.model == pred.model and back.warnings == ["colour image"]
+    assert back.attribution is not None and back.attribution.full_scale == pred.attribution.full_scale
+    np.testing.assert_allclose(back.attribution.grid, pred.attribution.grid, atol=1e-5)
     with pytest.raises(ValueError, match="thumbnail must be a 2-D uint8 image"):
         Worklist(path).add(replace(rec, thumbnail=np.zeros((4, 4), np.float32)))
 
@@ -122,6 +123,26 @@ def test_remove_and_clear(tmp_path, kermany_samples):
         assert [r.id for r in wl.records()] == [recs[0].id, recs[2].id]
         wl.clear()
         assert wl.records() == []
+
+
+def test_a_file_taken_out_is_put_back_as_it_was(tmp_path, kermany_samples):
+    """What undoing a removal in the window relies on: same rows, same ids, same verdict, same order."""
+    a, b, c = kermany_samples["NORMAL"][:3]
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        first = wl.add(_record(a, 0.1))
+        middle = wl.set_verdict(wl.add(_record(b, 0.2)).id, "pneumonia")
+        wl.add(_record(c, 0.3))
+        before = wl.records()
+        taken = wl.take_path(b)
+        assert taken == [middle] and [r.study_path for r in wl.records()] == [str(a), str(c)]
+        assert wl.take_path(b) == []
+        assert wl.put_back(taken) == 1
+        assert wl.records() == before
+        # A result stored again meanwhile for the same file and pixels is kept, not doubled.
+        wl.take_path(a)
+        again = wl.add(_record(a, 0.4))
+        assert wl.put_back([first]) == 0
+        assert [(r.id, r.probability) for r in wl.records() if r.study_path == str(a)] == [(again.id, 0.4)]
 
 
 def test_reading_at_another_operating_point_relabels_without_the_model(kermany_samples):
@@ -262,13 +283,14 @@ def test_a_schema_1_list_is_upgraded_in_place_keeping_every_row(tmp_path, kerman
     _v1_worklist(path)
     inode = path.stat().st_ino
     with Worklist(path) as wl:
-        assert wl.schema_version == SCHEMA_VERSION == 2
+        assert wl.schema_version == SCHEMA_VERSION == 3
         assert wl.damaged_copy is None
         old = wl.records()
         assert [r.study_path for r in old] == ["/old/0.dcm", "/old/1.dcm"]
         assert [r.probability for r in old] == pytest.approx([0.9, 0.8])
         first = old[0]
         assert first.logit is None and first.profile is None and first.verdict is None
+        assert first.attribution is None and first.to_prediction().attribution is None  # its CAM is not drawn
         assert (first.label, first.threshold, first.operating_point) == ("PNEUMONIA", 0.816, "high_sensitivity")
         assert first.warnings == ["old warning"] and first.analysed_at == "2026-01-01T10:00:00+00:00"
         assert first.to_prediction().label == "PNEUMONIA"

@@ -17,6 +17,7 @@ from inference.decision import Estimate, OperatingPoint
 from inference.prediction import ModelInfo, Prediction
 from inference.profile import ProfileInfo
 from inference.study import Study, StudyMetadata
+from tests.fixtures.maps import centre_peaked
 
 MODEL = ModelInfo(name="lunglens-test", version="0.0-test", sha256="c0ffee" * 10 + "abcd")
 PROFILE = ProfileInfo(name="test site", sha256="5173" * 16, source="test films: 60 films (30 NORMAL, 30 PNEUMONIA)")
@@ -65,14 +66,11 @@ def operating_point(threshold: float = 0.35) -> OperatingPoint:
 
 def prediction_for(study: Study, probability: float, threshold: float = 0.35, warnings: list[str] | None = None,
                    logit: float = 1.5) -> Prediction:
-    """A result for ``study`` with a smooth CAM peaked at the image centre."""
-    rows, cols = study.shape
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    cam = np.exp(-(((xx - cols / 2) / (cols / 4)) ** 2 + ((yy - rows / 2) / (rows / 4)) ** 2)).astype(np.float32)
+    """A result for ``study`` with a smooth attribution map peaked at the image centre."""
     return Prediction(
         probability=probability,
         operating=operating_point(threshold),
-        cam=cam,
+        attribution=centre_peaked(),
         model=MODEL,
         provider="CPUExecutionProvider",
         timings_ms={"inference": 12.5},

@@ -1,0 +1,81 @@
+"""How LungLens does here: the active profile's operating point against the reader's verdicts.
+
+The figures a profile carries were measured on the films that set it; what a clinic needs to
+know is how the model does on its own studies, as its readers call them. Every study the
+reader marked "pneumonia" or "no pneumonia" is one labelled film (:func:`verdict_films`:
+"unsure" and results the model called not reliable are left out, one count per radiograph),
+read under the active profile from its stored logit -- so a result stored under an earlier
+profile counts as this profile would have read it. The figures are AUC, sensitivity and
+specificity with bootstrap 95 % intervals over patients (over studies where the patient is
+unknown), computed by the same functions as a profile's own. Below :data:`MIN_PER_CLASS`
+verdicts of a class no figure is given: an interval over five studies says nothing a reader
+could act on, and a bare percentage would look as if it did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics as M
+from .calibration import estimate, sens_spec_estimates
+from .decision import Estimate, OperatingPoint
+from .profile import ProfileInfo, SiteProfile
+from .site_calibration import verdict_films
+from .worklist import WorklistRecord
+
+MIN_PER_CLASS = 10
+
+
+@dataclass(frozen=True)
+class LocalPerformance:
+    """The figures (None when there are too few verdicts) and what they were measured on."""
+
+    profile: ProfileInfo
+    operating: OperatingPoint
+    n_pneumonia: int  # studies the reader called "pneumonia"
+    n_no_pneumonia: int
+    grouping: str  # "patient" or "film": what the bootstrap resampled
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> studies left out
+    flagged_pneumonia: int = 0  # of the reader's "pneumonia" studies, at or above the threshold
+    cleared_no_pneumonia: int = 0  # of the reader's "no pneumonia" studies, below it
+    auc: Estimate | None = None
+    sensitivity: Estimate | None = None
+    specificity: Estimate | None = None
+    too_few: str = ""  # why no figures are given ("" when they are)
+
+    @property
+    def n(self) -> int:
+        return self.n_pneumonia + self.n_no_pneumonia
+
+
+def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, operating: OperatingPoint,
+                      n_boot: int = 1000, min_per_class: int = MIN_PER_CLASS) -> LocalPerformance:
+    """The active profile read at ``operating`` against the reader verdicts in ``records``."""
+    films = verdict_films(records, profile.model, in_scope_only=True)
+    measured = films.measured
+    y = np.asarray(measured.labels, dtype=np.int64)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    base = dict(profile=profile.info, operating=operating, n_pneumonia=n_pos, n_no_pneumonia=n_neg,
+                grouping=measured.grouping, skipped=films.skipped)
+    if n_pos < min_per_class or n_neg < min_per_class:
+        return LocalPerformance(**base, too_few=(
+            f"Too few verdicts to measure anything yet: {n_pos} “pneumonia” and {n_neg} “no pneumonia”. "
+            f"At least {min_per_class} of each are needed; with fewer, the uncertainty is so wide that "
+            f"a figure would mislead."))
+    logit = np.asarray(measured.logits, dtype=np.float64)
+    prob = np.asarray(profile.calibration.probability(logit))
+    groups = np.asarray(measured.groups)
+    sensitivity, specificity = sens_spec_estimates(y, prob, operating.threshold, groups, n_boot)
+    flagged = prob >= operating.threshold
+    return LocalPerformance(
+        **base,
+        flagged_pneumonia=int(flagged[y == 1].sum()),
+        cleared_no_pneumonia=int((~flagged[y == 0]).sum()),
+        auc=estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
+        sensitivity=sensitivity,
+        specificity=specificity,
+    )
