@@ -16,7 +16,7 @@ import numpy as np
 
 from .attribution import Attribution
 
-DEFAULT_OPACITY = 0.6  # opacity at full colour; less below it
+DEFAULT_OPACITY = 0.45  # opacity at full colour, less below it: the anatomy stays readable under it
 MUTED_FACTOR = 0.35  # a map shown where it does not apply is drawn at this share of the opacity
 # Never draw a layer bigger than this a side: the map is smooth (a 14 x 14 grid), so a smaller
 # layer stretched over a big film loses nothing visible, and a 20,000-pixel film does not cost

@@ -65,6 +65,8 @@ class ViewerWidget(pg.GraphicsView):
         self.vb.addItem(self.image_item)
         self.vb.addItem(self.overlay_item)
         self._pixels: np.ndarray | None = None
+        self._fitted = True  # the film is shown whole (not zoomed or panned by the reader)
+        self.vb.sigRangeChangedManually.connect(self._zoomed_by_hand)
         self._prediction: Prediction | None = None
         self._attribution: Attribution | None = None
         self._muted = False
@@ -130,10 +132,17 @@ class ViewerWidget(pg.GraphicsView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        # pyqtgraph sizes its scene to the whole widget; with the legend's margin the picture
+        # is the viewport only, or a fitted film would run under the legend.
+        vp = self.viewport().size()
+        self.range = QRectF(0, 0, vp.width(), vp.height())
+        pg.GraphicsView.setRange(self, self.range, padding=0, disableAutoPixel=False)
+        self.updateMatrix()
         message = getattr(self, "message", None)  # pyqtgraph resizes once before __init__ ends
         if message is not None:
             message.setGeometry(self.rect())
             self._place_legend()
+            QTimer.singleShot(0, self, self._refit)  # a fitted film stays whole when the size changes
 
     def _place_legend(self) -> None:
         """The legend sits in a margin of its own under the picture, so it never hides the film."""
@@ -144,7 +153,7 @@ class ViewerWidget(pg.GraphicsView):
         bottom = height + 2 * margin if height else 0
         if bottom != self.viewportMargins().bottom():
             self.setViewportMargins(0, 0, 0, bottom)
-            QTimer.singleShot(0, self.fit)  # once the view has its new size; the legend comes with the result
+            QTimer.singleShot(0, self, self._refit)  # once the view has its new size
         self.legend.setGeometry(margin, self.height() - height - margin, width, height)
 
     @property
@@ -157,6 +166,8 @@ class ViewerWidget(pg.GraphicsView):
 
     # -- navigation ----------------------------------------------------------------------------
     def fit(self) -> None:
+        """The whole film in view; it stays fitted through resizes until the reader zooms or pans."""
+        self._fitted = True
         if self._pixels is not None:
             h, w = self._pixels.shape
             self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
@@ -165,12 +176,20 @@ class ViewerWidget(pg.GraphicsView):
         """One image pixel per physical screen pixel, centred where the view is centred."""
         if self._pixels is None:
             return
+        self._fitted = False
         dpr = self.devicePixelRatioF()
         rect = self.vb.viewRect()
         c = rect.center()
         w = self.vb.width() * dpr
         h = self.vb.height() * dpr
         self.vb.setRange(xRange=(c.x() - w / 2, c.x() + w / 2), yRange=(c.y() - h / 2, c.y() + h / 2), padding=0)
+
+    def _refit(self) -> None:
+        if self._fitted and not self.closed:  # pyqtgraph deletes the ViewBox when the view closes
+            self.fit()
+
+    def _zoomed_by_hand(self, *_: object) -> None:
+        self._fitted = False
 
     def reset(self) -> None:
         self.state.reset()

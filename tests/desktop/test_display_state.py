@@ -97,3 +97,14 @@ def test_legend_under_the_film_says_what_the_map_is_or_why_it_is_absent(viewer):
     assert legend.caption.text().startswith("Heat-map muted: the result is below the review threshold")
     # It sits inside the viewer, at the bottom, over the picture.
     assert legend.geometry().bottom() < viewer.height() and legend.geometry().top() > viewer.height() / 2
+
+
+def test_a_fitted_film_stays_whole_above_the_legend(viewer, qtbot):
+    viewer.set_result(make_prediction(0.9))
+    viewer.resize(500, 420)  # the window changes size: the film is refitted, still whole
+
+    def whole() -> bool:
+        shown = viewer.mapFromScene(viewer.vb.mapViewToScene(viewer.image_item.boundingRect())).boundingRect()
+        return shown.top() >= 0 and shown.bottom() <= viewer.legend.geometry().top()
+
+    qtbot.waitUntil(whole, timeout=2000)
