@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="input side in pixels (the network is shaped to end at a 14x14 map)")
     p.add_argument("--aug", choices=("full", "light"), default="full",
                    help="full: photometric + geometric augmentation; light: geometric and mild photometric")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="mixup of augmented images within each batch, lambda ~ Beta(ALPHA, ALPHA) per batch; "
+                        "0 (default) = off, the recipe of the shipped model")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
     p.add_argument("--finalize", type=Path, nargs="+", default=None, metavar="LAST_EMA_PT",
@@ -124,12 +127,32 @@ class EMA:
                 e.copy_(m)
 
 
+def mixup_loss(logit: torch.Tensor, y: torch.Tensor, smoothing: float, class_w: torch.Tensor,
+               perm: torch.Tensor, lam: float) -> torch.Tensor:
+    """Class-balanced BCE of a batch whose inputs were mixed as lam * x + (1 - lam) * x[perm].
+
+    Each mixed image carries its two (smoothed) targets with weights lam and 1 - lam, each with
+    its own class weight: lam * w_y * BCE(z, t_y) + (1 - lam) * w_y' * BCE(z, t_y'). As BCE is
+    linear in the target this is a weighted BCE towards the class-weighted mix of the targets,
+    and every film still brings w_y in total (lam as the first of a pair, 1 - lam as the second),
+    so each class keeps contributing half of the loss. lam = 1 is the unmixed loss.
+    """
+    target = y * (1 - smoothing) + 0.5 * smoothing
+    w_a, w_b = class_w[y.long()], class_w[y[perm].long()]
+    weight = lam * w_a + (1 - lam) * w_b
+    mixed_target = (lam * w_a * target + (1 - lam) * w_b * target[perm]) / weight
+    return F.binary_cross_entropy_with_logits(logit, mixed_target, weight=weight)
+
+
 def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray, val_x: torch.Tensor,
           val_y: np.ndarray, spec: PreprocessSpec, site_x: torch.Tensor | None = None,
           site_y: np.ndarray | None = None) -> LungLensNet:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
+    # Mixup draws from its own stream, so the order and augmentation of the films stay those of
+    # the unmixed recipe (and --mixup 0 draws nothing at all).
+    mix_rng = np.random.default_rng([args.seed, 1])
     model = LungLensNet(**ARCHS[args.size])
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -154,8 +177,14 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
             idx = order[s * args.batch_size : (s + 1) * args.batch_size]
             x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug)
             y = y_t[idx]
-            target = y * (1 - args.label_smoothing) + 0.5 * args.label_smoothing
-            loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, weight=class_w[y.long()])
+            if args.mixup > 0:
+                lam = float(mix_rng.beta(args.mixup, args.mixup))
+                perm = torch.from_numpy(mix_rng.permutation(len(idx)))
+                x = lam * x + (1 - lam) * x[perm]
+                loss = mixup_loss(model(x)[:, 0], y, args.label_smoothing, class_w, perm, lam)
+            else:
+                target = y * (1 - args.label_smoothing) + 0.5 * args.label_smoothing
+                loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, weight=class_w[y.long()])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -327,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "augmentation": args.aug, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "mixup_alpha": args.mixup, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }
