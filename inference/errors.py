@@ -38,5 +38,15 @@ class PixelDecodeError(StudyLoadError):
     """Compressed pixel data could not be decoded."""
 
 
+class PixelDataMismatchError(PixelDecodeError):
+    """The pixel data contradicts the header: a codestream declaring another size, too few
+    bytes for the size declared, more scans or fewer tiles than any real image has."""
+
+
+class DecodeBudgetError(StudyLoadError):
+    """Decoding would take more time or memory than one image is allowed: refused so that a
+    hostile file costs seconds and a bounded amount of memory, never the computer."""
+
+
 class ModelError(LungLensError):
     """The bundled model is missing, corrupted or does not match its manifest."""

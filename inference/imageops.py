@@ -30,8 +30,7 @@ def resize_area(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def resize_linear(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a 2-D image to ``shape`` (rows, columns), float32.
 
-    Separable, as two small matrix products: enlarging a 7x7 Grad-CAM to a 3,000-pixel film
-    costs a few milliseconds.
+    Separable, as two small matrix products (the model input's resize; OpenCV's convention).
     """
     rows, cols = shape
     src = np.asarray(img, dtype=np.float32)

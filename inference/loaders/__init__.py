@@ -17,6 +17,7 @@ from inference.errors import (
     TruncatedFileError,
     UnsupportedStudyError,
 )
+from inference.loaders.chatter import keep_pydicom_quiet
 from inference.loaders.dicom import load_dicom
 from inference.loaders.files import is_candidate, iter_study_files
 from inference.loaders.raster import load_raster
@@ -25,6 +26,8 @@ from inference.study import Study
 
 # A compressed 400-megapixel film is far below this; a bigger file is not a radiograph.
 MAX_FILE_BYTES = 2 << 30
+
+keep_pydicom_quiet()
 
 __all__ = ["load_study", "iter_study_files", "is_candidate", "FileAccessError"]
 

@@ -26,7 +26,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from inference.errors import TruncatedFileError, UnsupportedStudyError
+from inference.errors import StudyLoadError, TruncatedFileError, UnsupportedStudyError
+from inference.loaders.deflate import read_deflated
 from inference.loaders.dicom_values import clean, get_value, replace_value, short_error, text_value
 from inference.loaders.pixels import check_size
 from inference.study import StudyMetadata
@@ -45,9 +46,15 @@ _PHOTOMETRICS = _ONE_SAMPLE | {
 
 
 def read_dataset(path: Path, data: bytes) -> Dataset:
-    """Parse the bytes (forcing files without preamble or file meta); refuse files without pixels."""
+    """Parse the bytes (forcing files without preamble or file meta); refuse files without pixels.
+
+    A deflated data set is inflated by deflate.py, only as far as its first frame.
+    """
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        deflated = read_deflated(path, data)
+        ds = deflated if deflated is not None else pydicom.dcmread(io.BytesIO(data), force=True)
+    except StudyLoadError:
+        raise
     except (EOFError, struct.error) as err:
         raise TruncatedFileError(path, "file is truncated") from err
     except Exception as err:  # pydicom raises many types for damaged headers

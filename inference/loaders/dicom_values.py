@@ -41,6 +41,18 @@ def number_value(ds: Dataset, keyword: str, default: float | None) -> float | No
     return number if np.isfinite(number) else default
 
 
+def native_frame_bytes(ds: Dataset, frames: int = 1) -> int:
+    """Bytes of ``frames`` uncompressed frames as the header describes them (0 if it cannot say)."""
+    try:
+        rows, cols, bits = int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated)
+        samples = int(get_value(ds, "SamplesPerPixel") or 1)
+    except Exception:  # missing or damaged: the header checks report it
+        return 0
+    if text_value(ds, "PhotometricInterpretation").upper() == "YBR_FULL_422":
+        samples = 2  # chroma halved: two samples a pixel
+    return (rows * cols * samples * frames * bits + 7) // 8
+
+
 def replace_value(ds: Dataset, keyword: str, value: Any) -> None:
     """Replace an element, even one whose raw value cannot be converted."""
     tag = pydicom.datadict.tag_for_keyword(keyword)

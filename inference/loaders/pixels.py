@@ -1,9 +1,10 @@
-"""Pixel helpers shared by the DICOM and raster loaders: size limits, grey conversion,
-the default window when the file gives none."""
+"""Pixel helpers shared by the DICOM and raster loaders: size limits, reduction of huge
+images, grey conversion, the default window when the file gives none."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,10 @@ MAX_SIDE = 20_000
 MAX_PIXELS = 400_000_000
 # Below this nothing can be read from the image (the model's input is 224 px a side).
 MIN_SIDE = 32
+# Images above this are shown and analysed reduced by a whole factor (a block mean), so a
+# study costs at most ~200 MB as float32 whatever its size: the largest chest films are
+# under 20 megapixels, a 50-micron film digitisation about 60.
+WORK_PIXELS = 50_000_000
 # Percentiles for a default window that ignores collimator edges and burnt-in labels.
 WINDOW_PERCENTILES = (0.5, 99.5)
 # Percentiles are taken on a strided sample of about this many pixels: same answer, far faster.
@@ -37,6 +42,39 @@ def check_size(path: Path, width: int, height: int) -> None:
             f"image is too small ({width}x{height} px; a radiograph needs at least "
             f"{MIN_SIDE} px a side)",
         )
+
+
+def reduction_factor(width: int, height: int) -> int:
+    """The smallest whole factor that brings ``width * height`` to WORK_PIXELS or below."""
+    return max(1, math.ceil(math.sqrt(width * height / WORK_PIXELS)))
+
+
+def reduce_pixels(
+    img: np.ndarray, factor: int, convert: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """``convert(img)`` reduced by ``factor`` (mean of factor x factor blocks, same dtype).
+
+    Done in bands of rows so that neither ``convert`` nor the sums ever hold more than a
+    band of the full-size image: on a 400-megapixel film that is the difference between
+    a few megabytes and gigabytes.
+    """
+    if factor == 1:
+        return convert(img) if convert is not None else img
+    height, width = img.shape[0] // factor, img.shape[1] // factor
+    band = max(1, (1 << 22) // max(1, width * factor * factor))  # output rows per band, ~4M inputs
+    out: np.ndarray | None = None
+    for top in range(0, height, band):
+        rows = min(band, height - top)
+        part = img[top * factor : (top + rows) * factor, : width * factor]
+        if convert is not None:
+            part = convert(part)
+        blocks = part.reshape(rows, factor, width, factor, *part.shape[2:])
+        mean = blocks.mean(axis=(1, 3), dtype=np.float64)
+        if out is None:
+            out = np.empty((height, width, *part.shape[2:]), dtype=part.dtype)
+        out[top : top + rows] = np.rint(mean) if part.dtype.kind in "iu" else mean
+    assert out is not None
+    return out
 
 
 def robust_window(pixels: np.ndarray) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""PNG, JPEG, BMP and TIFF studies, decoded with Pillow (TIFF with tifffile first)."""
+"""PNG, JPEG, BMP and TIFF studies, decoded with Pillow (TIFF with tifffile first) in a
+worker under the decode budget, after their headers are checked."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageMode
 
-from inference.errors import PixelDecodeError, TruncatedFileError, UnsupportedStudyError
-from inference.loaders.pixels import MAX_PIXELS, check_size, robust_window, to_gray
+from inference.errors import PixelDecodeError, StudyLoadError, TruncatedFileError, UnsupportedStudyError
+from inference.loaders import budget
+from inference.loaders.codestream import check_jpeg
+from inference.loaders.pixels import MAX_PIXELS, check_size, reduce_pixels, reduction_factor, robust_window, to_gray
 from inference.loaders.sniff import raster_size
 from inference.loaders.warnings import study_warnings
 from inference.study import Study, StudyMetadata
@@ -28,14 +31,13 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     if size is not None:
         check_size(path, *size)
     _check_complete(path, data, fmt)
-    img = _decode(data, fmt)
-    if img is None:
-        raise PixelDecodeError(path, f"{fmt} image could not be decoded (the file may be damaged)")
+    if fmt == "JPEG":
+        check_jpeg(path, data, "JPEG", None)
+    img, (width, height) = budget.run(path, decode_raster, path, data, fmt)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
         raise UnsupportedStudyError(path, f"unsupported {fmt} layout {img.shape} (not a 2-D image)")
-    height, width = img.shape[:2]
     check_size(path, width, height)
     channels = 1 if img.ndim == 2 else img.shape[2]
     bits = img.dtype.itemsize * 8
@@ -54,41 +56,70 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
         pixels=pixels,
         window=robust_window(pixels),
         metadata=meta,
-        warnings=study_warnings(meta, height, width, colour=colour, transparent=transparent),
+        warnings=study_warnings(
+            meta, height, width, colour=colour, transparent=transparent, shown=pixels.shape[:2]
+        ),
     )
 
 
-def _decode(data: bytes, fmt: str) -> np.ndarray | None:
-    """The first image in the file as numpy: grey, grey+alpha, RGB or RGBA, bit depth kept.
+def decode_raster(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """The first image in the file, reduced when huge, and its full (width, height): what the
+    decode worker runs. Grey, grey+alpha, RGB or RGBA, bit depth kept.
 
     TIFF goes to tifffile first: Pillow reads 16-bit colour TIFFs as 8 bits.
     """
     decoders = (_tifffile, _pillow) if fmt == "TIFF" else (_pillow,)
     for decode in decoders:
         try:
-            img = decode(data)
+            img, size = decode(path, data, fmt)
+        except (StudyLoadError, MemoryError):
+            raise
         except Exception:  # any decoder failure (damaged data, unknown variant): try the next
             continue
-        if img is not None and img.size:
-            return img
-    return None
+        if img.size:
+            return img, size
+    raise PixelDecodeError(path, f"{fmt} image could not be decoded (the file may be damaged)")
 
 
-def _pillow(data: bytes) -> np.ndarray:
+def _pillow(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pillow's header (size, mode) is checked before anything is decoded; a huge JPEG is
+    decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (``draft``), other formats reduced
+    by Pillow's box filter, which needs no full-size numpy copy."""
     with Image.open(io.BytesIO(data)) as im:
+        width, height = im.size
+        check_size(path, width, height)
+        factor = reduction_factor(width, height)
+        if factor > 1 and im.format == "JPEG":
+            im.draft(None, (width // factor, height // factor))
+        bands = len(im.getbands()) * np.dtype(ImageMode.getmode(im.mode).typestr).itemsize
+        budget.check_memory(path, im.width * im.height * bands, f"the {fmt} image")
         mode = _CONVERT.get(im.mode)
         if mode == "RGB" and "transparency" in im.info:
             mode = "RGBA"
-        return np.asarray(im.convert(mode) if mode else im)
+        img = im.convert(mode) if mode else im
+        factor = reduction_factor(*img.size)
+        if factor > 1:
+            try:
+                img = img.reduce(factor)
+            except ValueError:  # a mode the box filter does not take (16-bit grey)
+                return reduce_pixels(np.asarray(img), factor), (width, height)
+        return np.asarray(img), (width, height)
 
 
-def _tifffile(data: bytes) -> np.ndarray | None:
+def _tifffile(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
     import tifffile
 
-    arr = tifffile.imread(io.BytesIO(data), key=0)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        budget.check_memory(path, int(np.prod(page.shape)) * page.dtype.itemsize, f"the {fmt} image")
+        arr = page.asarray()
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] > 4:  # planar RGB(A)
         arr = np.moveaxis(arr, 0, -1)
-    return arr if arr.ndim in (2, 3) else None
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"not a 2-D image: {arr.shape}")
+    height, width = arr.shape[:2]
+    check_size(path, width, height)
+    return reduce_pixels(arr, reduction_factor(width, height)), (width, height)
 
 
 def _check_complete(path: Path, data: bytes, fmt: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+from inference.loaders.codestream import jpeg_frame
+
 # How many leading bytes `sniff_format` needs: the DICOM preamble + "DICM".
 HEAD_SIZE = 132
 
@@ -106,28 +108,8 @@ def raster_size(data: bytes, fmt: str) -> tuple[int, int] | None:
             w, h = struct.unpack("<ii", data[18:26])
             return abs(w), abs(h)
         if fmt == "JPEG":
-            return _jpeg_size(data)
+            frame = jpeg_frame(data)
+            return (frame.width, frame.height) if frame is not None else None
     except struct.error:
         return None
     return None  # TIFF: the decoders' own header parse is cheap (checked after)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    n = len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        i += 2 + length
-    return None

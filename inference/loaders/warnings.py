@@ -37,8 +37,12 @@ def study_warnings(
     colour: bool = False,
     frames: int = 1,
     transparent: bool = False,
+    shown: tuple[int, ...] | None = None,
 ) -> list[str]:
-    """Short sentences for everything that makes this study unlike the model's training data."""
+    """Short sentences for everything that makes this study unlike the model's training data.
+
+    ``shown``: the (rows, cols) of the pixels kept, when a huge image was reduced.
+    """
     out: list[str] = []
     found = header_findings(meta)
     if "body_part" in found:
@@ -55,6 +59,8 @@ def study_warnings(
         out.append("Colour image: converted to greyscale.")
     if transparent:
         out.append("Image has transparency: the alpha channel was ignored.")
+    if shown is not None and tuple(shown[:2]) != (height, width):
+        out.append(f"Very large image ({width}x{height} px): shown and analysed at {shown[1]}x{shown[0]} px.")
     if frames > 1:
         out.append(f"Multi-frame image ({frames} frames): only the first frame is shown and analysed.")
     return out
