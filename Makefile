@@ -7,16 +7,20 @@ DEV := $(VENV)/.installed-dev
 
 .PHONY: install install-dev run test lint bench train package clean
 
+# ONNX Runtime for this machine: cpu (default), gpu (NVIDIA CUDA) or directml (Windows);
+# exactly one per environment (see pyproject.toml).
+RUNTIME ?= cpu
+
 # The app alone: no torch, no PyInstaller, no test tools.
 $(APP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[$(RUNTIME)]"
 	touch $@
 
 # Everything the tests, training, benchmarks and packaging need.
 $(DEV): $(APP)
-	$(PY) -m pip install --quiet -e ".[test,train,package]"
+	$(PY) -m pip install --quiet -e ".[$(RUNTIME),test,train,package]"
 	touch $@
 
 install: $(APP)

@@ -5,9 +5,9 @@ back only what the list needs: a thumbnail, the metadata, the prediction's numbe
 attribution grid (a few hundred numbers). A decoder that crashes on a hostile file takes down the child, not
 the window: the studies in flight are reported failed and the next batch starts a new one.
 
-Given a worklist and an audit log (the app always gives them), the child commits each
-result to both before reporting it, and answers a study already analysed by this model
-from the worklist without running it (see :mod:`desktop.result_store`).
+Given an audit log (and a worklist, when the window has one), the child commits each result
+to them before reporting it, and answers a study already analysed by this model from the
+worklist without running it (see :mod:`desktop.result_store`).
 
 Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("operating", point or None),
 ("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
@@ -75,38 +75,60 @@ class ResultSink(Protocol):
     def storage_failed(self, reason: str) -> None: ...
 
 
+@dataclass(eq=False)
+class _Child:
+    """One analysis process, its queues, the reader thread that dispatches its reports, and
+    the studies it was given and has not yet reported. Each child's keys are its own: when a
+    child dies, exactly its studies are failed -- never those already sent to its successor."""
+
+    generation: int
+    proc: Any
+    commands: Any
+    events: Any
+    reader: threading.Thread | None = None
+    in_flight: set[int] = field(default_factory=set)  # guarded by AnalysisProcess._lock
+
+
 class AnalysisProcess:
-    """Parent side: starts the child, forwards commands, dispatches its reports to a sink."""
+    """Parent side: starts the child, forwards commands, dispatches its reports to a sink.
+
+    A child that dies (a decoder crashing on a hostile file) has its studies reported failed
+    by its own reader thread; the next submit starts a new child only after that reader has
+    finished (it is joined), so every report of the old child reaches the sink before any
+    of the new one's, and nothing the new child is doing is ever reported failed.
+    """
 
     def __init__(self, sink: ResultSink, provider: str = "auto", threads: int | None = None,
                  profile: SiteProfile | None = None, loader_threads: int = 2, worklist_path: Path | None = None,
                  audit_path: Path | None = None) -> None:
         """``profile``: the site profile the child's engine uses (None: the shipped one).
-        ``worklist_path`` and ``audit_path`` (both or neither): where results are kept;
-        without them nothing is stored or looked up (benchmarks, tests of the pipeline)."""
+        ``audit_path``: where every analysis is audited, and ``worklist_path`` (with it) where
+        results are kept and looked up -- without a worklist results are still audited;
+        without either nothing is stored or looked up (benchmarks, tests of the pipeline)."""
         self._sink = sink
-        storage = (str(worklist_path), str(audit_path)) if worklist_path and audit_path else None
+        storage = (str(worklist_path) if worklist_path else None, str(audit_path)) if audit_path else None
         self._args = (provider, threads, profile, loader_threads, storage)
         self._ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
         self._lock = threading.Lock()
-        self._in_flight: set[int] = set()  # submitted, not yet reported finished/failed/cancelled
         self._operating: OperatingPoint | None = None
         self._stopping = False
-        self._proc: Any = None
-        self._reader: threading.Thread | None = None
-        self._start()
+        self._generation = 0
+        self._child = self._start()
 
-    def _start(self) -> None:
-        self._commands = self._ctx.Queue()
-        self._events = self._ctx.Queue()
-        self._proc = self._ctx.Process(target=_child_main, args=(self._commands, self._events, *self._args),
-                                       name="lunglens-analysis", daemon=True)
-        self._proc.start()
+    def _start(self) -> _Child:
+        """A new child and its reader (called with the previous child's reader finished)."""
+        self._generation += 1
+        commands, events = self._ctx.Queue(), self._ctx.Queue()
+        proc = self._ctx.Process(target=_child_main, args=(commands, events, *self._args),
+                                 name="lunglens-analysis", daemon=True)
+        proc.start()
+        child = _Child(self._generation, proc, commands, events)
         if self._operating is not None:
-            self._commands.put(("operating", self._operating))
-        self._reader = threading.Thread(target=self._read, args=(self._proc, self._events),
-                                        name="lunglens-results", daemon=True)
-        self._reader.start()
+            commands.put(("operating", self._operating))
+        child.reader = threading.Thread(target=self._read, args=(child,), name=f"lunglens-results-{child.generation}",
+                                        daemon=True)
+        child.reader.start()
+        return child
 
     # -- commands --------------------------------------------------------------------------------
     def submit(self, jobs: Iterable[tuple[int, Path]]) -> None:
@@ -116,80 +138,92 @@ class AnalysisProcess:
         with self._lock:
             if self._stopping:
                 return
-            if not self._proc.is_alive():
-                self._start()  # the previous child died: a fresh one for the new work
-            self._in_flight.update(k for k, _ in jobs)
-            self._commands.put(("jobs", jobs))
+            dead = None if self._child.proc.is_alive() else self._child
+        if dead is not None:
+            # Fence: the dead child's reader reports its studies failed and ends before a new
+            # child exists (joined outside the lock, which the reader takes).
+            assert dead.reader is not None
+            dead.reader.join()
+        with self._lock:
+            if self._stopping:
+                return
+            if self._child is dead:
+                self._child = self._start()  # the previous child died: a fresh one for the new work
+            self._child.in_flight.update(k for k, _ in jobs)
+            self._child.commands.put(("jobs", jobs))
 
     def cancel(self) -> None:
         with self._lock:
-            if self._proc.is_alive():
-                self._commands.put(("cancel",))
+            if self._child.proc.is_alive():
+                self._child.commands.put(("cancel",))
 
     def set_operating_point(self, operating: OperatingPoint | None) -> None:
         """Results from now on, fresh or from the worklist, are read at ``operating``."""
         with self._lock:
             self._operating = operating
-            if self._proc.is_alive():
-                self._commands.put(("operating", operating))
+            if self._child.proc.is_alive():
+                self._child.commands.put(("operating", operating))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child (cancelling its work) and the reader; True when both ended."""
         with self._lock:
             self._stopping = True
-            proc, reader = self._proc, self._reader
-            if proc.is_alive():
-                self._commands.put(("stop",))
-        proc.join(timeout)
-        if proc.is_alive():
+            child = self._child
+            if child.proc.is_alive():
+                child.commands.put(("stop",))
+        child.proc.join(timeout)
+        if child.proc.is_alive():
             log.warning("analysis process did not stop in %.0f s; terminating it", timeout)
-            proc.terminate()
-            proc.join(2.0)
-        if reader is not None:
-            reader.join(timeout)
-        self._commands.close()
-        self._commands.join_thread()
-        return not proc.is_alive() and not (reader and reader.is_alive())
+            child.proc.terminate()
+            child.proc.join(2.0)
+        if child.reader is not None:
+            child.reader.join(timeout)
+        child.commands.close()
+        child.commands.join_thread()
+        return not child.proc.is_alive() and not (child.reader and child.reader.is_alive())
 
     @property
     def alive(self) -> bool:
-        return bool(self._proc and self._proc.is_alive()) or bool(self._reader and self._reader.is_alive())
+        child = self._child
+        return child.proc.is_alive() or bool(child.reader and child.reader.is_alive())
 
     # -- reports ---------------------------------------------------------------------------------
-    def _read(self, proc: Any, events: Any) -> None:
+    def _read(self, child: _Child) -> None:
+        """Dispatch one child's reports until it says goodbye or dies."""
         while True:
             try:
-                msg = events.get(timeout=0.2)
+                msg = child.events.get(timeout=0.2)
             except queue.Empty:
-                if proc.is_alive():
+                if child.proc.is_alive():
                     continue
-                self._child_died(proc)
+                self._child_died(child)
                 return
             except (EOFError, OSError):
-                self._child_died(proc)
+                self._child_died(child)
                 return
             kind = msg[0]
             if kind == "bye":
-                self._abandon("cancelled")
+                self._abandon(child, "cancelled")
                 return
             if kind in ("finished", "failed", "cancelled"):
                 with self._lock:
-                    self._in_flight.discard(msg[1])
+                    child.in_flight.discard(msg[1])
             getattr(self._sink, kind)(*msg[1:])
 
-    def _child_died(self, proc: Any) -> None:
-        code = proc.exitcode
+    def _child_died(self, child: _Child) -> None:
+        code = child.proc.exitcode
         if self._stopping:
-            self._abandon("cancelled")
+            self._abandon(child, "cancelled")
             return
         log.warning("analysis process stopped unexpectedly (exit code %s)", code)
-        self._abandon("failed", f"the analysis process stopped unexpectedly (exit code {code}) "
-                                "while this study was queued or being read")
+        self._abandon(child, "failed", f"the analysis process stopped unexpectedly (exit code {code}) "
+                                       "while this study was queued or being read")
 
-    def _abandon(self, how: str, reason: str = "") -> None:
+    def _abandon(self, child: _Child, how: str, reason: str = "") -> None:
+        """Report every study ``child`` still had as failed or cancelled -- its own, no other's."""
         with self._lock:
-            keys = sorted(self._in_flight)
-            self._in_flight.clear()
+            keys = sorted(child.in_flight)
+            child.in_flight.clear()
         for key in keys:
             if how == "failed":
                 self._sink.failed(key, reason)
@@ -267,26 +301,18 @@ class _QueueSink:
         self._events.put(("finished", key, prediction, Outcome(replace(record, thumbnail=None), cached=cached)))
 
     def _write_loop(self) -> None:
+        # The store reports what it could not keep itself (storage_failed) and returns the
+        # record either way: the result is shown whether or not it was kept.
         while (job := self._writes.get()) is not None:
             kind, key = job[0], job[1]
             try:
                 if kind == "keep":
                     _, _, prediction, record = job
-                    try:
-                        record = self._store.keep(record)
-                    except Exception as err:  # noqa: BLE001 -- still shown; the window says it was not kept
-                        log.warning("could not store the result of %s", record.study_path, exc_info=True)
-                        self._events.put(("storage_failed", f"{Path(record.study_path).name}: the result could "
-                                          f"not be saved to the worklist ({type(err).__name__}: {err})"))
-                    self._send(key, prediction, record, cached=False)
+                    self._send(key, prediction, self._store.keep(record), cached=False)
                 else:
                     _, _, prediction, stored, path, metadata, thumb = job
-                    try:
-                        record = self._store.reuse(path, metadata, stored, prediction, thumb)
-                    except Exception:  # noqa: BLE001 -- the answer stands even if its bookkeeping failed
-                        log.warning("could not record the cached result of %s", path, exc_info=True)
-                        record = stored
-                    self._send(key, prediction, record, cached=True)
+                    self._send(key, prediction, self._store.reuse(path, metadata, stored, prediction, thumb),
+                               cached=True)
             except Exception:  # noqa: BLE001 -- never lose the writer: the next results still need it
                 log.warning("could not report the result for study %s", key, exc_info=True)
                 self._events.put(("failed", key, "the result could not be reported (see the log)"))
@@ -298,23 +324,17 @@ class _QueueSink:
             self._writer.join(timeout)
 
 
-def _open_store(storage: tuple[str, str] | None, events: Any) -> Any:
-    """The ResultStore, or None (told to the window) when the worklist cannot be opened."""
+def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
+    """The ResultStore (it tells the window itself what it cannot keep), or None without storage."""
     if storage is None:
         return None
     from .result_store import ResultStore
 
-    try:
-        return ResultStore(*storage)
-    except Exception as err:  # noqa: BLE001 -- analysis still works, results are just not kept
-        log.warning("worklist unavailable", exc_info=True)
-        events.put(("storage_failed", f"results will not be saved: the worklist {Path(storage[0]).name} "
-                                      f"cannot be opened ({type(err).__name__}: {err})"))
-        return None
+    return ResultStore(*storage, report=lambda reason: events.put(("storage_failed", reason)))
 
 
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,
-                loader_threads: int, storage: tuple[str, str] | None = None) -> None:
+                loader_threads: int, storage: tuple[str | None, str] | None = None) -> None:
     """Entry point of the analysis process: no Qt here, ever."""
     if hasattr(os, "nice"):
         try:

@@ -1,7 +1,8 @@
-"""``lunglens [PATHS...]`` and ``lunglens --screenshot OUT.png [PATHS...]``: the GUI.
+"""``lunglens [open] [PATHS...]`` and ``lunglens --screenshot OUT.png [PATHS...]``: the GUI.
 
 Screenshot mode opens the paths, waits until every result is shown, shows the most
 suspicious study, saves a picture of the window and exits -- for the README and for checks.
+The ``lunglens`` command (desktop/main.py) runs it when no other command is named.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ SCREENSHOT_TIMEOUT_S = 600.0
 _BLAS_LIMIT = None  # kept for the life of the process: the limit holds while it exists
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="lunglens", description="LungLens: chest X-ray pneumonia triage "
-                                "(decision support, not a diagnostic device).")
-    p.add_argument("paths", nargs="*", type=Path, help="studies or folders to open (folders recursively)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The window's options (``lunglens open``, and ``lunglens`` without a command)."""
+    p.description = ("Open the LungLens window (the default when no command is named): chest X-ray pneumonia "
+                     "triage, decision support, not a diagnostic device.")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="studies or folders to open (folders recursively)")
     p.add_argument("--screenshot", type=Path, metavar="OUT.png",
                    help="open PATHS, wait for every result, save a screenshot of the window and exit")
     p.add_argument("--size", default="1440x900", metavar="WxH", help="window size for --screenshot")
-    p.add_argument("--version", action="version", version=f"LungLens {__version__}")
-    return p.parse_args(argv)
 
 
 def make_application(argv: list[str] | None = None):  # noqa: ANN201 -- QApplication, imported late
@@ -69,8 +69,8 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # noqa: ARG001 -- the subcommand interface
+    """Show the window until it is closed (or take the screenshot); returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = make_application()
 

@@ -6,7 +6,9 @@ cancel), loads the selected study at full resolution and publishes it as a
 
 It also owns the persistent side: on start the list is restored from the worklist (the
 analysis process stores each result as it arrives); removing, clearing and exporting go
-through here (exports: :mod:`desktop.exports`).
+through here (exports: :mod:`desktop.exports`). A worklist that cannot be used never stops
+the app: a locked one is waited for with the window up, and then done without -- results
+are still shown, exported and audited -- and the banner says why (``storage_problem``).
 
 And the decision: the site profile in use (the one chosen in Settings, else the shipped one)
 is read here and handed to the analysis process, so the engine there calibrates with exactly
@@ -18,6 +20,7 @@ The reader's verdicts on results are stored in the worklist from here too.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +29,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from inference import worklist as worklist_module
 from inference.audit import AuditLog
 from inference.decision import CUSTOM, OperatingPoint, custom_point
 from inference.manifest import ModelManifest
@@ -34,7 +38,7 @@ from inference.profile import SiteProfile
 from inference.profile_library import load_active
 from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
-from inference.worklist import Worklist, WorklistRecord
+from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 from .analysis_process import EngineInfo, Outcome
 from .models.display import DisplayState
@@ -46,6 +50,10 @@ from .worker import StudyWorker
 log = logging.getLogger(__name__)
 
 FLUSH_MS = 100
+# A worklist another program holds locked: the window waits this long before it opens (long
+# enough for another LungLens's commit), then polls with the window up until the busy timeout.
+LOCK_FIRST_WAIT_S = 1.0
+LOCK_POLL_MS = 250
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,9 @@ def _storage_paths() -> tuple[Path, Path, str]:
     try:
         return worklist_path(), audit_log_path(), ""
     except OSError as err:
-        base = data_dir(create=False)
-        return (base / "worklist.sqlite3", base / "audit.jsonl",
-                f"Results are not being saved: the data folder {base} cannot be used ({err.strerror or err})")
+        return (worklist_path(create=False), audit_log_path(create=False),
+                f"Results are not being saved: the data folder {data_dir(create=False)} cannot be used "
+                f"({err.strerror or err})")
 
 
 class StudyController(QObject):
@@ -154,36 +162,87 @@ class StudyController(QObject):
         self.worklist_path, audit_path, problem = _storage_paths()
         self.audit: AuditLog | None = None if problem else AuditLog(audit_path)
         self.audit_path = audit_path
-        self.worklist, self.storage_error = (None, problem) if problem else self._open_worklist()
+        self.worklist: Worklist | None = None
+        self.storage_error = problem
+        self._lock_deadline = 0.0
+        self._lock_timer = QTimer(self)
+        self._lock_timer.setInterval(LOCK_POLL_MS)
+        self._lock_timer.timeout.connect(self._wait_for_worklist)
+        if not problem:
+            self._open_worklist()
         self.worker = self._make_worker()
         self.restore()
 
     # -- the worklist ---------------------------------------------------------------------------
-    def _open_worklist(self) -> tuple[Worklist | None, str]:
-        """The worklist, or None and why (the app still analyses; it just does not keep results)."""
+    def _open_worklist(self) -> None:
+        """Open the worklist, or say in :attr:`storage_error` why results are not being kept
+        (the app still analyses, shows, exports and audits). A list another program keeps
+        locked is waited for with the window up and a message (:meth:`_wait_for_worklist`)."""
         try:
-            wl = Worklist(self.worklist_path)
-        except Exception as err:  # noqa: BLE001 -- WorklistError, a read-only disk...: say it, carry on
-            return None, f"Results are not being saved: the worklist {self.worklist_path} cannot be opened ({err})"
-        note = ""
-        if wl.damaged_copy is not None:
-            note = f"The worklist was damaged and has been set aside as {wl.damaged_copy.name}; a new one was started."
-        return wl, note
+            first_wait = min(LOCK_FIRST_WAIT_S, worklist_module.BUSY_TIMEOUT_S)
+            self._use_worklist(Worklist(self.worklist_path, open_timeout=first_wait))
+        except WorklistLocked:
+            self._lock_deadline = time.monotonic() + worklist_module.BUSY_TIMEOUT_S
+            self.storage_error = (f"The worklist {self.worklist_path} is locked by another program; waiting up to "
+                                  f"{worklist_module.BUSY_TIMEOUT_S:g} s for it…")
+            self._lock_timer.start()
+        except WorklistError as err:
+            self.storage_error = f"Results are not being saved in the worklist: {err}"
+
+    def _use_worklist(self, wl: Worklist) -> None:
+        self.worklist = wl
+        self.storage_error = wl.set_aside.message() if wl.set_aside is not None else ""
+
+    def _wait_for_worklist(self) -> None:
+        """One more try at a locked worklist. Once open, its results are listed and the analysis
+        process restarted to keep new ones; past the busy timeout, LungLens carries on without it."""
+        try:
+            wl = Worklist(self.worklist_path, open_timeout=0)
+        except WorklistLocked as err:
+            if time.monotonic() < self._lock_deadline:
+                return
+            self._lock_timer.stop()
+            self._storage_failed(err.carrying_on())
+            return
+        except WorklistError as err:
+            self._lock_timer.stop()
+            self._storage_failed(f"Results are not being saved in the worklist: {err}")
+            return
+        self._lock_timer.stop()
+        self._use_worklist(wl)
+        self.storage_problem.emit(self.storage_error)
+        self.restore()
+        if self.busy:
+            self._restart_pending = True  # this batch is audited; the next one is kept as well
+        else:
+            self._restart_worker()
+
+    def _worklist_failed(self, err: Exception) -> None:
+        """A worklist operation from the window failed: say so; a list locked past the busy
+        timeout is given up for the session (it is left as it is)."""
+        if isinstance(err, WorklistLocked) and self.worklist is not None:
+            self.worklist.close()
+            self.worklist = None
+            self._storage_failed(err.carrying_on())
+        else:
+            self._storage_failed(f"The worklist could not be changed ({err})")
 
     def restore(self) -> int:
-        """List every study stored in the worklist (the latest result per file); returns how many."""
+        """List every study stored in the worklist (the latest result per file) that is not
+        listed already; returns how many."""
         if self.worklist is None:
             return 0
         try:
             records = self.worklist.records()
-        except Exception as err:  # noqa: BLE001 -- an unreadable list must not stop the app
+        except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self.storage_error = f"The worklist could not be read ({err})"
             return 0
         latest: dict[str, WorklistRecord] = {}
         for record in records:  # in id order: a later result for the same file replaces it
             latest.pop(record.study_path, None)
             latest[record.study_path] = record
-        keys = self.model.add_restored(latest.values())
+        unlisted = [r for r in latest.values() if self.model.key_of_path(Path(r.study_path)) is None]
+        keys = self.model.add_restored(unlisted)
         if keys:
             self._read_at_operating_point()
         return len(keys)
@@ -209,7 +268,10 @@ class StudyController(QObject):
                 busy.append(item)
                 continue
             if self.worklist is not None:
-                records += self.worklist.take_path(item.path)
+                try:
+                    records += self.worklist.take_path(item.path)
+                except (WorklistError, sqlite3.Error) as err:
+                    self._worklist_failed(err)
             self.model.remove(key)
             removed.append(item)
         if self._view_key and self.model.item(self._view_key) is None:
@@ -229,7 +291,10 @@ class StudyController(QObject):
         back = [it for it in removal.items if self.model.key_of_path(it.path) is None]
         paths = {str(it.path) for it in back}
         if self.worklist is not None:
-            self.worklist.put_back([r for r in removal.records if r.study_path in paths])
+            try:
+                self.worklist.put_back([r for r in removal.records if r.study_path in paths])
+            except (WorklistError, sqlite3.Error) as err:
+                self._worklist_failed(err)
         if self.model.put_back(back):
             self._read_at_operating_point()
         return len(back)
@@ -240,7 +305,11 @@ class StudyController(QObject):
         if self.busy:
             return False
         if self.worklist is not None:
-            self.worklist.clear()
+            try:
+                self.worklist.clear()
+            except (WorklistError, sqlite3.Error) as err:
+                self._worklist_failed(err)
+                return False
         self.last_removal = None
         self.model.clear()
         self.select(0)
@@ -248,9 +317,12 @@ class StudyController(QObject):
 
     # -- worker lifecycle ----------------------------------------------------------------------
     def _make_worker(self) -> StudyWorker:
-        storage = {}
-        if self.worklist is not None:
-            storage = {"worklist_path": self.worklist_path, "audit_path": self.audit_path}
+        # Results are audited whether or not the worklist is open; kept only when it is.
+        storage: dict[str, Path] = {}
+        if self.audit is not None:
+            storage["audit_path"] = self.audit_path
+            if self.worklist is not None:
+                storage["worklist_path"] = self.worklist_path
         w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None,
                         profile=self.profile, parent=self, **storage)
         w.engine_ready.connect(self._engine_ready)
@@ -273,6 +345,7 @@ class StudyController(QObject):
         """Cancel and stop every background thread; True when all ended (called on close)."""
         self._closed = True
         self._flush_timer.stop()
+        self._lock_timer.stop()
         self._updates.clear()
         self.worker.cancel()
         stopped = self.worker.shutdown(timeout)
@@ -528,7 +601,8 @@ class StudyController(QObject):
             return self.storage_error or "The worklist is not available"
         try:
             record = self.worklist.set_verdict(item.record.id, verdict)
-        except Exception as err:  # noqa: BLE001 -- a locked or read-only worklist: say it, carry on
+        except (WorklistError, sqlite3.Error) as err:  # locked, read-only...: say it, carry on
+            self._worklist_failed(err)
             return f"The verdict could not be saved ({err})"
         if record is None:
             return f"{item.name} is no longer in the worklist"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.audit import AuditLog
-from inference.export import error_row, record_row, write_csv, write_json
+from inference.export import anonymized, error_row, record_row, write_csv, write_json
 from inference.hashing import pixel_sha256
 from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
@@ -83,27 +83,33 @@ class OnScreen:
 
 
 def export_report_pdf(ctx: ViewContext | None, path: Path, audit: AuditLog | None, show_identifiers: bool,
-                      screen: OnScreen) -> None:
-    """The one-page PDF report of the study on screen; identifiers only if the user shows them."""
+                      screen: OnScreen, anonymize: bool = False) -> None:
+    """The one-page PDF report of the study on screen; identifiers only if the user shows them,
+    and never when anonymized for teaching (then no study date or file name either)."""
     study, prediction = _ready(ctx, path)
     from .report_pdf import write_report_pdf
 
+    show_identifiers = show_identifiers and not anonymize
     picture = screen.picture(study, prediction)
     _write(path, "PDF report", lambda: write_report_pdf(path, study, prediction, picture=picture,
-                                                        show_identifiers=show_identifiers))
-    _audit(audit, path, "report", "pdf", pixel_sha256=[_digest(ctx)], with_identifiers=show_identifiers)
+                                                        show_identifiers=show_identifiers, anonymize=anonymize))
+    _audit(audit, path, "report", "pdf", pixel_sha256=[_digest(ctx)], with_identifiers=show_identifiers,
+           anonymized=anonymize)
 
 
-def export_secondary_capture(ctx: ViewContext | None, path: Path, audit: AuditLog | None, screen: OnScreen) -> None:
-    """A DICOM Secondary Capture of the picture on screen with the result burned in, in the source's study."""
+def export_secondary_capture(ctx: ViewContext | None, path: Path, audit: AuditLog | None, screen: OnScreen,
+                             anonymize: bool = False) -> None:
+    """A DICOM Secondary Capture of the picture on screen with the result burned in, in the
+    source's study -- or, anonymized for teaching, in a new study without identifiers."""
     study, prediction = _ready(ctx, path)
     from inference.dicom_sc import write_secondary_capture
 
     picture = screen.picture(study, prediction)
-    _write(path, "DICOM Secondary Capture", lambda: write_secondary_capture(study, prediction, path, picture))
+    _write(path, "DICOM Secondary Capture",
+           lambda: write_secondary_capture(study, prediction, path, picture, anonymize=anonymize))
     # The capture carries the source's Patient module: a DICOM source's identifiers go with it.
     _audit(audit, path, "secondary_capture", "dicom", pixel_sha256=[_digest(ctx)],
-           with_identifiers=study.metadata.source_format == "DICOM")
+           with_identifiers=study.metadata.source_format == "DICOM" and not anonymize, anonymized=anonymize)
 
 
 def export_view_png(ctx: ViewContext | None, path: Path, audit: AuditLog | None,
@@ -120,9 +126,12 @@ def export_view_png(ctx: ViewContext | None, path: Path, audit: AuditLog | None,
     _audit(audit, path, "view", "png", pixel_sha256=[_digest(ctx)], with_identifiers=False)
 
 
-def export_worklist(items: Sequence[StudyItem], path: Path, audit: AuditLog | None, show_identifiers: bool) -> int:
+def export_worklist(items: Sequence[StudyItem], path: Path, audit: AuditLog | None, show_identifiers: bool,
+                    anonymize: bool = False) -> int:
     """The listed studies as CSV or JSON (by ``path``'s suffix), one row per finished or failed
-    study, read at the current operating point. Returns the row count."""
+    study, read at the current operating point (anonymized: :func:`inference.export.anonymized`).
+    Returns the row count."""
+    show_identifiers = show_identifiers and not anonymize
     rows, hashes = [], []
     for item in items:
         if item.status is Status.DONE and item.record is not None and item.prediction is not None:
@@ -131,6 +140,8 @@ def export_worklist(items: Sequence[StudyItem], path: Path, audit: AuditLog | No
             hashes.append(record.pixel_sha256)
         elif item.status is Status.ERROR:
             rows.append(error_row(item.path, item.error, show_identifiers))
+    if anonymize:
+        rows = [anonymized(row) for row in rows]
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ExportError(f"{path.name} was not written: a worklist is exported as .csv or .json.")
@@ -138,5 +149,6 @@ def export_worklist(items: Sequence[StudyItem], path: Path, audit: AuditLog | No
         raise ExportError(f"{path.name} was not written: no study in the list has a result yet.")
     writer = (lambda: write_csv(rows, path, show_identifiers)) if suffix == ".csv" else (lambda: write_json(rows, path))
     _write(path, "worklist export", writer)
-    _audit(audit, path, "worklist", suffix[1:], pixel_sha256=hashes, with_identifiers=show_identifiers)
+    _audit(audit, path, "worklist", suffix[1:], pixel_sha256=hashes, with_identifiers=show_identifiers,
+           anonymized=anonymize)
     return len(rows)

@@ -1,9 +1,11 @@
 """``lunglens report STUDY --pdf OUT.pdf --dicom-sc OUT.dcm``: one study's outputs, headless.
 
-Exit codes: 0 written, 1 the study, the model or an output failed (the message names the
-file and the reason), 2 a usage error. Every analysis and every output is appended to the
-audit log. The PDF needs Qt's painter, so a QGuiApplication is made -- offscreen when
-there is no display.
+Exit status (:data:`EPILOG`): 0 everything asked for was written; 1 the study, the model or
+an output failed (the message names the file and the reason; every output is still tried);
+2 a usage error, refused before anything runs, exactly as ``lunglens classify`` refuses
+them. Every analysis and every output is appended to the audit log; a log that cannot be
+written is a warning, never a traceback. The PDF needs Qt's painter, so a QGuiApplication
+is made -- offscreen when there is no display.
 """
 
 from __future__ import annotations
@@ -11,34 +13,55 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from inference.audit import AuditLog
+from inference.commands import EXIT_FAILED, EXIT_OK, add_provider_arguments, probability, usage_error
 from inference.errors import LungLensError
 from inference.hashing import pixel_sha256
 from inference.presentation import present
 from inference.worklist import WorklistRecord
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EPILOG = """\
+what the outputs carry:
+  PDF  no patient identifiers unless --show-identifiers (name, ID, sex/age, accession,
+       institution, file name); --anonymize also leaves out the study date
+  SC   a DICOM source's patient and study (name, ID, birth date, accession...), so the
+       PACS files it with the films -- whatever --show-identifiers says; --anonymize gives
+       it a new study with new UIDs and only the patient's sex and age
+  Neither removes text the modality burned into the pixels.
+
+exit status:
+  0  every output asked for was written
+  1  the study could not be read, the model could not be loaded, or an output could not
+     be written (the others are still tried)
+  2  usage error: an unknown option or value (--provider, --threads, --threshold,
+     --operating-point), no output asked for; nothing was analysed
+An audit log that cannot be written is a warning, not a failure.
+"""
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="lunglens report",
-        description="Analyse one study and write a PDF report and/or a DICOM Secondary Capture. "
-        "Decision support, not a diagnosis.",
-    )
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """``lunglens report``'s options (desktop/main.py)."""
+    ap.description = ("Analyse one study and write a PDF report and/or a DICOM Secondary Capture. "
+                      "Decision support, not a diagnosis.")
+    ap.epilog = EPILOG
+    ap.formatter_class = argparse.RawDescriptionHelpFormatter
     ap.add_argument("study", type=Path, help="a DICOM, PNG or JPEG chest X-ray")
     ap.add_argument("--pdf", type=Path, metavar="OUT.pdf", help="write the one-page PDF report here")
     ap.add_argument("--dicom-sc", type=Path, metavar="OUT.dcm", help="write a DICOM Secondary Capture of the film, heat-map and result here")
-    ap.add_argument("--show-identifiers", action="store_true", help="print patient name, ID and file name in the PDF")
-    ap.add_argument("--provider", default="auto", help="execution provider: auto (default), cpu, cuda, directml, coreml")
-    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
+    privacy = ap.add_mutually_exclusive_group()
+    privacy.add_argument("--show-identifiers", action="store_true", help="print patient name, ID and file name in the PDF")
+    privacy.add_argument("--anonymize", action="store_true",
+                         help="for teaching or demonstrations: no patient name, ID, birth date, accession number, "
+                         "institution or dates in the PDF or the SC, and new UIDs in the SC")
+    add_provider_arguments(ap)
     point = ap.add_mutually_exclusive_group()
     point.add_argument("--operating-point", default=None, help="an operating point of the model (default: the model's)")
-    point.add_argument("--threshold", type=float, default=None, help="a custom decision threshold (probability 0..1)")
+    point.add_argument("--threshold", type=probability, default=None, metavar="T",
+                       help="a custom decision threshold (probability 0..1)")
     ap.add_argument("--models-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    return ap
 
 
 def ensure_gui_application() -> object:
@@ -54,46 +77,56 @@ def ensure_gui_application() -> object:
     return QGuiApplication(["lunglens"])
 
 
-def _fail(message: str) -> int:
+def _error(message: str) -> None:
     print(f"lunglens report: error: {message}", file=sys.stderr)
-    return EXIT_FAILED
 
 
-def main(argv: list[str]) -> int:
-    """Run ``lunglens report`` with ``argv`` (the arguments after ``report``)."""
-    ap = _parser()
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as exc:  # argparse: 0 for --help, 2 for a usage error
-        return int(exc.code or 0)
+class _Audit:
+    """The audit log for one run: an entry that cannot be written is said once, then skipped."""
+
+    def __init__(self) -> None:
+        self._log: AuditLog | None = AuditLog()
+
+    def __call__(self, write: Callable[[AuditLog], object]) -> None:
+        if self._log is None:
+            return
+        try:
+            write(self._log)
+        except OSError as exc:
+            print(f"lunglens report: warning: the audit log {self._log.path} cannot be written "
+                  f"({exc.strerror or exc}); nothing more is audited in this run", file=sys.stderr)
+            self._log = None
+
+
+def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
+    """Run ``lunglens report`` with parsed ``args``; returns the exit status (see :data:`EPILOG`)."""
     if args.pdf is None and args.dicom_sc is None:
-        ap.print_usage(sys.stderr)
-        print("lunglens report: error: nothing to write: give --pdf OUT.pdf and/or --dicom-sc OUT.dcm", file=sys.stderr)
-        return EXIT_USAGE
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        print(f"lunglens report: error: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
-        return EXIT_USAGE
-    for out in (args.pdf, args.dicom_sc):
-        if out is not None and not out.parent.is_dir():
-            return _fail(f"{out}: the folder {out.parent} does not exist")
+        return usage_error(ap, "nothing to write: give --pdf OUT.pdf and/or --dicom-sc OUT.dcm")
 
     from inference.engine import Engine
     from inference.loaders import load_study
     from inference.overlay import render_picture
 
     try:
-        study = load_study(args.study)
         engine = Engine.load(args.models_dir, provider=args.provider, threads=args.threads)
+    except LungLensError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    if args.operating_point is not None:  # refused before the study is even read
+        try:
+            engine.profile.operating_point(args.operating_point)
+        except ValueError as exc:  # an operating point this profile does not have
+            return usage_error(ap, str(exc))
+    try:
+        study = load_study(args.study)
         prediction = engine.predict(study, threshold=args.threshold, operating_point=args.operating_point)
     except LungLensError as exc:
-        return _fail(str(exc))
-    except ValueError as exc:  # an unknown operating point, a bad --threads
-        print(f"lunglens report: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        _error(str(exc))
+        return EXIT_FAILED
 
     digest = pixel_sha256(study)
-    audit = AuditLog()
-    audit.log_analysis(WorklistRecord.from_prediction(study, prediction, digest))
+    audit = _Audit()
+    audit(lambda log: log.log_analysis(WorklistRecord.from_prediction(study, prediction, digest)))
     words = present(prediction)
     print(f"{study.path.name}: {words.summary}")
     print(f"  operating point: {words.operating_point}")
@@ -103,29 +136,46 @@ def main(argv: list[str]) -> int:
         print(f"  warning: {warning}")
 
     picture = render_picture(study, prediction)
+    failed = False
     if args.pdf is not None:
         ensure_gui_application()
         from desktop.report_pdf import write_report_pdf
 
         try:
-            write_report_pdf(args.pdf, study, prediction, picture=picture, show_identifiers=args.show_identifiers)
+            _check_folder(args.pdf)
+            write_report_pdf(args.pdf, study, prediction, picture=picture, show_identifiers=args.show_identifiers,
+                             anonymize=args.anonymize)
         except OSError as exc:
-            return _fail(f"{args.pdf}: cannot write the PDF ({exc})")
-        audit.log_export("report", "pdf", args.pdf, [digest], with_identifiers=args.show_identifiers)
-        print(f"wrote {args.pdf}")
+            _error(f"{args.pdf}: cannot write the PDF ({exc})")
+            failed = True
+        else:
+            audit(lambda log: log.log_export("report", "pdf", args.pdf, [digest], with_identifiers=args.show_identifiers,
+                                             anonymized=args.anonymize))
+            print(f"wrote {args.pdf}")
     if args.dicom_sc is not None:
         from inference.dicom_sc import write_secondary_capture
 
         try:
-            write_secondary_capture(study, prediction, args.dicom_sc, picture)
+            _check_folder(args.dicom_sc)
+            write_secondary_capture(study, prediction, args.dicom_sc, picture, anonymize=args.anonymize)
         except OSError as exc:
-            return _fail(f"{args.dicom_sc}: cannot write the DICOM file ({exc})")
+            _error(f"{args.dicom_sc}: cannot write the DICOM file ({exc})")
+            failed = True
         except (ValueError, TypeError, AttributeError) as exc:  # a source header highdicom refuses
-            return _fail(f"{args.dicom_sc}: cannot build a Secondary Capture from {study.path.name} ({exc})")
-        # The capture carries the source's Patient module: identifiers go with a DICOM source.
-        audit.log_export(
-            "secondary_capture", "dicom", args.dicom_sc, [digest],
-            with_identifiers=study.metadata.source_format == "DICOM",
-        )
-        print(f"wrote {args.dicom_sc}")
-    return EXIT_OK
+            _error(f"{args.dicom_sc}: cannot build a Secondary Capture from {study.path.name} ({exc})")
+            failed = True
+        else:
+            # The capture carries a DICOM source's Patient module unless anonymized.
+            audit(lambda log: log.log_export(
+                "secondary_capture", "dicom", args.dicom_sc, [digest],
+                with_identifiers=study.metadata.source_format == "DICOM" and not args.anonymize,
+                anonymized=args.anonymize))
+            print(f"wrote {args.dicom_sc}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _check_folder(out: Path) -> None:
+    """Say "the folder does not exist" rather than what the writer would make of it."""
+    if not out.parent.is_dir():
+        raise OSError(f"the folder {out.parent} does not exist")
+

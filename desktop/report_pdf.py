@@ -4,7 +4,8 @@ Painted with QPainter on a QPdfWriter so it needs no window (works offscreen, fr
 ``lunglens report`` command as from the app). Every word about the result comes from
 :func:`inference.presentation.present`, so the page tells the story the window tells. Patient
 identifiers appear only when the user chose to show them; otherwise the page says they were
-left out.
+left out. Anonymized (teaching, demonstrations), the page also leaves out the file name and
+the study date, and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from inference.decision import threshold_text
 from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
 from inference.presentation import ResultText, Tone, present
+from inference.providers import friendly_name
 from inference.study import Study
 
 INTENDED_USE = (
@@ -52,13 +54,16 @@ def write_report_pdf(
     *,
     picture: Picture | None = None,
     show_identifiers: bool = False,
+    anonymize: bool = False,
     intended_use: str = INTENDED_USE,
     generated_at: datetime | None = None,
 ) -> Path:
     """Write the report to ``out``. Needs a QGuiApplication (fonts); no window.
 
     ``picture`` (what the window showed) defaults to :func:`inference.overlay.render_picture`.
+    ``anonymize`` wins over ``show_identifiers``: a teaching copy never names the patient.
     """
+    show_identifiers = show_identifiers and not anonymize
     if picture is None:
         picture = render_picture(study, prediction)
     out = Path(out)
@@ -77,7 +82,7 @@ def write_report_pdf(
     if not painter.begin(writer):
         raise OSError(f"{out.name}: cannot write the PDF there (folder missing or not writable)")
     try:
-        _Page(painter, study, prediction, picture, show_identifiers, intended_use, when).paint()
+        _Page(painter, study, prediction, picture, show_identifiers, anonymize, intended_use, when).paint()
     finally:
         painter.end()
     return out
@@ -88,7 +93,7 @@ class _Page:
 
     WIDTH, LEFT, RIGHT = 210.0, 14.0, 196.0
 
-    def __init__(self, painter, study, prediction, picture, show_identifiers, intended_use, when) -> None:
+    def __init__(self, painter, study, prediction, picture, show_identifiers, anonymize, intended_use, when) -> None:
         self.p: QPainter = painter
         self.study: Study = study
         self.pred: Prediction = prediction
@@ -96,6 +101,7 @@ class _Page:
         self.picture: Picture = picture
         self.overlay = np.ascontiguousarray(picture.rgb, dtype=np.uint8)
         self.show_identifiers = show_identifiers
+        self.anonymize = anonymize
         self.intended_use = intended_use
         self.when = when
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -247,7 +253,14 @@ class _Page:
             ("Modality / view", " / ".join(v for v in (m.modality, m.body_part, m.view_position) if v)),
             ("Study date", m.study_date),
         ]
-        if self.show_identifiers:
+        if self.anonymize:
+            rows = [row for row in rows if row[0] not in ("File", "Study date")]
+            rows += [
+                ("Sex / age", " / ".join(v for v in (m.patient_sex, m.patient_age) if v)),
+                ("Patient", "Anonymized for teaching or demonstration: no name, ID, birth date, accession "
+                            "number, institution, study date or file name."),
+            ]
+        elif self.show_identifiers:
             rows += [
                 ("Patient name", m.patient_name),
                 ("Patient ID", m.patient_id),
@@ -267,7 +280,7 @@ class _Page:
         rows = [
             ("Model", f"{pred.model.name} {pred.model.version}"),
             ("Model SHA-256", pred.model.sha256),
-            ("Provider", pred.provider + (f", {run_ms:.0f} ms" if run_ms else "")),
+            ("Provider", friendly_name(pred.provider) + (f", {run_ms:.0f} ms" if run_ms else "")),
             ("Generated", f"{self.when:%Y-%m-%d %H:%M:%S} UTC by LungLens {__version__}"),
         ]
         return self.rows(y, rows, mono_keys=("Model SHA-256",))

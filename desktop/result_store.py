@@ -14,6 +14,9 @@ probability is on another scale, so that study is analysed again.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,11 @@ from inference.decision import OperatingPoint
 from inference.hashing import pixel_sha256
 from inference.prediction import Prediction
 from inference.study import Study, StudyMetadata
-from inference.worklist import Worklist, WorklistRecord
+from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 from .models.study_item import follows
+
+log = logging.getLogger(__name__)
 
 
 def judge(record: WorklistRecord, operating: OperatingPoint) -> Prediction:
@@ -37,41 +42,83 @@ def judge(record: WorklistRecord, operating: OperatingPoint) -> Prediction:
 
 
 class ResultStore:
-    """Stores and looks up results for the pipeline; thread-safe (Worklist and AuditLog are)."""
+    """Stores and looks up results for the pipeline; thread-safe (Worklist and AuditLog are).
 
-    def __init__(self, worklist_path: str | Path, audit_path: str | Path) -> None:
-        self.worklist = Worklist(worklist_path)
+    Keeping never raises: what cannot be kept is told through ``report`` (to the window) and
+    the result is shown anyway. Without a worklist -- none given, or it could not be opened --
+    results are still audited. A worklist another program keeps locked past the busy timeout
+    is given up for the rest of the session rather than waited for at every result; it is
+    never changed, moved or replaced.
+    """
+
+    def __init__(self, worklist_path: str | Path | None, audit_path: str | Path,
+                 report: Callable[[str], None]) -> None:
         self.audit = AuditLog(audit_path)
+        self._report = report
+        self.worklist: Worklist | None = None
+        if worklist_path is not None:
+            try:
+                self.worklist = Worklist(worklist_path)
+            except WorklistError as err:
+                report(f"Results are not being saved in the worklist: {err}")
+            else:
+                if self.worklist.set_aside is not None:
+                    report(self.worklist.set_aside.message())
 
     # -- ResultMemory ---------------------------------------------------------------------------
     def fingerprint(self, study: Study) -> str:
         return pixel_sha256(study)
 
     def recall(self, fingerprint: str, engine: Any) -> WorklistRecord | None:
-        stored = self.worklist.lookup(fingerprint, engine.model_info.sha256)
+        worklist = self.worklist
+        if worklist is None:
+            return None
+        stored = worklist.lookup(fingerprint, engine.model_info.sha256)
         if stored is None or not follows(stored.to_prediction(), engine.profile):
             return None
         return stored
 
     # -- keeping results ------------------------------------------------------------------------
     def keep(self, record: WorklistRecord) -> WorklistRecord:
-        """Audit and commit a new result; returns the stored record (without its images)."""
+        """Audit and commit a new result; returns the record as stored (without its images)."""
         # The audit line first: an analysis that ran is logged even if the commit is cut short.
-        self.audit.log_analysis(record, cached=False)
-        stored = self.worklist.add(record)
-        return replace(stored, thumbnail=None)
+        self._audit(record, cached=False)
+        return replace(self._store(record), thumbnail=None)
 
     def reuse(self, study_path: Path, metadata: StudyMetadata, stored: WorklistRecord, prediction: Prediction,
               thumbnail: np.ndarray | None) -> WorklistRecord:
         """A result answered from the worklist for the file ``study_path``: audited as cached;
         the same pixels under another file name get a row of their own, so that file is restored too."""
-        record = stored.at(prediction.operating)
-        self.audit.log_analysis(record, cached=True)
+        self._audit(stored.at(prediction.operating), cached=True)
         if stored.study_path != str(study_path):
             moved = replace(stored, study_path=str(study_path), id=None, metadata=asdict(metadata),
                             thumbnail=thumbnail if thumbnail is not None else stored.thumbnail)
-            stored = self.worklist.add(moved)
+            stored = self._store(moved)
         return replace(stored, thumbnail=None)
 
+    def _audit(self, record: WorklistRecord, cached: bool) -> None:
+        try:
+            self.audit.log_analysis(record, cached=cached)
+        except OSError as err:
+            self._report(f"Analyses are not being written to the audit log {self.audit.path} "
+                         f"({err.strerror or err}).")
+
+    def _store(self, record: WorklistRecord) -> WorklistRecord:
+        """``record`` as committed to the worklist, or as it is when it could not be."""
+        worklist = self.worklist
+        if worklist is None:
+            return record
+        try:
+            return worklist.add(record)
+        except WorklistLocked as err:
+            self.worklist = None
+            self._report(err.carrying_on())
+        except (WorklistError, sqlite3.Error) as err:
+            log.warning("could not store the result of %s", record.study_path, exc_info=True)
+            self._report(f"{Path(record.study_path).name}: the result could not be saved in the worklist "
+                         f"({type(err).__name__}: {err}).")
+        return record
+
     def close(self) -> None:
-        self.worklist.close()
+        if self.worklist is not None:
+            self.worklist.close()

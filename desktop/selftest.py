@@ -113,6 +113,7 @@ def load_expected(samples: Path) -> dict:
 def check_classification(engine: Engine, samples: Path, expected: dict, entry: dict) -> str:
     """Load a sample through the app's loader, classify it, compare with what was recorded."""
     from inference.loaders import load_study
+    from inference.providers import friendly_name
 
     path = samples / entry["file"]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -121,7 +122,7 @@ def check_classification(engine: Engine, samples: Path, expected: dict, entry: d
     t0 = time.perf_counter()
     pred = engine.predict(study)
     ms = (time.perf_counter() - t0) * 1000
-    detail = f"{pred.label} p={pred.probability:.3f} (threshold {pred.threshold:.3f}, {ms:.0f} ms, {pred.provider})"
+    detail = f"{pred.label} p={pred.probability:.3f} (threshold {pred.threshold:.3f}, {ms:.0f} ms, {friendly_name(pred.provider)})"
     require(pred.label == entry["label"], f"{entry['file']}: expected {entry['label']}, got {detail}")
     if engine.manifest.sha256.lower() == expected["model"]["sha256"].lower():
         diff = abs(pred.probability - entry["probability"])
@@ -204,7 +205,7 @@ def check_main_window() -> str:
                 os.environ["LUNGLENS_DATA_DIR"] = saved_data_dir
 
 
-def run(samples: Path, provider: str, gui: bool) -> list[Check]:
+def run_checks(samples: Path, provider: str, gui: bool) -> list[Check]:
     from inference import providers
     from inference.engine import Engine
 
@@ -223,7 +224,8 @@ def run(samples: Path, provider: str, gui: bool) -> list[Check]:
         warn = f"; warnings: {'; '.join(engine.warnings)}" if engine.warnings else ""
         return (
             f"{m.name} {m.version} sha256 {m.sha256[:16]}... verified, loaded in {engine.load_ms:.0f} ms; "
-            f"providers available: {', '.join(providers.available_providers())}; used: {engine.provider}{warn}"
+            f"providers available: {', '.join(map(providers.friendly_name, providers.available_providers()))}; "
+            f"used: {providers.friendly_name(engine.provider)}{warn}"
         )
 
     checks.append(_guard("model", model))
@@ -255,12 +257,26 @@ def report(checks: list[Check], info: dict[str, str], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lunglens --self-test", description="Check this LungLens installation.")
-    parser.add_argument("--provider", default="auto", help="execution provider: auto, cpu, cuda, directml, coreml")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``lunglens self-test``'s options (also spelt ``lunglens --self-test``)."""
+    parser.description = "Check this LungLens installation: model, samples, every DICOM codec, the window."
+    parser.epilog = "exit status: 0 every check passed, 1 a check failed, 2 a check was skipped (--no-gui)"
+    from inference.commands import add_provider_arguments  # no ONNX Runtime: a missing one is a FAIL line
+
+    add_provider_arguments(parser, threads=False)
     parser.add_argument("--no-gui", action="store_true", help="skip the main-window check (exit status 2)")
     parser.add_argument("--samples", type=Path, default=None, help="samples folder (default: the bundled one)")
-    opts = parser.parse_args(args)
+
+
+def main(args: list[str]) -> int:
+    """The self-test with ``args`` (the arguments after ``self-test``), as ``lunglens`` runs it."""
+    from inference.commands import run_standalone
+
+    return run_standalone(sys.modules[__name__], "self-test", ["self-test", *args])
+
+
+def run(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # noqa: ARG001 -- the subcommand interface
+    """Run every check and print the report; the exit status says whether all passed."""
     t0 = time.perf_counter()
     samples = opts.samples or resources_dir() / "samples"
     info: dict[str, str] = {}
@@ -272,7 +288,7 @@ def main(args: list[str]) -> int:
         require(bool(features.check("freetype2")), "Pillow has no FreeType: the DICOM capture's text cannot be drawn")
         return "numpy, Pillow (with FreeType), pydicom, ONNX Runtime import"
 
-    checks = [_guard("libraries", libraries), *run(samples, opts.provider, gui=not opts.no_gui)]
+    checks = [_guard("libraries", libraries), *run_checks(samples, opts.provider, gui=not opts.no_gui)]
     print(report(checks, info, time.perf_counter() - t0), flush=True)
     if any(c.passed is False for c in checks):
         return 1

@@ -111,6 +111,15 @@ class AppSettings:
     def show_identifiers(self, value: bool) -> None:
         self.q.setValue("privacy/show_identifiers", bool(value))
 
+    @property
+    def anonymize_exports(self) -> bool:
+        """Exports for teaching or demonstrations: no identifiers, dates or file names; new UIDs."""
+        return _bool(self.q.value("privacy/anonymize_exports"), False)
+
+    @anonymize_exports.setter
+    def anonymize_exports(self, value: bool) -> None:
+        self.q.setValue("privacy/anonymize_exports", bool(value))
+
     # -- files and window ------------------------------------------------------------------------
     @property
     def recent(self) -> list[str]:

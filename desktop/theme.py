@@ -104,6 +104,7 @@ QLabel#dim {{ color: {TEXT_DIM}; }}
 QLabel#headline {{ font-size: 14pt; font-weight: 600; }}
 QLabel#finding {{ font-size: 11pt; }}
 QLabel#population {{ color: {TEXT_DIM}; font-style: italic; }}
+QLabel#alarm {{ color: {ERROR}; font-weight: 600; }}
 QFrame#warnings {{ background: #3a2e16; border: 1px solid {WARNING}; border-radius: 6px; }}
 QFrame#warnings QLabel {{ color: #f3d9a6; }}
 QFrame#banner {{ background: #3b1f1f; border: 1px solid {ERROR}; border-radius: 6px; }}

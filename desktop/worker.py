@@ -53,8 +53,8 @@ class StudyWorker(QObject):
                  loader_threads: int = 2, parent: QObject | None = None,
                  worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
         """``profile``: the site profile the engine calibrates with (None: the shipped one).
-        With ``worklist_path`` and ``audit_path`` every result is stored and audited as it
-        arrives, and studies already analysed by this model are answered from the worklist."""
+        With ``audit_path`` every result is audited as it arrives; with ``worklist_path`` too it
+        is stored, and studies already analysed by this model are answered from the worklist."""
         super().__init__(parent)
         self._stopping = False
         self._discoverers: list[threading.Thread] = []

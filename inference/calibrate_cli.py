@@ -12,10 +12,10 @@ operating points -- offline, with the very code that made the shipped profile
   LungLens 1 or another model, are skipped and counted).
 
 It writes the profile and, beside it, ``<stem>.roc.png`` and ``<stem>.reliability.png``, and
-prints what the profile says and which films it says it of. Exit status: 0 written; 1 written
-but some films could not be analysed (they are listed), or none could, or the model is
-broken; 2 usage error, an output that cannot be written, or data that cannot support a
-calibration (one class, too few films of a class, unreadable labels, no labelled films).
+prints what the profile says and which films it says it of. Exit status (:data:`EPILOG`):
+0 written; 1 some films could not be analysed (they are listed), or none could, the model
+is broken, the worklist cannot be read or an output cannot be written; 2 usage error,
+including labelled films that cannot support a calibration.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import providers as prov
 from .calibration import CalibrationDataError, check_counts
+from .commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, run_standalone
 from .engine import Engine
 from .errors import LungLensError, ModelError
 from .plots import PlotPaths, profile_stem, write_plots
@@ -43,17 +43,34 @@ from .worklist import Worklist
 PROG = "lunglens calibrate"
 
 
+EPILOG = """\
+exit status:
+  0  the profile and its plots were written
+  1  written, but some films could not be analysed (they are listed); or none could be, the
+     model could not be loaded, the worklist could not be read, or the profile or a plot
+     could not be written
+  2  usage error: the labelled films given one way too many or not at all, or films that
+     cannot support a calibration (one class, fewer than 20 films of a class, unreadable
+     labels, no labelled films); nothing was written
+"""
+
+
 class UsageError(Exception):
     """A refusal the user can fix: printed as one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Fit a site profile (calibration and operating points) on this site's labelled chest "
+class Failure(Exception):
+    """Something that was tried and failed (the worklist, an output): one line, exit status 1."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``lunglens calibrate``'s options (desktop/main.py and :func:`main`)."""
+    parser.description = (
+        "Fit a site profile (calibration and operating points) on this site's labelled chest "
         "X-rays. Labels come from NORMAL/PNEUMONIA folders under each DIR, a path,label CSV, or the "
-        "reader verdicts in the worklist.",
-    )
+        "reader verdicts in the worklist.")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
                         help="folders holding NORMAL and PNEUMONIA folders (at any depth)")
     parser.add_argument("--out", type=Path, required=True, metavar="PROFILE.json", help="the profile to write")
@@ -65,10 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", type=Path, default=None, metavar="CSV", help="path,label rows instead of folders")
     parser.add_argument("--from-worklist", action="store_true",
                         help="use the reader verdicts stored in the worklist (no model run)")
-    parser.add_argument("--provider", default="auto", choices=["auto", *prov.CHOICES], help="execution provider")
+    add_provider_arguments(parser, threads=False)
     parser.add_argument("--bootstrap", type=_resamples, default=1000, metavar="N",
                         help="bootstrap resamples for the 95 %% intervals (default 1000)")
-    return parser
 
 
 def _target(text: str) -> float:
@@ -92,34 +108,32 @@ def _resamples(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; ``argv`` starts with "calibrate" (as ``lunglens calibrate ...`` passes it)."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if not args_list or args_list[0] != "calibrate":
-        parser.print_usage(sys.stderr)
-        return 2
+    """``python -m inference.calibrate_cli calibrate ...``; ``argv`` starts with "calibrate", as ``lunglens`` passes it."""
+    return run_standalone(sys.modules[__name__], "calibrate", list(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # noqa: ARG001 -- the subcommand interface
+    """Run ``lunglens calibrate`` with parsed ``args``; returns the exit status (see :data:`EPILOG`)."""
     try:
-        args = parser.parse_args(args_list[1:])
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
-    try:
-        return run(args)
+        return _calibrate(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except Failure as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no profile written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
-def run(args: argparse.Namespace) -> int:
+def _calibrate(args: argparse.Namespace) -> int:
     """Collect the labelled films, measure them, fit, write, summarize."""
     films = labelled_films(args)  # refusals before the model is even loaded
     try:
         engine = Engine.load(provider=args.provider, profile=UNCALIBRATED)
     except ModelError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        raise Failure(str(exc)) from None
     for warning in engine.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     skipped: Counter[str] = Counter()
@@ -127,16 +141,14 @@ def run(args: argparse.Namespace) -> int:
         from_list = worklist_films(engine.model_info)
         measured, skipped = from_list.measured, from_list.skipped
         if not measured.labels:
-            raise UsageError(f"no usable reader verdicts in the worklist {worklist_path()} ({_counts_text(skipped)})")
+            raise UsageError(f"no usable reader verdicts in the worklist {worklist_path(create=False)} ({_counts_text(skipped)})")
         source = VERDICTS_SOURCE
     else:
         measured = measure(engine, films, progress=_progress if sys.stderr.isatty() else None)
         for error in measured.errors:
             print(f"skipped {error}", file=sys.stderr)
         if not measured.labels:
-            print(f"{PROG}: none of the {len(films)} labelled films could be analysed; no profile written",
-                  file=sys.stderr)
-            return 1
+            raise Failure(f"none of the {len(films)} labelled films could be analysed; no profile written")
         source = f"labels from {args.labels.name}" if args.labels else folders_source(args.dirs)
     name = args.name or profile_stem(args.out)
     try:
@@ -149,9 +161,9 @@ def run(args: argparse.Namespace) -> int:
         profile.save(args.out)
         plots = write_plots(profile, args.out)
     except OSError as exc:
-        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        raise Failure(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print("\n".join(summary_lines(profile, args.out, plots, measured, skipped, args.bootstrap)))
-    return 1 if measured.errors else 0
+    return EXIT_FAILED if measured.errors else EXIT_OK
 
 
 def labelled_films(args: argparse.Namespace) -> list[LabelledFilm] | None:
@@ -161,8 +173,8 @@ def labelled_films(args: argparse.Namespace) -> list[LabelledFilm] | None:
     if sum(sources) != 1:
         raise UsageError("give the labelled films one way: folders (DIR...), --labels CSV, or --from-worklist")
     if args.from_worklist:
-        if not worklist_path().is_file():
-            raise UsageError(f"no worklist at {worklist_path()}: analyse studies and give reader verdicts "
+        if not worklist_path(create=False).is_file():
+            raise UsageError(f"no worklist at {worklist_path(create=False)}: analyse studies and give reader verdicts "
                              f"in the app first")
         return None
     try:
@@ -181,12 +193,14 @@ def labelled_films(args: argparse.Namespace) -> list[LabelledFilm] | None:
 
 
 def worklist_films(model: ModelInfo) -> WorklistFilms:
-    """The worklist's reader verdicts on this model's results (see :func:`verdict_films`)."""
+    """The worklist's reader verdicts on this model's results (see :func:`verdict_films`).
+    Only read: another LungLens writing to it does not block this, and a list this cannot
+    read is left as it is, whatever the reason."""
     try:
-        with Worklist() as worklist:
+        with Worklist(read_only=True) as worklist:
             records = worklist.with_verdicts()
     except LungLensError as exc:
-        raise UsageError(str(exc)) from None
+        raise Failure(str(exc)) from None
     return verdict_films(records, model)
 
 

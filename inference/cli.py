@@ -1,8 +1,8 @@
 """``lunglens classify``: classify studies headlessly (no Qt is imported on this path).
 
 Every input gets exactly one result, in input order, as soon as it is known; one bad file
-never stops the batch. Exit status: 0 all succeeded, 1 any failed (after all were tried),
-2 usage error (including a site profile that cannot be used with this model). Results are
+never stops the batch. Exit status (:data:`EPILOG`, shown by ``--help``): 0 all succeeded,
+1 any study or any output failed (after all were tried), 2 usage error only. Results are
 worded by :mod:`inference.decision`: above or below the review threshold, never "likely";
 a result the input gate flags is "Not reliable" (:mod:`inference.presentation`), never either.
 """
@@ -25,6 +25,8 @@ from typing import IO, Any
 from . import decision, heatmap
 from . import providers as prov
 from .audit import AuditLog
+from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability,
+                       run_standalone, usage_error)
 from .engine import Engine
 from .errors import LungLensError, ModelError
 from .export import CsvStream, error_row, record_row
@@ -92,17 +94,29 @@ class Outcome:
         return WorklistRecord.from_prediction(self.study, self.prediction, pixel_sha256(self.study))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lunglens classify",
-        description="Classify chest X-rays (PNG, JPEG, BMP, TIFF, DICOM) for pneumonia. "
-        "Decision support only, not a diagnosis.",
-    )
+EPILOG = """\
+exit status:
+  0  every study was classified and every output asked for was written
+  1  a study could not be classified (the batch still finishes), an output could not be
+     written (the --csv file, a --cam-dir PNG), or the model could not be loaded
+  2  usage error: an unknown option or value, no PATH, an option without the one it needs,
+     a --profile that cannot be read or was made for another model; nothing was analysed
+An output that cannot be opened at all (--csv in a missing folder, --cam-dir where a file
+is) stops the run before any study is analysed, with status 1. An audit log that cannot be
+written is a warning, not a failure.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``lunglens classify``'s options (desktop/main.py and :func:`main`)."""
+    parser.description = ("Classify chest X-rays (PNG, JPEG, BMP, TIFF, DICOM) for pneumonia, without a window. "
+                          "Decision support only, not a diagnosis.")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image or DICOM files, or folders")
     parser.add_argument("--recursive", "-r", action="store_true", help="walk folders recursively")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input, as each finishes")
-    parser.add_argument("--provider", default="auto", choices=["auto", *prov.CHOICES], help="execution provider")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="inference threads")
+    add_provider_arguments(parser)
     parser.add_argument(
         "--cam-dir", type=Path, default=None, metavar="DIR",
         help="write heat-map PNGs here, for in-scope results at or above the threshold (see --cam-all)",
@@ -112,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cam-grid", action="store_true", help="with --json: add cam_grid, the native "
                         "attribution map in logit units (rows top first)")
     parser.add_argument(
-        "--threshold", type=_probability, default=None, metavar="T",
+        "--threshold", type=probability, default=None, metavar="T",
         help="custom review threshold on the probability (default: the site profile's default operating point)",
     )
     parser.add_argument(
@@ -121,49 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
     parser.add_argument("--verbose", "-v", action="store_true", help="log the model and execution provider used to stderr")
-    return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; ``argv`` starts with "classify" (as ``lunglens classify ...`` passes it)."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if not args_list or args_list[0] != "classify":
-        parser.print_usage(sys.stderr)
-        print("lunglens: the only headless command here is 'classify'", file=sys.stderr)
-        return 2
-    try:
-        args = parser.parse_args(args_list[1:])
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
+    """``python -m inference.cli classify ...``; ``argv`` starts with "classify", as ``lunglens`` passes it."""
+    return run_standalone(sys.modules[__name__], "classify", list(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run ``lunglens classify`` with parsed ``args``; returns the exit status (see :data:`EPILOG`)."""
     if args.cam_all and args.cam_dir is None:
-        parser.print_usage(sys.stderr)
-        print("lunglens classify: --cam-all needs --cam-dir", file=sys.stderr)
-        return 2
+        return usage_error(parser, "--cam-all needs --cam-dir")
     if args.cam_grid and not args.json:
-        parser.print_usage(sys.stderr)
-        print("lunglens classify: --cam-grid adds a field to the JSON output; use it with --json", file=sys.stderr)
-        return 2
+        return usage_error(parser, "--cam-grid adds a field to the JSON output; use it with --json")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="lunglens: %(message)s", stream=sys.stderr
     )
@@ -173,48 +157,52 @@ def main(argv: list[str] | None = None) -> int:
         profile = SiteProfile.load(args.profile) if args.profile is not None else None
     except ProfileError as exc:
         print(f"lunglens classify: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         engine = Engine.load(provider=args.provider, threads=args.threads, profile=profile)
     except ProfileError as exc:  # made for another model
         print(f"lunglens classify: {args.profile}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ModelError as exc:
         print(f"lunglens classify: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     try:
         with ExitStack() as stack:
-            # utf-8-sig: the same bytes as the app's worklist export, which Excel opens correctly.
-            csv_file = stack.enter_context(args.csv.open("w", newline="", encoding="utf-8-sig")) if args.csv else None
-            if args.cam_dir is not None:
-                args.cam_dir.mkdir(parents=True, exist_ok=True)
-            counts = run(args, engine, csv_file)
-    except OSError as exc:  # an output that cannot be written (the inputs' errors are per file)
-        print(f"lunglens classify: cannot write output: {exc}", file=sys.stderr)
-        return 2
+            try:
+                # utf-8-sig: the same bytes as the app's worklist export, which Excel opens correctly.
+                csv_file = (stack.enter_context(args.csv.open("w", newline="", encoding="utf-8-sig"))
+                            if args.csv else None)
+                if args.cam_dir is not None:
+                    args.cam_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a valid option whose output cannot be written: nothing analysed in vain
+                print(f"lunglens classify: cannot write output: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            counts = classify_inputs(args, engine, csv_file)
     except KeyboardInterrupt:
         print("lunglens classify: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if not args.json:
         Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
-    return 1 if counts["failed"] else 0
+    return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] else EXIT_OK
 
 
-def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> dict[str, int]:
-    """Classify every input, emitting each result as it comes; return the counts."""
+def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> dict[str, int]:
+    """Classify every input, emitting each result as it comes; return the counts. An output
+    that fails (a heat-map PNG, the CSV) is counted in ``outputs_failed`` and said, and the
+    batch goes on."""
     if not args.json:
         for warning in engine.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     inputs = collect_inputs(args.paths, args.recursive)
     csv_out = CsvStream(csv_file) if csv_file else None
-    audit = _open_audit_log()
+    audit: AuditLog | None = AuditLog()
     table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
-    counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0}
+    counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0, "outputs_failed": 0}
     cam_names: set[str] = set()
     for outcome in classify_all(engine, inputs, args.threshold):
         if outcome.prediction is not None and args.cam_dir is not None and (
                 args.cam_all or heatmap.applies(outcome.prediction)):
-            _write_cam(outcome, args.cam_dir, cam_names)
+            counts["outputs_failed"] += not _write_cam(outcome, args.cam_dir, cam_names)
         record = outcome.record()
         outcome.study = None
         if record is not None:
@@ -229,7 +217,12 @@ def run(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> d
         else:
             table.row(outcome)
         if csv_out is not None:
-            csv_out.write(record_row(record) if record is not None else error_row(outcome.path, outcome.error))
+            try:
+                csv_out.write(record_row(record) if record is not None else error_row(outcome.path, outcome.error))
+            except OSError as exc:  # e.g. the disk filled up: the results still go to the screen
+                print(f"warning: {args.csv}: no further CSV rows are written: {exc}", file=sys.stderr)
+                csv_out = None
+                counts["outputs_failed"] += 1
     return counts
 
 
@@ -241,14 +234,6 @@ def _audit(audit: AuditLog | None, record: WorklistRecord) -> AuditLog | None:
     try:
         audit.log_analysis(record)
         return audit
-    except OSError as exc:
-        print(f"warning: analyses are not being audited: {exc}", file=sys.stderr)
-        return None
-
-
-def _open_audit_log() -> AuditLog | None:
-    try:
-        return AuditLog()
     except OSError as exc:
         print(f"warning: analyses are not being audited: {exc}", file=sys.stderr)
         return None
@@ -318,10 +303,11 @@ def _classify_one(engine: Engine, item: _Input, threshold: float | None) -> Outc
     return Outcome(item.path, prediction=prediction, read_ms=read_ms, study=study)
 
 
-def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
+def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> bool:
     """Write ``<stem>_cam.png`` (``<stem>_2_cam.png``... when names collide in this run): the
     film with its heat-map as the window draws it (muted where it does not apply), and below it
-    the result and what the map means, so the picture never travels without its words."""
+    the result and what the map means, so the picture never travels without its words. False
+    (and a warning on the result) when it could not be written."""
     assert outcome.prediction is not None and outcome.study is not None
     stem, n = outcome.path.stem, 1
     name = f"{stem}_cam.png"
@@ -336,8 +322,9 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> None:
         target.write_bytes(encode_png(rgb))
     except OSError as exc:
         outcome.extra_warnings.append(f"heat-map not written to {target}: {exc}")
-        return
+        return False
     outcome.cam_path = target
+    return True
 
 
 _RESULT_WIDTH = len(decision.verdict_text(0.5, 0.125))  # "Above the review threshold (12.5 %)"

@@ -30,6 +30,7 @@ MANUFACTURER = "LungLens"
 DISCLAIMER = "AI-generated - decision support, not a diagnosis"
 SERIES_DESCRIPTION = "AI-generated pneumonia heat-map (LungLens)"  # LO: at most 64 characters
 SERIES_NUMBER = 9901  # high, so the capture sorts after the acquired series
+ANONYMIZED = "LungLens --anonymize: new UIDs, only sex and age kept"  # LO: at most 64 characters
 
 _DATE_TIME_PATTERNS = {
     "PatientBirthDate": r"\d{8}",
@@ -64,17 +65,23 @@ def _is_caution(line: str) -> bool:
     return line == DISCLAIMER or line.startswith((NOT_RELIABLE, "Warning"))
 
 
-def build_secondary_capture(study: Study, prediction: Prediction, picture: Picture | None = None) -> Dataset:
+def build_secondary_capture(study: Study, prediction: Prediction, picture: Picture | None = None,
+                            anonymize: bool = False) -> Dataset:
     """The Secondary Capture dataset for ``study``'s result.
 
     ``picture`` (what the window showed) defaults to :func:`inference.overlay.render_picture`.
-    A DICOM source lends its Patient and Study; a raster source gets a new study with empty
-    patient fields.
+    A DICOM source lends its Patient and Study -- name, ID, birth date, accession number and
+    the rest go with it, so the PACS files the capture with the films -- and a raster source
+    gets a new study with empty patient fields. ``anonymize`` (teaching, demonstrations) gives
+    a DICOM source's capture a new study too, with only the patient's sex and age, no dates,
+    no reference to the source image, and PatientIdentityRemoved YES. Text the modality burned
+    into the pixels stays: anonymizing cannot see it.
     """
     if picture is None:
         picture = render_picture(study, prediction)
     pixels = burn_in(picture.rgb, result_lines(prediction, picture.caption), caution=_is_caution)
     source = _source_dataset(study)
+    joins_source = source is not None and not anonymize
     common = dict(
         pixel_array=pixels,
         photometric_interpretation="RGB",
@@ -88,7 +95,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
         patient_orientation=("L", "F"),  # highdicom wants one; replaced below
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
-    if source is not None:
+    if joins_source:
         with warnings.catch_warnings():
             # The patient's name is copied exactly as the source has it, odd form or not.
             warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
@@ -104,7 +111,15 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
             ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
             sc.SourceImageSequence = [ref]
     else:
-        sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192", **common)
+        sex = source.get("PatientSex") if source is not None else None
+        sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192",
+                           patient_sex=sex or None, **common)
+        if anonymize:
+            age = source.get("PatientAge") if source is not None else None
+            if age and re.fullmatch(r"\d{3}[DWMY]", str(age)):
+                sc.PatientAge = age
+            sc.PatientIdentityRemoved = "YES"
+            sc.DeidentificationMethod = ANONYMIZED
     # The picture has the source's proportions, so it has the source's orientation; unknown
     # stays empty (type 2) rather than invented.
     orientation = source.get("PatientOrientation") if source is not None else None
@@ -135,11 +150,11 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
 
 
 def write_secondary_capture(
-    study: Study, prediction: Prediction, out: str | Path, picture: Picture | None = None
+    study: Study, prediction: Prediction, out: str | Path, picture: Picture | None = None, anonymize: bool = False
 ) -> Path:
     """Write the Secondary Capture of ``study``'s result to ``out``; returns the path."""
     out = Path(out)
-    sc = build_secondary_capture(study, prediction, picture)
+    sc = build_secondary_capture(study, prediction, picture, anonymize)
     sc.save_as(out, enforce_file_format=True)
     return out
 

@@ -16,8 +16,9 @@ import warnings as pywarnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import onnxruntime as ort
 
 from . import providers as prov
 from .errors import ModelError
@@ -29,6 +30,9 @@ from .prediction import ModelInfo, Prediction
 from .profile import UNCALIBRATED, ProfileError, SiteProfile, uncalibrated
 from .preprocess import preprocess
 from .study import Study
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,7 @@ class Engine:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
 
+        ort = prov.onnxruntime()
         options = ort.SessionOptions()
         options.log_severity_level = 3  # ORT's own fallback chatter; we report our own warnings
         # Idle ONNX Runtime workers spin-wait for work by default; on a 2-core PC they then take
@@ -222,6 +227,7 @@ def _open_session(
     model: bytes, options: ort.SessionOptions, choice: str, available: list[str]
 ) -> tuple[ort.InferenceSession, list[str]]:
     """The first provider that really starts, and warnings about any that was asked for but not."""
+    ort = prov.onnxruntime()
     warnings: list[str] = []
     try:
         requested = prov.resolve(choice)

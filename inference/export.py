@@ -104,6 +104,18 @@ def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dic
     return row
 
 
+def anonymized(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` for teaching or a demonstration: no identifier columns, no file name or folder
+    (names of files often carry the patient's), no study date. A result is named by the start
+    of its pixel hash instead -- the name the audit log knows it by -- and a failure's reason,
+    which names its file, is left out."""
+    out = {key: row.get(key) for key in COLUMNS}
+    out.update(file=(row.get("pixel_sha256") or "")[:12], path="", study_date="")
+    if row.get("status") == "error":
+        out["error"] = "could not be analysed"
+    return out
+
+
 def error_row(path: str | Path, reason: str, include_identifiers: bool = False) -> dict[str, Any]:
     """A study that could not be analysed: the row says which file and why."""
     row: dict[str, Any] = {key: None for key in columns(include_identifiers)}

@@ -10,9 +10,10 @@ glyphs only, so text is folded to ASCII first ("0.96 (0.94-0.98)", "Hopital" for
 
 from __future__ import annotations
 
+import io
 import textwrap
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,15 @@ def plot_paths(profile_path: str | Path) -> PlotPaths:
     return PlotPaths(path.with_name(f"{stem}.roc.png"), path.with_name(f"{stem}.reliability.png"))
 
 
-def write_plots(profile: SiteProfile, profile_path: str | Path) -> PlotPaths:
-    """Draw both plots of ``profile`` beside ``profile_path``."""
+def write_plots(profile: SiteProfile, profile_path: str | Path,
+                write: Callable[[Path, bytes], object] = Path.write_bytes) -> PlotPaths:
+    """Draw both plots of ``profile`` beside ``profile_path`` as PNG files; ``write(path, data)``
+    writes each (the app's profile library writes them private to the user)."""
     paths = plot_paths(profile_path)
-    roc_image(profile).save(paths.roc)
-    reliability_image(profile).save(paths.reliability)
+    for path, image in ((paths.roc, roc_image(profile)), (paths.reliability, reliability_image(profile))):
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        write(path, png.getvalue())
     return paths
 
 

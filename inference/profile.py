@@ -129,13 +129,16 @@ class SiteProfile:
             "roc": self.roc,
         }
 
+    def to_json(self) -> str:
+        """The profile file's text: its body and the SHA-256 of that body."""
+        body = self.body()
+        return json.dumps({**body, "sha256": _digest(body)}, indent=2) + "\n"
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = self.body()
-        text = json.dumps({**body, "sha256": _digest(body)}, indent=2) + "\n"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(self.to_json(), encoding="utf-8")
         tmp.replace(path)
         return path
 

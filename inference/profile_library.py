@@ -11,18 +11,14 @@ kept profile, as ``lunglens calibrate`` draws them beside its output.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .plots import profile_stem, write_plots
 from .prediction import ModelInfo
 from .profile import SUFFIX, ProfileError, SiteProfile
-from .userdirs import profiles_dir
-
-FILE_MODE = 0o600
+from .userdirs import profiles_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ def file_stem(name: str) -> str:
 
 def keep(profile: SiteProfile, stem: str | None = None) -> Path:
     """Save a profile made in the app (and its plots) into the per-user folder; returns its path."""
-    return _keep(profile, lambda path: profile.save(path), stem)
+    return _keep(profile, profile.to_json().encode("utf-8"), stem)
 
 
 def import_profile(source: str | Path, model: ModelInfo) -> KeptProfile:
@@ -57,14 +53,7 @@ def import_profile(source: str | Path, model: ModelInfo) -> KeptProfile:
         data = source.read_bytes()
     except OSError as exc:  # it was readable a moment ago: a share that went away
         raise ProfileError(f"{source}: cannot read the profile ({exc.strerror or exc})") from exc
-
-    def copy(path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-
-    path = _keep(profile, copy, profile_stem(source))
-    return KeptProfile(path, profile)
+    return KeptProfile(_keep(profile, data, profile_stem(source)), profile)
 
 
 def kept_profiles() -> tuple[list[KeptProfile], list[str]]:
@@ -92,14 +81,12 @@ def load_active(path: str, shipped: SiteProfile | None, model: ModelInfo | None)
         return shipped, f"The site profile chosen in Settings cannot be used ({exc}); {instead}."
 
 
-def _keep(profile: SiteProfile, write: Callable[[Path], None], stem: str | None) -> Path:
-    """Write a profile with ``write`` under a free name (the same profile again reuses its file),
-    draw its plots beside it, and make all three private to the user."""
+def _keep(profile: SiteProfile, data: bytes, stem: str | None) -> Path:
+    """Write a profile file's bytes under a free name (the same profile again reuses its file)
+    and draw its plots beside it, all three private to the user from their creation."""
     path = _free_path(profiles_dir(), file_stem(stem or profile.name), profile.sha256)
-    write(path)
-    plots = write_plots(profile, path)
-    for written in (path, plots.roc, plots.reliability):
-        os.chmod(written, FILE_MODE)
+    write_private(path, data)
+    write_plots(profile, path, write_private)
     return path
 
 

@@ -1,12 +1,16 @@
 """ONNX Runtime execution providers: which exist here, the order ``auto`` tries, their names.
 
-One onnxruntime wheel serves an environment (``onnxruntime``, ``-gpu`` or ``-directml``), so
-what is available differs per install; the engine only ever tries what this one offers.
+One onnxruntime wheel serves an environment (``onnxruntime``, ``-gpu`` or ``-directml``,
+chosen by LungLens's ``cpu``/``gpu``/``directml`` extra), so what is available differs per
+install; the engine only ever tries what this one offers. The names here need no ONNX
+Runtime: the CLI validates ``--provider`` and the window names providers without it.
 """
 
 from __future__ import annotations
 
-import onnxruntime as ort
+from types import ModuleType
+
+from .errors import ModelError
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -22,13 +26,26 @@ CHOICES: dict[str, str] = {"cpu": CPU, "cuda": CUDA, "directml": DIRECTML, "core
 _FRIENDLY: dict[str, str] = {CPU: "CPU", CUDA: "CUDA", DIRECTML: "DirectML", COREML: "CoreML"}
 
 
+def onnxruntime() -> ModuleType:
+    """The ONNX Runtime module. None is a dependency of the base package -- the three wheels
+    install the same module, and a second one shadows the first -- so a missing one is a
+    :class:`~inference.errors.ModelError` saying which extra to install, not an ImportError."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError("ONNX Runtime is not installed: install LungLens with exactly one of its extras, "
+                         "e.g. pip install 'lunglens[cpu]' ([gpu] for NVIDIA CUDA, [directml] for DirectX 12 "
+                         "on Windows)") from exc
+    return ort
+
+
 def available_providers() -> list[str]:
     """The local providers this install offers, in ``auto`` order (not proof that they start).
 
     ONNX Runtime also lists e.g. AzureExecutionProvider (a cloud endpoint): never offered by
     an offline app, so only the providers of :data:`AUTO_ORDER` are returned.
     """
-    present = set(ort.get_available_providers())
+    present = set(onnxruntime().get_available_providers())
     return [p for p in AUTO_ORDER if p in present]
 
 

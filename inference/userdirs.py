@@ -1,47 +1,104 @@
 """Where LungLens keeps what it writes for the user: the worklist database, the audit log
-and the site profiles the user added.
+and the site profiles the user added -- and how those files are kept private.
 
 One place for every per-user file so Settings can show it and tests can redirect it
 (``LUNGLENS_DATA_DIR``) without touching the real profile.
+
+The worklist holds patient names and IDs, so the data folder is the user's alone (0700) and
+every file LungLens creates in it is 0600 *from its creation*: a file created 0644 and
+chmodded afterwards is readable by anyone who opens it in between. Folders and files an
+older LungLens left readable are tightened when met. On Windows the modes mean nothing and
+the folder's ACL (the user's profile) is what keeps it private.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "LungLens"
 ENV_OVERRIDE = "LUNGLENS_DATA_DIR"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def data_dir(create: bool = True) -> Path:
-    """The per-user data directory (``LUNGLENS_DATA_DIR`` overrides the platform default)."""
+    """The per-user data directory (``LUNGLENS_DATA_DIR`` overrides the platform default),
+    created private (0700) when ``create``."""
     override = os.environ.get(ENV_OVERRIDE)
     path = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)
     return path
 
 
-def worklist_path() -> Path:
-    """The SQLite worklist database."""
-    return data_dir() / "worklist.sqlite3"
+def worklist_path(create: bool = True) -> Path:
+    """The SQLite worklist database (its folder created when ``create``)."""
+    return data_dir(create) / "worklist.sqlite3"
 
 
-def audit_log_path() -> Path:
-    """The append-only JSON-lines audit log."""
-    return data_dir() / "audit.jsonl"
+def audit_log_path(create: bool = True) -> Path:
+    """The append-only JSON-lines audit log (its folder created when ``create``)."""
+    return data_dir(create) / "audit.jsonl"
 
 
 def profiles_dir() -> Path:
     """The site profiles imported into the app or made by its calibration wizard.
 
-    Private to the user (0700; the files in it are written 0600): a profile decides which
-    studies are flagged, so only this account should be able to swap one in.
+    Private like the rest of the data folder: a profile decides which studies are flagged,
+    so only this account should be able to swap one in.
     """
-    path = data_dir() / "profiles"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)  # mkdir's mode is ignored when the folder already existed
+    return private_dir(data_dir() / "profiles")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only this account can enter (created 0700, with its parents)."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    tighten(path)  # mkdir's mode does not apply to a folder that already existed
+    return path
+
+
+def tighten(path: Path) -> None:
+    """Take group and other access away from a file or folder of this account that an older
+    LungLens (or a lax umask) left open. Nothing happens to what another account owns, nor to
+    a shared folder (sticky or world-writable, like /tmp): closing that would break others."""
+    if os.name != "posix":
+        return
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    shared = stat.S_ISDIR(st.st_mode) and mode & (stat.S_ISVTX | stat.S_IWOTH)
+    if mode & 0o077 and st.st_uid == os.getuid() and not shared:
+        path.chmod(mode & ~0o077)
+
+
+def create_private(path: Path) -> bool:
+    """Create ``path`` empty and 0600 unless it exists (an existing one is tightened);
+    True when this call created it. Racing creators are fine: exactly one creates it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    except FileExistsError:
+        tighten(path)
+        return False
+    os.close(fd)
+    return True
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically, the new file 0600 from its creation."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a leftover from a crash may carry another mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
     return path

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,10 +36,10 @@ from .imageops import decode_png, encode_png
 from .prediction import ModelInfo, Prediction
 from .profile import ProfileInfo, SiteProfile
 from .study import Study, StudyMetadata
-from .userdirs import worklist_path
+from .userdirs import create_private, private_dir, tighten, worklist_path
 
 SCHEMA_VERSION = 3
-BUSY_TIMEOUT_S = 10.0  # how long to wait for another process's write (the analysis process's) to finish
+BUSY_TIMEOUT_S = 10.0  # how long to wait for another process's write to finish before giving up on the list
 
 # Columns added since schema 1; an older list gets them by ALTER TABLE (NULL in old rows).
 _ADDED_COLUMNS = (
@@ -101,6 +104,44 @@ def verdict_label(verdict: str | None) -> int | None:
 
 class WorklistError(LungLensError):
     """The worklist cannot be used as it is (e.g. written by a newer LungLens)."""
+
+
+class WorklistUnavailable(WorklistError):
+    """The worklist cannot be written now, and nothing says it is damaged: it is left exactly
+    as it is -- never moved, never replaced -- and LungLens carries on without it. The
+    subclasses say why, so the message can say what to do about it."""
+
+
+class WorklistLocked(WorklistUnavailable):
+    """Another process held a write lock on the worklist for longer than the busy timeout."""
+
+    def carrying_on(self) -> str:
+        """What the app and the CLI say when they go on without the list."""
+        return (f"{self}. LungLens carries on without it: results are shown, exported and audited, but not "
+                "saved in the worklist until LungLens is started again. Nothing in it was changed.")
+
+
+class WorklistReadOnly(WorklistUnavailable):
+    """The worklist lies on a read-only file system."""
+
+
+class WorklistNoPermission(WorklistUnavailable):
+    """This account may not write the worklist, or create its journal files beside it."""
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A worklist that failed its integrity check, kept under another name for whoever can
+    rescue it; a new, empty list took its place."""
+
+    problem: str  # what the integrity check found
+    files: tuple[Path, ...]  # the database as kept, and its -wal when it had one
+
+    def message(self) -> str:
+        """What the user is told: what was wrong, and what was kept where."""
+        kept = " and ".join(str(f) for f in self.files) or "nothing (no file was left)"
+        return (f"The worklist failed its integrity check ({self.problem}). It was kept as {kept}, "
+                f"and a new, empty worklist was started.")
 
 
 @dataclass(frozen=True)
@@ -212,23 +253,35 @@ class WorklistRecord(ReadAtOperatingPoint):
 class Worklist:
     """The results database. Safe to share between the GUI thread and a worker thread."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        """Open (or create) the database. A damaged file is moved aside -- its name is then in
-        :attr:`damaged_copy` for the app to tell the user -- and a new list is started, so a
-        broken worklist never stops the app. A healthy list is never moved: one written by a
-        newer LungLens, one that is locked or read-only, or one whose upgrade fails is refused
-        (:class:`WorklistError`) and left as it is. A schema-1 list is upgraded in place."""
-        self.path = Path(path) if path is not None else worklist_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.damaged_copy: Path | None = None
+    def __init__(self, path: str | Path | None = None, *, open_timeout: float | None = None,
+                 read_only: bool = False) -> None:
+        """Open (or create) the database, 0600 from its creation (``inference.userdirs``).
+
+        A list that cannot be written is refused with the reason -- :class:`WorklistLocked`
+        (another process held a write lock for more than ``open_timeout`` seconds, default
+        :data:`BUSY_TIMEOUT_S`: the window tries briefly and polls with its window up; every
+        operation after opening waits :data:`BUSY_TIMEOUT_S`),
+        :class:`WorklistReadOnly`, :class:`WorklistNoPermission`, a
+        :class:`WorklistError` for a newer schema or a failed upgrade -- and left exactly as it
+        is. Only a file that is not a database or fails ``PRAGMA integrity_check`` is set aside
+        (:attr:`set_aside` says what was kept where) and replaced by a new list, so a broken
+        worklist never stops the app. A schema-1 list is upgraded in place.
+
+        ``read_only`` only reads (``lunglens calibrate --from-worklist``): no file is created,
+        upgraded or set aside, and another process's write lock does not block it (WAL).
+        """
+        self.path = Path(path) if path is not None else worklist_path(create=False)
+        self.busy_timeout = BUSY_TIMEOUT_S if open_timeout is None else open_timeout  # what a lock is waited for
+        self.set_aside: SetAside | None = None
         self._lock = threading.Lock()
-        try:
-            self._conn = self._open()
-        except sqlite3.OperationalError as exc:  # locked, read-only, ...: the file itself is fine
-            raise WorklistError(f"{self.path.name}: the worklist cannot be opened ({exc})") from exc
-        except sqlite3.DatabaseError:
-            self.damaged_copy = self._move_aside()
-            self._conn = self._open()
+        if read_only:
+            self._conn = self._open_read_only()
+        else:
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError as exc:
+                self.set_aside = self._move_aside(self._diagnose(exc))
+                self._conn = self._open()
         version = self.schema_version
         if version > SCHEMA_VERSION:
             self._conn.close()
@@ -237,12 +290,36 @@ class Worklist:
                 f"understands ({SCHEMA_VERSION}); use a newer version or another data directory"
             )
         if version < SCHEMA_VERSION:
+            if read_only:
+                self._conn.close()
+                raise WorklistError(f"{self.path.name}: the worklist was written by an older LungLens; "
+                                    f"open LungLens once to upgrade it, then try again")
             self._upgrade()
+        self._wait_for_locks(BUSY_TIMEOUT_S)
+
+    def _wait_for_locks(self, seconds: float) -> None:
+        self.busy_timeout = seconds
+        with self._session():
+            self._conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+
+    def _connect(self, target: str | Path, uri: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, uri=uri, timeout=self.busy_timeout, check_same_thread=False,
+                               isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
         try:
-            conn.row_factory = sqlite3.Row
+            private_dir(self.path.parent)  # patient names and IDs: the folder is the user's alone
+            # The file exists, 0600, before SQLite writes a byte: its -wal and -shm take its mode.
+            create_private(self.path)
+            for suffix in ("-wal", "-shm"):
+                tighten(Path(f"{self.path}{suffix}"))  # an older LungLens's, still open to others
+        except OSError as exc:
+            raise self._unwritable(exc) or WorklistUnavailable(
+                f"{self.path}: the worklist cannot be opened ({exc.strerror or exc})") from exc
+        conn = self._connect(self.path)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk when add() returns (kill -9 and power loss alike).
             conn.execute("PRAGMA synchronous=FULL")
@@ -258,11 +335,59 @@ class Worklist:
             raise
         return conn
 
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A reading connection. On a read-only file system without a -wal, SQLite cannot make
+        the -shm a WAL reader needs; nothing can change the file there, so it is read as
+        immutable. With a -wal left by a crash it is not: that would skip the results in it."""
+        read_only_fs = _read_only_fs(self.path.parent)
+        immutable = read_only_fs and not Path(f"{self.path}-wal").exists()
+        conn = self._connect(f"{self.path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}", uri=True)
+        try:
+            conn.execute("SELECT COUNT(*) FROM results").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if _is_lock(exc):
+                raise WorklistLocked(self._locked_text()) from exc
+            raise self._unwritable(exc) or WorklistError(
+                f"{self.path}: the worklist cannot be read ({exc})") from exc
+        return conn
+
+    def _locked_text(self) -> str:
+        return (f"{self.path}: another program has kept the worklist locked for more than "
+                f"{self.busy_timeout:g} s (another LungLens busy with it, or a tool that opened it)")
+
+    def _unwritable(self, exc: BaseException) -> WorklistUnavailable | None:
+        """Why ``exc`` may be the file system's or the account's doing rather than the file's:
+        a read-only mount, or no permission on the file or its folder; None otherwise."""
+        if _read_only_fs(self.path.parent):
+            return WorklistReadOnly(f"{self.path}: the worklist is on a read-only file system ({exc})")
+        folder_ok = os.access(self.path.parent, os.W_OK | os.X_OK)
+        file_ok = not self.path.exists() or os.access(self.path, os.R_OK | os.W_OK)
+        if not (folder_ok and file_ok) or isinstance(exc, PermissionError):
+            what = "the worklist" if not file_ok else f"its folder {self.path.parent}"
+            return WorklistNoPermission(f"{self.path}: this account may not write {what} ({exc})")
+        return None
+
+    def _diagnose(self, exc: sqlite3.DatabaseError) -> str:
+        """Why the list could not be opened. A list that may be healthy -- locked, read-only, not
+        permitted, or passing its integrity check -- raises :class:`WorklistUnavailable`; for a
+        damaged one, returns what the integrity check found (the file is then set aside)."""
+        if _is_lock(exc):
+            raise WorklistLocked(self._locked_text()) from exc
+        unwritable = self._unwritable(exc)
+        if unwritable is not None:
+            raise unwritable from exc
+        problem = integrity_problem(self.path, self.busy_timeout)
+        if not problem:
+            raise WorklistUnavailable(f"{self.path}: the worklist cannot be opened ({exc}), yet it passes its "
+                                      f"integrity check; it was left as it is") from exc
+        return problem
+
     def _upgrade(self) -> None:
         """An older schema to this one in one transaction: add the new columns (NULL in existing
         rows), then record the version. Two processes upgrading at once: the second finds it done."""
-        with self._lock:
-            try:
+        try:
+            with self._session():
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     version = int(self._conn.execute("SELECT version FROM schema_version").fetchone()[0])
@@ -276,25 +401,50 @@ class Worklist:
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
-                self._conn.close()
-                raise WorklistError(
-                    f"{self.path.name}: the worklist could not be upgraded to schema {SCHEMA_VERSION} ({exc}); "
-                    f"it was left unchanged"
-                ) from exc
+        except WorklistLocked:
+            self._conn.close()
+            raise
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise WorklistError(
+                f"{self.path.name}: the worklist could not be upgraded to schema {SCHEMA_VERSION} ({exc}); "
+                f"it was left unchanged"
+            ) from exc
 
-    def _move_aside(self) -> Path:
+    def _move_aside(self, problem: str) -> SetAside:
+        """Keep a damaged list (and its -wal, when that holds anything) under a dated name. Its
+        -shm only indexes the -wal and is rebuilt from it, so it is removed rather than kept."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            part = Path(str(self.path) + suffix)
-            if part.exists():
-                part.replace(Path(str(target) + suffix))
-        return target
+        wal = Path(f"{self.path}-wal")
+        kept = []
+        try:
+            for part, as_kept in ((self.path, target), (wal, Path(f"{target}-wal"))):
+                if part.exists() and (part == self.path or part.stat().st_size):
+                    part.replace(as_kept)
+                    kept.append(as_kept)
+            for leftover in (wal, Path(f"{self.path}-shm")):
+                leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise WorklistUnavailable(f"{self.path}: the worklist failed its integrity check ({problem}) but "
+                                      f"could not be set aside ({exc.strerror or exc}); it was left as it is") from exc
+        return SetAside(problem, tuple(kept))
+
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for one thread at a time; a write lock another process held past
+        the busy timeout becomes :class:`WorklistLocked` (the caller carries on without the list)."""
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.OperationalError as exc:
+                if _is_lock(exc):
+                    raise WorklistLocked(self._locked_text()) from exc
+                raise
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
+        with self._session():
             return int(self._conn.execute("SELECT version FROM schema_version").fetchone()["version"])
 
     def add(self, record: WorklistRecord) -> WorklistRecord:
@@ -314,7 +464,7 @@ class Worklist:
             f"verdict=COALESCE(excluded.verdict, verdict) "
             f"RETURNING id, verdict, verdict_at"
         )
-        with self._lock:
+        with self._session():
             # Autocommit: stepping the statement to its end commits it (fetchall, not fetchone).
             row_id, verdict, verdict_at = self._conn.execute(sql, values).fetchall()[0]
         return replace(record, id=int(row_id), verdict=verdict, verdict_at=verdict_at)
@@ -329,7 +479,7 @@ class Worklist:
         no logit and are never returned: their probability cannot be re-derived, so the
         study is analysed again (and the new result replaces the row).
         """
-        with self._lock:
+        with self._session():
             row = self._conn.execute(
                 "SELECT * FROM results WHERE pixel_sha256=? AND model_sha256=? AND logit IS NOT NULL "
                 "ORDER BY id DESC LIMIT 1",
@@ -339,14 +489,14 @@ class Worklist:
 
     def records(self) -> list[WorklistRecord]:
         """Every stored result, in the order they were first added."""
-        with self._lock:
+        with self._session():
             rows = self._conn.execute("SELECT * FROM results ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
     def with_verdicts(self) -> list[WorklistRecord]:
         """The results the reader has given a verdict, in the order they were first added
         (what ``lunglens calibrate --from-worklist`` and the local performance figures read)."""
-        with self._lock:
+        with self._session():
             rows = self._conn.execute("SELECT * FROM results WHERE verdict IS NOT NULL ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
@@ -355,7 +505,7 @@ class Worklist:
         was given; None withdraws it. Returns the updated record, or None if there is no such row."""
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(map(repr, VERDICTS))}, not {verdict!r}")
-        with self._lock:
+        with self._session():
             row = self._conn.execute(
                 "UPDATE results SET verdict=?, verdict_at=? WHERE id=? RETURNING *",
                 (verdict, utc_now() if verdict is not None else None, record_id),
@@ -363,19 +513,19 @@ class Worklist:
         return _record(row[0]) if row else None
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._session():
             return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def remove(self, record_id: int) -> bool:
         """Delete one row; True if it existed."""
-        with self._lock:
+        with self._session():
             cur = self._conn.execute("DELETE FROM results WHERE id=?", (record_id,))
         return cur.rowcount > 0
 
     def take_path(self, study_path: str | Path) -> list[WorklistRecord]:
         """Delete every result stored for one file (any pixels, any model) and return them, so
         that the window can offer to undo the removal (:meth:`put_back`)."""
-        with self._lock:
+        with self._session():
             rows = self._conn.execute("DELETE FROM results WHERE study_path=? RETURNING *",
                                       (str(study_path),)).fetchall()
         return sorted((_record(r) for r in rows), key=lambda r: r.id or 0)
@@ -386,7 +536,7 @@ class Worklist:
         valid. A result stored again meanwhile for the same file, pixels and model is kept
         instead. Returns how many were put back."""
         done = 0
-        with self._lock:
+        with self._session():
             for record in records:
                 values = {"id": record.id, **_columns(record)}
                 sql = (f"INSERT INTO results ({', '.join(values)}) VALUES ({', '.join(f':{k}' for k in values)}) "
@@ -396,7 +546,7 @@ class Worklist:
 
     def clear(self) -> None:
         """Empty the worklist (the audit log keeps its history)."""
-        with self._lock:
+        with self._session():
             self._conn.execute("DELETE FROM results")
 
     def close(self) -> None:
@@ -408,6 +558,54 @@ class Worklist:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _error_name(exc: sqlite3.Error) -> str:
+    """SQLite's name for an error ("SQLITE_BUSY"...); Python 3.10 has only the message."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        return str(name)
+    text = str(exc)
+    for fragment, fallback in (("locked", "SQLITE_BUSY"), ("not a database", "SQLITE_NOTADB"),
+                               ("malformed", "SQLITE_CORRUPT")):
+        if fragment in text:
+            return fallback
+    return ""
+
+
+def _is_lock(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock this one waited for (past its busy timeout)."""
+    return _error_name(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def _read_only_fs(folder: Path) -> bool:
+    """True when ``folder`` is on a file system mounted read-only (POSIX; False elsewhere)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows), or the folder is gone
+        return False
+
+
+def integrity_problem(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> str:
+    """What ``PRAGMA integrity_check`` finds wrong with the database at ``path`` ("" when it is
+    sound), read without writing. Raises :class:`WorklistLocked` when another process keeps it
+    locked and :class:`WorklistUnavailable` when it cannot be read at all -- neither proves damage."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout)
+        try:
+            rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        name = _error_name(exc)
+        if _is_lock(exc):
+            raise WorklistLocked(f"{path}: another program keeps the worklist locked") from exc
+        if name == "SQLITE_NOTADB":
+            return "not an SQLite database"
+        if name.startswith("SQLITE_CORRUPT"):
+            return str(exc)
+        raise WorklistUnavailable(f"{path}: the worklist cannot be checked ({exc}); it was left as it is") from exc
+    return "" if rows == ["ok"] else "; ".join(rows)
 
 
 def _png(image: np.ndarray | None, name: str) -> bytes | None:

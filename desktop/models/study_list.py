@@ -60,6 +60,7 @@ class StudyListModel(QAbstractListModel):
         self._key_of_path: dict[Path, int] = {}  # the latest row listing each file
         self._thumbs: dict[int, QImage] = {}
         self._next_key = 1
+        self._next_order = 0  # never reused: "as opened" stays a strict order after removals
         self._show_identifiers = False
         self._version = 0
         self._row_versions: dict[int, int] = {}
@@ -133,14 +134,17 @@ class StudyListModel(QAbstractListModel):
     def add_paths(self, paths: Iterable[Path]) -> list[tuple[int, Path]]:
         """Append studies as queued; returns the (key, path) jobs for the worker."""
         paths = [Path(p) for p in paths]
-        first = len(self._items)
-        keys = self._append([StudyItem(path=path, order=first + i) for i, path in enumerate(paths)])
+        keys = self._append([StudyItem(path=path, order=self._opened()) for path in paths])
         return list(zip(keys, paths))
 
     def add_restored(self, records: Iterable[WorklistRecord]) -> list[int]:
         """Append finished studies from the worklist (no work for the worker); returns their keys."""
-        first = len(self._items)
-        return self._append([StudyItem.from_record(record, first + i) for i, record in enumerate(records)])
+        return self._append([StudyItem.from_record(record, self._opened()) for record in records])
+
+    def _opened(self) -> int:
+        """The next place in the opening order (the row count would repeat one after a removal)."""
+        self._next_order += 1
+        return self._next_order
 
     def put_back(self, items: Iterable[StudyItem]) -> list[int]:
         """List removed studies again as they were (result, thumbnail, place in the opening

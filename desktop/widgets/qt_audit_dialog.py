@@ -1,8 +1,10 @@
 """Help -> Audit log: every analysis and export, newest first, as the log file has them.
 
 Read-only. Damaged lines are skipped and counted, never fatal; the file's path is shown so
-it can be handed to an auditor. Studies appear by pixel hash only: the log holds no
-patient identifiers, so neither does this dialog.
+it can be handed to an auditor, with the state of its chain (``lunglens audit verify``):
+intact, unchained up to a line written before the chain existed, or broken at the first
+line that was changed, removed or inserted. Studies appear by pixel hash only: the log
+holds no patient identifiers, so neither does this dialog.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.audit import AuditLog
+from inference.audit import AuditLog, ChainReport
 from inference.decision import probability_text
 from inference.presentation import headline
 
@@ -50,7 +52,8 @@ def describe(entry: dict[str, Any]) -> str:
         return text
     if entry.get("event") == "export":
         n = len(entry.get("pixel_sha256") or [])
-        ids = " with patient identifiers" if entry.get("with_identifiers") else ""
+        ids = (" with patient identifiers" if entry.get("with_identifiers")
+               else " anonymized" if entry.get("anonymized") else "")
         studies = f"{n} studies" if n != 1 else "1 study"
         return f"{entry.get('what', '')} as {entry.get('format', '')} → {entry.get('destination', '')} ({studies}){ids}"
     return ""
@@ -82,6 +85,9 @@ class AuditDialog(QDialog):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.summary = QLabel()
+        self.chain = QLabel()
+        self.chain.setWordWrap(True)
+        self.chain.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.path_label = QLabel(f"Log file: {audit.path}")
         self.path_label.setObjectName("dim")
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -92,11 +98,13 @@ class AuditDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(self.summary)
+        lay.addWidget(self.chain)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.path_label)
         lay.addWidget(buttons)
         self.entries: list[dict[str, Any]] = []
         self.damaged = 0
+        self.chain_report: ChainReport | None = None
         self.reload()
         fit_top_level(self)
 
@@ -104,9 +112,12 @@ class AuditDialog(QDialog):
         """Read the log again (it is append-only: other LungLens windows may have added to it)."""
         try:
             found = self.audit.read()
+            self.chain_report = self.audit.verify()
             entries, damaged, error = found.entries, found.damaged, ""
         except OSError as err:
             entries, damaged, error = [], 0, f"The audit log cannot be read: {err.strerror or err}"
+            self.chain_report = None
+        self._show_chain()
         self.entries = list(reversed(entries))  # newest first
         self.damaged = damaged
         self.table.setRowCount(len(self.entries))
@@ -128,6 +139,20 @@ class AuditDialog(QDialog):
         if damaged:
             parts.append(f"{damaged} damaged line{'s' if damaged != 1 else ''} skipped")
         self.summary.setText(" · ".join(parts))
+
+    def _show_chain(self) -> None:
+        """The chain's state, in the warning colour when a line was changed, removed or inserted."""
+        report = self.chain_report
+        if report is None:
+            self.chain.setText("")
+            return
+        text = f"Chain: {report.summary()}"
+        if report.head:
+            text += f" SHA-256 of the last line: {report.head}"
+        self.chain.setText(text)
+        self.chain.setObjectName("" if report.ok else "alarm")
+        self.chain.style().unpolish(self.chain)
+        self.chain.style().polish(self.chain)
 
     def cell_text(self, row: int, column: int) -> str:
         item = self.table.item(row, column)

@@ -589,7 +589,7 @@ class MainWindow(QMainWindow):
             path = path.with_suffix(".json" if "json" in file_filter.lower() else ".csv")
         try:
             n = exports.export_worklist(self.shown_items(), path, self.controller.audit,
-                                        self.settings.show_identifiers)
+                                        self.settings.show_identifiers, self.settings.anonymize_exports)
         except exports.ExportError as err:
             self._export_failed(str(err))
         else:
@@ -682,7 +682,9 @@ class MainWindow(QMainWindow):
             return
         first = next(iter(self.export_formats))
         suffix = (filter_suffixes(first) or [".png"])[0]
-        default = self._export_default(f"{ctx.item.path.stem}-lunglens{suffix}")
+        # An anonymized export's suggested name must not carry the file's (often the patient's).
+        stem = "lunglens-anonymized" if self.settings.anonymize_exports else f"{ctx.item.path.stem}-lunglens"
+        default = self._export_default(f"{stem}{suffix}")
         path, chosen = QFileDialog.getSaveFileName(self, "Export", default, ";;".join(self.export_formats))
         if path:
             file_filter, target = self.format_for(Path(path), chosen)
@@ -720,10 +722,12 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Export failed", message)
 
     def _export_pdf(self, ctx: ViewContext, path: Path) -> None:
-        exports.export_report_pdf(ctx, path, self.controller.audit, self.settings.show_identifiers, self._on_screen())
+        exports.export_report_pdf(ctx, path, self.controller.audit, self.settings.show_identifiers, self._on_screen(),
+                                  self.settings.anonymize_exports)
 
     def _export_secondary_capture(self, ctx: ViewContext, path: Path) -> None:
-        exports.export_secondary_capture(ctx, path, self.controller.audit, self._on_screen())
+        exports.export_secondary_capture(ctx, path, self.controller.audit, self._on_screen(),
+                                         self.settings.anonymize_exports)
 
     def _on_screen(self) -> exports.OnScreen:
         d = self.controller.display

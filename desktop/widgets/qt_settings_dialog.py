@@ -103,8 +103,16 @@ class SettingsDialog(QDialog):
         # Privacy
         self.show_identifiers = QCheckBox("Show patient identifiers (name, ID, birth date, accession…)")
         self.show_identifiers.setChecked(settings.show_identifiers)
+        self.anonymize_exports = QCheckBox("Anonymize exports for teaching and demonstrations")
+        self.anonymize_exports.setToolTip(
+            "PDF reports, DICOM Secondary Captures and worklist exports then carry no patient name, ID, birth date, "
+            "accession number, institution, dates or file names, and the DICOM gets new UIDs (a study of its own). "
+            "Text burned into the image by the modality is not removed.")
+        self.anonymize_exports.setChecked(settings.anonymize_exports)
         privacy = QGroupBox("Privacy")
-        QVBoxLayout(privacy).addWidget(self.show_identifiers)
+        pl = QVBoxLayout(privacy)
+        pl.addWidget(self.show_identifiers)
+        pl.addWidget(self.anonymize_exports)
 
         # Data: where results and the audit trail are kept (LUNGLENS_DATA_DIR moves both).
         self.worklist_path = self._path_label(worklist_path)
@@ -203,6 +211,9 @@ class SettingsDialog(QDialog):
             changed.add("overlay")
         if self.show_identifiers.isChecked() != s.show_identifiers:
             s.show_identifiers = self.show_identifiers.isChecked()
+            changed.add("privacy")
+        if self.anonymize_exports.isChecked() != s.anonymize_exports:
+            s.anonymize_exports = self.anonymize_exports.isChecked()
             changed.add("privacy")
         s.sync()
         return changed

@@ -45,17 +45,28 @@ def iter_study_files(
 
     A file named explicitly is always yielded (even a missing one, so the caller reports
     it); a folder yields its visible candidate files in natural name order (IM2 before
-    IM10), then, with ``recursive``, its visible sub-folders' files in the same order.
+    IM10), then, with ``recursive``, its visible sub-folders' files in the same order,
+    following symlinked folders once (cycles are cut).
     """
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from _walk(path, recursive)
+            yield from _walk(path, recursive, _visited(path))
         else:
             yield path
 
 
-def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+def _visited(folder: Path) -> set[tuple[int, int]]:
+    """The folders a walk has entered, by (device, inode): a symlinked folder is followed once,
+    and a link back up the tree (a cycle) is not followed at all."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return set()
+    return {(st.st_dev, st.st_ino)}
+
+
+def _walk(folder: Path, recursive: bool, seen: set[tuple[int, int]]) -> Iterator[Path]:
     try:
         with os.scandir(folder) as it:
             entries = [e for e in it if not _is_hidden(e)]
@@ -65,7 +76,7 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
     subdirs = []
     for entry in entries:
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir():  # follows a symlinked folder; `seen` keeps that finite
                 subdirs.append(entry)
                 continue
             is_file = entry.is_file()
@@ -75,7 +86,15 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
             yield Path(entry.path)
     if recursive:
         for entry in subdirs:
-            yield from _walk(Path(entry.path), recursive)
+            try:
+                st = os.stat(entry.path)  # not DirEntry.stat(): no inode numbers on Windows
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield from _walk(Path(entry.path), recursive, seen)
 
 
 def _is_hidden(entry: os.DirEntry[str]) -> bool:

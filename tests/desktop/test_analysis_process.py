@@ -108,7 +108,7 @@ def test_a_crashed_child_fails_its_studies_and_is_replaced(tmp_path, kermany_sam
         paths = _links(tmp_path, kermany_samples["PNEUMONIA"], 60)
         proc.submit(list(enumerate(paths)))
         _wait(lambda: len(rec.kinds("finished")) >= 1)
-        os.kill(proc._proc.pid, signal.SIGKILL)  # a decoder blowing up takes the child down
+        os.kill(proc._child.proc.pid, signal.SIGKILL)  # a decoder blowing up takes the child down
         _wait(lambda: len(rec.kinds("finished")) + len(rec.kinds("failed")) == 60, 30)
         failed = rec.kinds("failed")
         assert failed and all("stopped unexpectedly" in e[2] for e in failed)

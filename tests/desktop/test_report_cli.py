@@ -85,13 +85,47 @@ def test_show_identifiers_puts_them_in_the_pdf(qapp, tiny_model, data_dir, tmp_p
     assert AuditLog(data_dir / "audit.jsonl").read().entries[-1]["with_identifiers"] is True
 
 
+@pytest.mark.gui
+def test_anonymize_leaves_out_every_identifier_and_says_so(qapp, tiny_model, data_dir, tmp_path, real_dicom, capsys):
+    pdf, sc = tmp_path / "teaching.pdf", tmp_path / "teaching.dcm"
+    assert lunglens(["report", str(real_dicom), "--anonymize", "--pdf", str(pdf), "--dicom-sc", str(sc)]) == 0
+    source = pydicom.dcmread(real_dicom, stop_before_pixels=True)
+    text = pdf_text(pdf)
+    assert "Anonymized for teaching or demonstration" in text
+    for secret in (str(source.PatientName), source.PatientID, real_dicom.name, real_dicom.stem):
+        assert secret not in text
+    capture = pydicom.dcmread(sc)
+    assert capture.PatientName == "" and capture.PatientID == "" and capture.PatientIdentityRemoved == "YES"
+    assert capture.StudyInstanceUID != source.StudyInstanceUID
+    assert dciodvfy(sc)[0] == []
+    exports = [e for e in AuditLog(data_dir / "audit.jsonl").read().entries if e["event"] == "export"]
+    assert [(e["what"], e["with_identifiers"], e["anonymized"]) for e in exports] == [
+        ("report", False, True), ("secondary_capture", False, True)]
+
+
+@pytest.mark.gui
+def test_a_data_folder_that_cannot_be_written_is_a_warning_not_a_traceback(qapp, tiny_model, tmp_path, real_dicom,
+                                                                          capsys, monkeypatch):
+    occupied = tmp_path / "a-file"
+    occupied.write_text("where the data folder should be")
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(occupied / "LungLens"))
+    pdf = tmp_path / "out.pdf"
+    assert lunglens(["report", str(real_dicom), "--pdf", str(pdf)]) == 0  # the report itself was written
+    err = capsys.readouterr().err
+    assert pdf.is_file() and "Traceback" not in err
+    assert err.count("warning: the audit log") == 1 and "nothing more is audited in this run" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
         (["missing.dcm", "--pdf", "x.pdf"], 1, "missing.dcm: file not found"),
         (["{notes}", "--dicom-sc", "x.dcm"], 1, "notes.txt: not an image or DICOM file"),
         (["{dicom}"], 2, "nothing to write"),
-        (["{dicom}", "--threshold", "1.5", "--pdf", "x.pdf"], 2, "--threshold must be between 0 and 1"),
+        (["{dicom}", "--threshold", "1.5", "--pdf", "x.pdf"], 2, "argument --threshold: must be between 0 and 1"),
+        (["{dicom}", "--provider", "foo", "--pdf", "x.pdf"], 2, "argument --provider: invalid choice: 'foo'"),
+        (["{dicom}", "--threads", "0", "--pdf", "x.pdf"], 2, "argument --threads: must be at least 1"),
+        (["{dicom}", "--anonymize", "--show-identifiers", "--pdf", "x.pdf"], 2, "not allowed with argument"),
         (["{dicom}", "--operating-point", "nope", "--pdf", "x.pdf"], 2, "unknown operating point 'nope'"),
         (["{dicom}", "--pdf", "{tmp}/no/such/dir/x.pdf"], 1, "does not exist"),
     ],

@@ -49,12 +49,13 @@ def test_report_has_everything_the_issue_lists(qapp, tmp_path, real_dicom):
         "Adult patient: the model was trained on children aged 1-5",
         f"{MODEL.name} {MODEL.version}",
         MODEL.sha256,
-        "CPUExecutionProvider",
+        "Provider CPU",  # inference.providers.friendly_name, as the window says it
         f"2026-11-26 06:00:00 UTC by LungLens {__version__}",
         " ".join(INTENDED_USE.split()),
         "not a diagnosis",
     ):
         assert expected in text, expected
+    assert "ExecutionProvider" not in text
     # The image with its heat-map is on the page at full resolution.
     (image,) = pypdf.PdfReader(str(out)).pages[0].images
     assert image.image.size == (study.shape[1], study.shape[0])

@@ -79,6 +79,19 @@ def test_keys_never_repeat_after_clear(model_and_proxy):
     assert model.item(second[0]).status is Status.QUEUED
 
 
+def test_as_opened_stays_a_strict_order_after_removals(model_and_proxy):
+    model, proxy = model_and_proxy
+    proxy.set_mode("opened")
+    keys = [k for k, _ in model.add_paths([Path(f"/x/{n}.png") for n in "abc"])]
+    removed = model.remove(keys[0])
+    model.add_paths([Path("/x/d.png"), Path("/x/e.png")])
+    orders = [it.order for it in model.items()]
+    assert len(set(orders)) == len(orders)  # no place in the opening order is given twice
+    assert _order(proxy) == ["b.png", "c.png", "d.png", "e.png"]
+    model.put_back([removed])  # undo: back in its own place
+    assert _order(proxy) == ["a.png", "b.png", "c.png", "d.png", "e.png"]
+
+
 def test_cancelled_rows_do_not_overwrite_results(model_and_proxy):
     model, _ = model_and_proxy
     (k, _), = model.add_paths([Path("/x/a.png")])

@@ -91,6 +91,39 @@ def test_ctrl_e_writes_a_pdf_report_and_a_secondary_capture(window, qtbot, monke
     assert all(e["pixel_sha256"] == [item.record.pixel_sha256] for e in exports)
 
 
+def test_anonymized_exports_for_teaching_carry_no_identifier(window, qtbot, monkeypatch, real_dicom, tmp_path,
+                                                              isolated_user_dirs):
+    c = window.controller
+    c.settings.show_identifiers = True  # anonymizing wins over showing identifiers
+    c.settings.anonymize_exports = True
+    c.apply_settings({"privacy"})
+    window.open_paths([real_dicom])
+    wait_idle(qtbot, c)
+    source = pydicom.dcmread(real_dicom, stop_before_pixels=True)
+    secrets = (str(source.PatientName), source.PatientID, real_dicom.stem)
+
+    calls = _save_as(monkeypatch, tmp_path / "teaching.pdf", PDF_FORMAT)
+    window.act_export.trigger()
+    assert Path(calls[0][2]).name == "lunglens-anonymized.pdf"  # the suggested name does not carry the file's
+    text = " ".join(pypdf.PdfReader(str(tmp_path / "teaching.pdf")).pages[0].extract_text().split())
+    assert "Anonymized for teaching" in text and not any(secret in text for secret in secrets)
+    _save_as(monkeypatch, tmp_path / "teaching.dcm", DICOM_SC_FORMAT)
+    window.act_export.trigger()
+    capture = pydicom.dcmread(tmp_path / "teaching.dcm")
+    assert capture.PatientIdentityRemoved == "YES" and capture.StudyInstanceUID != source.StudyInstanceUID
+    assert not any(secret.encode() in (tmp_path / "teaching.dcm").read_bytes() for secret in secrets)
+    _save_as(monkeypatch, tmp_path / "teaching.csv", "CSV table (*.csv)")
+    window.act_export_worklist.trigger()
+    table = (tmp_path / "teaching.csv").read_text(encoding="utf-8-sig")
+    assert "patient_name" not in table and not any(secret in table for secret in secrets)
+    (row,) = csv.DictReader(table.splitlines())
+    assert row["file"] == c.model.items()[0].record.pixel_sha256[:12] and row["path"] == row["study_date"] == ""
+
+    exports = [e for e in AuditLog(isolated_user_dirs / "audit.jsonl").read().entries if e["event"] == "export"]
+    assert [(e["what"], e["with_identifiers"], e["anonymized"]) for e in exports] == [
+        ("report", False, True), ("secondary_capture", False, True), ("worklist", False, True)]
+
+
 def test_worklist_exports_one_row_per_study(window, qtbot, monkeypatch, kermany_samples, real_dicom, tmp_path,
                                             isolated_user_dirs):
     c = window.controller
@@ -176,3 +209,12 @@ def test_help_audit_log_lists_analyses_and_exports(window, qtbot, monkeypatch, k
     # Each analysis in the words the window used for it.
     shown = {f"{present(it.prediction).headline} · {present(it.prediction).probability}" for it in c.model.items()}
     assert {" · ".join(dlg.cell_text(r, 3).split(" · ")[:2]) for r in (2, 3)} == shown
+    # The chain's state: intact (the torn last line is said), then broken where a line was edited.
+    assert dlg.chain.text().startswith("Chain: Intact: all 5 lines are linked") and "Unreadable line 5" in dlg.chain.text()
+    assert dlg.chain.objectName() != "alarm"
+    lines = log_file.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"cached":false', b'"cached":true')
+    log_file.write_bytes(b"\n".join(lines))
+    dlg.reload()
+    assert dlg.chain.text().startswith("Chain: BROKEN at line 3: line 3: its link does not match line 2")
+    assert dlg.chain.objectName() == "alarm"

@@ -282,12 +282,26 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> 
     assert capsys.readouterr().err  # argparse says what is wrong
 
 
-def test_an_unwritable_output_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_an_output_that_cannot_be_opened_fails_before_any_analysis(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A valid option whose file cannot be written is a failure (1), not a usage error (2)."""
     img = write_png(tmp_path / "x.png", 14)
-    assert main(["classify", str(img), "--csv", str(tmp_path)]) == 2  # a folder, not a file
-    assert "cannot write output" in capsys.readouterr().err
+    assert main(["classify", str(img), "--csv", str(tmp_path)]) == 1  # a folder, not a file
+    captured = capsys.readouterr()
+    assert "cannot write output" in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""  # nothing analysed in vain
     (tmp_path / "taken").write_text("a file where the folder should go")
-    assert main(["classify", str(img), "--cam-dir", str(tmp_path / "taken")]) == 2
+    assert main(["classify", str(img), "--cam-dir", str(tmp_path / "taken")]) == 1
+
+
+def test_a_heat_map_whose_file_name_is_taken_by_a_folder_fails_the_run(tmp_path: Path, capsys) -> None:
+    """Every study is still classified and reported; the status says an output is missing."""
+    cams = tmp_path / "cams"
+    (cams / "a_cam.png").mkdir(parents=True)  # where a_cam.png must go (root cannot write there either)
+    a, b = write_png(tmp_path / "a.png", 16), write_png(tmp_path / "b.png", 17)
+    assert main(["classify", "--json", "--cam-dir", str(cams), "--cam-all", str(a), str(b)]) == 1
+    first, second = json_lines(capsys.readouterr().out)
+    assert first["ok"] and first["cam"] is None and any("heat-map not written" in w for w in first["warnings"])
+    assert second["ok"] and second["cam"] == str(cams / "b_cam.png")
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture) -> None:

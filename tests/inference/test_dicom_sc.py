@@ -70,6 +70,31 @@ def test_sloppy_source_header_still_gives_a_valid_capture(tmp_path, real_dicom):
     assert sc.PatientName == "Doe, Jane" and sc.StudyInstanceUID == ds.StudyInstanceUID
 
 
+def test_an_anonymized_capture_carries_no_identifier_and_joins_no_study(tmp_path, real_dicom):
+    """For teaching: a study of its own, only sex and age, no dates, no link to the source image."""
+    ds = pydicom.dcmread(real_dicom)
+    identifiers = {"PatientName": "DOE^JANE", "PatientID": "PID-4711", "PatientBirthDate": "20200229",
+                   "AccessionNumber": "ACC-99", "InstitutionName": "St Elsewhere", "ReferringPhysicianName": "HOUSE^G",
+                   "StudyDate": "20240102", "StudyID": "S-7", "OtherPatientIDs": "OLD-1"}
+    for keyword, value in identifiers.items():
+        setattr(ds, keyword, value)
+    ds.PatientSex, ds.PatientAge = "F", "004Y"
+    src = tmp_path / "identified.dcm"
+    ds.save_as(src)
+    study = dicom_study(src)
+    out = write_secondary_capture(study, prediction_for(study, 0.7), tmp_path / "teaching.dcm", anonymize=True)
+    errors, _ = dciodvfy(out)
+    assert errors == [], errors
+    sc = pydicom.dcmread(out)
+    assert all(sc.get(keyword) in (None, "") for keyword in identifiers), {k: sc.get(k) for k in identifiers}
+    raw = out.read_bytes()
+    assert not any(str(value).encode() in raw for value in identifiers.values())
+    assert (sc.PatientSex, sc.PatientAge, sc.PatientIdentityRemoved) == ("F", "004Y", "YES")
+    assert "LungLens" in sc.DeidentificationMethod
+    assert ds.StudyInstanceUID.encode() not in raw and ds.SOPInstanceUID.encode() not in raw  # new UIDs only
+    assert "SourceImageSequence" not in sc
+
+
 def test_two_captures_of_one_study_get_new_uids(tmp_path, real_dicom):
     study = dicom_study(real_dicom)
     pred = prediction_for(study, 0.2)

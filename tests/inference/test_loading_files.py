@@ -34,6 +34,20 @@ def test_folder_expansion_is_sorted_and_skips_hidden_and_non_candidates(tmp_path
     assert all(load_study(p).pixels.ndim == 2 for p in iter_study_files([tmp_path], recursive=True))
 
 
+def test_symlinked_folders_are_followed_once_and_cycles_cut(tmp_path, film12):
+    studies = tmp_path / "archive"
+    (studies / "2024").mkdir(parents=True)
+    write_dicom(studies / "2024" / "a.dcm", film12, bits_stored=12)
+    root = tmp_path / "incoming"
+    root.mkdir()
+    (root / "linked").symlink_to(studies / "2024", target_is_directory=True)
+    (root / "linked-again").symlink_to(studies / "2024", target_is_directory=True)  # the same folder
+    (root / "loop").symlink_to(root, target_is_directory=True)  # back up the tree
+    found = [p.relative_to(root).as_posix() for p in iter_study_files([root], recursive=True)]
+    assert found == ["linked/a.dcm"]  # once, and the walk ends
+    assert [p.name for p in iter_study_files([root])] == []  # not recursive: no sub-folders at all
+
+
 def test_explicit_files_are_kept_in_input_order_even_odd_ones(tmp_path, film12, kermany_gray):
     _tree(tmp_path, film12, kermany_gray)
     inputs = [tmp_path / "notes.txt", tmp_path / "missing.dcm", tmp_path / "sub", tmp_path / "IM2"]

@@ -30,6 +30,7 @@ from inference.worklist import (
     VERDICTS,
     Worklist,
     WorklistError,
+    WorklistLocked,
     WorklistRecord,
     utc_now,
     verdict_label,
@@ -166,16 +167,18 @@ def test_newer_schema_is_refused_untouched(tmp_path):
     assert path.exists() and not list(tmp_path.glob("*.damaged-*"))
 
 
-def test_damaged_database_is_moved_aside_and_a_new_list_started(tmp_path, kermany_samples):
+def test_a_file_that_is_not_a_database_is_set_aside_and_a_new_list_started(tmp_path, kermany_samples):
     path = tmp_path / "wl.sqlite3"
     path.write_bytes(b"this is not an SQLite database" * 100)
     with Worklist(path) as wl:
-        assert wl.damaged_copy is not None and wl.damaged_copy.name.startswith("wl.sqlite3.damaged-")
-        assert wl.damaged_copy.read_bytes().startswith(b"this is not")
+        assert wl.set_aside is not None and wl.set_aside.problem == "not an SQLite database"
+        (kept,) = wl.set_aside.files
+        assert kept.name.startswith("wl.sqlite3.damaged-") and kept.read_bytes().startswith(b"this is not")
+        assert str(kept) in wl.set_aside.message()  # the user is told what was kept where
         assert wl.records() == []
         wl.add(_record(kermany_samples["NORMAL"][0]))
     with Worklist(path) as wl:
-        assert wl.damaged_copy is None and len(wl) == 1
+        assert wl.set_aside is None and len(wl) == 1
 
 
 def test_worker_thread_and_reader_share_it(tmp_path, kermany_samples):
@@ -284,7 +287,7 @@ def test_a_schema_1_list_is_upgraded_in_place_keeping_every_row(tmp_path, kerman
     inode = path.stat().st_ino
     with Worklist(path) as wl:
         assert wl.schema_version == SCHEMA_VERSION == 3
-        assert wl.damaged_copy is None
+        assert wl.set_aside is None
         old = wl.records()
         assert [r.study_path for r in old] == ["/old/0.dcm", "/old/1.dcm"]
         assert [r.probability for r in old] == pytest.approx([0.9, 0.8])
@@ -314,7 +317,7 @@ def test_a_locked_list_is_refused_not_moved_aside(tmp_path, monkeypatch):
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(WorklistError, match=r"wl\.sqlite3"):
+        with pytest.raises(WorklistLocked, match=r"wl\.sqlite3: another program has kept the worklist locked"):
             Worklist(path)
     finally:
         holder.execute("ROLLBACK")

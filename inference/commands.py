@@ -1,0 +1,72 @@
+"""What the ``lunglens`` subcommands share: exit statuses, argument types, and running one on
+its own (``python -m inference.cli classify ...``, the tests) as ``lunglens`` runs it.
+
+A subcommand is a module with ``add_arguments(parser)`` and ``run(args, parser) -> int``;
+``desktop/main.py`` puts them under one argparse parser and imports only the one that runs,
+so ``classify``, ``calibrate`` and ``audit`` never import Qt. No Qt and no ONNX Runtime here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+EXIT_OK = 0  # everything asked for was done
+EXIT_FAILED = 1  # a study, the model or an output failed (after everything else was tried)
+EXIT_USAGE = 2  # the command line itself is wrong: nothing was attempted
+EXIT_INTERRUPTED = 130  # Ctrl+C, as a shell reports it
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value
+
+
+def add_provider_arguments(parser: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--provider`` (refused unless known: a typo must not silently run on the CPU) and ``--threads``."""
+    from .providers import CHOICES  # ONNX Runtime: only for the commands that run the model
+
+    parser.add_argument("--provider", default="auto", choices=["auto", *CHOICES],
+                        help="execution provider (default: auto, the fastest that starts)")
+    if threads:
+        parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                            help="inference threads (default: one per core)")
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Print the usage and ``message`` as argparse does, and return :data:`EXIT_USAGE`."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_standalone(command: ModuleType, name: str, argv: list[str]) -> int:
+    """Run one subcommand module as ``lunglens NAME``; ``argv`` starts with NAME, as
+    ``lunglens`` passes it. argparse's own exits become return values (0 for --help, 2)."""
+    parser = argparse.ArgumentParser(prog=f"lunglens {name}")
+    command.add_arguments(parser)
+    if argv[:1] != [name]:
+        return usage_error(parser, f"expected the command {name!r} first")
+    try:
+        args = parser.parse_args(argv[1:])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return int(command.run(args, parser))
