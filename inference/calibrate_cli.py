@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import CalibrationDataError, check_counts
-from .commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, run_standalone
+from .commands import (
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, parsed_number, run_standalone,
+)
 from .engine import Engine
 from .errors import LungLensError, ModelError
 from .plots import PlotPaths, profile_stem, write_plots
@@ -88,20 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _target(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = parsed_number(text, float)
     if not 0.5 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be at least 0.5 and below 1: {text}")
     return value
 
 
 def _resamples(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = int(parsed_number(text, int))
     if value < 100:
         raise argparse.ArgumentTypeError(f"at least 100 resamples are needed for a 95 % interval: {text}")
     return value

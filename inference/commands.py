@@ -18,12 +18,19 @@ EXIT_USAGE = 2  # the command line itself is wrong: nothing was attempted
 EXIT_INTERRUPTED = 130  # Ctrl+C, as a shell reports it
 
 
+def parsed_number(text: str, kind: type[int] | type[float]) -> int | float:
+    """``text`` as ``kind`` for an argparse type, or the error saying what it is not; each
+    type then checks its own range."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a {'whole number' if kind is int else 'number'}: {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = int(parsed_number(text, int))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
     return value
@@ -31,10 +38,7 @@ def positive_int(text: str) -> int:
 
 def probability(text: str) -> float:
     """An argparse type: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = parsed_number(text, float)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
     return value

@@ -65,3 +65,21 @@ def make_prediction(probability: float, operating: OperatingPoint = POINT, *,
                       provider="CPUExecutionProvider", timings_ms={"inference": 12.5}, warnings=list(warnings),
                       in_scope=in_scope, scope_reasons=list(scope_reasons), profile=profile,
                       embedding=np.ones(8, np.float32))
+
+
+def open_window(qtbot, app_settings):
+    """A main window on ``app_settings``' data directory, shown: what the user sees after
+    (re)opening the app."""
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    win = MainWindow(StudyController(app_settings))
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def close_window(win) -> None:
+    """Close ``win`` and check its analysis process and threads stopped."""
+    win.close()
+    assert win.controller.worker.shutdown(10.0)

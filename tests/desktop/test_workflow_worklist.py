@@ -14,7 +14,7 @@ from desktop.models.study_item import Status
 from inference.audit import AuditLog
 from inference.decision import OperatingPoint
 from inference.worklist import Worklist
-from tests.desktop.gui_helpers import wait_idle
+from tests.desktop.gui_helpers import close_window, open_window, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -26,22 +26,6 @@ def _stored(data_dir: Path) -> list:
 
 def _analyses(data_dir: Path) -> list[dict]:
     return [e for e in AuditLog(data_dir / "audit.jsonl").read().entries if e["event"] == "analysis"]
-
-
-def _new_window(qtbot, app_settings):
-    """A second window on the same data directory: what the user sees after reopening the app."""
-    from desktop.controller import StudyController
-    from desktop.widgets.qt_main_window import MainWindow
-
-    win = MainWindow(StudyController(app_settings))
-    qtbot.addWidget(win)
-    win.show()
-    return win
-
-
-def _close(win) -> None:
-    win.close()
-    assert win.controller.worker.shutdown(10.0)
 
 
 def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_settings, isolated_user_dirs,
@@ -75,10 +59,10 @@ def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_setti
     assert records[real_dicom].metadata["study_instance_uid"]
     analyses = _analyses(data)
     assert len(analyses) == 3 and not any(e["cached"] for e in analyses)
-    _close(window)
+    close_window(window)
 
     # Reopen: the list comes back from the worklist alone -- nothing is analysed again.
-    win2 = _new_window(qtbot, app_settings)
+    win2 = open_window(qtbot, app_settings)
     c2 = win2.controller
     restored = {it.path: it for it in c2.model.items()}
     assert set(restored) == set(paths)
@@ -100,7 +84,7 @@ def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_setti
     assert win2.viewer.overlay_item.image.shape[2] == 4
     assert win2.result_panel.gauge.value == pytest.approx(restored[real_dicom].prediction.probability)
     assert len(_analyses(data)) == 3  # restoring is not an analysis
-    _close(win2)
+    close_window(win2)
 
 
 def test_the_same_pixels_are_not_analysed_again(window, qtbot, app_settings, isolated_user_dirs,
@@ -133,16 +117,16 @@ def test_the_same_pixels_are_not_analysed_again(window, qtbot, app_settings, iso
     assert item.cached and item.prediction.probability == first[paths[0]]
     assert str(twin) in {r.study_path for r in _stored(data)}
     assert _analyses(data)[-1]["cached"] is True
-    _close(window)
+    close_window(window)
 
     # After reopening, opening them once more is still answered from the worklist.
-    win2 = _new_window(qtbot, app_settings)
+    win2 = open_window(qtbot, app_settings)
     win2.open_paths(paths)
     wait_idle(qtbot, win2.controller)
     assert win2.controller.model.rowCount() == 4
     assert all(it.cached for it in win2.controller.model.items())
     assert [e["cached"] for e in _analyses(data)][-3:] == [True, True, True]
-    _close(win2)
+    close_window(win2)
 
 
 def test_a_cached_result_follows_the_current_operating_point(window, qtbot, isolated_user_dirs, kermany_samples):
@@ -171,10 +155,10 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     window.open_paths([gone])
     wait_idle(qtbot, c)
     probability = c.model.items()[0].prediction.probability
-    _close(window)
+    close_window(window)
     gone.unlink()
 
-    win2 = _new_window(qtbot, app_settings)
+    win2 = open_window(qtbot, app_settings)
     c2 = win2.controller
     win2.study_list.select_row(0)
     wait_idle(qtbot, c2)
@@ -187,7 +171,7 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     # Exporting says why it cannot, in the status bar; no dialog, no traceback.
     win2.export_view()
     assert "no longer available" in win2.statusBar().currentMessage()
-    _close(win2)
+    close_window(win2)
 
 
 def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_user_dirs, kermany_samples, monkeypatch):
@@ -201,9 +185,9 @@ def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_use
     window.act_remove.trigger()
     assert paths[1] not in [it.path for it in c.model.items()]
     assert {Path(r.study_path) for r in _stored(data)} == {paths[0], paths[2]}
-    _close(window)
+    close_window(window)
 
-    win2 = _new_window(qtbot, app_settings)
+    win2 = open_window(qtbot, app_settings)
     c2 = win2.controller
     assert {it.path for it in c2.model.items()} == {paths[0], paths[2]}
     asked: list[str] = []
@@ -221,10 +205,10 @@ def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_use
     win2.act_clear.trigger()
     assert c2.model.rowCount() == 0 and _stored(data) == []
     assert len(_analyses(data)) == 3  # the audit log keeps its history
-    _close(win2)
-    win3 = _new_window(qtbot, app_settings)
+    close_window(win2)
+    win3 = open_window(qtbot, app_settings)
     assert win3.controller.model.rowCount() == 0
-    _close(win3)
+    close_window(win3)
 
 
 def test_each_test_starts_with_an_empty_worklist(window, isolated_user_dirs):
@@ -239,7 +223,7 @@ def test_an_unusable_data_folder_is_said_and_analysis_goes_on(qtbot, app_setting
     not_a_folder = tmp_path / "data-is-a-file"
     not_a_folder.write_text("occupied")
     monkeypatch.setenv("LUNGLENS_DATA_DIR", str(not_a_folder))
-    win = _new_window(qtbot, app_settings)
+    win = open_window(qtbot, app_settings)
     c = win.controller
     assert c.worklist is None and c.audit is None
     assert win.banner.isVisibleTo(win) and "not being saved" in win.banner_label.text()
@@ -255,7 +239,7 @@ def test_an_unusable_data_folder_is_said_and_analysis_goes_on(qtbot, app_setting
     win.export_worklist_to(out)
     assert out.is_file() and shown == ["list.csv was written, but the audit log could not record it "
                                        "(the data folder cannot be used)."]
-    _close(win)
+    close_window(win)
 
 
 def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings, isolated_user_dirs,
@@ -271,7 +255,7 @@ def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings,
     window.open_paths([path])
     wait_idle(qtbot, c)
     current = c.model.items()[0].prediction
-    _close(window)
+    close_window(window)
     with Worklist(data / "worklist.sqlite3") as wl:
         (record,) = wl.records()
         wl.clear()
@@ -279,7 +263,7 @@ def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings,
         wl.add(replace(record, id=None, model_sha256="0" * 64, model_version="0.9-earlier",
                        operating=OperatingPoint("balanced", old_threshold)))
 
-    win2 = _new_window(qtbot, app_settings)
+    win2 = open_window(qtbot, app_settings)
     c2 = win2.controller
     (item,) = c2.model.items()
     assert item.prediction.threshold == old_threshold  # not re-judged at the current model's threshold
@@ -292,4 +276,4 @@ def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings,
     assert not item.cached and item.prediction.model.sha256 == current.model.sha256
     assert item.prediction.probability == pytest.approx(current.probability)
     assert "not the model loaded now" not in win2.result_panel.detail_text("model")
-    _close(win2)
+    close_window(win2)

@@ -17,7 +17,7 @@ from inference import worklist as worklist_module
 from inference.audit import AuditLog
 from inference.hashing import pixel_sha256
 from inference.worklist import Worklist, WorklistRecord
-from tests.desktop.gui_helpers import wait_idle
+from tests.desktop.gui_helpers import close_window, open_window, wait_idle
 from tests.inference.test_worklist_safety import write_lock_held
 from tests.inference.workflow_fixtures import prediction_for, raster_study
 
@@ -30,28 +30,13 @@ def _store(data: Path, files: list[Path]) -> list[int]:
                 for s in map(raster_study, files)]
 
 
-def _open_window(qtbot, app_settings):
-    from desktop.controller import StudyController
-    from desktop.widgets.qt_main_window import MainWindow
-
-    win = MainWindow(StudyController(app_settings))
-    qtbot.addWidget(win)
-    win.show()
-    return win
-
-
-def _close(win) -> None:
-    win.close()
-    assert win.controller.worker.shutdown(10.0)
-
-
 def test_a_lock_that_outlasts_the_wait_leaves_the_list_alone_and_analysis_goes_on(
         qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch, tmp_path):
     data = isolated_user_dirs
     ids = _store(data, kermany_samples["NORMAL"][:2])
     monkeypatch.setattr(worklist_module, "BUSY_TIMEOUT_S", 2.0)
     with write_lock_held(data / "worklist.sqlite3"):
-        win = _open_window(qtbot, app_settings)
+        win = open_window(qtbot, app_settings)
         c = win.controller
         assert c.worklist is None
         assert win.banner.isVisibleTo(win) and "is locked by another program; waiting up to 2 s" in win.banner_label.text()
@@ -68,7 +53,7 @@ def test_a_lock_that_outlasts_the_wait_leaves_the_list_alone_and_analysis_goes_o
         out = tmp_path / "list.csv"
         win.export_worklist_to(out)
         assert out.is_file() and study.name in out.read_text(encoding="utf-8-sig")  # exported
-        _close(win)
+        close_window(win)
     assert not list(data.glob("*.damaged-*"))
     with Worklist(data / "worklist.sqlite3") as wl:  # exactly the rows it had
         assert [r.id for r in wl.records()] == ids
@@ -81,7 +66,7 @@ def test_a_lock_released_in_time_is_picked_up(qtbot, app_settings, isolated_user
     _store(data, files)
     monkeypatch.setattr(worklist_module, "BUSY_TIMEOUT_S", 30.0)
     with write_lock_held(data / "worklist.sqlite3"):
-        win = _open_window(qtbot, app_settings)
+        win = open_window(qtbot, app_settings)
         c = win.controller
         assert c.worklist is None and "waiting up to 30 s" in win.banner_label.text()
     qtbot.waitUntil(lambda: c.worklist is not None, timeout=10_000)
@@ -91,4 +76,4 @@ def test_a_lock_released_in_time_is_picked_up(qtbot, app_settings, isolated_user
     wait_idle(qtbot, c)
     with Worklist(data / "worklist.sqlite3") as wl:  # the restarted analysis process keeps results again
         assert len(wl) == 3
-    _close(win)
+    close_window(win)
