@@ -16,6 +16,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from inference import __version__
+from inference.loaders import budget
 
 SCREENSHOT_TIMEOUT_S = 600.0
 _BLAS_LIMIT = None  # kept for the life of the process: the limit holds while it exists
@@ -50,6 +51,9 @@ def make_application(argv: list[str] | None = None):  # noqa: ANN201 -- QApplica
     # GUI thread (tests/desktop/test_responsiveness.py stalled past 100 ms).
     global _BLAS_LIMIT
     _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+    # The viewer decodes films through a forked worker (inference.loaders.budget): fork it
+    # before Qt and the first film make this process big (tests/desktop/test_responsiveness.py).
+    budget.prestart()
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)

@@ -135,6 +135,20 @@ def run(path: Path, fn: Callable[..., T], *args: Any) -> T:
     return _unpack(path, reply)
 
 
+def prestart() -> None:
+    """Fork one idle worker now. A fork copies the caller's page tables and makes every page it
+    later writes a copy-on-write fault, so a big process (the window, with Qt loaded and a film
+    on screen) stalls its GUI thread when it forks; forked early, while small, it never has to."""
+    if not _CAN_FORK:
+        return
+    with _lock:
+        if _idle:
+            return
+    worker = _Worker.start()
+    with _lock:
+        _idle.append(worker)
+
+
 def check_memory(path: Path, nbytes: int, what: str) -> None:
     """Refuse before decoding when the pixels alone would not fit in the budget."""
     if nbytes > DECODE_MEMORY:
