@@ -93,13 +93,22 @@ def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
-def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True) -> torch.Tensor:
-    """Rotation +-10 deg, scale 0.9-1.1, shift +-8%, optional horizontal flip; no vertical flip."""
+# (max rotation in degrees, scale range, max shift as a fraction of the side)
+GEOMETRY = {"standard": (10.0, (0.9, 1.1), 0.08), "strong": (15.0, (0.75, 1.25), 0.12)}
+
+
+def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True, geometry: str = "standard") -> torch.Tensor:
+    """Random rotation, scale and shift (GEOMETRY), optional horizontal flip; no vertical flip.
+
+    "standard" is the shipped recipe (+-10 deg, 0.9-1.1, +-8 %); "strong" zooms further in and
+    out, which crops to the lung fields half of the time (an experiment, EXPERIMENTS.md).
+    """
     n = x.shape[0]
-    ang = (torch.rand(n, generator=gen) * 20 - 10) * math.pi / 180
-    scale = torch.rand(n, generator=gen) * 0.2 + 0.9
-    tx = torch.rand(n, generator=gen) * 0.16 - 0.08
-    ty = torch.rand(n, generator=gen) * 0.16 - 0.08
+    rot, (s_lo, s_hi), shift = GEOMETRY[geometry]
+    ang = (torch.rand(n, generator=gen) * 2 * rot - rot) * math.pi / 180
+    scale = torch.rand(n, generator=gen) * (s_hi - s_lo) + s_lo
+    tx = (torch.rand(n, generator=gen) * 2 - 1) * shift
+    ty = (torch.rand(n, generator=gen) * 2 - 1) * shift
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if hflip else torch.ones(n)
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack(
@@ -115,7 +124,7 @@ def light_photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator, hflip: bool = True,
-                  strength: str = "full") -> torch.Tensor:
+                  strength: str = "full", geometry: str = "standard") -> torch.Tensor:
     """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric).
 
     ``strength`` "light" keeps the geometric part and drops the photometric one (an
@@ -124,4 +133,4 @@ def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generat
     x = raw_u8.unsqueeze(1).float() / 255.0
     x = photometric(x, gen) if strength == "full" else light_photometric(x, gen)
     x = standardize(equalize_batch(x), spec)
-    return geometric(x, gen, hflip=hflip)
+    return geometric(x, gen, hflip=hflip, geometry=geometry)

@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="input side in pixels (the network is shaped to end at a 14x14 map)")
     p.add_argument("--aug", choices=("full", "light"), default="full",
                    help="full: photometric + geometric augmentation; light: geometric and mild photometric")
+    p.add_argument("--geometry", choices=("standard", "strong"), default="standard",
+                   help="geometric augmentation ranges (training/augment.py GEOMETRY); standard is the shipped recipe")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup of augmented images within each batch, lambda ~ Beta(ALPHA, ALPHA) per batch; "
                         "0 (default) = off, the recipe of the shipped model")
@@ -175,7 +177,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
         losses = []
         for s in range(steps_per_epoch):
             idx = order[s * args.batch_size : (s + 1) * args.batch_size]
-            x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug)
+            x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug, geometry=args.geometry)
             y = y_t[idx]
             if args.mixup > 0:
                 lam = float(mix_rng.beta(args.mixup, args.mixup))
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "augmentation": args.aug, "mixup_alpha": args.mixup, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }
