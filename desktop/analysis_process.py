@@ -7,7 +7,7 @@ the window: the studies in flight are reported failed and the next batch starts 
 
 Given an audit log (and a worklist, when the window has one), the child commits each result
 to them before reporting it, and answers a study already analysed by this model from the
-worklist without running it (see :mod:`desktop.result_store`).
+worklist without running it (see :mod:`inference.result_store`).
 
 Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("operating", point or None),
 ("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
@@ -99,7 +99,8 @@ class AnalysisProcess:
     """
 
     def __init__(self, sink: ResultSink, provider: str = "auto", threads: int | None = None,
-                 profile: SiteProfile | None = None, loader_threads: int = 2, worklist_path: Path | None = None,
+                 profile: SiteProfile | None = None, loader_threads: int | None = None,
+                 worklist_path: Path | None = None,
                  audit_path: Path | None = None) -> None:
         """``profile``: the site profile the child's engine uses (None: the shipped one).
         ``audit_path``: where every analysis is audited, and ``worklist_path`` (with it) where
@@ -241,7 +242,7 @@ class _QueueSink:
 
     def __init__(self, events: Any, store: Any = None) -> None:
         self._events = events
-        self._store = store  # a desktop.result_store.ResultStore, or None
+        self._store = store  # an inference.result_store.ResultStore, or None
         self.pipeline: Any = None  # set once the pipeline exists (for its engine and options)
         self._lock = threading.Lock()
         self._thumbs: dict[int, np.ndarray] = {}  # key -> thumbnail, until its result is kept
@@ -283,7 +284,7 @@ class _QueueSink:
             self._send(key, compact, record, cached=False)
 
     def recalled(self, key: int, study: Study, stored: WorklistRecord, fingerprint: str) -> None:  # noqa: ARG002
-        from .result_store import judge
+        from inference.result_store import judge
 
         pipeline = self.pipeline
         prediction = judge(stored, pipeline.operating or pipeline.engine.profile.operating_point())
@@ -328,13 +329,13 @@ def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
     """The ResultStore (it tells the window itself what it cannot keep), or None without storage."""
     if storage is None:
         return None
-    from .result_store import ResultStore
+    from inference.result_store import ResultStore
 
     return ResultStore(*storage, report=lambda reason: events.put(("storage_failed", reason)))
 
 
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,
-                loader_threads: int, storage: tuple[str | None, str] | None = None) -> None:
+                loader_threads: int | None, storage: tuple[str | None, str] | None = None) -> None:
     """Entry point of the analysis process: no Qt here, ever."""
     if hasattr(os, "nice"):
         try:

@@ -13,13 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
 
 from inference import __version__
 from inference.loaders import budget
+from inference.threads import limit_blas
 
 SCREENSHOT_TIMEOUT_S = 600.0
-_BLAS_LIMIT = None  # kept for the life of the process: the limit holds while it exists
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,8 +48,7 @@ def make_application(argv: list[str] | None = None):  # noqa: ANN201 -- QApplica
     # BLAS thread does it fastest. With OpenBLAS's default pool, its workers spun against the
     # analysis process on 2 cores and a 768-pixel heat-map took 17 ms instead of 2.5 ms on the
     # GUI thread (tests/desktop/test_responsiveness.py stalled past 100 ms).
-    global _BLAS_LIMIT
-    _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+    limit_blas()
     # The viewer decodes films through a forked worker (inference.loaders.budget): fork it
     # before Qt and the first film make this process big (tests/desktop/test_responsiveness.py).
     budget.prestart()

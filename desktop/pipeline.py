@@ -28,6 +28,7 @@ from inference.decision import OperatingPoint
 from inference.errors import LungLensError, StudyLoadError
 from inference.prediction import Prediction
 from inference.study import Study
+from inference.threads import policy as thread_policy
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class ResultMemory(Protocol):
     """Results already known, so a study seen before is not analysed again (thread-safe)."""
 
     def fingerprint(self, study: Study) -> str: ...
-    def recall(self, fingerprint: str, engine: Any) -> Any | None: ...  # a stored result, or None
+    def recall(self, study: Study, fingerprint: str, engine: Any) -> Any | None: ...  # a stored result, or None
 
 
 def describe_error(path: Path, err: BaseException) -> str:
@@ -73,10 +74,12 @@ class BatchPipeline:
         engine_factory: Callable[[], Any],
         sink: PipelineSink,
         loader: Callable[[Path], Study],
-        loader_threads: int = 2,
+        loader_threads: int | None = None,
         lookahead: int = 4,
         memory: ResultMemory | None = None,
     ) -> None:
+        """``loader_threads`` decode ahead (None: the thread policy's decoders,
+        :func:`inference.threads.policy`); at most ``lookahead`` decoded studies wait for inference."""
         self._engine_factory = engine_factory
         self._sink = sink
         self._load = loader
@@ -94,7 +97,7 @@ class BatchPipeline:
         self._engine_error = ""
         self._loaders = [
             threading.Thread(target=self._loader_loop, name=f"lunglens-loader-{i}", daemon=True)
-            for i in range(max(1, loader_threads))
+            for i in range(max(1, loader_threads or thread_policy().decoders))
         ]
         self._inference = threading.Thread(target=self._inference_loop, name="lunglens-inference", daemon=True)
         for t in (*self._loaders, self._inference):
@@ -186,7 +189,7 @@ class BatchPipeline:
                 return fingerprint, None
         if self.engine is None:
             return fingerprint, None
-        return fingerprint, self._memory.recall(fingerprint, self.engine)
+        return fingerprint, self._memory.recall(study, fingerprint, self.engine)
 
     def _inference_loop(self) -> None:
         try:

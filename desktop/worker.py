@@ -50,7 +50,7 @@ class StudyWorker(QObject):
     storage_failed = Signal(str)  # results are not being saved to the worklist, and why
 
     def __init__(self, provider: str = "auto", threads: int | None = None, profile: SiteProfile | None = None,
-                 loader_threads: int = 2, parent: QObject | None = None,
+                 loader_threads: int | None = None, parent: QObject | None = None,
                  worklist_path: Path | None = None, audit_path: Path | None = None) -> None:
         """``profile``: the site profile the engine calibrates with (None: the shipped one).
         With ``audit_path`` every result is audited as it arrives; with ``worklist_path`` too it

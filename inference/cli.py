@@ -13,9 +13,11 @@ import argparse
 import glob
 import json
 import logging
+import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,25 +26,28 @@ from typing import IO, Any
 
 from . import decision, heatmap
 from . import providers as prov
-from .audit import AuditLog
 from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability,
                        run_standalone, usage_error)
 from .engine import Engine
 from .errors import LungLensError, ModelError
 from .export import CsvStream, error_row, record_row
-from .hashing import pixel_sha256
 from .imageops import encode_png
 from .loaders import iter_study_files, load_study
 from .overlay import ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
 from .profile import ProfileError, SiteProfile
+from .result_store import ResultStore, judge
 from .study import Study
+from .userdirs import worklist_path
 from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens")
 
 PREFETCH = 3  # studies decoded ahead of inference: keeps both cores busy, memory bounded
+# How long a worklist another process keeps locked is waited for before the batch goes on
+# without it: a command must not sit silent for the app's full busy timeout.
+WORKLIST_OPEN_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -56,6 +61,13 @@ class Outcome:
     cam_path: Path | None = None  # the heat-map PNG written for it, if any
     extra_warnings: list[str] = field(default_factory=list)
     study: Study | None = field(default=None, repr=False)  # kept only until its overlay is written
+    fingerprint: str = ""  # inference.hashing.pixel_sha256 of the study's pixels
+    stored: WorklistRecord | None = field(default=None, repr=False)  # the worklist's answer, when cached
+
+    @property
+    def cached(self) -> bool:
+        """Answered from the worklist: no inference ran for it in this run."""
+        return self.stored is not None
 
     @property
     def ok(self) -> bool:
@@ -79,7 +91,9 @@ class Outcome:
             "provider": p.provider,
             "model": {"name": p.model.name, "version": p.model.version, "sha256": p.model.sha256},
             "profile": {"name": p.profile.name, "sha256": p.profile.sha256} if p.profile else None,
-            "timings_ms": {"read": round(self.read_ms, 3), **p.timings_ms},
+            # A cached result's stored timings are those of the run that made it, not this one's.
+            "timings_ms": {"read": round(self.read_ms, 3), **({} if self.cached else p.timings_ms)},
+            "cached": self.cached,
         }
         record["cam"] = str(self.cam_path) if self.cam_path is not None else None
         if cam_grid and p.attribution is not None:
@@ -88,10 +102,13 @@ class Outcome:
         return record
 
     def record(self) -> WorklistRecord | None:
-        """The stored form of a success (what the audit log and the CSV export read)."""
+        """The stored form of a success (what the worklist, the audit log and the CSV export
+        read), at the operating point of this run."""
         if self.prediction is None or self.study is None:
             return None
-        return WorklistRecord.from_prediction(self.study, self.prediction, pixel_sha256(self.study))
+        if self.stored is not None:
+            return self.stored.at(self.prediction.operating)
+        return WorklistRecord.from_prediction(self.study, self.prediction, self.fingerprint)
 
 
 EPILOG = """\
@@ -102,8 +119,13 @@ exit status:
   2  usage error: an unknown option or value, no PATH, an option without the one it needs,
      a --profile that cannot be read or was made for another model; nothing was analysed
 An output that cannot be opened at all (--csv in a missing folder, --cam-dir where a file
-is) stops the run before any study is analysed, with status 1. An audit log that cannot be
-written is a warning, not a failure.
+is) stops the run before any study is analysed, with status 1. An audit log or a worklist
+that cannot be written (locked by another program, read-only) is a warning, not a failure.
+
+worklist: every result is committed to LungLens's worklist before it is printed, and a
+study whose pixels this model already analysed under this site profile is answered from it
+("cached": true in the JSON, no inference), as the app does; a rerun after an interrupted
+batch redoes only what was not printed. --no-worklist neither reads nor writes it.
 """
 
 
@@ -134,6 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="site profile (from `lunglens calibrate`) to calibrate and threshold with (default: the shipped one)",
     )
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
+    parser.add_argument("--no-worklist", action="store_true", help="neither answer from nor store in the worklist "
+                        "(results are still audited)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log the model and execution provider used to stderr")
 
 
@@ -194,55 +218,89 @@ def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] 
         for warning in engine.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     inputs = collect_inputs(args.paths, args.recursive)
-    csv_out = CsvStream(csv_file) if csv_file else None
-    audit: AuditLog | None = AuditLog()
+    said: set[str] = set()
+
+    def warn_once(reason: str) -> None:  # the store says what it could not keep at every result
+        if reason not in said:
+            said.add(reason)
+            print(f"warning: {reason}", file=sys.stderr, flush=True)
+
+    store = ResultStore(None if args.no_worklist else worklist_path(create=False), None, warn_once,
+                        open_timeout=WORKLIST_OPEN_TIMEOUT_S)
     table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
-    counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0, "outputs_failed": 0}
-    cam_names: set[str] = set()
-    for outcome in classify_all(engine, inputs, args.threshold):
+    emitter = _Emitter(args, csv_file, store, table)
+    try:
+        # Keeping a result (audit line, worklist commit: ~9 ms, mostly waiting for the disk) and
+        # printing it run on one writer thread, in input order, while the next study is analysed.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunglens-writer") as writer:
+            pending: deque[Future[None]] = deque()
+            for outcome in classify_all(engine, inputs, args.threshold, store):
+                pending.append(writer.submit(emitter.emit, outcome))
+                while pending and (len(pending) > PREFETCH or pending[0].done()):
+                    pending.popleft().result()  # bounded (each outcome holds its pixels); re-raises
+            while pending:
+                pending.popleft().result()
+    finally:
+        store.close()
+    return emitter.counts
+
+
+class _Emitter:
+    """Keeps, counts and prints each outcome, on the writer thread, one outcome at a time."""
+
+    def __init__(self, args: argparse.Namespace, csv_file: IO[str] | None, store: ResultStore,
+                 table: Table | None) -> None:
+        self.args = args
+        self.store = store
+        self.table = table
+        self.csv_out = CsvStream(csv_file) if csv_file else None
+        self.counts = {"studies": 0, "above": 0, "unreliable": 0, "failed": 0, "outputs_failed": 0}
+        self.cam_names: set[str] = set()
+
+    def emit(self, outcome: Outcome) -> None:
+        args, counts = self.args, self.counts
         if outcome.prediction is not None and args.cam_dir is not None and (
                 args.cam_all or heatmap.applies(outcome.prediction)):
-            counts["outputs_failed"] += not _write_cam(outcome, args.cam_dir, cam_names)
+            counts["outputs_failed"] += not _write_cam(outcome, args.cam_dir, self.cam_names)
         record = outcome.record()
+        # Kept before it is printed: a rerun after an interrupt answers it from the worklist.
+        if outcome.stored is not None and outcome.study is not None and outcome.prediction is not None:
+            self.store.reuse(outcome.path, outcome.study.metadata, outcome.stored, outcome.prediction, None)
+        elif record is not None:
+            self.store.keep(record)
         outcome.study = None
-        if record is not None:
-            audit = _audit(audit, record)
         counts["studies"] += 1
         counts["failed"] += not outcome.ok
         if outcome.prediction is not None:  # a result the gate flags is never called above or below
             counts["unreliable"] += not outcome.prediction.in_scope
             counts["above"] += outcome.prediction.in_scope and outcome.prediction.is_positive
-        if table is None:
+        if self.table is None:
             print(json.dumps(outcome.to_json(cam_grid=args.cam_grid)), flush=True)
         else:
-            table.row(outcome)
-        if csv_out is not None:
+            self.table.row(outcome)
+        if self.csv_out is not None:
             try:
-                csv_out.write(record_row(record) if record is not None else error_row(outcome.path, outcome.error))
+                self.csv_out.write(record_row(record) if record is not None else error_row(outcome.path, outcome.error))
             except OSError as exc:  # e.g. the disk filled up: the results still go to the screen
                 print(f"warning: {args.csv}: no further CSV rows are written: {exc}", file=sys.stderr)
-                csv_out = None
+                self.csv_out = None
                 counts["outputs_failed"] += 1
-    return counts
 
 
-def _audit(audit: AuditLog | None, record: WorklistRecord) -> AuditLog | None:
-    """Append one analysis and return the log to use next; an audit log that cannot be
-    written must not stop the triage, so it is reported once and left alone."""
-    if audit is None:
-        return None
-    try:
-        audit.log_analysis(record)
-        return audit
-    except OSError as exc:
-        print(f"warning: analyses are not being audited: {exc}", file=sys.stderr)
-        return None
+@dataclass(frozen=True)
+class _Loaded:
+    """A study decoded ahead of inference, with what the worklist knows of it."""
+
+    study: Study
+    read_ms: float
+    fingerprint: str  # inference.hashing.pixel_sha256
+    stored: WorklistRecord | None  # the worklist's result for these pixels, model and profile
 
 
 @dataclass
 class _Input:
     path: Path
-    loaded: Future[tuple[Study, float]] | None = None  # the decode running ahead
+    loaded: Future[_Loaded] | None = None  # the decode running ahead
 
 
 def collect_inputs(paths: list[str], recursive: bool) -> list[_Input]:
@@ -270,22 +328,39 @@ def _expand_wildcards(paths: list[str]) -> list[str]:
     return out
 
 
-def _timed_load(path: Path) -> tuple[Study, float]:
-    t0 = time.perf_counter()
-    study = load_study(path)
-    return study, (time.perf_counter() - t0) * 1000.0
+def _loader(engine: Engine, store: ResultStore) -> Callable[[Path], _Loaded]:
+    """What a decode thread does with one path: decode, fingerprint (hashlib releases the GIL,
+    so this overlaps inference) and look the pixels up in the worklist."""
+
+    def load(path: Path) -> _Loaded:
+        t0 = time.perf_counter()
+        study = load_study(path)
+        read_ms = (time.perf_counter() - t0) * 1000.0
+        fingerprint = store.fingerprint(study)
+        try:
+            stored = store.recall(study, fingerprint, engine)
+        except (LungLensError, sqlite3.Error) as exc:  # e.g. locked past the busy timeout: analysed instead
+            log.warning("%s: not looked up in the worklist: %s", path, exc)
+            stored = None
+        return _Loaded(study, read_ms, fingerprint, stored)
+
+    return load
 
 
-def classify_all(engine: Engine, inputs: list[_Input], threshold: float | None) -> Iterator[Outcome]:
-    """Yield one outcome per input, in order. Decoding runs up to PREFETCH studies ahead in
-    a thread while the engine runs in this one (the engine is only used from here)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunglens-decode") as pool:
+def classify_all(engine: Engine, inputs: list[_Input], threshold: float | None,
+                 store: ResultStore) -> Iterator[Outcome]:
+    """Yield one outcome per input, in order. Decoding runs up to PREFETCH studies ahead on
+    the thread policy's decode threads while the engine runs in this one (the engine is only
+    used from here); a study the worklist already knows is answered from it, read at this
+    run's operating point."""
+    load = _loader(engine, store)
+    with ThreadPoolExecutor(max_workers=engine.threads.decoders, thread_name_prefix="lunglens-decode") as pool:
         for ahead in inputs[:PREFETCH]:
-            ahead.loaded = pool.submit(_timed_load, ahead.path)
+            ahead.loaded = pool.submit(load, ahead.path)
         for index, item in enumerate(inputs):
             if index + PREFETCH < len(inputs):
                 nxt = inputs[index + PREFETCH]
-                nxt.loaded = pool.submit(_timed_load, nxt.path)
+                nxt.loaded = pool.submit(load, nxt.path)
             yield _classify_one(engine, item, threshold)
             item.loaded = None  # drop the decoded pixels as soon as they are used
 
@@ -293,14 +368,18 @@ def classify_all(engine: Engine, inputs: list[_Input], threshold: float | None) 
 def _classify_one(engine: Engine, item: _Input, threshold: float | None) -> Outcome:
     assert item.loaded is not None
     try:
-        study, read_ms = item.loaded.result()
-        prediction = engine.predict(study, threshold=threshold)
+        loaded = item.loaded.result()
+        if loaded.stored is not None:
+            prediction = judge(loaded.stored, engine.profile.operating_point(threshold=threshold))
+        else:
+            prediction = engine.predict(loaded.study, threshold=threshold)
     except LungLensError as exc:
         return Outcome(item.path, error=str(exc))
     except Exception as exc:  # one broken file must never stop the batch or print a traceback
         log.debug("unexpected failure on %s", item.path, exc_info=True)
         return Outcome(item.path, error=f"{item.path.name}: unexpected error ({type(exc).__name__}: {exc})")
-    return Outcome(item.path, prediction=prediction, read_ms=read_ms, study=study)
+    return Outcome(item.path, prediction=prediction, read_ms=loaded.read_ms, study=loaded.study,
+                   fingerprint=loaded.fingerprint, stored=loaded.stored)
 
 
 def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> bool:

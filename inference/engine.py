@@ -28,8 +28,10 @@ from .ood import ScopeGate
 from .paths import models_dir as default_models_dir
 from .prediction import ModelInfo, Prediction
 from .profile import UNCALIBRATED, ProfileError, SiteProfile, uncalibrated
-from .preprocess import preprocess
+from .preprocess import prepare
 from .study import Study
+from .threads import ThreadPolicy, limit_blas
+from .threads import policy as thread_policy
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -83,6 +85,7 @@ class Engine:
         load_ms: float,
         gate: ScopeGate,
         profile: SiteProfile,
+        threads: ThreadPolicy,
     ) -> None:
         self.manifest = manifest
         self.gate = gate  # the input gate: is this a frontal chest X-ray like the training ones?
@@ -94,6 +97,7 @@ class Engine:
         self.provider: str = session.get_providers()[0]  # what really runs, not what was asked
         self.model_info = ModelInfo(name=manifest.name, version=manifest.version, sha256=manifest.sha256)
         self.profile = profile  # calibration and operating points in use; see set_profile()
+        self.threads = threads  # the session's threads, and how many studies to decode at once
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -110,7 +114,8 @@ class Engine:
         bundled ``resources/models``) or the manifest path itself. ``provider`` is "auto" or
         one of cpu|cuda|directml|coreml (ORT names accepted); an explicit one that is unknown,
         absent or cannot start falls back to CPU with a warning in :attr:`warnings`. ``threads`` sets ONNX
-        Runtime's intra-op threads (None: its default, one per core). ``profile`` is a site
+        Runtime's intra-op threads (None: :func:`inference.threads.policy`'s choice for this
+        machine, which also holds numpy's BLAS to one thread in this process). ``profile`` is a site
         profile (a path or a loaded one; default: the shipped profile the manifest names); one
         made for another model is refused (:class:`inference.profile.ProfileError`).
         """
@@ -133,20 +138,12 @@ class Engine:
             )
         model_info = ModelInfo(name=manifest.name, version=manifest.version, sha256=manifest.sha256)
         site = _load_profile(profile, manifest, manifest_path.parent, model_info)
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        threading_policy = thread_policy(threads)  # refuses threads < 1
+        limit_blas()
 
         ort = prov.onnxruntime()
-        options = ort.SessionOptions()
+        options = threading_policy.session_options(ort)
         options.log_severity_level = 3  # ORT's own fallback chatter; we report our own warnings
-        # Idle ONNX Runtime workers spin-wait for work by default; on a 2-core PC they then take
-        # the CPU from the GUI thread and the decoders between two studies (GUI stalls > 100 ms
-        # in tests/desktop/test_responsiveness.py with model 2.0). Sleeping costs < 1 ms a study.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         available = prov.available_providers()
         log.info("ONNX Runtime %s, providers: %s", ort.__version__, ", ".join(ort.get_available_providers()))
         session, warnings = _open_session(model_bytes, options, provider, available)
@@ -154,7 +151,8 @@ class Engine:
         gate = ScopeGate.load(manifest_path.parent, manifest)
         warnings.extend(gate.warnings)  # e.g. no gate statistics: only headers are checked
 
-        engine = cls(manifest, session, model_path, warnings, load_ms=0.0, gate=gate, profile=site)
+        engine = cls(manifest, session, model_path, warnings, load_ms=0.0, gate=gate, profile=site,
+                     threads=threading_policy)
         engine._run(np.zeros((1, 1, manifest.preprocess.height, manifest.preprocess.width), np.float32))
         engine.load_ms = (time.perf_counter() - t0) * 1000.0
         log.info(
@@ -183,14 +181,14 @@ class Engine:
         profile = self.profile
         operating = profile.operating_point(operating_point, threshold)
         t0 = time.perf_counter()
-        x = preprocess(study.pixels, self.manifest.preprocess)
+        prepared = prepare(study.pixels, self.manifest.preprocess)
         t1 = time.perf_counter()
-        out = self._run(x)
+        out = self._run(prepared.tensor)
         t2 = time.perf_counter()
         attribution = Attribution(attribution_grid(out.features, out.grads), self.manifest.attribution_full_scale)
         t3 = time.perf_counter()
         embedding = out.features.mean(axis=(1, 2)).astype(np.float32)
-        scope = self.gate.assess(study, embedding)
+        scope = self.gate.assess(study, embedding, prepared)
         t4 = time.perf_counter()
 
         return Prediction(

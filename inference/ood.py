@@ -43,7 +43,7 @@ from .imageops import gaussian_blur, resize_area
 from .loaders.warnings import header_findings
 from .manifest import ModelManifest
 from .population import population_warnings
-from .preprocess import PreprocessSpec, equalize, resize_to_input
+from .preprocess import PreprocessSpec, Prepared, equalize_counted, resize_to_input
 from .study import Study, StudyMetadata
 
 STATS_SUFFIX = ".ood.npz"
@@ -130,10 +130,9 @@ def size_reasons(shape: tuple[int, ...]) -> list[str]:
 
 # ------------------------------------------------------------------------- image figures
 def model_view(pixels: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, int]:
-    """The equalized model input (0..1, before mean/std) and its number of grey levels."""
-    resized = resize_to_input(pixels, spec)
-    levels = int(np.unique(resized).size)
-    return equalize(resized), levels
+    """The equalized model input (0..1, before mean/std) and its number of grey levels
+    (the engine has them from :func:`inference.preprocess.prepare`)."""
+    return equalize_counted(resize_to_input(pixels, spec))
 
 
 def layout_vector(equalized: np.ndarray) -> np.ndarray:
@@ -213,11 +212,16 @@ class ScopeGate:
             return header_only(f"statistics file {path.name} is unreadable ({exc})")
         return cls(manifest.preprocess, likeness, layout, orientation_threshold)
 
-    def assess(self, study: Study, embedding: np.ndarray | None) -> ScopeAssessment:
-        """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features [C])."""
+    def assess(self, study: Study, embedding: np.ndarray | None, prepared: Prepared | None = None) -> ScopeAssessment:
+        """The verdict for ``study``; ``embedding`` is ``Prediction.embedding`` (pooled features
+        [C]); ``prepared`` is the film as the engine prepared it for the model (computed here
+        when not given)."""
         reasons = header_reasons(study.metadata) + size_reasons(study.pixels.shape)
         warnings = population_warnings(study.metadata)
-        equalized, levels = model_view(study.pixels, self.spec)
+        if prepared is None:
+            equalized, levels = model_view(study.pixels, self.spec)
+        else:
+            equalized, levels = prepared.equalized, prepared.levels
         if levels < MIN_GREY_LEVELS:
             reasons.append(f"image is blank or nearly so ({levels} grey level{'s' if levels != 1 else ''})")
         if self.likeness is None or self.layout is None or embedding is None:

@@ -57,16 +57,23 @@ def resize_to_input(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 def equalize(img: np.ndarray) -> np.ndarray:
     """Map each value to the midpoint of its empirical CDF (ties share one value): 0..1."""
+    return equalize_counted(img)[0]
+
+
+def equalize_counted(img: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`equalize` and the number of distinct values of ``img``, from one sort (the
+    input gate needs both, the model the first)."""
     flat = img.ravel()
     values, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     cdf_mid = (np.cumsum(counts) - counts / 2.0) / flat.size
-    return cdf_mid[inverse].reshape(img.shape).astype(np.float32)
+    return cdf_mid[inverse].reshape(img.shape).astype(np.float32), int(values.size)
 
 
-def normalize(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Intensity normalization of an image already at input size."""
+def normalize(img: np.ndarray, spec: PreprocessSpec, equalized: np.ndarray | None = None) -> np.ndarray:
+    """Intensity normalization of an image already at input size (``equalized``: its
+    :func:`equalize`, when already computed)."""
     if spec.normalization == "histogram_equalization":
-        out = equalize(img)
+        out = equalize(img) if equalized is None else equalized
     elif spec.normalization == "minmax":
         lo, hi = float(img.min()), float(img.max())
         out = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
@@ -79,3 +86,21 @@ def preprocess(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """A 2-D image (bone bright, any range) -> the model's input, float32 [1, 1, H, W]."""
     img = normalize(resize_to_input(pixels, spec), spec)
     return img[np.newaxis, np.newaxis]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One film prepared once for both readers of it: the model (``tensor``, what
+    :func:`preprocess` returns) and the input gate (``equalized`` and ``levels``, what
+    ``inference.ood.model_view`` returns), so neither resizes or sorts the film again."""
+
+    tensor: np.ndarray  # float32 [1, 1, H, W]
+    equalized: np.ndarray  # float32 [H, W], 0..1
+    levels: int  # distinct grey levels of the resized film
+
+
+def prepare(pixels: np.ndarray, spec: PreprocessSpec) -> Prepared:
+    """:func:`preprocess` and the gate's view of the same film, from one resize and one sort."""
+    resized = resize_to_input(pixels, spec)
+    equalized, levels = equalize_counted(resized)
+    return Prepared(normalize(resized, spec, equalized)[np.newaxis, np.newaxis], equalized, levels)

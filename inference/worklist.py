@@ -487,6 +487,38 @@ class Worklist:
             ).fetchone()
         return _record(row) if row is not None else None
 
+    def recall(self, pixel_sha256: str, profile: SiteProfile, metadata: StudyMetadata) -> WorklistRecord | None:
+        """The stored result to answer a study with instead of running the model: the latest
+        one of these pixels, of ``profile``'s model, made under ``profile`` itself and from
+        the same header (``metadata``), or None. Another profile's probability is on another
+        scale; another header can change the input gate's verdict and the warnings (the same
+        pixels under a lateral view are out of scope): such a study is analysed again."""
+        header = asdict(metadata)
+        with self._session():
+            rows = self._conn.execute(
+                "SELECT * FROM results WHERE pixel_sha256=? AND model_sha256=? AND logit IS NOT NULL "
+                "ORDER BY id DESC", (pixel_sha256, profile.model.sha256)).fetchall()
+        for row in rows:
+            stored = _record(row)
+            if stored.profile is not None and stored.profile.sha256 == profile.sha256 and stored.metadata == header:
+                return stored
+        return None
+
+    def fingerprints_of(self, study_path: str | Path, model_sha256: str) -> set[str]:
+        """The pixel fingerprints stored for one file and model (any profile)."""
+        with self._session():
+            rows = self._conn.execute("SELECT DISTINCT pixel_sha256 FROM results WHERE study_path=? AND "
+                                      "model_sha256=?", (str(study_path), model_sha256)).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def rekey(self, old_sha256: str, new_sha256: str) -> int:
+        """Store the rows of pixels fingerprinted ``old_sha256`` under ``new_sha256`` (the same
+        pixels under a newer fingerprint version, inference.hashing); a row whose file already
+        has one under the new key keeps the old. Returns how many rows were changed."""
+        with self._session():
+            return self._conn.execute("UPDATE OR IGNORE results SET pixel_sha256=? WHERE pixel_sha256=?",
+                                      (new_sha256, old_sha256)).rowcount
+
     def records(self) -> list[WorklistRecord]:
         """Every stored result, in the order they were first added."""
         with self._session():

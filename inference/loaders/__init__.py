@@ -19,6 +19,7 @@ from inference.errors import (
 )
 from inference.loaders.chatter import keep_pydicom_quiet
 from inference.loaders.dicom import load_dicom
+from inference.loaders.dicom_frame import DECODING
 from inference.loaders.files import is_candidate, iter_study_files
 from inference.loaders.raster import load_raster
 from inference.loaders.sniff import HEAD_SIZE, describe_other, sniff_format
@@ -29,11 +30,13 @@ MAX_FILE_BYTES = 2 << 30
 
 keep_pydicom_quiet()
 
-__all__ = ["load_study", "iter_study_files", "is_candidate", "FileAccessError"]
+__all__ = ["load_study", "iter_study_files", "is_candidate", "FileAccessError", "DECODING"]
 
 
-def load_study(path: str | os.PathLike[str]) -> Study:
-    """Read one study from disk, whatever its extension says: the content decides."""
+def load_study(path: str | os.PathLike[str], decoding: int = DECODING) -> Study:
+    """Read one study from disk, whatever its extension says: the content decides.
+    ``decoding`` is the decoders' generation (:data:`DECODING`; an older one only to
+    recognise a study fingerprinted under it, :mod:`inference.hashing`)."""
     path = Path(path)
     data = _read_bytes(path)
     fmt = sniff_format(data[:HEAD_SIZE])
@@ -43,7 +46,7 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         raise NotAnImageError(path, reason)
     try:
         if fmt == "DICOM":
-            return load_dicom(path, data)
+            return load_dicom(path, data, decoding)
         return load_raster(path, data, fmt)
     except StudyLoadError:
         raise

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from inference.errors import PixelDecodeError, StudyLoadError, UnsupportedStudyError
-from inference.loaders.dicom_frame import codec_name, first_frame
+from inference.loaders.dicom_frame import DECODING, codec_name, first_frame
 from inference.loaders.dicom_header import geometry, metadata, read_dataset, transfer_syntax
 from inference.loaders.dicom_tags import dicom_tags
 from inference.loaders.dicom_values import get_value, number_value, short_error
@@ -23,23 +23,24 @@ from inference.loaders.warnings import study_warnings
 from inference.study import Study
 
 
-def load_dicom(path: Path, data: bytes) -> Study:
-    """A DICOM file's bytes -> Study. Raises StudyLoadError subclasses only."""
+def load_dicom(path: Path, data: bytes, decoding: int = DECODING) -> Study:
+    """A DICOM file's bytes -> Study, decoded by the decoders of generation ``decoding``.
+    Raises StudyLoadError subclasses only."""
     try:
-        return _load(path, data)
+        return _load(path, data, decoding)
     except (StudyLoadError, MemoryError):
         raise
     except Exception as err:  # a damaged element raises when pydicom converts its value
         raise UnsupportedStudyError(path, f"DICOM header is damaged ({short_error(err)})") from err
 
 
-def _load(path: Path, data: bytes) -> Study:
+def _load(path: Path, data: bytes, decoding: int) -> Study:
     ds = read_dataset(path, data)
     ts = transfer_syntax(path, ds)
     rows, cols, _, frames = geometry(path, ds)
     if ts.is_encapsulated and not get_decoder(ts).is_available:
         raise PixelDecodeError(path, f"no decoder for {codec_name(ts)} pixel data is installed")
-    arr = first_frame(path, ds, ts, frames)
+    arr = first_frame(path, ds, ts, frames, decoding)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
 
     colour = transparent = False

@@ -23,6 +23,7 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     JPEG2000TransferSyntaxes,
+    JPEGBaseline8Bit,
     JPEGLSTransferSyntaxes,
     JPEGTransferSyntaxes,
     RLELossless,
@@ -36,6 +37,11 @@ from inference.loaders.pixels import reduce_pixels, reduction_factor
 
 # pydicom's warning for an RLE segment that decodes to more bytes than the image needs.
 _RLE_PADDING = re.compile(r"non-conformant padding - (\d+) vs\. (\d+) bytes")
+#: The decoders' generation. 2 (issue 14): JPEG baseline through Pillow (libjpeg-turbo),
+#: three times faster than 1, pylibjpeg-libjpeg, which LungLens used before. The two differ
+#: by one grey level in ~3 % of pixels, so a study's pixel fingerprint depends on the
+#: generation (inference.hashing recognises studies fingerprinted under 1).
+DECODING = 2
 # What pydicom's decoders read from the header; the worker gets these and the frame only.
 _PIXEL_KEYWORDS = (
     "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit",
@@ -43,10 +49,11 @@ _PIXEL_KEYWORDS = (
 )
 
 
-def first_frame(path: Path, ds: Dataset, ts: UID, frames: int) -> np.ndarray:
+def first_frame(path: Path, ds: Dataset, ts: UID, frames: int, decoding: int = DECODING) -> np.ndarray:
     """The first frame's stored values: (rows, cols) or (rows, cols, samples), reduced by
-    ``reduction_factor`` when the image is above WORK_PIXELS. The caller has checked that
-    a decoder for ``ts`` is installed."""
+    ``reduction_factor`` when the image is above WORK_PIXELS, decoded by the decoders of
+    generation ``decoding`` (:data:`DECODING`). The caller has checked that a decoder for
+    ``ts`` is installed."""
     factor = reduction_factor(int(ds.Columns), int(ds.Rows))
     if not ts.is_encapsulated:
         # A deflated data set holds its first frame only (deflate.py inflates no more).
@@ -59,16 +66,16 @@ def first_frame(path: Path, ds: Dataset, ts: UID, frames: int) -> np.ndarray:
     frame = _first_fragment_bytes(path, ds, codec, frames)
     _check_codestream(path, ds, ts, codec, frame)
     budget.check_memory(path, native_frame_bytes(ds), f"the {codec} image")
-    return budget.run(path, decode_frame, path, _frame_dataset(ds, ts, frame), codec, factor)
+    return budget.run(path, decode_frame, path, _frame_dataset(ds, ts, frame), codec, factor, decoding)
 
 
-def decode_frame(path: Path, ds: Dataset, codec: str, factor: int) -> np.ndarray:
+def decode_frame(path: Path, ds: Dataset, codec: str, factor: int, decoding: int = DECODING) -> np.ndarray:
     """Decode the one frame of ``ds`` and reduce it: what the decode worker runs."""
     ts = ds.file_meta.TransferSyntaxUID
     try:
         with warnings.catch_warnings(record=True) as caught:  # the worker has one thread
             warnings.simplefilter("always")
-            arr = pixel_array(ds, decoding_plugin=_strict_plugin(ts))
+            arr = _decode(ds, ts, decoding)
     except MemoryError:
         raise
     except BaseException as err:  # the plugins raise anything, Rust panics included
@@ -92,6 +99,19 @@ def _check_rle_lengths(path: Path, caught: list[warnings.WarningMessage], rows: 
                 path, f"the RLE segments decode to {int(found[1]):,} bytes but the header's {cols} × {rows} "
                 f"needs {int(found[2]):,}",
             )
+
+
+def _decode(ds: Dataset, ts: UID, decoding: int) -> np.ndarray:
+    """The frame through the plugin of this generation; a JPEG baseline stream Pillow refuses
+    goes to pydicom's other plugins, as it did before generation 2."""
+    if decoding >= 2 and ts == JPEGBaseline8Bit and "pillow" in get_decoder(ts).available_plugins:
+        try:
+            return pixel_array(ds, decoding_plugin="pillow")
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 -- the others decide; their failure is reported
+            pass
+    return pixel_array(ds, decoding_plugin=_strict_plugin(ts))
 
 
 def _strict_plugin(ts: UID) -> str:

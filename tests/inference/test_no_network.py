@@ -35,8 +35,9 @@ def _records(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith("{")]
 
 
-def _run_cli(paths: list[Path], env: dict[str, str], cwd: Path, prefix: list[str] | None = None):
-    cmd = [*(prefix or []), sys.executable, "-m", "desktop.main", "classify", "--json", "--threads", "1",
+def _run_cli(paths: list[Path], env: dict[str, str], cwd: Path, prefix: list[str] | None = None,
+             options: tuple[str, ...] = ()):
+    cmd = [*(prefix or []), sys.executable, "-m", "desktop.main", "classify", "--json", "--threads", "1", *options,
            *map(str, paths)]  # fmt: skip
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -116,8 +117,9 @@ def test_cli_inside_a_network_namespace_gives_the_same_results(tmp_path: Path, i
     )  # fmt: skip
     assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), probe.stderr
 
-    normal = _run_cli(inputs, env, cwd=tmp_path)
-    isolated = _run_cli(inputs, env, cwd=tmp_path, prefix=["unshare", "-n"])
+    # Without the worklist, or the second run would answer every study from the first's results.
+    normal = _run_cli(inputs, env, cwd=tmp_path, options=("--no-worklist",))
+    isolated = _run_cli(inputs, env, cwd=tmp_path, prefix=["unshare", "-n"], options=("--no-worklist",))
     assert normal.returncode == 0, normal.stderr
     assert isolated.returncode == 0, isolated.stderr
 

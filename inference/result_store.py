@@ -1,10 +1,11 @@
-"""The analysis process's link to the worklist and the audit log (no Qt).
+"""Where results are kept and found again: the worklist and the audit log, for the app and the CLI.
 
-It runs where the results are made (on the analysis process's writer thread, so inference
-never waits for the disk), and each result is on disk -- appended to the audit log and
-committed to the worklist -- before the window hears of it: killing the app mid-batch loses
-nothing that was shown. It is also the pipeline's :class:`~desktop.pipeline.ResultMemory`:
-a study whose pixels this model has already analysed is answered from the worklist.
+It runs where the results are made (the app's analysis process, on its writer thread so that
+inference never waits for the disk; ``lunglens classify``), and each result is on disk --
+appended to the audit log and committed to the worklist -- before anyone is shown it:
+killing the app or the command mid-batch loses nothing that was shown. It is also the
+pipeline's :class:`~desktop.pipeline.ResultMemory`: a study whose pixels this model has
+already analysed is answered from the worklist.
 
 Cached answers are audited too (``"cached": true``): the log then says every time a result
 was put in front of a user, and which of those needed no new inference. Only a result of the
@@ -23,14 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from inference.audit import AuditLog
-from inference.decision import OperatingPoint
-from inference.hashing import pixel_sha256
-from inference.prediction import Prediction
-from inference.study import Study, StudyMetadata
-from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
-
-from .models.study_item import follows
+from .audit import AuditLog
+from .decision import OperatingPoint
+from .hashing import earlier_pixel_sha256, pixel_sha256
+from .prediction import Prediction
+from .study import Study, StudyMetadata
+from .worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +50,17 @@ class ResultStore:
     never changed, moved or replaced.
     """
 
-    def __init__(self, worklist_path: str | Path | None, audit_path: str | Path,
-                 report: Callable[[str], None]) -> None:
+    def __init__(self, worklist_path: str | Path | None, audit_path: str | Path | None,
+                 report: Callable[[str], None], open_timeout: float | None = None) -> None:
+        """``audit_path`` None: the default audit log. ``open_timeout``: how long a worklist
+        another process keeps locked is waited for at opening (default
+        :data:`inference.worklist.BUSY_TIMEOUT_S`)."""
         self.audit = AuditLog(audit_path)
         self._report = report
         self.worklist: Worklist | None = None
         if worklist_path is not None:
             try:
-                self.worklist = Worklist(worklist_path)
+                self.worklist = Worklist(worklist_path, open_timeout=open_timeout)
             except WorklistError as err:
                 report(f"Results are not being saved in the worklist: {err}")
             else:
@@ -69,14 +71,22 @@ class ResultStore:
     def fingerprint(self, study: Study) -> str:
         return pixel_sha256(study)
 
-    def recall(self, fingerprint: str, engine: Any) -> WorklistRecord | None:
+    def recall(self, study: Study, fingerprint: str, engine: Any) -> WorklistRecord | None:
+        """The stored result of this model and profile for these pixels and this header, or None. A file the
+        worklist knows under another fingerprint may have been stored under an earlier
+        fingerprint version: if so, its row is re-keyed to today's and answers."""
         worklist = self.worklist
         if worklist is None:
             return None
-        stored = worklist.lookup(fingerprint, engine.model_info.sha256)
-        if stored is None or not follows(stored.to_prediction(), engine.profile):
-            return None
-        return stored
+        stored = worklist.recall(fingerprint, engine.profile, study.metadata)
+        if stored is not None:
+            return stored
+        known = worklist.fingerprints_of(study.path, engine.profile.model.sha256) - {fingerprint}
+        for earlier in earlier_pixel_sha256(study) if known else []:
+            if earlier in known and worklist.recall(earlier, engine.profile, study.metadata) is not None:
+                worklist.rekey(earlier, fingerprint)
+                return worklist.recall(fingerprint, engine.profile, study.metadata)
+        return None
 
     # -- keeping results ------------------------------------------------------------------------
     def keep(self, record: WorklistRecord) -> WorklistRecord:
