@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "report": "write one study's PDF report and/or DICOM Secondary Capture",
     "calibrate": "fit a site profile on this site's labelled films",
     "audit": "check that the audit log has not been edited (lunglens audit verify)",
+    "serve": "run as a DICOM node: receive films, analyse them, send SR results to the PACS",
     "self-test": "check this installation: model, samples, every DICOM codec, the window",
 }
 
@@ -54,6 +55,8 @@ def _module(name: str) -> ModuleType:
         from inference import calibrate_cli as module
     elif name == "audit":
         from inference import audit_cli as module
+    elif name == "serve":
+        from inference import serve_cli as module
     elif name == "self-test":
         from desktop import selftest as module
     else:

@@ -30,6 +30,8 @@ what the outputs carry:
   SC   a DICOM source's patient and study (name, ID, birth date, accession...), so the
        PACS files it with the films -- whatever --show-identifiers says; --anonymize gives
        it a new study with new UIDs and only the patient's sex and age
+  SR   (--sr) the result as a DICOM structured report in the study's own study: it
+       carries the patient and study as the SC does; it cannot be anonymized
   Neither removes text the modality burned into the pixels.
 
 exit status:
@@ -51,6 +53,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("study", type=Path, help="a DICOM, PNG or JPEG chest X-ray")
     ap.add_argument("--pdf", type=Path, metavar="OUT.pdf", help="write the one-page PDF report here")
     ap.add_argument("--dicom-sc", type=Path, metavar="OUT.dcm", help="write a DICOM Secondary Capture of the film, heat-map and result here")
+    ap.add_argument("--sr", type=Path, metavar="OUT.dcm", help="write the result as a DICOM SR (TID 1500) in the "
+                    "study's own study, as lunglens serve sends it (a DICOM study only)")
     privacy = ap.add_mutually_exclusive_group()
     privacy.add_argument("--show-identifiers", action="store_true", help="print patient name, ID and file name in the PDF")
     privacy.add_argument("--anonymize", action="store_true",
@@ -100,8 +104,10 @@ class _Audit:
 
 def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     """Run ``lunglens report`` with parsed ``args``; returns the exit status (see :data:`EPILOG`)."""
-    if args.pdf is None and args.dicom_sc is None:
-        return usage_error(ap, "nothing to write: give --pdf OUT.pdf and/or --dicom-sc OUT.dcm")
+    if args.pdf is None and args.dicom_sc is None and args.sr is None:
+        return usage_error(ap, "nothing to write: give --pdf OUT.pdf, --dicom-sc OUT.dcm and/or --sr OUT.dcm")
+    if args.sr is not None and args.anonymize:
+        return usage_error(ap, "--sr joins the study's own study and patient; it cannot be anonymized")
 
     from inference.engine import Engine
     from inference.loaders import load_study
@@ -171,7 +177,27 @@ def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
                 with_identifiers=study.metadata.source_format == "DICOM" and not args.anonymize,
                 anonymized=args.anonymize))
             print(f"wrote {args.dicom_sc}")
+    if args.sr is not None:
+        failed = not _write_sr(study, prediction, args.sr, digest, audit) or failed
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _write_sr(study: object, prediction: object, out: Path, digest: str, audit: _Audit) -> bool:
+    """``--sr``: the SR that ``lunglens serve`` sends (inference/dicom_sr.py); False when not written."""
+    from inference.dicom_sr import write_sr
+
+    try:
+        _check_folder(out)
+        write_sr(study, prediction, out)  # type: ignore[arg-type]
+    except OSError as exc:
+        _error(f"{out}: cannot write the DICOM SR ({exc})")
+        return False
+    except (LungLensError, ValueError, TypeError, AttributeError) as exc:  # a raster, or a header highdicom refuses
+        _error(f"{out}: cannot build a DICOM SR ({exc})")
+        return False
+    audit(lambda log: log.log_export("structured_report", "dicom", out, [digest], with_identifiers=True))
+    print(f"wrote {out}")
+    return True
 
 
 def _check_folder(out: Path) -> None:

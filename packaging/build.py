@@ -246,6 +246,60 @@ def desktop_entry() -> str:
     ])
 
 
+SERVE_UNIT = "lunglens-serve.service"
+SERVE_DEFAULTS = "/etc/default/lunglens-serve"
+
+
+def serve_unit() -> str:
+    """The systemd unit of ``lunglens serve`` for headless use. Installed but never enabled
+    nor started by the package: an administrator sets the options in SERVE_DEFAULTS, then
+    ``systemctl enable --now lunglens-serve``. It runs as a throw-away system user whose only
+    writable place is /var/lib/lunglens (the node's data folder: worklist, audit log, films
+    received, outbox), and may open network sockets and nothing else."""
+    return "\n".join([
+        "[Unit]",
+        "Description=LungLens DICOM node (chest X-ray triage; decision support, not a diagnosis)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"EnvironmentFile=-{SERVE_DEFAULTS}",
+        "Environment=LUNGLENS_DATA_DIR=/var/lib/lunglens",
+        "ExecStart=/usr/bin/lunglens serve $LUNGLENS_SERVE_OPTIONS",
+        "DynamicUser=yes",
+        "StateDirectory=lunglens",
+        "StateDirectoryMode=0700",
+        "UMask=0077",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=30",
+        "Restart=on-failure",
+        "RestartSec=10",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def serve_defaults() -> str:
+    """``/etc/default/lunglens-serve``: the node's options (a conffile: upgrades keep the admin's)."""
+    return "\n".join([
+        "# Options of `lunglens serve` (see lunglens serve --help), read by lunglens-serve.service.",
+        "# The service is installed disabled: systemctl enable --now lunglens-serve",
+        "# On the LAN, list the AE titles allowed to send, e.g.:",
+        "#   LUNGLENS_SERVE_OPTIONS=--bind 0.0.0.0 --allow XRAY_ROOM1 --send-to PACS@192.168.1.10:104",
+        "LUNGLENS_SERVE_OPTIONS=--bind 127.0.0.1 --port 11112",
+        "",
+    ])
+
+
 def dir_size_kib(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) // 1024
 
@@ -268,6 +322,12 @@ def make_deb(bundle: Path, deb: Path, xz_level: int) -> None:
         shutil.copy2(icons / f"lunglens-{size}.png", target / "lunglens.png")
     (hicolor / "scalable" / "apps").mkdir(parents=True)
     shutil.copy2(icons / "lunglens.svg", hicolor / "scalable" / "apps" / "lunglens.svg")
+    units = root / "lib" / "systemd" / "system"
+    units.mkdir(parents=True)
+    (units / SERVE_UNIT).write_text(serve_unit(), encoding="utf-8")  # installed disabled: no postinst enables it
+    defaults = root / SERVE_DEFAULTS.lstrip("/")
+    defaults.parent.mkdir(parents=True)
+    defaults.write_text(serve_defaults(), encoding="utf-8")
     doc = root / "usr" / "share" / "doc" / "lunglens"
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(
@@ -295,6 +355,7 @@ def make_deb(bundle: Path, deb: Path, xz_level: int) -> None:
         "",
     ])
     (debian / "control").write_text(control, encoding="utf-8")
+    (debian / "conffiles").write_text(f"{SERVE_DEFAULTS}\n", encoding="utf-8")
     for path in root.rglob("*"):  # dpkg wants 0755 dirs and no group/world-writable files
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)

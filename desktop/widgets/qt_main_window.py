@@ -38,6 +38,7 @@ from ..models.study_item import Status
 from ..models.windowing import PRESETS, preset_window, window_text
 from .qt_about_dialog import AboutDialog
 from .qt_audit_dialog import AuditDialog
+from .qt_dicom_node_settings import NodeStatus
 from .qt_fit_scroll import FitWidthScrollArea
 from .qt_overlay_controls import OverlayControls
 from .qt_progress import ProgressLine
@@ -166,7 +167,10 @@ class MainWindow(QMainWindow):
         self._removal_message = ""
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
-        for w in (self.undo_button, self.progress_label, self.progress_bar, self.cancel_button, self.engine_label):
+        self.node_status = NodeStatus(self.settings, self)  # runs `lunglens serve` when Settings enable it
+        self.node_status.arrived.connect(self.controller.restore)  # films the node analysed join the list
+        for w in (self.undo_button, self.progress_label, self.progress_bar, self.cancel_button, self.engine_label,
+                  self.node_status):
             sb.addPermanentWidget(w)
 
     def _action(self, text: str, slot: Callable[..., object], shortcuts: tuple[str, ...] = (),
@@ -615,6 +619,8 @@ class MainWindow(QMainWindow):
             self.controller.apply_settings(changed)
             if "privacy" in changed:
                 self.tags.set_show_identifiers(self.settings.show_identifiers)
+            if "dicom_node" in changed:
+                self.node_status.restart()
 
     # -- site calibration and reader verdicts ------------------------------------------------------
     def give_verdict(self, verdict: str | None) -> None:
@@ -742,6 +748,7 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.controller.shutdown()
+        self.node_status.shutdown()
         super().closeEvent(event)
 
 

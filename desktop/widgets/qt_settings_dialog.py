@@ -1,6 +1,7 @@
 """Settings: execution provider, threads, operating point, heat-map defaults, privacy,
 and where the worklist and the audit log are kept (shown, not editable); on a page of its
-own, the site profile in use (:mod:`desktop.widgets.qt_site_calibration`)."""
+own, the site profile in use (:mod:`desktop.widgets.qt_site_calibration`) and the DICOM node
+(:mod:`desktop.widgets.qt_dicom_node_settings`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from inference.providers import friendly_name
 
 from ..platform_quirks import fit_top_level
 from ..settings import AppSettings
+from .qt_dicom_node_settings import DicomNodePage
 from .qt_site_calibration import SiteCalibrationPage
 
 
@@ -140,6 +142,8 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(general, "General")
         self.tabs.addTab(self.site, "Site calibration")
+        self.dicom_node = DicomNodePage(settings)
+        self.tabs.addTab(self.dicom_node, "DICOM node")
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
         lay.addWidget(buttons, alignment=Qt.AlignmentFlag.AlignRight)
@@ -215,5 +219,7 @@ class SettingsDialog(QDialog):
         if self.anonymize_exports.isChecked() != s.anonymize_exports:
             s.anonymize_exports = self.anonymize_exports.isChecked()
             changed.add("privacy")
+        if self.dicom_node.apply():
+            changed.add("dicom_node")
         s.sync()
         return changed

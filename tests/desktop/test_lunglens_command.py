@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_help_lists_every_command_and_the_window(capsys):
     assert lunglens(["--help"]) == 0
     out = capsys.readouterr().out
-    assert set(COMMANDS) == {"open", "classify", "report", "calibrate", "audit", "self-test"}
+    assert set(COMMANDS) == {"open", "classify", "report", "calibrate", "audit", "serve", "self-test"}
     for name, summary in COMMANDS.items():
         assert f"    {name}" in out and summary.split()[0] in out
     assert "lunglens [PATHS ...] [--screenshot OUT.png [--size WxH]]" in out
@@ -30,7 +30,7 @@ def test_help_lists_every_command_and_the_window(capsys):
 
 
 @pytest.mark.parametrize("command", [["open"], ["classify"], ["report"], ["calibrate"], ["audit"], ["audit", "verify"],
-                                     ["self-test"]], ids=lambda c: " ".join(c))
+                                     ["serve"], ["self-test"]], ids=lambda c: " ".join(c))
 def test_each_command_has_its_own_help(command, capsys):
     assert lunglens([*command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -38,7 +38,7 @@ def test_each_command_has_its_own_help(command, capsys):
 
 
 def test_exit_statuses_are_documented_where_they_differ(capsys):
-    for command in (["classify"], ["report"], ["calibrate"], ["audit", "verify"]):
+    for command in (["classify"], ["report"], ["calibrate"], ["audit", "verify"], ["serve"]):
         assert lunglens([*command, "--help"]) == 0
         assert "exit status:" in capsys.readouterr().out
 
@@ -84,6 +84,8 @@ def test_classify_calibrate_and_audit_never_import_qt(tmp_path, kermany_samples)
     assert (code, qt) == (2, []) and "all 3 labelled films are NORMAL" in out
     code, qt, _ = _qt_modules_after(["classify", "--help"], env)
     assert (code, qt) == (0, [])
+    code, qt, _ = _qt_modules_after(["serve", "--bind", "0.0.0.0"], env)  # refused: LAN without --allow
+    assert (code, qt) == (2, [])
 
 
 def test_the_old_self_test_spelling_still_runs_the_self_test(capsys):

@@ -1,0 +1,327 @@
+"""Settings → DICOM node, and the status-bar line that says how the node is doing.
+
+The node the window runs is ``lunglens serve`` itself, started as a child process with the
+options set here: the very code a headless install runs, and an analysis that never competes
+with the window's own thread. It writes into the same worklist and audit log. The page's
+"Test connection" sends a C-ECHO to the destination on a worker thread, so a PACS that does not
+answer never freezes the window. The status line polls the outbox folder for its length.
+
+Settings live under ``dicom_node/`` in the app's QSettings (:class:`NodeSettings`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QProcess, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inference.dicom_node import DEFAULT_AET, DEFAULT_PORT, EchoResult, NodeFolders, echo
+from inference.outbox import Destination, DestinationError
+
+from ..settings import AppSettings
+
+LAN = "0.0.0.0"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class NodeOptions:
+    """What the node is started with."""
+
+    enabled: bool = False
+    port: int = DEFAULT_PORT
+    aet: str = DEFAULT_AET
+    lan: bool = False  # listen on every interface (needs ``allowed``), else this PC only
+    allowed: list[str] = field(default_factory=list)
+    destination: str = ""  # AET@HOST:PORT, or "" to keep the results in the app
+
+    def problem(self) -> str:
+        """Why these options cannot be used ("" when they can)."""
+        if not 0 < len(self.aet) <= 16:
+            return "The AE title must have 1 to 16 characters."
+        if any(len(a) > 16 for a in self.allowed):
+            return "An allowed AE title has more than 16 characters."
+        if self.lan and not self.allowed:
+            return "To accept films from other machines, list the AE titles allowed to send them."
+        if self.destination:
+            try:
+                Destination.parse(self.destination)
+            except DestinationError as exc:
+                return f"Destination: {exc}."
+        return ""
+
+    def serve_arguments(self) -> list[str]:
+        """``lunglens serve``'s arguments for these options."""
+        args = ["serve", "--bind", LAN if self.lan else LOOPBACK, "--port", str(self.port), "--aet", self.aet]
+        if self.allowed:
+            args += ["--allow", *self.allowed]
+        if self.destination:
+            args += ["--send-to", self.destination]
+        return args
+
+
+class NodeSettings:
+    """:class:`NodeOptions` kept in the app's QSettings."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.q = settings.q
+
+    def load(self) -> NodeOptions:
+        d = NodeOptions()
+        try:
+            port = int(self.q.value("dicom_node/port", d.port))
+        except (TypeError, ValueError):
+            port = d.port
+        allowed = self.q.value("dicom_node/allowed", "")
+        return NodeOptions(
+            enabled=str(self.q.value("dicom_node/enabled", "false")).lower() in ("1", "true"),
+            port=port if 0 < port < 65536 else d.port,
+            aet=str(self.q.value("dicom_node/aet", d.aet)) or d.aet,
+            lan=str(self.q.value("dicom_node/lan", "false")).lower() in ("1", "true"),
+            allowed=_titles(" ".join(allowed) if isinstance(allowed, list) else str(allowed or "")),
+            destination=str(self.q.value("dicom_node/destination", "")),
+        )
+
+    def save(self, options: NodeOptions) -> None:
+        self.q.setValue("dicom_node/enabled", options.enabled)
+        self.q.setValue("dicom_node/port", options.port)
+        self.q.setValue("dicom_node/aet", options.aet)
+        self.q.setValue("dicom_node/lan", options.lan)
+        self.q.setValue("dicom_node/allowed", " ".join(options.allowed))
+        self.q.setValue("dicom_node/destination", options.destination)
+        self.q.sync()
+
+
+def _titles(text: str) -> list[str]:
+    return [t for t in text.replace(",", " ").split() if t]
+
+
+class _EchoSignals(QObject):
+    done = Signal(object)  # EchoResult
+
+
+class _EchoJob(QRunnable):
+    """One C-ECHO on the thread pool; the answer comes back as a queued signal."""
+
+    def __init__(self, destination: Destination, calling: str) -> None:
+        super().__init__()
+        self.destination, self.calling = destination, calling
+        self.signals = _EchoSignals()
+
+    def run(self) -> None:
+        d = self.destination
+        try:
+            result = echo(d.host, d.port, d.aet, self.calling)
+        except Exception as exc:  # noqa: BLE001 - whatever the network does, say it
+            result = EchoResult(False, f"the C-ECHO failed: {exc}", 0.0)
+        self.signals.done.emit(result)
+
+
+class DicomNodePage(QWidget):
+    """The Settings page; :meth:`apply` saves it (True when something changed)."""
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = NodeSettings(settings)
+        o = self.store.load()
+        self.enabled = QCheckBox("Run the DICOM node while LungLens is open")
+        self.enabled.setChecked(o.enabled)
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(o.port)
+        self.aet = QLineEdit(o.aet)
+        self.aet.setMaxLength(16)
+        self.lan = QCheckBox("Accept films from other machines (otherwise this PC only)")
+        self.lan.setChecked(o.lan)
+        self.allowed = QLineEdit(" ".join(o.allowed))
+        self.allowed.setPlaceholderText("e.g. XRAY_ROOM1 PACS (separated by spaces)")
+        self.destination = QLineEdit(o.destination)
+        self.destination.setPlaceholderText("AET@HOST:PORT, e.g. PACS@192.168.1.10:104")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setToolTip("Send a C-ECHO to the destination")
+        self.test_button.clicked.connect(self.test_connection)
+        self.test_result = QLabel()
+        self.test_result.setWordWrap(True)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #d08000")
+
+        box = QGroupBox("DICOM node")
+        form = QFormLayout(box)
+        form.addRow(self.enabled)
+        form.addRow("Port", self.port)
+        form.addRow("AE title", self.aet)
+        form.addRow(self.lan)
+        form.addRow("Allowed calling AE titles", self.allowed)
+        dest = QHBoxLayout()
+        dest.addWidget(self.destination, 1)
+        dest.addWidget(self.test_button)
+        form.addRow("Send results to", dest)
+        form.addRow(self.test_result)
+        note = QLabel("Films received are analysed into the worklist and audited. With a destination, each "
+                      "result's DICOM SR (and for flagged films the heat-map's Secondary Capture) is sent "
+                      "there, and waits in the outbox while the PACS cannot be reached.")
+        note.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(box)
+        lay.addWidget(note)
+        lay.addWidget(self.problem)
+        lay.addStretch(1)
+        for w in (self.aet, self.allowed, self.destination):
+            w.textChanged.connect(self._check)
+        self.lan.toggled.connect(self._check)
+        self._job: _EchoJob | None = None
+        self._check()
+
+    def options(self) -> NodeOptions:
+        return NodeOptions(self.enabled.isChecked(), self.port.value(), self.aet.text().strip(), self.lan.isChecked(),
+                           _titles(self.allowed.text()), self.destination.text().strip())
+
+    def _check(self) -> str:
+        problem = self.options().problem()
+        self.problem.setText(problem)
+        return problem
+
+    def test_connection(self) -> None:
+        """C-ECHO the destination on the thread pool; the answer lands in :attr:`test_result`."""
+        try:
+            destination = Destination.parse(self.destination.text())
+        except DestinationError as exc:
+            self.test_result.setText(f"Cannot test: {exc}")
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText(f"Testing {destination}…")
+        self._job = _EchoJob(destination, self.aet.text().strip() or DEFAULT_AET)
+        self._job.signals.done.connect(self._tested)
+        QThreadPool.globalInstance().start(self._job)
+
+    def _tested(self, result: EchoResult) -> None:
+        self.test_button.setEnabled(True)
+        self.test_result.setText(("Connected: " if result.ok else "Failed: ") + result.message)
+
+    def apply(self) -> bool:
+        """Save the options (refused while :meth:`options` has a problem); True when they changed."""
+        new = self.options()
+        if new.problem():
+            return False
+        if new == self.store.load():
+            return False
+        self.store.save(new)
+        return True
+
+
+class NodeStatus(QLabel):
+    """The status bar's node line; it runs ``lunglens serve`` while the node is enabled."""
+
+    state_changed = Signal(str)
+    arrived = Signal()  # the node analysed a film into the worklist: the list can show it
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, poll_ms: int = 2000) -> None:
+        super().__init__(parent)
+        self.store = NodeSettings(settings)
+        self.process: QProcess | None = None
+        self.state = "off"
+        self.detail = ""
+        self._last_log = ""
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+        self.restart()
+
+    def restart(self) -> None:
+        """Stop the node if it runs, and start it again when the settings enable it."""
+        self.shutdown()
+        options = self.store.load()
+        if not options.enabled or options.problem():
+            self._set("off", options.problem())
+            return
+        proc = QProcess(self)
+        program, *prefix = serve_command()
+        proc.setProgram(program)
+        proc.setArguments([*prefix, *options.serve_arguments()])
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
+        proc.readyReadStandardOutput.connect(self._read)
+        proc.readyReadStandardError.connect(self._read_log)
+        proc.finished.connect(self._finished)
+        self.process = proc
+        self._set("starting", f"port {options.port}")
+        proc.start()
+
+    def _read(self) -> None:
+        if self.process is None:
+            return
+        text = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
+        for line in text.splitlines():
+            if "listening on" in line:
+                self._set("listening", line.split("listening on", 1)[1].split(";")[0].strip())
+
+    def _read_log(self) -> None:
+        """The node's log: a film analysed means a new row in the worklist; the last line is
+        kept to say why the node stopped, if it does."""
+        if self.process is None:
+            return
+        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            self._last_log = lines[-1]
+        if any(line.startswith("lunglens serve: analysed ") for line in lines):
+            self.arrived.emit()
+
+    def _finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._read_log()
+        self.process = None
+        self._set("stopped" if code == 0 else "failed", self._last_log)
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """SIGTERM the node and wait for it (it parks unfinished work for the next start)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        proc.finished.disconnect(self._finished)
+        proc.terminate()
+        if not proc.waitForFinished(timeout_ms):
+            proc.kill()
+            proc.waitForFinished(2000)
+        self._set("off", "")
+
+    def outbox_length(self) -> int:
+        try:  # an unusable data folder is said elsewhere; the status line just shows no outbox
+            return sum(1 for _ in (NodeFolders.default().root / "outbox").glob("*.dcm"))
+        except OSError:
+            return 0
+
+    def refresh(self) -> None:
+        self._set(self.state, self.detail)
+
+    def _set(self, state: str, detail: str) -> None:
+        changed = state != self.state
+        self.state, self.detail = state, detail
+        waiting = self.outbox_length()
+        words = {"off": "off", "starting": "starting", "listening": f"listening on {detail}",
+                 "stopped": "stopped", "failed": "stopped with an error"}[state]
+        self.setText(f"DICOM node: {words}" + (f" · outbox {waiting}" if waiting or state == "listening" else ""))
+        self.setToolTip(detail if state in ("failed", "off") and detail else
+                        f"{waiting} result{'s' if waiting != 1 else ''} waiting to be sent")
+        if changed:
+            self.state_changed.emit(state)
+
+
+def serve_command() -> list[str]:
+    """How to start ``lunglens``: the frozen app's own binary, or this interpreter with the package."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "desktop.main"]

@@ -1,0 +1,288 @@
+"""LungLens as a DICOM node: a Verification and Storage SCP (pynetdicom) for chest films.
+
+It accepts CR, DX (for presentation and for processing) and Secondary Capture images in every
+transfer syntax the loaders decode -- the compressed ones a modality or PACS prefers, and the
+uncompressed ones any SCU can fall back to -- and keeps each film, exactly as received, in
+the private data folder (0600), where the analysis thread (:mod:`inference.node_analysis`)
+picks it up. The C-STORE is answered as soon as the file is safely written, not after the
+analysis, so a modality never waits for the model.
+
+Who may connect: the node listens on loopback unless told otherwise, answers only to its
+own AE title, and with an allow-list only to those calling AE titles; a node on the LAN must
+have one (:func:`check_bind`). What pynetdicom cannot parse (garbage bytes, a half-open
+association) ends that association only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.pixels import get_decoder
+from pydicom.uid import (
+    UID,
+    ComputedRadiographyImageStorage,
+    DeflatedExplicitVRLittleEndian,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+)
+
+VERIFICATION = UID("1.2.840.10008.1.1")
+
+from .userdirs import PRIVATE_FILE_MODE, data_dir, private_dir
+
+log = logging.getLogger("lunglens.serve")
+
+DEFAULT_PORT = 11112
+DEFAULT_AET = "LUNGLENS"
+ACSE_TIMEOUT_S = 5.0  # from connecting to the association request: instant for any real SCU
+MAX_ASSOCIATIONS = 16
+STORAGE_CLASSES: tuple[UID, ...] = (
+    ComputedRadiographyImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+    SecondaryCaptureImageStorage,
+)
+# Uncompressed first: every SCU can fall back to them.
+NATIVE_SYNTAXES: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian)
+# Status codes (PS3.4 B.2.3, C.4.2.1.4): success; out of resources; cannot understand.
+SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC000
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+class BindRefused(ValueError):
+    """A bind address the node will not listen on as configured (see :func:`check_bind`)."""
+
+
+def decodable_syntaxes() -> list[UID]:
+    """The transfer syntaxes offered: the native ones, then every compressed syntax whose
+    decoder is installed (the loaders decode through pydicom's plugins)."""
+    from pydicom.uid import (HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000TransferSyntaxes,
+                             JPEGLSTransferSyntaxes, JPEGTransferSyntaxes, RLELossless)
+
+    compressed = [*JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes,
+                  HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K, RLELossless]
+    out = list(NATIVE_SYNTAXES)
+    for ts in compressed:
+        try:
+            if get_decoder(ts).is_available and ts not in out:
+                out.append(ts)
+        except NotImplementedError:
+            continue
+    return out
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an IP or a host name) is this machine only."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address.lower() == "localhost"
+
+
+def check_bind(address: str, allowed: frozenset[str]) -> None:
+    """Refuse a bind on the LAN without an allow-list of calling AE titles: any machine that
+    reaches the port could otherwise push films into the worklist."""
+    if not is_loopback(address) and not allowed:
+        raise BindRefused(f"--bind {address} is reachable from other machines: give the calling AE titles "
+                          "allowed to send with --allow AET...")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How the node listens."""
+
+    bind: str = "127.0.0.1"
+    port: int = DEFAULT_PORT  # 0: any free port (see DicomNode.address)
+    aet: str = DEFAULT_AET
+    allowed: frozenset[str] = field(default_factory=frozenset)  # calling AE titles; empty: any (loopback only)
+
+
+@dataclass(frozen=True)
+class NodeFolders:
+    """Where received films and their pending markers are kept, inside the data folder."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> NodeFolders:
+        return cls(data_dir() / "node")
+
+    def _sub(self, name: str) -> Path:
+        private_dir(self.root)  # mkdir's parents would get the umask's mode
+        return private_dir(self.root / name)
+
+    @property
+    def received(self) -> Path:
+        return self._sub("received")
+
+    @property
+    def pending(self) -> Path:
+        return self._sub("pending")
+
+    @property
+    def outbox(self) -> Path:
+        return self._sub("outbox")
+
+    def parked(self) -> list[tuple[Path, Path]]:
+        """(film, marker) of every received film not analysed yet (e.g. the node stopped first)."""
+        out = []
+        for marker in sorted(self.pending.glob("*.pending")):
+            film = self.received / marker.name.removesuffix(".pending")
+            if film.is_file():
+                out.append((film, marker))
+            else:
+                marker.unlink(missing_ok=True)
+        return out
+
+
+Received = Callable[[Path, Path], None]  # (film, pending marker)
+
+
+class DicomNode:
+    """The SCP; :meth:`start` listens in the background, :meth:`stop` closes the port."""
+
+    def __init__(self, config: NodeConfig, folders: NodeFolders, on_received: Received) -> None:
+        check_bind(config.bind, config.allowed)
+        self.config = config
+        self.folders = folders
+        self._on_received = on_received
+        self._server: object | None = None
+        self._lock = threading.Lock()
+        self.received = 0
+
+    def start(self) -> tuple[str, int]:
+        """Listen; returns the address really bound (the port chosen when it was 0). Raises
+        OSError when the port cannot be bound (in use, no permission)."""
+        from pynetdicom import AE, evt
+
+        ae = AE(ae_title=self.config.aet)
+        ae.require_called_aet = True  # an association meant for another node is refused
+        if self.config.allowed:
+            ae.require_calling_aet = sorted(self.config.allowed)
+        # A connection that never sends its association request (a port scan, garbage, a peer
+        # that died) holds one of the associations until the ACSE timeout: keep that short and
+        # the pool large enough that a few of them never lock out the X-ray unit.
+        ae.acse_timeout = ACSE_TIMEOUT_S
+        ae.network_timeout = 60
+        ae.dimse_timeout = 60
+        ae.maximum_associations = MAX_ASSOCIATIONS
+        ae.add_supported_context(VERIFICATION)
+        syntaxes = decodable_syntaxes()
+        for sop_class in STORAGE_CLASSES:
+            ae.add_supported_context(sop_class, syntaxes)
+        handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
+                    (evt.EVT_REJECTED, self._on_rejected)]
+        self._server = ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
+        host, port = self._server.server_address[:2]  # type: ignore[attr-defined]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        """Close the port and end open associations."""
+        if self._server is not None:
+            self._server.shutdown()  # type: ignore[attr-defined]
+            self._server = None
+
+    # ---------------------------------------------------------------- handlers
+    def _on_echo(self, event: object) -> int:
+        return SUCCESS
+
+    def _on_rejected(self, event: object) -> None:
+        requestor = event.assoc.requestor  # type: ignore[attr-defined]
+        log.warning("refused an association from %s:%s (calling AE %r, called AE %r)", requestor.address,
+                    requestor.port, requestor.ae_title, event.assoc.acceptor.ae_title)  # type: ignore[attr-defined]
+
+    def _on_store(self, event: object) -> int:
+        """Keep the film as received (0600) with a pending marker, then hand it to the analysis."""
+        try:
+            sop_instance = str(event.request.AffectedSOPInstanceUID)  # type: ignore[attr-defined]
+            data = event.encoded_dataset(include_meta=True)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - whatever a broken request raises, answer it
+            log.warning("could not read a C-STORE request: %s", exc)
+            return CANNOT_UNDERSTAND
+        name = f"{sop_instance}.dcm" if _UID.fullmatch(sop_instance) and len(sop_instance) <= 64 else None
+        if name is None:
+            log.warning("refused a C-STORE with an invalid SOP Instance UID %r", sop_instance[:80])
+            return CANNOT_UNDERSTAND
+        film = self.folders.received / name
+        marker = self.folders.pending / f"{name}.pending"
+        try:
+            with self._lock:
+                _write_new_private(film, data)
+                _write_new_private(marker, b"")
+        except OSError as exc:
+            log.error("could not keep a received film (%s): %s", name, exc)
+            return OUT_OF_RESOURCES
+        calling = event.assoc.requestor.ae_title  # type: ignore[attr-defined]
+        log.info("received %s from %s", name, calling)
+        self.received += 1
+        self._on_received(film, marker)
+        return SUCCESS
+
+
+def _write_new_private(path: Path, data: bytes) -> None:
+    """Write ``path`` 0600 from its creation; the same instance sent again replaces it."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    """The answer to a C-ECHO: Settings' "Test connection" shows it as it is."""
+
+    ok: bool
+    message: str
+    milliseconds: float
+
+
+def echo(host: str, port: int, called_aet: str, calling_aet: str = DEFAULT_AET, timeout: float = 5.0) -> EchoResult:
+    """C-ECHO ``called_aet`` at ``host:port`` (blocking for at most about ``timeout`` seconds:
+    call it off the GUI thread)."""
+    import time
+
+    from pynetdicom import AE
+
+    t0 = time.perf_counter()
+    ae = AE(ae_title=calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(host, port, ae_title=called_aet)
+    ms = (time.perf_counter() - t0) * 1000.0
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            return EchoResult(False, f"{called_aet} at {host}:{port} refused the association: check both AE titles "
+                                     "(is LungLens's known to it?)", ms)
+        return EchoResult(False, f"no DICOM answer from {host}:{port}: is the PACS running, and the address right?",
+                          ms)
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    ms = (time.perf_counter() - t0) * 1000.0
+    code = getattr(status, "Status", None)
+    if code == SUCCESS:
+        return EchoResult(True, f"{called_aet} at {host}:{port} answered the C-ECHO in {ms:.0f} ms", ms)
+    return EchoResult(False, f"{called_aet} at {host}:{port} answered the C-ECHO with status "
+                             f"{'none' if code is None else f'0x{code:04X}'}", ms)

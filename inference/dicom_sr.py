@@ -1,0 +1,196 @@
+"""The result as a DICOM Structured Report, for a PACS and the viewers that read SR.
+
+A TID 1500 Measurement Report (Comprehensive SR, built with highdicom) in the source's study
+(same Patient and Study, Study Instance UID included) and a new series, so that the PACS
+files it with the film and a viewer lists it beside it. One measurement group holds:
+
+- the calibrated probability of pneumonia and the review threshold (numbers, unit "no units");
+- the result as a code: above or below the review threshold, or "not reliable" when the
+  input gate says the film is outside the model's intended use -- worded by
+  :mod:`inference.decision` / :mod:`inference.presentation`, never decided here;
+- the scope verdict (yes/no) and each of its reasons (text);
+- the model (name, version and SHA-256), the site profile (name and SHA-256) and the
+  operating point, as the algorithm's identification and parameters (TID 4019);
+- a reference to the source image (SOP Class and Instance UID).
+
+Codes without a standard one are in the private scheme ``99LUNGLENS``. The report is built
+only from a DICOM source: an SR must belong to a study, and a PNG has none.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import warnings
+from pathlib import Path
+
+import highdicom as hd
+import pydicom
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from . import __version__
+from .dicom_sc import DISCLAIMER, MANUFACTURER
+from .errors import LungLensError
+from .prediction import Prediction
+from .presentation import present
+from .study import Study
+
+SERIES_DESCRIPTION = "AI-generated pneumonia triage result (LungLens)"  # LO: at most 64 characters
+SERIES_NUMBER = 9902  # after the Secondary Capture's 9901
+SCHEME = "99LUNGLENS"
+
+PROCEDURE = CodedConcept("399208008", "SCT", "Plain X-ray of chest")
+FINDING = CodedConcept("233604007", "SCT", "Pneumonia")
+PROBABILITY = CodedConcept("LL0001", SCHEME, "Probability of pneumonia")
+THRESHOLD = CodedConcept("LL0002", SCHEME, "Review threshold")
+RESULT = CodedConcept("LL0003", SCHEME, "Triage result")
+IN_SCOPE = CodedConcept("LL0004", SCHEME, "Within the model's intended use")
+SCOPE_REASON = CodedConcept("LL0005", SCHEME, "Reason outside intended use")
+SUMMARY = CodedConcept("LL0006", SCHEME, "Result summary")
+NOTICE = CodedConcept("LL0007", SCHEME, "Notice")
+ABOVE = CodedConcept("LL0101", SCHEME, "Above the review threshold")
+BELOW = CodedConcept("LL0102", SCHEME, "Below the review threshold")
+NOT_RELIABLE = CodedConcept("LL0103", SCHEME, "Not reliable: outside the model's intended use")
+YES = CodedConcept("373066001", "SCT", "Yes")
+NO = CodedConcept("373067005", "SCT", "No")
+NO_UNITS = CodedConcept("1", "UCUM", "no units")
+
+
+class SourceNotDicomError(LungLensError):
+    """An SR was asked for a study that is not a DICOM image: it has no study to join."""
+
+
+def result_code(prediction: Prediction) -> CodedConcept:
+    """The coded result: the decision module's label, or not reliable when out of scope."""
+    if not prediction.in_scope:
+        return NOT_RELIABLE
+    return ABOVE if prediction.is_positive else BELOW
+
+
+def algorithm_parameters(prediction: Prediction) -> list[str]:
+    """What else produced the number: the model's hash, the profile and the operating point."""
+    p = prediction
+    params = [f"model sha256 {p.model.sha256}"]
+    if p.profile is not None:
+        params.append(f"site profile {p.profile.name} sha256 {p.profile.sha256}")
+    params.append(f"operating point {p.operating_point} threshold {p.threshold:.6g}")
+    params.append(f"label {p.label}")
+    return params
+
+
+def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None) -> Dataset:
+    """The SR dataset of ``prediction`` for ``study`` (``source``: its header, read if None)."""
+    if source is None:
+        source = source_header(study)
+    words = present(prediction)
+    algorithm = hd.sr.AlgorithmIdentification(name=prediction.model.name, version=prediction.model.version,
+                                              parameters=algorithm_parameters(prediction))
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(), manufacturer_name=MANUFACTURER, model_name=prediction.model.name),
+    )
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="LungLens pneumonia triage"),
+        finding_type=FINDING,
+        algorithm_id=algorithm,
+        measurements=[
+            hd.sr.Measurement(name=PROBABILITY, value=float(prediction.probability), unit=NO_UNITS,
+                              algorithm_id=algorithm),
+            hd.sr.Measurement(name=THRESHOLD, value=float(prediction.threshold), unit=NO_UNITS),
+        ],
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(name=RESULT, value=result_code(prediction)),
+            hd.sr.QualitativeEvaluation(name=IN_SCOPE, value=YES if prediction.in_scope else NO),
+        ],
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+    )
+    texts = [(SUMMARY, words.summary), *((SCOPE_REASON, r) for r in prediction.scope_reasons), (NOTICE, DISCLAIMER)]
+    container = group[0]
+    for name, value in texts:
+        container.ContentSequence.append(
+            hd.sr.TextContentItem(name=name, value=value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=PROCEDURE,
+        imaging_measurements=[group],
+    )
+    with warnings.catch_warnings():
+        # The patient's name is copied exactly as the source has it, odd form or not.
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        sr = _comprehensive_sr(source, report)
+    sr.SpecificCharacterSet = "ISO_IR 192"  # the summary's dash and any accented name
+    sr.SoftwareVersions = __version__
+    sr.ManufacturerModelName = "LungLens"
+    now = _dt.datetime.now()
+    sr.ContentDate, sr.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    return sr
+
+
+def _comprehensive_sr(source: Dataset, report: hd.sr.MeasurementReport) -> hd.sr.ComprehensiveSR:
+    return hd.sr.ComprehensiveSR(
+        evidence=[source],
+        content=report[0],
+        series_instance_uid=generate_uid(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=SERIES_DESCRIPTION,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+
+
+def write_sr(study: Study, prediction: Prediction, out: str | Path) -> Path:
+    """Write the SR of ``study``'s result to ``out`` (a DICOM file); returns the path."""
+    out = Path(out)
+    build_sr(study, prediction).save_as(out, enforce_file_format=True)
+    return out
+
+
+def source_header(study: Study) -> Dataset:
+    """The source's header, without pixels; refused for a study that is not DICOM."""
+    if study.metadata.source_format != "DICOM":
+        raise SourceNotDicomError(
+            f"{study.path.name}: a DICOM SR joins the source's study, and a {study.metadata.source_format or 'raster'} "
+            "file has none; use a DICOM study")
+    ds = pydicom.dcmread(study.path, stop_before_pixels=True)
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+        if not ds.get(keyword):
+            raise SourceNotDicomError(f"{study.path.name}: the DICOM header has no {keyword}; the SR could not "
+                                      "refer to it")
+    return _harmless(ds)
+
+
+def _harmless(ds: Dataset) -> Dataset:
+    """The source's header with what would make the SR invalid or unbuildable made empty:
+    the report must reach the PACS even when the modality wrote a sloppy header. Missing type-2
+    Patient and Study attributes become empty (highdicom copies them), malformed ones too."""
+    for keyword in _TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    for keyword, pattern in _PATTERNS.items():
+        value = ds.get(keyword)
+        if value not in (None, "") and not re.fullmatch(pattern, str(value)):
+            if keyword in _OPTIONAL:
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, "")
+    return ds
+
+
+# Type-2 attributes highdicom copies from the evidence into the SR.
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate", "StudyTime",
+                 "ReferringPhysicianName", "AccessionNumber")
+_PATTERNS = {
+    "PatientSex": r"[MFO]",
+    "PatientAge": r"\d{3}[DWMY]",
+    "PatientBirthDate": r"\d{8}",
+    "StudyDate": r"\d{8}",
+    "StudyTime": r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?",
+}
+_OPTIONAL = ("PatientAge",)

@@ -1,0 +1,152 @@
+"""A hot folder: films dropped into a folder (a USB stick, a share) are analysed by themselves.
+
+A file is taken only once it has stopped growing -- its size and modification time unchanged
+for ``settle`` seconds -- so a film still being copied is never read half-written. Each file
+is analysed once: the files done are remembered by path, size and modification time in a
+private file in the data folder (:class:`SeenFiles`), so a restart does not analyse them
+again, while a file replaced by another under the same name is. The folder itself is only
+read: nothing in it is moved, renamed or written.
+
+Polling rather than inotify: it works the same on a USB stick, a network share and Windows,
+and a few stat() calls a second cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .loaders import iter_study_files
+from .userdirs import PRIVATE_FILE_MODE, data_dir, private_dir, tighten
+
+log = logging.getLogger("lunglens.serve")
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """A file as it was when analysed: the same path with another size or time is a new file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class SeenFiles:
+    """The files already analysed, one JSON line each, in a 0600 file of the data folder."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path if path is not None else data_dir() / "hot-folder-seen.jsonl"
+        self._keys: set[FileKey] = set()
+        self._lock = threading.Lock()
+        try:
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    self._keys.add(FileKey(**json.loads(line)))
+                except (ValueError, TypeError):
+                    continue  # a line torn by a crash: that file is analysed again, no harm
+        except FileNotFoundError:
+            pass
+
+    def __contains__(self, key: FileKey) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: FileKey) -> None:
+        with self._lock:
+            if key in self._keys:
+                return
+            private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                         PRIVATE_FILE_MODE)
+            try:
+                tighten(self.path)
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash cut the last line short
+                line = (json.dumps(key.__dict__) + "\n").encode("utf-8")
+                os.write(fd, b"\n" + line if torn else line)
+            finally:
+                os.close(fd)
+            self._keys.add(key)
+
+
+@dataclass
+class _Watch:
+    """A file seen growing or waiting to settle."""
+
+    size: int
+    mtime_ns: int
+    stable_since: float
+
+
+Submit = Callable[[Path, Callable[[bool], None]], None]  # (film, done(ok_to_remember))
+
+
+class HotFolder:
+    """Watches ``folder`` (and its sub-folders); :meth:`scan` once, or :meth:`run` until stopped."""
+
+    def __init__(self, folder: Path, submit: Submit, seen: SeenFiles | None = None, settle: float = 2.0,
+                 poll: float = 1.0) -> None:
+        self.folder = folder
+        self.seen = seen if seen is not None else SeenFiles()
+        self.settle = settle
+        self.poll = poll
+        self._submit = submit
+        self._watch: dict[Path, _Watch] = {}
+        self._busy: set[FileKey] = set()  # submitted, not finished
+        self._lock = threading.Lock()
+
+    def scan(self, now: float | None = None) -> list[Path]:
+        """One look at the folder; returns the files handed to the analysis this time."""
+        now = time.monotonic() if now is None else now
+        taken: list[Path] = []
+        present: set[Path] = set()
+        try:
+            files = list(iter_study_files([self.folder], recursive=True))
+        except OSError as exc:  # the stick was pulled out: try again at the next poll
+            log.warning("hot folder %s cannot be read: %s", self.folder, exc)
+            return taken
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            present.add(path)
+            key = FileKey(str(path.resolve()), st.st_size, st.st_mtime_ns)
+            with self._lock:
+                if key in self.seen or key in self._busy:
+                    continue
+            watch = self._watch.get(path)
+            if watch is None or (watch.size, watch.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                self._watch[path] = _Watch(st.st_size, st.st_mtime_ns, now)  # new, or still growing
+                continue
+            if now - watch.stable_since < self.settle or st.st_size == 0:
+                continue
+            del self._watch[path]
+            with self._lock:
+                self._busy.add(key)
+            self._submit(path, lambda remember, key=key: self._finished(key, remember))
+            taken.append(path)
+        for gone in set(self._watch) - present:
+            del self._watch[gone]
+        return taken
+
+    def _finished(self, key: FileKey, remember: bool) -> None:
+        """The analysis is over: remember the file (a success or a film that cannot be read,
+        which would fail again), unless the node stopped before it was analysed."""
+        with self._lock:
+            self._busy.discard(key)
+            if remember:
+                self.seen.add(key)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.scan()
+            stop.wait(self.poll)

@@ -1,0 +1,178 @@
+"""The node's analysis thread: each film that arrives (over DICOM or in the hot folder) is
+analysed once, stored in the worklist, audited, and its results put in the outbox.
+
+The analysis is the one every other path uses -- :func:`inference.loaders.load_study`,
+:meth:`inference.engine.Engine.predict` (its profile decides the label and the threshold,
+:mod:`inference.decision` words it), :meth:`WorklistRecord.from_prediction` and
+:meth:`AuditLog.log_analysis` -- so a film sent by the X-ray unit gets exactly the result
+``lunglens classify`` and the window would give it. One thread owns the engine, as the CLI's
+main loop does. Work that has not started when the node stops is *parked*: a received film's
+pending marker stays in the data folder and the film is analysed at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import heatmap
+from .audit import AuditLog
+from .dicom_sc import build_secondary_capture
+from .dicom_sr import build_sr, source_header
+from .engine import Engine
+from .errors import LungLensError
+from .hashing import pixel_sha256
+from .loaders import load_study
+from .outbox import Outbox
+from .prediction import Prediction
+from .presentation import present
+from .study import Study
+from .worklist import Worklist, WorklistError, WorklistRecord
+
+log = logging.getLogger("lunglens.serve")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One film to analyse; ``done`` is called with its result (the hot folder remembers it)."""
+
+    path: Path
+    source: str  # "dicom" (received) or "hot-folder"
+    pending_marker: Path | None = None  # removed once the film is analysed (received films)
+    done: Callable[[JobResult], None] | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What became of one film."""
+
+    path: Path
+    record: WorklistRecord | None = None  # None when it failed
+    error: str = ""
+    queued: list[str] = field(default_factory=list)  # "sr", "sc": what was put in the outbox
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+
+class Analyser:
+    """Analyses jobs one at a time on its own thread (:meth:`start`, :meth:`submit`, :meth:`stop`)."""
+
+    def __init__(self, engine: Engine, outbox: Outbox | None = None, worklist_path: Path | None = None,
+                 audit: AuditLog | None = None) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self._worklist_path = worklist_path
+        self._worklist: Worklist | None = None
+        self._worklist_failed = False
+        self._audit: AuditLog | None = audit if audit is not None else AuditLog()
+        self._jobs: queue.Queue[Job] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.analysed = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="lunglens-analysis", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self._jobs.put(job)
+
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Finish the film in progress, park the rest; True when the thread ended in time."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._worklist is not None:
+            self._worklist.close()
+        return self._thread is None or not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            result = self.analyse(job)
+            if job.done is not None:
+                job.done(result)
+
+    # ------------------------------------------------------------------ one film
+    def analyse(self, job: Job) -> JobResult:
+        """Analyse one film: worklist, audit, outbox. Never raises for a bad film."""
+        try:
+            study = load_study(job.path)
+            prediction = self.engine.predict(study)
+        except LungLensError as exc:
+            result = JobResult(job.path, error=str(exc))
+        except Exception as exc:  # one broken film must never stop the node
+            log.debug("unexpected failure on %s", job.path, exc_info=True)
+            result = JobResult(job.path, error=f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
+        else:
+            record = WorklistRecord.from_prediction(study, prediction, pixel_sha256(study))
+            self._store(record)
+            self._log_analysis(record)
+            queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
+            result = JobResult(job.path, record=record, queued=queued)
+            log.info("analysed %s (%s): %s", job.path.name, job.source, present(prediction).summary)
+        if result.error:
+            log.warning("could not analyse %s (%s): %s", job.path.name, job.source, result.error)
+        if job.pending_marker is not None:
+            job.pending_marker.unlink(missing_ok=True)
+        self.analysed += 1
+        return result
+
+    def _store(self, record: WorklistRecord) -> None:
+        """Into the worklist, where the window finds it; a list that cannot be written is said
+        once and the node carries on (results still go out and are audited)."""
+        if self._worklist_failed:
+            return
+        try:
+            if self._worklist is None:
+                self._worklist = Worklist(self._worklist_path)
+            self._worklist.add(record)
+        except (WorklistError, OSError) as exc:
+            log.warning("the worklist cannot be written, results are not saved in it: %s", exc)
+            self._worklist_failed = True
+
+    def _log_analysis(self, record: WorklistRecord) -> None:
+        if self._audit is None:
+            return
+        try:
+            self._audit.log_analysis(record)
+        except OSError as exc:
+            log.warning("analyses are not being audited: %s", exc)
+            self._audit = None
+
+    def _queue_outputs(self, study: Study, prediction: Prediction, record: WorklistRecord) -> list[str]:
+        """Put the SR (every DICOM film) and the overlay's Secondary Capture (in-scope films at
+        or above the threshold: where the window shows the heat-map) in the outbox."""
+        assert self.outbox is not None
+        if study.metadata.source_format != "DICOM":
+            return []
+        queued: list[str] = []
+        try:
+            source = source_header(study)
+            self.outbox.put(build_sr(study, prediction, source), "sr")
+            queued.append("sr")
+            if heatmap.applies(prediction):
+                self.outbox.put(build_secondary_capture(study, prediction), "sc")
+                queued.append("sc")
+        except (LungLensError, OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
+        if queued and self._audit is not None:
+            for what in queued:
+                try:
+                    self._audit.log_export("structured_report" if what == "sr" else "secondary_capture", "dicom",
+                                           str(self.outbox.destination), [record.pixel_sha256], with_identifiers=True)
+                except OSError:
+                    break
+        return queued

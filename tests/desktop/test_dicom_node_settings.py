@@ -1,0 +1,101 @@
+"""Settings → DICOM node and the status-bar node line (desktop/widgets/qt_dicom_node_settings.py):
+options kept in QSettings and checked, a C-ECHO "test connection" against a real DCMTK
+``storescp`` that never blocks the GUI thread, and the node (``lunglens serve``) started,
+shown and stopped by the window's status line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from desktop.widgets.qt_dicom_node_settings import DicomNodePage, NodeOptions, NodeSettings, NodeStatus
+from tests.fixtures.dicom_peers import StoreScp, echo, free_port
+
+pytestmark = pytest.mark.gui
+
+
+def test_options_are_checked_and_kept(qtbot, app_settings) -> None:  # type: ignore[no-untyped-def]
+    page = DicomNodePage(app_settings)
+    qtbot.addWidget(page)
+    assert page.options() == NodeOptions()  # off, port 11112, LUNGLENS, this PC only
+    page.lan.setChecked(True)
+    assert "list the AE titles" in page.problem.text()
+    assert page.apply() is False  # refused: a LAN node without an allow-list
+    page.allowed.setText("XRAY1, PACS")
+    page.destination.setText("PACS@pacs")
+    assert "Destination" in page.problem.text()
+    page.destination.setText("PACS@192.168.1.10:104")
+    page.enabled.setChecked(True)
+    assert page.problem.text() == ""
+    assert page.apply() is True and page.apply() is False  # saved once; unchanged the second time
+    kept = NodeSettings(app_settings).load()
+    assert kept == NodeOptions(True, 11112, "LUNGLENS", True, ["XRAY1", "PACS"], "PACS@192.168.1.10:104")
+    assert kept.serve_arguments() == ["serve", "--bind", "0.0.0.0", "--port", "11112", "--aet", "LUNGLENS",
+                                      "--allow", "XRAY1", "PACS", "--send-to", "PACS@192.168.1.10:104"]
+
+
+def test_test_connection_echoes_off_the_gui_thread(qtbot, app_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pacs = StoreScp(tmp_path / "pacs").start()
+    try:
+        page = DicomNodePage(app_settings)
+        qtbot.addWidget(page)
+        page.destination.setText(f"PACS@127.0.0.1:{pacs.port}")
+        t0 = time.perf_counter()
+        page.test_connection()
+        assert time.perf_counter() - t0 < 0.5  # returned at once: the C-ECHO runs on the pool
+        assert not page.test_button.isEnabled()
+        qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=15000)
+        assert page.test_result.text().startswith("Connected: PACS at 127.0.0.1")
+    finally:
+        pacs.stop()
+    page.destination.setText(f"PACS@127.0.0.1:{free_port()}")  # nobody there
+    page.test_connection()
+    qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=15000)
+    assert page.test_result.text().startswith("Failed: no DICOM answer")
+
+
+@pytest.mark.slow
+def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings, isolated_user_dirs) -> None:  # type: ignore[no-untyped-def]
+    status = NodeStatus(app_settings, poll_ms=200)
+    qtbot.addWidget(status)
+    assert status.text() == "DICOM node: off" and status.process is None
+    port = free_port()
+    NodeSettings(app_settings).save(NodeOptions(enabled=True, port=port, destination=f"PACS@127.0.0.1:{free_port()}"))
+    status.restart()
+    try:
+        qtbot.waitUntil(lambda: status.state == "listening", timeout=60000)
+        assert status.text() == f"DICOM node: listening on 127.0.0.1:{port} as LUNGLENS · outbox 0"
+        assert echo(port, calling="ANY").returncode == 0
+        outbox = isolated_user_dirs / "node" / "outbox"
+        (outbox / "0001-sr.dcm").write_bytes(b"")  # a result waiting for the PACS
+        qtbot.waitUntil(lambda: status.text().endswith("outbox 1"), timeout=5000)
+        (outbox / "0001-sr.dcm").unlink()
+    finally:
+        status.shutdown()
+    assert status.process is None and status.text() == "DICOM node: off"
+    assert echo(port, calling="ANY").returncode != 0
+
+
+@pytest.mark.slow
+def test_a_film_sent_to_the_node_shows_up_in_the_window(qtbot, app_settings, request, isolated_user_dirs) -> None:  # type: ignore[no-untyped-def]
+    """The X-ray unit sends a film (storescu) to the node the window runs: it is analysed
+    into the worklist and listed in the window, with its result."""
+    from tests.fixtures.dicom_peers import store
+
+    port = free_port()
+    NodeSettings(app_settings).save(NodeOptions(enabled=True, port=port, allowed=["XRAY1"]))
+    window = request.getfixturevalue("window")  # started the node, as the app does
+    qtbot.waitUntil(lambda: window.node_status.state == "listening", timeout=60000)
+    film = Path(__file__).resolve().parents[2] / "resources" / "samples" / "sample-pneumonia.dcm"
+    sent = store(port, [film], "-xs", calling="XRAY1")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    import pydicom
+
+    uid = pydicom.dcmread(film, stop_before_pixels=True).SOPInstanceUID
+    kept = isolated_user_dirs / "node" / "received" / f"{uid}.dcm"
+    model = window.controller.model
+    qtbot.waitUntil(lambda: model.key_of_path(kept) is not None, timeout=60000)
+    item = model.item(model.key_of_path(kept))
+    assert item.record is not None or item.prediction is not None

@@ -1,0 +1,203 @@
+"""``lunglens serve`` as a DICOM node, against real DCMTK peers on loopback ports chosen at run
+time: C-ECHO and C-STORE of a JPEG-baseline and a JPEG 2000 film from an allowed AE title, an
+unknown AE title refused, the films kept private, analysed into the worklist and the audit log,
+an SR for each in its study at a DCMTK ``storescp`` PACS, garbage on the port survived, and
+SIGTERM obeyed within seconds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from desktop.main import main as lunglens
+from inference.audit import AuditLog
+from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, BindRefused, check_bind,
+                                  decodable_syntaxes, is_loopback)
+from inference.worklist import Worklist
+from tests.conftest import REPO
+from tests.fixtures.dicom_factory import write_dicom
+from tests.fixtures.dicom_peers import Serve, StoreScp, echo, need, store, wait_for
+
+SAMPLES = REPO / "resources" / "samples"
+
+
+def test_a_lan_bind_needs_an_allow_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lunglens(["serve", "--bind", "0.0.0.0"]) == 2
+    assert "--allow AET" in capsys.readouterr().err
+    assert lunglens(["serve", "--bind", "192.168.1.20", "--send-to", "PACS@pacs"]) == 2  # no port
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
+    check_bind("0.0.0.0", frozenset({"MODALITY"}))  # allowed with an allow-list
+    with pytest.raises(BindRefused):
+        check_bind("10.0.0.5", frozenset())
+
+
+def test_every_syntax_the_loaders_decode_is_accepted_with_uncompressed_fallbacks() -> None:
+    offered = decodable_syntaxes()
+    assert offered[:len(NATIVE_SYNTAXES)] == list(NATIVE_SYNTAXES)
+    for sample in sorted((SAMPLES / "syntaxes").glob("*.dcm")):
+        ts = pydicom.dcmread(sample, stop_before_pixels=True).file_meta.TransferSyntaxUID
+        assert ts in offered, f"{sample.name}: {ts.name} is decoded by the loaders but not accepted"
+
+
+@pytest.fixture(scope="module")
+def j2k_film(tmp_path_factory: pytest.TempPathFactory, kermany_gray) -> Path:  # type: ignore[no-untyped-def]
+    """A real radiograph as a JPEG 2000 (lossy) DX film."""
+    return write_dicom(tmp_path_factory.mktemp("films") / "j2k.dcm", kermany_gray, "j2k",
+                       tags={"PatientName": "Test^J2K", "AccessionNumber": "J2K1"})
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, StoreScp]]:
+    """One node for the module, sending to a storescp PACS, with a hot folder."""
+    need("echoscu")
+    root = tmp_path_factory.mktemp("node")
+    pacs = StoreScp(root / "pacs").start()
+    (root / "hot").mkdir()
+    serve = Serve(root / "data", ["--port", "0", "--allow", "MODALITY", "OTHER", "--send-to",
+                                  f"PACS@127.0.0.1:{pacs.port}", "--hot-folder", str(root / "hot"),
+                                  "--settle", "0.5", "--retry-max", "1"])
+    try:
+        serve.start()
+        yield serve, pacs
+        code, seconds = serve.stop()
+        assert code == 0, serve.log()
+        assert seconds < 10
+    finally:
+        serve.kill()
+        pacs.stop()
+
+
+def test_echo_from_an_allowed_ae_title_succeeds_and_others_are_refused(node: tuple[Serve, StoreScp]) -> None:
+    serve, _ = node
+    assert echo(serve.port).returncode == 0
+    stranger = echo(serve.port, calling="STRANGER")
+    assert stranger.returncode != 0 and "Calling AE Title Not Recognized" in stranger.stdout + stranger.stderr
+    wrong_node = echo(serve.port, called="NOTLUNGLENS")
+    assert wrong_node.returncode != 0 and "Called AE Title Not Recognized" in wrong_node.stdout + wrong_node.stderr
+    assert wait_for(lambda: serve.count("refused an association") >= 2, 10, "the refusals to be logged")
+
+
+def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported(
+        node: tuple[Serve, StoreScp], real_dicom: Path, j2k_film: Path) -> None:
+    serve, pacs = node
+    dsrdump, dciodvfy = need("dsrdump"), need("dciodvfy")
+    sent = store(serve.port, [real_dicom], "-xy")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    sent = store(serve.port, [j2k_film], "-xw")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    sources = {str(ds.SOPInstanceUID): ds for ds in (pydicom.dcmread(f, stop_before_pixels=True)
+                                                     for f in (real_dicom, j2k_film))}
+
+    # Kept exactly as received (compressed), private, in the data folder.
+    received = serve.data_dir / "node" / "received"
+    for uid, ds in sources.items():
+        film = received / f"{uid}.dcm"
+        assert film.is_file()
+        assert stat.S_IMODE(film.stat().st_mode) == 0o600
+        kept = pydicom.dcmread(film, stop_before_pixels=True)
+        assert kept.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+    for folder in (serve.data_dir, received.parent, received):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+    # Analysed into the worklist and the audit log, by the same code as the CLI.
+    def stored() -> list:  # type: ignore[type-arg]
+        with Worklist(serve.data_dir / "worklist.sqlite3") as worklist:
+            return [r for r in worklist.records() if Path(r.study_path).parent == received]
+    records = wait_for(lambda: len(stored()) == 2 and stored(), 60, "both films in the worklist")
+    assert {Path(r.study_path).stem for r in records} == set(sources)
+    audited = [e for e in AuditLog(serve.data_dir / "audit.jsonl").read().entries if e["event"] == "analysis"]
+    assert {r.pixel_sha256 for r in records} <= {e["pixel_sha256"] for e in audited}
+
+    # One SR per film at the PACS, in the film's study, referring to the film, valid.
+    def reports() -> list[pydicom.Dataset]:
+        out = []
+        for f in pacs.files():
+            ds = pydicom.dcmread(f)
+            if ds.Modality == "SR" and ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[
+                    0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID in sources:
+                out.append(ds)
+        return out
+    srs = wait_for(lambda: len(reports()) == 2 and reports(), 60, "an SR for each film at the PACS")
+    for sr in srs:
+        ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+        source = sources[ref.ReferencedSOPInstanceUID]
+        assert sr.StudyInstanceUID == source.StudyInstanceUID
+        assert sr.PatientID == source.PatientID
+    for f in pacs.files():
+        if pydicom.dcmread(f, stop_before_pixels=True).Modality != "SR":
+            continue
+        check = subprocess_run([dciodvfy, str(f)])
+        assert "Error" not in check, check
+        dump = subprocess_run([dsrdump, str(f)])
+        assert "Probability of pneumonia" in dump and "Triage result" in dump
+    # The overlay's SC goes only with in-scope results at or above the threshold.
+    flagged = sum(r.in_scope and r.is_positive for r in records)
+    wait_for(lambda: serve.count("sent SC") >= flagged, 30, "the SCs of the flagged films")
+    assert not list((serve.data_dir / "node" / "outbox").glob("*.dcm"))
+
+
+def subprocess_run(argv: list[str]) -> str:
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return run.stdout + run.stderr
+
+
+def test_garbage_and_broken_associations_leave_the_node_running(node: tuple[Serve, StoreScp]) -> None:
+    serve, _ = node
+    junk = [os.urandom(4096), b"\x01\x00" + struct.pack(">I", 2**31) + b"\x00" * 64, b"GET / HTTP/1.0\r\n\r\n",
+            b"\x01\x00\x00\x00\x00\xcd\x00\x01\x00\x00LUNGLENS",  # an association request cut off
+            b""]  # connect, then hang up
+    for payload in junk:
+        with socket.create_connection(("127.0.0.1", serve.port), timeout=5) as s:
+            s.sendall(payload)
+    assert serve.proc is not None and serve.proc.poll() is None
+    assert echo(serve.port).returncode == 0  # at once: they hold no more than a few of the slots
+    # A bounded flood takes every slot for at most the ACSE timeout, then the node answers again.
+    for _ in range(MAX_ASSOCIATIONS + 4):
+        with socket.create_connection(("127.0.0.1", serve.port), timeout=5):
+            pass
+    wait_for(lambda: echo(serve.port).returncode == 0, ACSE_TIMEOUT_S + 10, "the node to answer after a flood", 0.5)
+    assert serve.proc.poll() is None
+
+
+def test_a_film_in_the_hot_folder_is_analysed_once(node: tuple[Serve, StoreScp], tmp_path: Path) -> None:
+    serve, _ = node
+    hot = Path(serve.args[serve.args.index("--hot-folder") + 1])
+    film = hot / "dropped.png"
+    film.write_bytes((SAMPLES / "sample-pneumonia.png").read_bytes())
+    before = film.stat()
+    wait_for(lambda: serve.count("analysed dropped.png (hot-folder)") == 1, 30, "the hot-folder film")
+    time.sleep(2.0)  # several more polls
+    assert serve.count("analysed dropped.png") == 1
+    assert sorted(p.name for p in hot.iterdir()) == ["dropped.png"]
+    assert film.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_sigterm_stops_the_node_within_seconds_and_parked_films_are_analysed_next_time(
+        tmp_path: Path, j2k_film: Path) -> None:
+    data = tmp_path / "data"
+    received, pending = data / "node" / "received", data / "node" / "pending"
+    received.mkdir(parents=True)
+    pending.mkdir()
+    uid = str(pydicom.dcmread(j2k_film, stop_before_pixels=True).SOPInstanceUID)
+    (received / f"{uid}.dcm").write_bytes(j2k_film.read_bytes())
+    (pending / f"{uid}.dcm.pending").write_bytes(b"")
+    serve = Serve(data, ["--port", "0"]).start()
+    try:
+        wait_for(lambda: serve.count(f"analysed {uid}.dcm") == 1, 30, "the parked film to be analysed")
+        assert not (pending / f"{uid}.dcm.pending").exists()
+        assert echo(serve.port, calling="ANYONE").returncode == 0  # loopback without --allow: any AE title
+        code, seconds = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0 and seconds < 10, serve.log()
+    assert "stopped (1 analysed, 0 parked" in serve.log()
