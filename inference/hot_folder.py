@@ -5,7 +5,9 @@ for ``settle`` seconds -- so a film still being copied is never read half-writte
 is analysed once: the files done are remembered by path, size and modification time in a
 private file in the data folder (:class:`SeenFiles`), so a restart does not analyse them
 again, while a file replaced by another under the same name is. The folder itself is only
-read: nothing in it is moved, renamed or written.
+read -- nothing in it is moved, renamed or written -- unless the user asks for processed files to
+be moved out (``move_to``, ``lunglens serve --move-processed DIR``): then each file, once
+analysed (or found unreadable), moves to the same relative place under ``move_to``.
 
 Polling rather than inotify: it works the same on a USB stick, a network share and Windows,
 and a few stat() calls a second cost nothing.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -93,8 +96,9 @@ class HotFolder:
     """Watches ``folder`` (and its sub-folders); :meth:`scan` once, or :meth:`run` until stopped."""
 
     def __init__(self, folder: Path, submit: Submit, seen: SeenFiles | None = None, settle: float = 2.0,
-                 poll: float = 1.0) -> None:
+                 poll: float = 1.0, move_to: Path | None = None) -> None:
         self.folder = folder
+        self.move_to = move_to
         self.seen = seen if seen is not None else SeenFiles()
         self.settle = settle
         self.poll = poll
@@ -132,19 +136,36 @@ class HotFolder:
             del self._watch[path]
             with self._lock:
                 self._busy.add(key)
-            self._submit(path, lambda remember, key=key: self._finished(key, remember))
+            self._submit(path, lambda remember, key=key, path=path: self._finished(key, remember, path))
             taken.append(path)
         for gone in set(self._watch) - present:
             del self._watch[gone]
         return taken
 
-    def _finished(self, key: FileKey, remember: bool) -> None:
+    def _finished(self, key: FileKey, remember: bool, path: Path) -> None:
         """The analysis is over: remember the file (a success or a film that cannot be read,
-        which would fail again), unless the node stopped before it was analysed."""
+        which would fail again), unless the node stopped before it was analysed; then move it
+        out if asked to."""
         with self._lock:
             self._busy.discard(key)
             if remember:
                 self.seen.add(key)
+        if remember and self.move_to is not None:
+            self._move(path)
+
+    def _move(self, path: Path) -> None:
+        """``path`` to the same relative place under :attr:`move_to`, never over another file
+        (a name already taken gets a numbered suffix); a failure is said and the file stays."""
+        target = self.move_to / path.relative_to(self.folder)
+        n = 1
+        while target.exists():
+            target = target.with_name(f"{path.stem}-{n}{path.suffix}")
+            n += 1
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(target))  # a copy and delete across devices (a USB stick)
+        except OSError as exc:
+            log.warning("could not move %s to %s: %s", path, target.parent, exc)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -95,7 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--send-to", type=_destination, default=None, metavar="AET@HOST:PORT",
                         help="send each result's SR (and SC) here by C-STORE")
     parser.add_argument("--hot-folder", type=Path, default=None, metavar="DIR",
-                        help="also analyse every film that appears in DIR (left untouched)")
+                        help="also analyse every film that appears in DIR (left untouched unless --move-processed)")
+    parser.add_argument("--move-processed", type=Path, default=None, metavar="DIR",
+                        help="move each hot-folder file, once analysed, to the same relative place under DIR "
+                             "(outside the hot folder)")
     parser.add_argument("--retry-max", type=_seconds, default=300.0, metavar="SECONDS",
                         help="longest wait between two attempts to send to a PACS that is down (default 300)")
     parser.add_argument("--settle", type=_seconds, default=2.0, metavar="SECONDS",
@@ -112,6 +115,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return usage_error(parser, str(exc))
     if args.hot_folder is not None and not args.hot_folder.is_dir():
         return usage_error(parser, f"--hot-folder {args.hot_folder} is not a folder")
+    if args.move_processed is not None:
+        if args.hot_folder is None:
+            return usage_error(parser, "--move-processed needs --hot-folder")
+        hot_root, moved = args.hot_folder.resolve(), args.move_processed.resolve()
+        if moved == hot_root or hot_root in moved.parents:
+            return usage_error(parser, f"--move-processed {args.move_processed} is inside the hot folder: "
+                                       "moved files would be analysed again")
     if args.no_listen and args.hot_folder is None:
         return usage_error(parser, "--no-listen needs --hot-folder: there would be nothing to analyse")
     logging.basicConfig(level=logging.INFO, format="lunglens serve: %(message)s", stream=sys.stderr)
@@ -169,7 +179,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.hot_folder is not None:
             hot = HotFolder(args.hot_folder, lambda path, done: analyser.submit(
                 Job(path, "hot-folder", done=lambda result: done(True))), settle=args.settle,
-                poll=min(1.0, args.settle / 2))
+                poll=min(1.0, args.settle / 2), move_to=args.move_processed)
             threads.append(threading.Thread(target=hot.run, args=(stop,), name="lunglens-hot-folder", daemon=True))
             print(f"lunglens serve: watching {args.hot_folder}", flush=True)
         for thread in threads:

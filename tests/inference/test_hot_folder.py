@@ -102,3 +102,40 @@ def test_a_torn_line_in_the_memory_is_skipped(tmp_path: Path) -> None:
     other = FileKey("/x/c.png", 11, 456)
     SeenFiles(seen_file).add(other)  # starts on a line of its own
     assert {key, other} <= set(SeenFiles(seen_file)._keys) and len(SeenFiles(seen_file)) == 2
+
+
+def test_processed_files_move_out_only_when_asked(tmp_path: Path) -> None:
+    hot, done_dir = tmp_path / "hot", tmp_path / "done"
+    (hot / "ward").mkdir(parents=True)
+    (done_dir / "ward").mkdir(parents=True)
+    (done_dir / "ward" / "film.png").write_bytes(b"an earlier film of the same name")
+    film = hot / "ward" / "film.png"
+    film.write_bytes(PNG)
+    analysis = Collector()
+    watch = HotFolder(hot, analysis, SeenFiles(tmp_path / "seen.jsonl"), settle=1.0, move_to=done_dir)
+    assert watch.scan(now=0.0) == [] and watch.scan(now=2.0) == [film]
+    assert not film.exists() and (hot / "ward").is_dir()
+    assert (done_dir / "ward" / "film-1.png").read_bytes() == PNG  # beside, never over, the earlier one
+    assert (done_dir / "ward" / "film.png").read_bytes() == b"an earlier film of the same name"
+
+    # A film the node stopped before analysing is neither remembered nor moved.
+    late = hot / "late.png"
+    late.write_bytes(PNG)
+    parked = Collector(finish=False)
+    watch = HotFolder(hot, parked, SeenFiles(tmp_path / "seen.jsonl"), settle=1.0, move_to=done_dir)
+    assert watch.scan(now=0.0) == [] and watch.scan(now=2.0) == [late]
+    parked.unfinished[0](False)
+    assert late.exists() and not (done_dir / "late.png").exists()
+
+
+def test_serve_refuses_to_move_processed_files_into_the_hot_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for extra, says in ((["--hot-folder", str(hot), "--move-processed", str(hot / "done")], "inside the hot folder"),
+                        (["--move-processed", str(tmp_path / "done")], "needs --hot-folder")):
+        run = subprocess.run([sys.executable, "-m", "desktop.main", "serve", *extra], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and says in run.stderr, run.stderr
