@@ -4,7 +4,7 @@ analysed once, stored in the worklist, audited, and its results put in the outbo
 The analysis is the one every other path uses -- :func:`inference.loaders.load_study`,
 :meth:`inference.engine.Engine.predict` (its profile decides the label and the threshold,
 :mod:`inference.decision` words it), :meth:`WorklistRecord.from_prediction` and
-:meth:`AuditLog.log_analysis` -- so a film sent by the X-ray unit gets exactly the result
+:meth:`inference.result_store.ResultStore.keep` (audit line, then worklist) -- so a film sent by the X-ray unit gets exactly the result
 ``lunglens classify`` and the window would give it. One thread owns the engine, as the CLI's
 main loop does. Work that has not started when the node stops is *parked*: a received film's
 pending marker stays in the data folder and the film is analysed at the next start.
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import heatmap
-from .audit import AuditLog
 from .dicom_sc import build_secondary_capture
 from .dicom_sr import build_sr, source_header
 from .engine import Engine
@@ -30,8 +29,9 @@ from .loaders import load_study
 from .outbox import Outbox
 from .prediction import Prediction
 from .presentation import present
+from .result_store import ResultStore
 from .study import Study
-from .worklist import Worklist, WorklistError, WorklistRecord
+from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens.serve")
 
@@ -63,14 +63,11 @@ class JobResult:
 class Analyser:
     """Analyses jobs one at a time on its own thread (:meth:`start`, :meth:`submit`, :meth:`stop`)."""
 
-    def __init__(self, engine: Engine, outbox: Outbox | None = None, worklist_path: Path | None = None,
-                 audit: AuditLog | None = None) -> None:
+    def __init__(self, engine: Engine, results: ResultStore, outbox: Outbox | None = None) -> None:
+        """``results`` keeps each result (audit log, worklist) as the CLI and the window do."""
         self.engine = engine
+        self.results = results
         self.outbox = outbox
-        self._worklist_path = worklist_path
-        self._worklist: Worklist | None = None
-        self._worklist_failed = False
-        self._audit: AuditLog | None = audit if audit is not None else AuditLog()
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,8 +88,7 @@ class Analyser:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._worklist is not None:
-            self._worklist.close()
+        self.results.close()
         return self._thread is None or not self._thread.is_alive()
 
     def _loop(self) -> None:
@@ -117,9 +113,7 @@ class Analyser:
             log.debug("unexpected failure on %s", job.path, exc_info=True)
             result = JobResult(job.path, error=f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
         else:
-            record = WorklistRecord.from_prediction(study, prediction, pixel_sha256(study))
-            self._store(record)
-            self._log_analysis(record)
+            record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study)))
             queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
             result = JobResult(job.path, record=record, queued=queued)
             log.info("analysed %s (%s): %s", job.path.name, job.source, present(prediction).summary)
@@ -129,28 +123,6 @@ class Analyser:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1
         return result
-
-    def _store(self, record: WorklistRecord) -> None:
-        """Into the worklist, where the window finds it; a list that cannot be written is said
-        once and the node carries on (results still go out and are audited)."""
-        if self._worklist_failed:
-            return
-        try:
-            if self._worklist is None:
-                self._worklist = Worklist(self._worklist_path)
-            self._worklist.add(record)
-        except (WorklistError, OSError) as exc:
-            log.warning("the worklist cannot be written, results are not saved in it: %s", exc)
-            self._worklist_failed = True
-
-    def _log_analysis(self, record: WorklistRecord) -> None:
-        if self._audit is None:
-            return
-        try:
-            self._audit.log_analysis(record)
-        except OSError as exc:
-            log.warning("analyses are not being audited: %s", exc)
-            self._audit = None
 
     def _queue_outputs(self, study: Study, prediction: Prediction, record: WorklistRecord) -> list[str]:
         """Put the SR (every DICOM film) and the overlay's Secondary Capture (in-scope films at
@@ -168,10 +140,10 @@ class Analyser:
                 queued.append("sc")
         except (LungLensError, OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
-        if queued and self._audit is not None:
+        if queued:
             for what in queued:
                 try:
-                    self._audit.log_export("structured_report" if what == "sr" else "secondary_capture", "dicom",
+                    self.results.audit.log_export("structured_report" if what == "sr" else "secondary_capture", "dicom",
                                            str(self.outbox.destination), [record.pixel_sha256], with_identifiers=True)
                 except OSError:
                     break

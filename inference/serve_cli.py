@@ -133,6 +133,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .hot_folder import HotFolder
     from .node_analysis import Analyser, Job
     from .outbox import Outbox
+    from .result_store import ResultStore
+    from .userdirs import worklist_path
 
     stop = threading.Event()
 
@@ -153,7 +155,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.send_to is not None:
             outbox = Outbox(folders.outbox, args.send_to, calling_aet=args.aet,
                             backoff=Backoff(first=min(5.0, args.retry_max), maximum=args.retry_max))
-        analyser = Analyser(engine, outbox)
+        said: set[str] = set()
+
+        def warn_once(reason: str) -> None:  # the store would say it again at every film
+            if reason not in said:
+                said.add(reason)
+                log.warning("%s", reason)
+
+        analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox)
         threads: list[threading.Thread] = []
         node = None
         if not args.no_listen:
