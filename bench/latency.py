@@ -2,7 +2,7 @@
 
 Prints median and p95 milliseconds with 1 and 2 intra-op threads, side by side in one run,
 and the speed ratio. DenseNet-121 (the CheXNet / torchxrayvision architecture, random
-weights, same 1x224x224 input) is exported to ONNX in a temporary folder.
+weights, 1x224x224 input, the size CheXNet-style models read; LungLens reads its own size) is exported to ONNX in a temporary folder.
 
     .venv/bin/python bench/latency.py [--runs 200] [--densenet-runs 40]
 """
@@ -45,8 +45,10 @@ def time_model(path: Path, threads: int, runs: int, warmup: int = 5) -> tuple[fl
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal((1, 1, 224, 224)).astype(np.float32)
+    inp = sess.get_inputs()[0]
+    shape = [1 if isinstance(d, str) else d for d in inp.shape]  # batch 1, the model's own input size
+    name = inp.name
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     for _ in range(warmup):
         sess.run(None, {name: x})
     times = []
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if not MODEL.exists():
         print(f"missing {MODEL}: train or restore the bundled model first", file=sys.stderr)
         return 1
-    print(f"onnxruntime {ort.__version__}, CPUExecutionProvider, batch 1, input 1x1x224x224 float32")
+    print(f"onnxruntime {ort.__version__}, CPUExecutionProvider, batch 1, float32; each model at its own "
+          "input size (lunglens-cxr: its manifest's, DenseNet-121: 1x1x224x224)")
     with tempfile.TemporaryDirectory() as tmp:
         dense = export_densenet(Path(tmp))
         print(f"{'model':<16}{'threads':>8}{'median ms':>12}{'p95 ms':>10}{'MB':>8}")

@@ -39,7 +39,7 @@ def resize_linear(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of a small 2-D image (the 224-pixel model input), float32.
+    """Gaussian blur of a small 2-D image (the model input, 112 or 224 px), float32.
 
     Kernel of ``round(8 sigma + 1) | 1`` taps and a mirrored border without repeating the
     edge pixel, as OpenCV does for floating-point images.
@@ -80,7 +80,7 @@ def _linear_weights(n_out: int, n_in: int) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _blur_matrix(n: int, sigma: float) -> np.ndarray:
     """[n, n] Gaussian blur along one axis with a reflect-101 border, read-only. Cached: the
-    gate blurs every film's 224-pixel input at the same two sigmas, and building the matrix
+    gate blurs every film's model input at the same two sigmas, and building the matrix
     cost more than using it."""
     taps = int(math.floor(sigma * 8 + 1 + 0.5)) | 1
     offsets = np.arange(taps) - (taps - 1) // 2

@@ -50,7 +50,7 @@ STATS_SUFFIX = ".ood.npz"
 STATS_FORMAT = 3
 THUMBNAIL_SIDE = 16
 # Texture is measured as the mean absolute difference between the equalized input and a
-# Gaussian blur of it at these sigmas (pixels of the 224 px input): radiographs are smooth,
+# Gaussian blur of it at these sigmas (pixels of the model input): radiographs are smooth,
 # noise, text and checkerboards are not.
 TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
@@ -58,9 +58,9 @@ MIN_GREY_LEVELS = 8
 MIN_SHORT_SIDE = 128
 """Films with fewer pixels than this on the short side are out of scope: too small to judge.
 
-The model reads films at 224 px, the size of the films it was trained and validated on.
-Below 128 px more than two thirds of that input is interpolation: the detail a reader would
-check a result against is gone, and nothing was validated there. The image tests do not
+The model was trained and validated on 224 px films (which it reads reduced to its input size).
+Below 128 px the detail a reader would check a result against is gone, and nothing was
+validated there. The image tests do not
 catch such films -- a shrunken chest film still looks like a chest film (none of 12 training
 films reduced to 64 px was flagged) -- so the gate refuses them by size, with that reason,
 rather than show a confident number beside a "small image" warning."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-#: numpy's BLAS calls here are small (vectors of a few thousand numbers, 224-pixel images):
+#: numpy's BLAS calls here are small (vectors of a few thousand numbers, model-input images):
 #: one thread does them fastest, and a pool's idle workers spin against everything else.
 BLAS_THREADS = 1
 

@@ -2,29 +2,62 @@
 
 A and B are model folders (ONNX + manifest, e.g. resources/models and a run's --out). Both run
 through the app's own path (load_study, Engine.predict) on the same films; the differences B - A
-of AUC and raw ECE get a 95 % CI from 1,000 resamples of site patients, so that a gain is judged
-on the same films, not by two overlapping unpaired intervals (training/EXPERIMENTS.md)."""
-import sys, numpy as np
+of AUC and raw ECE get a 95 % CI from resamples of site patients, so that a gain is judged on the
+same films, not by two overlapping unpaired intervals (training/EXPERIMENTS.md)."""
+
+from __future__ import annotations
+
+import argparse
 from pathlib import Path
+
+import numpy as np
+
+from inference import metrics
 from inference.engine import Engine
 from inference.loaders import load_study
 from inference.sitefilms import file_name_patient
-from inference import metrics as M
-site = Path(sys.argv[3]) if len(sys.argv) > 3 else Path('../shared/data/kermany-cxr-224/site-sample')
-files = [(f, lab == 'PNEUMONIA') for lab in ('NORMAL', 'PNEUMONIA') for f in sorted((site/lab).glob('*'))]
-y = np.array([l for _, l in files]); g = np.array([file_name_patient(f) or f.name for f, _ in files])
-studies = [load_study(f) for f, _ in files]
-def logits(d):
-    e = Engine.load(d)
-    return np.array([e.predict(s).logit for s in studies])
-la, lb = logits(sys.argv[1]), logits(sys.argv[2])
-sig = lambda z: 1/(1+np.exp(-z))
-pats = np.unique(g); idx = {p: np.where(g == p)[0] for p in pats}
-rng = np.random.default_rng(7); d_auc = []; d_ece = []
-for _ in range(1000):
-    i = np.concatenate([idx[p] for p in rng.choice(pats, len(pats))])
-    if y[i].all() or not y[i].any(): continue
-    d_auc.append(M.auc(y[i], lb[i]) - M.auc(y[i], la[i]))
-    d_ece.append(M.ece(y[i], sig(lb[i])) - M.ece(y[i], sig(la[i])))
-print('A auc %.4f ece %.3f | B auc %.4f ece %.3f' % (M.auc(y, la), M.ece(y, sig(la)), M.auc(y, lb), M.ece(y, sig(lb))))
-print('B-A auc %+.4f (%+.4f to %+.4f)  raw ece %+.3f (%+.3f to %+.3f)' % (M.auc(y, lb)-M.auc(y, la), *np.percentile(d_auc, [2.5, 97.5]), M.ece(y, sig(lb))-M.ece(y, sig(la)), *np.percentile(d_ece, [2.5, 97.5])))
+
+DEFAULT_SITE = Path("../shared/data/kermany-cxr-224/site-sample")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.compare_models", description=__doc__)
+    p.add_argument("a", type=Path, help="model folder A (the reference)")
+    p.add_argument("b", type=Path, help="model folder B")
+    p.add_argument("--site", type=Path, default=DEFAULT_SITE, help="folder with NORMAL/ and PNEUMONIA/ films")
+    p.add_argument("--resamples", type=int, default=1000)
+    args = p.parse_args(argv)
+
+    files = [(f, lab == "PNEUMONIA") for lab in ("NORMAL", "PNEUMONIA") for f in sorted((args.site / lab).glob("*"))]
+    y = np.array([label for _, label in files])
+    groups = np.array([file_name_patient(f) or f.name for f, _ in files])
+    studies = [load_study(f) for f, _ in files]
+    la, lb = ([Engine.load(folder).predict(s).logit for s in studies] for folder in (args.a, args.b))
+    la, lb = np.array(la), np.array(lb)
+
+    patients = np.unique(groups)
+    rows = {pt: np.flatnonzero(groups == pt) for pt in patients}
+    rng = np.random.default_rng(7)
+    d_auc, d_ece = [], []
+    for _ in range(args.resamples):
+        i = np.concatenate([rows[pt] for pt in rng.choice(patients, len(patients))])
+        if y[i].all() or not y[i].any():
+            continue
+        d_auc.append(metrics.auc(y[i], lb[i]) - metrics.auc(y[i], la[i]))
+        d_ece.append(metrics.ece(y[i], _sigmoid(lb[i])) - metrics.ece(y[i], _sigmoid(la[i])))
+    auc_a, auc_b = metrics.auc(y, la), metrics.auc(y, lb)
+    ece_a, ece_b = metrics.ece(y, _sigmoid(la)), metrics.ece(y, _sigmoid(lb))
+    print(f"{len(files)} films, {len(patients)} patients ({args.site})")
+    print(f"A auc {auc_a:.4f} raw ece {ece_a:.3f} | B auc {auc_b:.4f} raw ece {ece_b:.3f}")
+    lo, hi = np.percentile(d_auc, [2.5, 97.5])
+    elo, ehi = np.percentile(d_ece, [2.5, 97.5])
+    print(f"B-A auc {auc_b - auc_a:+.4f} ({lo:+.4f} to {hi:+.4f})  raw ece {ece_b - ece_a:+.3f} ({elo:+.3f} to {ehi:+.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

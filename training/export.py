@@ -15,7 +15,7 @@ OPSET = 17
 OUTPUTS = {"logit": "logit", "features": "features", "features_grad": "features_grad"}
 
 
-def export_onnx(model: LungLensNet, path: Path, size: tuple[int, int] = (224, 224)) -> None:
+def export_onnx(model: LungLensNet, path: Path, size: tuple[int, int]) -> None:
     """Write the model as ONNX: input "image" [N,1,H,W] -> logit, features, features_grad."""
     wrapper = ExportWrapper(model, size).eval()
     dummy = torch.zeros(1, 1, *size)

@@ -126,7 +126,7 @@ class Ensemble(nn.Module):
 class ExportWrapper(nn.Module):
     """The ONNX graph: image -> (logit [N,1], features [N,C,h,w], features_grad [N,C,h,w])."""
 
-    def __init__(self, model: LungLensNet | Ensemble, size: tuple[int, int] = (224, 224)) -> None:
+    def __init__(self, model: LungLensNet | Ensemble, size: tuple[int, int]) -> None:
         super().__init__()
         self.model = model
         with torch.no_grad():  # the map size is fixed by the input size: a graph constant

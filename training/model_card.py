@@ -30,6 +30,8 @@ def render(m: dict, profile: dict, extra: str = "") -> str:
         + (f"{b['mean_predicted']:.3f} | {b['observed_fraction']:.3f} |" if b["count"] else "- | - |")
         for b in profile["reliability"]
     )
+    minutes = (f"{tr['minutes']} min on a shared 2-core CPU" if tr.get("minutes") is not None
+               else "Exported from saved EMA weights (`--finalize`); training time in training/EXPERIMENTS.md")
     shapes = "; ".join(f"widths {s['widths']}, strides {s['strides']}, residual blocks {s['blocks']}"
                        for s in arch["member_shapes"])
     cv = ", ".join(f"{k} {v:.3f}" for k, v in cal["cross_validated_ece"].items())
@@ -75,7 +77,7 @@ From scratch on CPU: AdamW (lr {tr['lr']}, weight decay {tr['weight_decay']}), o
 {tr['epochs']} epochs, batch {tr['batch_size']}, class-balanced loss (each class weighs half),
 label smoothing {tr['label_smoothing']}, dropout 0.3, EMA of weights and BN statistics (decay {tr['ema_decay']}) as
 checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']}): see
-`training/augment.py` and `training/EXPERIMENTS.md`. Seed {tr['seed']}. {tr['minutes']} min on a shared 2-core CPU.
+`training/augment.py` and `training/EXPERIMENTS.md`. Seed {tr['seed']}. {minutes}.
 
 ## Figures shown to users: the site sample
 The app's probabilities and thresholds come from the shipped **site profile**

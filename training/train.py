@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -50,11 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder holding train/{NORMAL,PNEUMONIA}")
     p.add_argument("--out", type=Path, required=True, help="where the .onnx and .json go")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=1122)
     p.add_argument("--threads", type=int, default=1,
@@ -66,10 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--site", type=Path, default=None,
                    help="a clinic's labelled films (NORMAL/, PNEUMONIA/), default <data>/site-sample: "
                         "logged each epoch and used for the shipped calibration, never trained on")
-    p.add_argument("--size", type=int, choices=sorted(ARCHS), default=224,
+    p.add_argument("--size", type=int, choices=sorted(ARCHS), default=112,
                    help="input side in pixels (the network is shaped to end at a 14x14 map)")
-    p.add_argument("--aug", choices=("full", "light"), default="full",
-                   help="full: photometric + geometric augmentation; light: geometric and mild photometric")
+    p.add_argument("--aug", choices=("full", "light"), default="light",
+                   help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
+                        "and de-quantization noise only")
     p.add_argument("--geometry", choices=("standard", "strong"), default="standard",
                    help="geometric augmentation ranges (training/augment.py GEOMETRY); standard is the shipped recipe")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "minutes": round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "minutes": None if args.finalize else round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }

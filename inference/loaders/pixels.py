@@ -14,7 +14,7 @@ from inference.errors import UnsupportedStudyError
 # Refused before any decoder allocates: no radiograph is this big, a corrupt header is.
 MAX_SIDE = 20_000
 MAX_PIXELS = 400_000_000
-# Below this nothing can be read from the image (the model's input is 224 px a side).
+# Below this nothing can be read from the image (the model's input is 112 px a side).
 MIN_SIDE = 32
 # Images above this are shown and analysed reduced by a whole factor (a block mean), so a
 # study costs at most ~200 MB as float32 whatever its size: the largest chest films are

@@ -279,8 +279,9 @@ def test_the_wizard_calibrates_on_20_and_20_films_off_the_gui_thread_and_activat
     qtbot.waitUntil(lambda: wiz.currentPage() is wiz.result, timeout=180_000)
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     run_s = ticks[-1] - ticks[0]
-    assert run_s > 2.0 and len(ticks) > run_s * 20, (run_s, len(ticks))
-    assert max(gaps) < 0.5, f"the GUI thread stalled for {max(gaps):.2f} s during a {run_s:.1f} s run"
+    # Model 2.1 analyses the 40 films in well under a second here: long enough to see a stall.
+    assert run_s > 0.4 and len(ticks) > run_s * 20, (run_s, len(ticks))
+    assert max(gaps) < 0.3, f"the GUI thread stalled for {max(gaps):.2f} s during a {run_s:.1f} s run"
 
     # Page 3: plots, proposed points with CIs, the default and the name.
     page = wiz.result

@@ -48,7 +48,7 @@ def val_inputs(manifest) -> np.ndarray:
 
 def test_manifest_describes_the_bundled_file(manifest):
     raw = manifest.raw
-    assert manifest.name == "lunglens-cxr" and manifest.version == "2.0.0"
+    assert manifest.name == "lunglens-cxr" and manifest.version == "2.1.0"
     assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
     assert (MODELS / manifest.onnx_file).stat().st_size <= 10_000_000
     assert raw["parameters"] <= 5_000_000
@@ -77,7 +77,7 @@ def test_manifest_describes_the_bundled_file(manifest):
 def test_onnx_runtime_matches_pytorch_on_20_real_images(torch_model, session, val_inputs):
     logit, feats, grads = session.run(None, {"image": val_inputs})
     with torch.no_grad():
-        t_logit, t_feats, t_grads = (t.numpy() for t in ExportWrapper(torch_model)(torch.from_numpy(val_inputs)))
+        t_logit, t_feats, t_grads = (t.numpy() for t in ExportWrapper(torch_model, val_inputs.shape[2:])(torch.from_numpy(val_inputs)))
     assert logit.shape == (20, 1) and feats.shape[0] == 20 and min(feats.shape[2:]) >= 7
     np.testing.assert_allclose(logit, t_logit, atol=1e-4, rtol=0)
     np.testing.assert_allclose(feats, t_feats, atol=1e-4, rtol=0)

@@ -14,7 +14,7 @@ from training.model import Ensemble, ExportWrapper, LungLensNet, conv_bn
 
 def _signed_map(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """sum_c d logit / d feature_c * feature_c, per cell: the exported attribution."""
-    wrapper = ExportWrapper(model).eval()
+    wrapper = ExportWrapper(model, tuple(x.shape[2:])).eval()
     with torch.no_grad():
         _, feats, grads = wrapper(x)
     return (feats * grads).sum(dim=1)[0]

@@ -11,7 +11,8 @@ import pytest
 from inference.manifest import ModelManifest
 from inference.prediction import ModelInfo
 from inference.profile import SiteProfile
-from inference.preprocess import PreprocessSpec, preprocess
+from inference.engine import find_manifest
+from inference.preprocess import preprocess
 from training.data import load_gray
 from training.export import sha256_of
 from training.train import DEFAULT_VAL_LIST, main
@@ -28,7 +29,8 @@ def test_smoke_run_exports_a_model_that_honours_the_onnx_contract(tmp_path, kerm
     manifest = ModelManifest.load(out / "lunglens-cxr.json")
     onnx_path = out / manifest.onnx_file
     assert manifest.sha256 == sha256_of(onnx_path)
-    assert manifest.preprocess == PreprocessSpec()
+    # the defaults rebuild what ships: the same input size and preprocessing as the bundled model
+    assert manifest.preprocess == ModelManifest.load(find_manifest(None)).preprocess
     profile = SiteProfile.load(out / manifest.default_profile, ModelInfo(manifest.name, manifest.version, manifest.sha256))
     assert set(profile.operating_points) == {"high_sensitivity", "balanced"}
     assert (tmp_path / "models" / "lunglens-cxr-smoke.pt").exists()
