@@ -9,11 +9,7 @@ Given an audit log (and a worklist, when the window has one), the child commits 
 to them before reporting it, and answers a study already analysed by this model from the
 worklist without running it (see :mod:`inference.result_store`).
 
-Messages, parent -> child: ("jobs", [(key, path)...]), ("cancel",), ("operating", point or None),
-("stop",). Child -> parent: ("engine_ready", EngineInfo), ("engine_failed", reason),
-("started", key, stage), ("loaded", key, thumb, metadata, warnings),
-("finished", key, prediction_without_embedding, Outcome), ("failed", key, reason),
-("cancelled", key), ("storage_failed", reason), ("bye",).
+The messages both ways are the typed dataclasses of :mod:`desktop.analysis_messages`.
 """
 
 from __future__ import annotations
@@ -26,53 +22,40 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from inference.decision import OperatingPoint
-from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
 
+from .analysis_messages import (
+    SETTLES,
+    Bye,
+    Cancel,
+    Cancelled,
+    EngineFailed,
+    EngineInfo,
+    EngineReady,
+    Failed,
+    Finished,
+    Jobs,
+    Loaded,
+    Outcome,
+    ResultSink,
+    SetOperating,
+    Started,
+    Stop,
+    StorageFailed,
+)
+
 log = logging.getLogger(__name__)
 
 # The analysis process yields the CPU to the window when both want it.
 CHILD_NICENESS = 3
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What the window needs to know about the engine running in the child."""
-
-    provider: str
-    manifest: ModelManifest
-    profile: SiteProfile  # the calibration and operating points the engine applies
-    warnings: list[str] = field(default_factory=list)
-    load_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Where a result came from and how it was kept."""
-
-    record: WorklistRecord  # as stored (no images); ``id`` is None when there is no worklist
-    cached: bool = False  # answered from the worklist: no inference ran
-
-
-class ResultSink(Protocol):
-    """Where the parent reports; called from its reader thread."""
-
-    def engine_ready(self, info: EngineInfo) -> None: ...
-    def engine_failed(self, reason: str) -> None: ...
-    def started(self, key: int, stage: str) -> None: ...
-    def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None: ...
-    def finished(self, key: int, prediction: Prediction, outcome: Outcome) -> None: ...
-    def failed(self, key: int, reason: str) -> None: ...
-    def cancelled(self, key: int) -> None: ...
-    def storage_failed(self, reason: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -125,7 +108,7 @@ class AnalysisProcess:
         proc.start()
         child = _Child(self._generation, proc, commands, events)
         if self._operating is not None:
-            commands.put(("operating", self._operating))
+            commands.put(SetOperating(self._operating))
         child.reader = threading.Thread(target=self._read, args=(child,), name=f"lunglens-results-{child.generation}",
                                         daemon=True)
         child.reader.start()
@@ -133,7 +116,7 @@ class AnalysisProcess:
 
     # -- commands --------------------------------------------------------------------------------
     def submit(self, jobs: Iterable[tuple[int, Path]]) -> None:
-        jobs = [(k, str(p)) for k, p in jobs]
+        jobs = [(k, Path(p)) for k, p in jobs]
         if not jobs:
             return
         with self._lock:
@@ -151,19 +134,19 @@ class AnalysisProcess:
             if self._child is dead:
                 self._child = self._start()  # the previous child died: a fresh one for the new work
             self._child.in_flight.update(k for k, _ in jobs)
-            self._child.commands.put(("jobs", jobs))
+            self._child.commands.put(Jobs(jobs))
 
     def cancel(self) -> None:
         with self._lock:
             if self._child.proc.is_alive():
-                self._child.commands.put(("cancel",))
+                self._child.commands.put(Cancel())
 
     def set_operating_point(self, operating: OperatingPoint | None) -> None:
         """Results from now on, fresh or from the worklist, are read at ``operating``."""
         with self._lock:
             self._operating = operating
             if self._child.proc.is_alive():
-                self._child.commands.put(("operating", operating))
+                self._child.commands.put(SetOperating(operating))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child (cancelling its work) and the reader; True when both ended."""
@@ -171,7 +154,7 @@ class AnalysisProcess:
             self._stopping = True
             child = self._child
             if child.proc.is_alive():
-                child.commands.put(("stop",))
+                child.commands.put(Stop())
         child.proc.join(timeout)
         if child.proc.is_alive():
             log.warning("analysis process did not stop in %.0f s; terminating it", timeout)
@@ -202,14 +185,13 @@ class AnalysisProcess:
             except (EOFError, OSError):
                 self._child_died(child)
                 return
-            kind = msg[0]
-            if kind == "bye":
+            if isinstance(msg, Bye):
                 self._abandon(child, "cancelled")
                 return
-            if kind in ("finished", "failed", "cancelled"):
+            if isinstance(msg, SETTLES):
                 with self._lock:
-                    child.in_flight.discard(msg[1])
-            getattr(self._sink, kind)(*msg[1:])
+                    child.in_flight.discard(msg.key)
+            msg.deliver(self._sink)
 
     def _child_died(self, child: _Child) -> None:
         code = child.proc.exitcode
@@ -233,6 +215,27 @@ class AnalysisProcess:
 
 
 # -- the child ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Keep:
+    """A fresh result for the writer thread to keep, then report."""
+
+    key: int
+    prediction: Prediction
+    record: WorklistRecord
+
+
+@dataclass(frozen=True)
+class _Reuse:
+    """A result answered from the worklist, for the writer thread to record as reused, then report."""
+
+    key: int
+    prediction: Prediction  # the stored result read at the current operating point
+    stored: WorklistRecord
+    path: Path
+    metadata: StudyMetadata
+    thumbnail: np.ndarray | None
+
+
 class _QueueSink:
     """PipelineSink in the child: shrink what the parent needs and send it.
 
@@ -246,21 +249,21 @@ class _QueueSink:
         self.pipeline: Any = None  # set once the pipeline exists (for its engine and options)
         self._lock = threading.Lock()
         self._thumbs: dict[int, np.ndarray] = {}  # key -> thumbnail, until its result is kept
-        self._writes: queue.Queue[tuple | None] = queue.Queue()
+        self._writes: queue.Queue[_Keep | _Reuse | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         if store is not None:
             self._writer = threading.Thread(target=self._write_loop, name="lunglens-writer", daemon=True)
             self._writer.start()
 
     def engine_ready(self, engine: Any) -> None:
-        self._events.put(("engine_ready", EngineInfo(engine.provider, engine.manifest, engine.profile,
-                                                     list(engine.warnings), engine.load_ms)))
+        self._events.put(EngineReady(EngineInfo(engine.provider, engine.manifest, engine.profile,
+                                                list(engine.warnings), engine.load_ms)))
 
     def engine_failed(self, reason: str) -> None:
-        self._events.put(("engine_failed", reason))
+        self._events.put(EngineFailed(reason))
 
     def started(self, key: int, stage: str) -> None:
-        self._events.put(("started", key, stage))
+        self._events.put(Started(key, stage))
 
     def loaded(self, key: int, study: Study) -> None:
         from .models.study_item import make_thumbnail
@@ -268,7 +271,7 @@ class _QueueSink:
         thumb = make_thumbnail(study)
         with self._lock:
             self._thumbs[key] = thumb
-        self._events.put(("loaded", key, thumb, study.metadata, list(study.warnings)))
+        self._events.put(Loaded(key, thumb, study.metadata, list(study.warnings)))
 
     def _thumb(self, key: int) -> np.ndarray | None:
         with self._lock:
@@ -279,7 +282,7 @@ class _QueueSink:
         # Without a store the pixels are not hashed ("" -- nothing to look up, nothing to audit).
         record = WorklistRecord.from_prediction(study, prediction, fingerprint, self._thumb(key))
         if self._writer is not None:
-            self._writes.put(("keep", key, compact, record))
+            self._writes.put(_Keep(key, compact, record))
         else:
             self._send(key, compact, record, cached=False)
 
@@ -288,35 +291,32 @@ class _QueueSink:
 
         pipeline = self.pipeline
         prediction = judge(stored, pipeline.operating or pipeline.engine.profile.operating_point())
-        self._writes.put(("reuse", key, prediction, stored, study.path, study.metadata, self._thumb(key)))
+        self._writes.put(_Reuse(key, prediction, stored, study.path, study.metadata, self._thumb(key)))
 
     def failed(self, key: int, reason: str) -> None:
         self._thumb(key)
-        self._events.put(("failed", key, reason))
+        self._events.put(Failed(key, reason))
 
     def cancelled(self, key: int) -> None:
         self._thumb(key)
-        self._events.put(("cancelled", key))
+        self._events.put(Cancelled(key))
 
     def _send(self, key: int, prediction: Prediction, record: WorklistRecord, cached: bool) -> None:
-        self._events.put(("finished", key, prediction, Outcome(replace(record, thumbnail=None), cached=cached)))
+        self._events.put(Finished(key, prediction, Outcome(replace(record, thumbnail=None), cached=cached)))
 
     def _write_loop(self) -> None:
         # The store reports what it could not keep itself (storage_failed) and returns the
         # record either way: the result is shown whether or not it was kept.
         while (job := self._writes.get()) is not None:
-            kind, key = job[0], job[1]
             try:
-                if kind == "keep":
-                    _, _, prediction, record = job
-                    self._send(key, prediction, self._store.keep(record), cached=False)
+                if isinstance(job, _Keep):
+                    self._send(job.key, job.prediction, self._store.keep(job.record), cached=False)
                 else:
-                    _, _, prediction, stored, path, metadata, thumb = job
-                    self._send(key, prediction, self._store.reuse(path, metadata, stored, prediction, thumb),
-                               cached=True)
+                    record = self._store.reuse(job.path, job.metadata, job.stored, job.prediction, job.thumbnail)
+                    self._send(job.key, job.prediction, record, cached=True)
             except Exception:  # noqa: BLE001 -- never lose the writer: the next results still need it
-                log.warning("could not report the result for study %s", key, exc_info=True)
-                self._events.put(("failed", key, "the result could not be reported (see the log)"))
+                log.warning("could not report the result for study %s", job.key, exc_info=True)
+                self._events.put(Failed(job.key, "the result could not be reported (see the log)"))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write and send what is queued, then stop the writer."""
@@ -331,7 +331,7 @@ def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
         return None
     from inference.result_store import ResultStore
 
-    return ResultStore(*storage, report=lambda reason: events.put(("storage_failed", reason)))
+    return ResultStore(*storage, report=lambda reason: events.put(StorageFailed(reason)))
 
 
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,
@@ -365,18 +365,18 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
                 sink.close(2.0)  # commit finished results: the next window restores them
                 os._exit(0)
             continue
-        if msg[0] == "jobs":
-            pipeline.submit((k, Path(p)) for k, p in msg[1])
-        elif msg[0] == "cancel":
+        if isinstance(msg, Jobs):
+            pipeline.submit(msg.jobs)
+        elif isinstance(msg, Cancel):
             pipeline.cancel()
-        elif msg[0] == "operating":
-            pipeline.operating = msg[1]
-        elif msg[0] == "stop":
+        elif isinstance(msg, SetOperating):
+            pipeline.operating = msg.operating
+        elif isinstance(msg, Stop):
             pipeline.shutdown()
             sink.close()
             if store is not None:
                 store.close()
-            events.put(("bye",))
+            events.put(Bye())
             events.close()
             events.join_thread()
             return

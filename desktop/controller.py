@@ -40,7 +40,7 @@ from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
 from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
 
-from .analysis_process import EngineInfo, Outcome
+from .analysis_messages import EngineInfo, Outcome
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem
 from .models.study_list import StudyListModel

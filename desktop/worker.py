@@ -20,7 +20,8 @@ from inference.prediction import Prediction
 from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 
-from .analysis_process import AnalysisProcess, EngineInfo, Outcome
+from .analysis_messages import EngineInfo, Outcome
+from .analysis_process import AnalysisProcess
 from .pipeline import LatestOnlyLoader
 
 

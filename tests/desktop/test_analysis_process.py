@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.analysis_process import AnalysisProcess, EngineInfo
+from desktop.analysis_messages import EngineInfo
+from desktop.analysis_process import AnalysisProcess
 
 pytestmark = pytest.mark.slow
 
