@@ -1,6 +1,6 @@
 """Batch analysis in a child process, so the window's GIL stays free.
 
-The child runs the thread pipeline (:class:`desktop.pipeline.BatchPipeline`) and sends
+The child runs the batch pipeline (:class:`inference.pipeline.BatchPipeline`) and sends
 back only what the list needs: a thumbnail, the metadata, the prediction's numbers and its
 attribution grid (a few hundred numbers). A decoder that crashes on a hostile file takes down the child, not
 the window: the studies in flight are reported failed and the next batch starts a new one.
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from inference.decision import OperatingPoint
+from inference.pipeline import Analysed
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
@@ -246,7 +247,6 @@ class _QueueSink:
     def __init__(self, events: Any, store: Any = None) -> None:
         self._events = events
         self._store = store  # an inference.result_store.ResultStore, or None
-        self.pipeline: Any = None  # set once the pipeline exists (for its engine and options)
         self._lock = threading.Lock()
         self._thumbs: dict[int, np.ndarray] = {}  # key -> thumbnail, until its result is kept
         self._writes: queue.Queue[_Keep | _Reuse | None] = queue.Queue()
@@ -277,21 +277,18 @@ class _QueueSink:
         with self._lock:
             return self._thumbs.pop(key, None)
 
-    def finished(self, key: int, study: Study, prediction: Prediction, fingerprint: str) -> None:
-        compact = replace(prediction, embedding=None)  # the gate's features are of no use to the window
+    def analysed(self, result: Analysed) -> None:
+        key, study, thumb = result.key, result.study, self._thumb(result.key)
+        if result.stored is not None:  # only with a store: the pipeline's memory is the store
+            self._writes.put(_Reuse(key, result.prediction, result.stored, study.path, study.metadata, thumb))
+            return
+        compact = replace(result.prediction, embedding=None)  # the gate's features are of no use to the window
         # Without a store the pixels are not hashed ("" -- nothing to look up, nothing to audit).
-        record = WorklistRecord.from_prediction(study, prediction, fingerprint, self._thumb(key))
+        record = WorklistRecord.from_prediction(study, result.prediction, result.fingerprint, thumb)
         if self._writer is not None:
             self._writes.put(_Keep(key, compact, record))
         else:
             self._send(key, compact, record, cached=False)
-
-    def recalled(self, key: int, study: Study, stored: WorklistRecord, fingerprint: str) -> None:  # noqa: ARG002
-        from inference.result_store import judge
-
-        pipeline = self.pipeline
-        prediction = judge(stored, pipeline.operating or pipeline.engine.profile.operating_point())
-        self._writes.put(_Reuse(key, prediction, stored, study.path, study.metadata, self._thumb(key)))
 
     def failed(self, key: int, reason: str) -> None:
         self._thumb(key)
@@ -345,13 +342,12 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
     from inference.engine import Engine
     from inference.loaders import load_study
 
-    from .pipeline import BatchPipeline
+    from inference.pipeline import BatchPipeline
 
     store = _open_store(storage, events)
     sink = _QueueSink(events, store)
     pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads, profile=profile), sink,
                              load_study, loader_threads=loader_threads, memory=store)
-    sink.pipeline = pipeline
     parent = mp.parent_process()
     while True:
         try:

@@ -16,13 +16,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from inference.decision import OperatingPoint
+from inference.pipeline import LatestOnlyLoader
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
 
 from .analysis_messages import EngineInfo, Outcome
 from .analysis_process import AnalysisProcess
-from .pipeline import LatestOnlyLoader
 
 
 CHUNK = 100  # studies listed per update: each chunk is one short step for the GUI thread

@@ -13,12 +13,11 @@ import argparse
 import glob
 import json
 import logging
-import sqlite3
+import queue
 import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +28,16 @@ from . import providers as prov
 from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability,
                        run_standalone, usage_error)
 from .engine import Engine
-from .errors import LungLensError, ModelError
+from .errors import ModelError
 from .export import CsvStream, error_row, record_row
 from .imageops import encode_png
 from .loaders import iter_study_files, load_study
 from .overlay import ascii_text, burn_in, render_picture
+from .pipeline import Analysed, BatchPipeline
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
 from .profile import ProfileError, SiteProfile
-from .result_store import ResultStore, judge
+from .result_store import ResultStore
 from .study import Study
 from .userdirs import worklist_path
 from .worklist import WorklistRecord
@@ -230,19 +230,80 @@ def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] 
     table = None if args.json else Table(inputs, sys.stdout, shown_once=engine.warnings)
     emitter = _Emitter(args, csv_file, store, table)
     try:
-        # Keeping a result (audit line, worklist commit: ~9 ms, mostly waiting for the disk) and
-        # printing it run on one writer thread, in input order, while the next study is analysed.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunglens-writer") as writer:
-            pending: deque[Future[None]] = deque()
-            for outcome in classify_all(engine, inputs, args.threshold, store):
-                pending.append(writer.submit(emitter.emit, outcome))
-                while pending and (len(pending) > PREFETCH or pending[0].done()):
-                    pending.popleft().result()  # bounded (each outcome holds its pixels); re-raises
-            while pending:
-                pending.popleft().result()
+        # The pipeline decodes ahead and analyses on its own threads; this one keeps each result
+        # (audit line, worklist commit) and prints it, in input order, while the next is analysed.
+        for outcome in classify_all(engine, inputs, args.threshold, store):
+            emitter.emit(outcome)
     finally:
         store.close()
     return emitter.counts
+
+
+def classify_all(engine: Engine, inputs: list[Path], threshold: float | None,
+                 store: ResultStore) -> Iterator[Outcome]:
+    """Yield one outcome per input, in order, from the shared batch pipeline
+    (:class:`inference.pipeline.BatchPipeline`); a study the worklist already knows is answered
+    from it, read at this run's operating point."""
+    outcomes = _OutcomeQueue(inputs)
+    pipeline = BatchPipeline(lambda: engine, outcomes, load_study, loader_threads=engine.threads.decoders,
+                             lookahead=PREFETCH, memory=store)
+    pipeline.operating = engine.profile.operating_point(threshold=threshold)
+    try:
+        pipeline.submit(enumerate(inputs))
+        for _ in inputs:
+            yield outcomes.get(pipeline)
+    finally:
+        outcomes.closed.set()  # a consumer that stopped early (an interrupt) must not block the pipeline
+        pipeline.shutdown(timeout=2.0)
+
+
+class _OutcomeQueue:
+    """The CLI's PipelineSink: each settled study becomes an :class:`Outcome`, handed to the
+    printing thread through a short queue (back-pressure: studies hold their pixels until printed)."""
+
+    def __init__(self, inputs: list[Path]) -> None:
+        self._inputs = inputs
+        self._queue: queue.Queue[Outcome] = queue.Queue(maxsize=PREFETCH)
+        self.closed = threading.Event()
+
+    def get(self, pipeline: BatchPipeline) -> Outcome:
+        """The next outcome in input order (the pipeline settles every input exactly once)."""
+        while True:
+            try:
+                return self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not pipeline.alive:
+                    raise RuntimeError("the batch pipeline stopped before every input was settled") from None
+
+    def _put(self, outcome: Outcome) -> None:
+        while not self.closed.is_set():
+            try:
+                self._queue.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def analysed(self, r: Analysed) -> None:
+        self._put(Outcome(self._inputs[r.key], prediction=r.prediction, read_ms=r.read_ms, study=r.study,
+                          fingerprint=r.fingerprint, stored=r.stored))
+
+    def failed(self, key: int, reason: str) -> None:
+        self._put(Outcome(self._inputs[key], error=reason))
+
+    def cancelled(self, key: int) -> None:  # only at shutdown, when nothing reads any more
+        pass
+
+    def engine_ready(self, engine: Any) -> None:
+        pass
+
+    def engine_failed(self, reason: str) -> None:  # the engine is loaded before the pipeline starts
+        pass
+
+    def started(self, key: int, stage: str) -> None:
+        pass
+
+    def loaded(self, key: int, study: Study) -> None:
+        pass
 
 
 class _Emitter:
@@ -287,32 +348,16 @@ class _Emitter:
                 counts["outputs_failed"] += 1
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    """A study decoded ahead of inference, with what the worklist knows of it."""
-
-    study: Study
-    read_ms: float
-    fingerprint: str  # inference.hashing.pixel_sha256
-    stored: WorklistRecord | None  # the worklist's result for these pixels, model and profile
-
-
-@dataclass
-class _Input:
-    path: Path
-    loaded: Future[_Loaded] | None = None  # the decode running ahead
-
-
-def collect_inputs(paths: list[str], recursive: bool) -> list[_Input]:
+def collect_inputs(paths: list[str], recursive: bool) -> list[Path]:
     """The files to classify, argument by argument so results follow the command line's
     order. A missing path is kept: loading it reports the error under its name."""
-    out: list[_Input] = []
+    out: list[Path] = []
     for arg in _expand_wildcards(paths):
         found = list(iter_study_files([arg], recursive=recursive))
         if not found and Path(arg).is_dir():
             hint = "" if recursive else " (use --recursive for subfolders)"
             print(f"lunglens classify: no image or DICOM files in {arg}{hint}", file=sys.stderr)
-        out.extend(_Input(p) for p in found)
+        out.extend(found)
     return out
 
 
@@ -326,60 +371,6 @@ def _expand_wildcards(paths: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
-
-
-def _loader(engine: Engine, store: ResultStore) -> Callable[[Path], _Loaded]:
-    """What a decode thread does with one path: decode, fingerprint (hashlib releases the GIL,
-    so this overlaps inference) and look the pixels up in the worklist."""
-
-    def load(path: Path) -> _Loaded:
-        t0 = time.perf_counter()
-        study = load_study(path)
-        read_ms = (time.perf_counter() - t0) * 1000.0
-        fingerprint = store.fingerprint(study)
-        try:
-            stored = store.recall(study, fingerprint, engine)
-        except (LungLensError, sqlite3.Error) as exc:  # e.g. locked past the busy timeout: analysed instead
-            log.warning("%s: not looked up in the worklist: %s", path, exc)
-            stored = None
-        return _Loaded(study, read_ms, fingerprint, stored)
-
-    return load
-
-
-def classify_all(engine: Engine, inputs: list[_Input], threshold: float | None,
-                 store: ResultStore) -> Iterator[Outcome]:
-    """Yield one outcome per input, in order. Decoding runs up to PREFETCH studies ahead on
-    the thread policy's decode threads while the engine runs in this one (the engine is only
-    used from here); a study the worklist already knows is answered from it, read at this
-    run's operating point."""
-    load = _loader(engine, store)
-    with ThreadPoolExecutor(max_workers=engine.threads.decoders, thread_name_prefix="lunglens-decode") as pool:
-        for ahead in inputs[:PREFETCH]:
-            ahead.loaded = pool.submit(load, ahead.path)
-        for index, item in enumerate(inputs):
-            if index + PREFETCH < len(inputs):
-                nxt = inputs[index + PREFETCH]
-                nxt.loaded = pool.submit(load, nxt.path)
-            yield _classify_one(engine, item, threshold)
-            item.loaded = None  # drop the decoded pixels as soon as they are used
-
-
-def _classify_one(engine: Engine, item: _Input, threshold: float | None) -> Outcome:
-    assert item.loaded is not None
-    try:
-        loaded = item.loaded.result()
-        if loaded.stored is not None:
-            prediction = judge(loaded.stored, engine.profile.operating_point(threshold=threshold))
-        else:
-            prediction = engine.predict(loaded.study, threshold=threshold)
-    except LungLensError as exc:
-        return Outcome(item.path, error=str(exc))
-    except Exception as exc:  # one broken file must never stop the batch or print a traceback
-        log.debug("unexpected failure on %s", item.path, exc_info=True)
-        return Outcome(item.path, error=f"{item.path.name}: unexpected error ({type(exc).__name__}: {exc})")
-    return Outcome(item.path, prediction=prediction, read_ms=loaded.read_ms, study=loaded.study,
-                   fingerprint=loaded.fingerprint, stored=loaded.stored)
 
 
 def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> bool:
@@ -412,10 +403,10 @@ _RESULT_WIDTH = len(decision.verdict_text(0.5, 0.125))  # "Above the review thre
 class Table:
     """The human-readable output: aligned rows printed as results arrive, then a summary."""
 
-    def __init__(self, inputs: list[_Input], out: IO[str], shown_once: list[str]) -> None:
+    def __init__(self, inputs: list[Path], out: IO[str], shown_once: list[str]) -> None:
         self.out = out
         self.shown_once = set(shown_once)  # engine warnings, printed once above the table
-        self.width = max([len("FILE"), *(len(str(i.path)) for i in inputs)])
+        self.width = max([len("FILE"), *(len(str(p)) for p in inputs)])
         print(f"{'FILE':<{self.width}}  {'P(PNEU)':>7}  {'RESULT':<{_RESULT_WIDTH}}  NOTES", file=out, flush=True)
 
     def row(self, o: Outcome) -> None:

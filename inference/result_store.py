@@ -4,7 +4,7 @@ It runs where the results are made (the app's analysis process, on its writer th
 inference never waits for the disk; ``lunglens classify``), and each result is on disk --
 appended to the audit log and committed to the worklist -- before anyone is shown it:
 killing the app or the command mid-batch loses nothing that was shown. It is also the
-pipeline's :class:`~desktop.pipeline.ResultMemory`: a study whose pixels this model has
+pipeline's :class:`~inference.pipeline.ResultMemory`: a study whose pixels this model has
 already analysed is answered from the worklist.
 
 Cached answers are audited too (``"cached": true``): the log then says every time a result

@@ -1,51 +1,67 @@
-"""The batch pipeline: a few loader threads decode ahead of one inference thread.
+"""The batch pipeline of ``lunglens classify`` and the app: decode ahead, analyse in order.
 
-Plain Python threads and queues (no Qt). The app runs it inside a separate analysis
-process (``desktop.analysis_process``): decoding runs a lot of Python (pydicom, numpy
-glue) and in the GUI's own process its threads would hold the GIL often enough to stall
-the window for 100-250 ms at a time. Benchmarks and tests can run it in-process.
+Plain Python threads and queues (no Qt). A few loader threads decode studies (and, with a
+:class:`ResultMemory`, fingerprint them and look them up) ahead of one inference thread. At
+most ``lookahead`` studies are taken ahead of inference, so memory does not grow with the
+length of the batch, and each full-resolution study is dropped as soon as it is reported.
+Every study submitted is settled exactly once -- :meth:`PipelineSink.analysed`, ``failed`` or
+``cancelled`` -- by the inference thread, **in the order submitted**, whatever order the
+loaders finish in; ``started("loading")`` and ``loaded`` come earlier, from the loaders.
 
-Results leave through a :class:`PipelineSink`; the Qt adapter (``desktop.worker``) turns
-those calls into signals. Loaders run at most ``lookahead`` studies ahead of inference, and
-the inference thread drops each full-resolution study as soon as it has its prediction, so
-memory does not grow with the length of the batch.
-
-With a :class:`ResultMemory` (the app passes its worklist), each study is fingerprinted as
-soon as it is decoded; one the model has already analysed is reported ``recalled`` by the
-loader thread and never reaches the inference queue.
+The CLI runs it in its own process and prints each settled study as it comes; the app runs
+it inside its analysis process (``desktop.analysis_process``), because decoding runs a lot
+of Python and in the window's process its threads would hold the GIL often enough to stall
+the window.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from inference.decision import OperatingPoint
-from inference.errors import LungLensError, StudyLoadError
-from inference.prediction import Prediction
-from inference.study import Study
-from inference.threads import policy as thread_policy
+from .decision import OperatingPoint
+from .errors import LungLensError, StudyLoadError
+from .prediction import Prediction
+from .result_store import judge
+from .study import Study
+from .threads import policy as thread_policy
 
 log = logging.getLogger(__name__)
 
-Key = int  # the caller's identifier for a job (the study list's row id)
+Key = int  # the caller's identifier for a job (the study list's row id, the CLI's input index)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A study with its result, read at the pipeline's operating point."""
+
+    key: Key
+    study: Study
+    prediction: Prediction
+    fingerprint: str  # ResultMemory.fingerprint ("" without a memory)
+    read_ms: float  # decoding time
+    stored: Any | None = None  # the memory's record it was answered from: no inference ran
+
+    @property
+    def cached(self) -> bool:
+        return self.stored is not None
 
 
 class PipelineSink(Protocol):
-    """Where the pipeline reports. Called from worker threads: implementations must be thread-safe.
-
-    ``fingerprint`` is the study's :meth:`ResultMemory.fingerprint` ("" without a memory)."""
+    """Where the pipeline reports. Called from worker threads: implementations must be thread-safe."""
 
     def engine_ready(self, engine: Any) -> None: ...
     def engine_failed(self, reason: str) -> None: ...
     def started(self, key: Key, stage: str) -> None: ...  # stage: "loading" | "running"
     def loaded(self, key: Key, study: Study) -> None: ...
-    def finished(self, key: Key, study: Study, prediction: Prediction, fingerprint: str) -> None: ...
-    def recalled(self, key: Key, study: Study, stored: Any, fingerprint: str) -> None: ...
+    def analysed(self, result: Analysed) -> None: ...
     def failed(self, key: Key, reason: str) -> None: ...
     def cancelled(self, key: Key) -> None: ...
 
@@ -66,6 +82,27 @@ def describe_error(path: Path, err: BaseException) -> str:
     return f"{path.name}: could not be read ({type(err).__name__}: {err})"
 
 
+@dataclass(frozen=True)
+class _Job:
+    seq: int  # submission order, across every submit()
+    generation: int  # cancel() starts a new one
+    key: Key
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What a loader hands the inference thread for one job: a study to analyse or recall, or
+    the reason it is settled already (``failure``; ``study`` None and no failure: cancelled)."""
+
+    job: _Job
+    study: Study | None = None
+    read_ms: float = 0.0
+    fingerprint: str = ""
+    stored: Any | None = None
+    failure: str = ""
+
+
 class BatchPipeline:
     """Loads and classifies studies in the background; see the module docstring."""
 
@@ -79,14 +116,19 @@ class BatchPipeline:
         memory: ResultMemory | None = None,
     ) -> None:
         """``loader_threads`` decode ahead (None: the thread policy's decoders,
-        :func:`inference.threads.policy`); at most ``lookahead`` decoded studies wait for inference."""
+        :func:`inference.threads.policy`); at most ``lookahead`` jobs are taken ahead of inference."""
         self._engine_factory = engine_factory
         self._sink = sink
         self._load = loader
         self._memory = memory
+        n_loaders = max(1, loader_threads or thread_policy().decoders)
+        # A loader holds a slot from taking a job until inference settles it; jobs are taken in
+        # order, so the one inference waits for always holds a slot and the bound cannot deadlock.
+        self._slots = threading.Semaphore(max(lookahead, n_loaders))
         self._engine_settled = threading.Event()  # the engine loaded or failed to
-        self._jobs: queue.Queue[tuple[int, Key, Path] | None] = queue.Queue()
-        self._ready: queue.Queue[tuple[int, Key, Study, str] | None] = queue.Queue(maxsize=max(1, lookahead))
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._decoded: queue.Queue[_Decoded | None] = queue.Queue()
+        self._seq = itertools.count()
         self._generation = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -97,7 +139,7 @@ class BatchPipeline:
         self._engine_error = ""
         self._loaders = [
             threading.Thread(target=self._loader_loop, name=f"lunglens-loader-{i}", daemon=True)
-            for i in range(max(1, loader_threads or thread_policy().decoders))
+            for i in range(n_loaders)
         ]
         self._inference = threading.Thread(target=self._inference_loop, name="lunglens-inference", daemon=True)
         for t in (*self._loaders, self._inference):
@@ -105,14 +147,14 @@ class BatchPipeline:
 
     # -- control (any thread) -------------------------------------------------------------
     def submit(self, jobs: Iterable[tuple[Key, Path]]) -> None:
-        """Queue studies; they keep the order given."""
-        with self._lock:
+        """Queue studies; they are settled in this order, after any submitted before."""
+        with self._lock:  # one submit's jobs stay together and in order
             gen = self._generation
-        for key, path in jobs:
-            self._jobs.put((gen, key, Path(path)))
+            for key, path in jobs:
+                self._jobs.put(_Job(next(self._seq), gen, key, Path(path)))
 
     def cancel(self) -> None:
-        """Drop every job not yet finished; each is reported ``cancelled``. The pipeline stays usable."""
+        """Drop every job not yet settled; each is reported ``cancelled``. The pipeline stays usable."""
         with self._lock:
             self._generation += 1
 
@@ -124,10 +166,7 @@ class BatchPipeline:
             self._jobs.put(None)
         for t in self._loaders:
             t.join(timeout)
-        try:
-            self._ready.put_nowait(None)
-        except queue.Full:
-            pass  # the inference thread polls _stopping as well
+        self._decoded.put(None)
         self._inference.join(timeout)
         return not any(t.is_alive() for t in (*self._loaders, self._inference))
 
@@ -142,42 +181,33 @@ class BatchPipeline:
 
     def _loader_loop(self) -> None:
         while True:
+            while not self._slots.acquire(timeout=0.1):
+                if self._stopping.is_set():
+                    return
             job = self._jobs.get()
             if job is None:
                 return
-            gen, key, path = job
-            if not self._current(gen):
-                self._sink.cancelled(key)
-                continue
-            self._sink.started(key, "loading")
-            try:
-                study = self._load(path)
-            except Exception as err:  # noqa: BLE001 -- any bad file becomes a failed row, never a crash
-                if not isinstance(err, StudyLoadError):
-                    log.warning("unexpected error loading %s", path, exc_info=True)
-                self._sink.failed(key, describe_error(path, err))
-                continue
-            self._sink.loaded(key, study)
-            try:
-                fingerprint, stored = self._recall(study)
-            except Exception:  # noqa: BLE001 -- a memory that fails costs a recompute, never the study
-                log.warning("could not look up %s in the worklist", path, exc_info=True)
-                fingerprint, stored = "", None
-            if stored is not None:
-                if self._current(gen):
-                    self._sink.recalled(key, study, stored, fingerprint)
-                else:
-                    self._sink.cancelled(key)
-                continue
-            while True:
-                if not self._current(gen):
-                    self._sink.cancelled(key)
-                    break
-                try:
-                    self._ready.put((gen, key, study, fingerprint), timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
+            self._decoded.put(self._decode(job))
+
+    def _decode(self, job: _Job) -> _Decoded:
+        if not self._current(job.generation):
+            return _Decoded(job)
+        self._sink.started(job.key, "loading")
+        t0 = time.perf_counter()
+        try:
+            study = self._load(job.path)
+        except Exception as err:  # noqa: BLE001 -- any bad file becomes a failed row, never a crash
+            if not isinstance(err, StudyLoadError):
+                log.warning("unexpected error loading %s", job.path, exc_info=True)
+            return _Decoded(job, failure=describe_error(job.path, err))
+        read_ms = (time.perf_counter() - t0) * 1000.0
+        self._sink.loaded(job.key, study)
+        try:
+            fingerprint, stored = self._recall(study)
+        except Exception:  # noqa: BLE001 -- a memory that fails costs a recompute, never the study
+            log.warning("could not look up %s in the worklist", job.path, exc_info=True)
+            fingerprint, stored = "", None
+        return _Decoded(job, study, read_ms, fingerprint, stored)
 
     def _recall(self, study: Study) -> tuple[str, Any | None]:
         """(fingerprint, stored result or None); waits for the engine, whose model the result must match."""
@@ -201,34 +231,45 @@ class BatchPipeline:
             self._sink.engine_ready(self.engine)
         finally:
             self._engine_settled.set()
+        waiting: dict[int, _Decoded] = {}  # decoded ahead of their turn
+        turn = 0
         while True:
-            try:
-                job = self._ready.get(timeout=0.1)
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return
-                continue
-            if job is None:
+            item = self._decoded.get()
+            if item is None:
                 return
-            gen, key, study, fingerprint = job
-            if not self._current(gen):
-                self._sink.cancelled(key)
-                continue
-            if self.engine is None:
-                self._sink.failed(key, f"{study.path.name}: model unavailable ({self._engine_error})")
-                continue
-            self._sink.started(key, "running")
+            waiting[item.job.seq] = item
+            while turn in waiting:
+                item = waiting.pop(turn)
+                turn += 1
+                try:
+                    self._settle(item)
+                finally:
+                    self._slots.release()
+                del item  # full-resolution pixels and the map go now
+
+    def _settle(self, item: _Decoded) -> None:
+        job, study = item.job, item.study
+        if item.failure:
+            self._sink.failed(job.key, item.failure)
+            return
+        if study is None or not self._current(job.generation):
+            self._sink.cancelled(job.key)
+            return
+        if self.engine is None:
+            self._sink.failed(job.key, f"{job.path.name}: model unavailable ({self._engine_error})")
+            return
+        operating = self.operating or self.engine.profile.operating_point()
+        if item.stored is not None:
+            prediction = judge(item.stored, operating)
+        else:
+            self._sink.started(job.key, "running")
             try:
-                prediction = self.engine.predict(study)
-                operating = self.operating
-                if operating is not None:
-                    prediction = prediction.at(operating)
+                prediction = self.engine.predict(study).at(operating)
             except Exception as err:  # noqa: BLE001
-                log.warning("inference failed for %s", study.path, exc_info=True)
-                self._sink.failed(key, describe_error(study.path, err))
-                continue
-            self._sink.finished(key, study, prediction, fingerprint)
-            del study, prediction  # full-resolution pixels and CAM go now
+                log.warning("inference failed for %s", job.path, exc_info=True)
+                self._sink.failed(job.key, describe_error(job.path, err))
+                return
+        self._sink.analysed(Analysed(job.key, study, prediction, item.fingerprint, item.read_ms, item.stored))
 
 
 class LatestOnlyLoader:
