@@ -289,6 +289,7 @@ def worker_child(folder: Path) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication, QTimer
 
+    from desktop.analysis_messages import EngineFailed, Failed, Finished
     from desktop.worker import StudyWorker
 
     app = QCoreApplication([])
@@ -302,17 +303,18 @@ def worker_child(folder: Path) -> int:
         if done == len(files):
             QTimer.singleShot(0, app.quit)
 
-    def on_result(key: int, prediction, outcome) -> None:  # noqa: ARG001
-        print("RESULT " + json.dumps({"ok": True, "key": key, "timings_ms": prediction.timings_ms}), flush=True)
-        finish()
+    def on_report(r) -> None:
+        if isinstance(r, Finished):
+            print("RESULT " + json.dumps({"ok": True, "key": r.key, "timings_ms": r.prediction.timings_ms}), flush=True)
+            finish()
+        elif isinstance(r, Failed):
+            print("RESULT " + json.dumps({"ok": False, "key": r.key, "error": r.reason}), flush=True)
+            finish()
+        elif isinstance(r, EngineFailed):
+            print(f"engine failed: {r.reason}", file=sys.stderr)
+            app.exit(1)
 
-    def on_failed(key: int, reason: str) -> None:
-        print("RESULT " + json.dumps({"ok": False, "key": key, "error": reason}), flush=True)
-        finish()
-
-    worker.result.connect(on_result)
-    worker.failed.connect(on_failed)
-    worker.engine_failed.connect(lambda reason: (print(f"engine failed: {reason}", file=sys.stderr), app.exit(1)))
+    worker.report.connect(on_report)
     worker.submit(list(enumerate(files)))
     code = app.exec()
     worker.shutdown()

@@ -1,16 +1,15 @@
 """What the window and its analysis process say to each other: typed, picklable messages.
 
 Commands go parent -> child (:class:`Jobs`, :class:`Cancel`, :class:`SetOperating`,
-:class:`Stop`); reports go child -> parent, and each report delivers itself to a
-:class:`ResultSink`, so the parent dispatches by type, not by a string naming a method. A
-report that settles a study (:data:`SETTLES`) takes it off the child's in-flight set.
+:class:`Stop`); reports go child -> parent (a :data:`Report`), and on to the window as they
+are: one Qt signal carries them and the controller handles each by its type. A report that
+settles a study (:data:`SETTLES`) takes it off the child's in-flight set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -39,19 +38,6 @@ class Outcome:
 
     record: WorklistRecord  # as stored (no images); ``id`` is None when there is no worklist
     cached: bool = False  # answered from the worklist: no inference ran
-
-
-class ResultSink(Protocol):
-    """Where the parent reports; called from its reader thread."""
-
-    def engine_ready(self, info: EngineInfo) -> None: ...
-    def engine_failed(self, reason: str) -> None: ...
-    def started(self, key: int, stage: str) -> None: ...
-    def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None: ...
-    def finished(self, key: int, prediction: Prediction, outcome: Outcome) -> None: ...
-    def failed(self, key: int, reason: str) -> None: ...
-    def cancelled(self, key: int) -> None: ...
-    def storage_failed(self, reason: str) -> None: ...
 
 
 # -- parent -> child -------------------------------------------------------------------------------
@@ -85,18 +71,16 @@ Command = Jobs | Cancel | SetOperating | Stop
 # -- child -> parent -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EngineReady:
-    info: EngineInfo
+    """The child's engine loaded (once per child, before any result)."""
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.engine_ready(self.info)
+    info: EngineInfo
 
 
 @dataclass(frozen=True)
 class EngineFailed:
-    reason: str
+    """The model could not be loaded: every study will fail with this reason."""
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.engine_failed(self.reason)
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -104,19 +88,15 @@ class Started:
     key: int
     stage: str  # "loading" | "running"
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.started(self.key, self.stage)
-
 
 @dataclass(frozen=True)
 class Loaded:
+    """A study was decoded: what its row shows until its result comes."""
+
     key: int
     thumbnail: np.ndarray
     metadata: StudyMetadata
     warnings: list[str]
-
-    def deliver(self, sink: ResultSink) -> None:
-        sink.loaded(self.key, self.thumbnail, self.metadata, self.warnings)
 
 
 @dataclass(frozen=True)
@@ -125,33 +105,23 @@ class Finished:
     prediction: Prediction  # without the gate's embedding: of no use to the window
     outcome: Outcome
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.finished(self.key, self.prediction, self.outcome)
-
 
 @dataclass(frozen=True)
 class Failed:
     key: int
     reason: str
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.failed(self.key, self.reason)
-
 
 @dataclass(frozen=True)
 class Cancelled:
     key: int
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.cancelled(self.key)
-
 
 @dataclass(frozen=True)
 class StorageFailed:
-    reason: str
+    """Results are not being kept in the worklist or the audit log, and why."""
 
-    def deliver(self, sink: ResultSink) -> None:
-        sink.storage_failed(self.reason)
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from .analysis_messages import (
     Jobs,
     Loaded,
     Outcome,
-    ResultSink,
+    Report,
     SetOperating,
     Started,
     Stop,
@@ -74,15 +74,15 @@ class _Child:
 
 
 class AnalysisProcess:
-    """Parent side: starts the child, forwards commands, dispatches its reports to a sink.
+    """Parent side: starts the child, forwards commands, hands its reports to ``on_report``.
 
     A child that dies (a decoder crashing on a hostile file) has its studies reported failed
     by its own reader thread; the next submit starts a new child only after that reader has
-    finished (it is joined), so every report of the old child reaches the sink before any
+    finished (it is joined), so every report of the old child is handed on before any
     of the new one's, and nothing the new child is doing is ever reported failed.
     """
 
-    def __init__(self, sink: ResultSink, provider: str = "auto", threads: int | None = None,
+    def __init__(self, on_report: Callable[[Report], None], provider: str = "auto", threads: int | None = None,
                  profile: SiteProfile | None = None, loader_threads: int | None = None,
                  worklist_path: Path | None = None,
                  audit_path: Path | None = None) -> None:
@@ -90,7 +90,7 @@ class AnalysisProcess:
         ``audit_path``: where every analysis is audited, and ``worklist_path`` (with it) where
         results are kept and looked up -- without a worklist results are still audited;
         without either nothing is stored or looked up (benchmarks, tests of the pipeline)."""
-        self._sink = sink
+        self._report = on_report  # called on a reader thread
         storage = (str(worklist_path) if worklist_path else None, str(audit_path)) if audit_path else None
         self._args = (provider, threads, profile, loader_threads, storage)
         self._ctx = mp.get_context("spawn")  # never fork a process that runs Qt threads
@@ -192,7 +192,7 @@ class AnalysisProcess:
             if isinstance(msg, SETTLES):
                 with self._lock:
                     child.in_flight.discard(msg.key)
-            msg.deliver(self._sink)
+            self._report(msg)
 
     def _child_died(self, child: _Child) -> None:
         code = child.proc.exitcode
@@ -210,9 +210,9 @@ class AnalysisProcess:
             child.in_flight.clear()
         for key in keys:
             if how == "failed":
-                self._sink.failed(key, reason)
+                self._report(Failed(key, reason))
             else:
-                self._sink.cancelled(key)
+                self._report(Cancelled(key))
 
 
 # -- the child ------------------------------------------------------------------------------------

@@ -40,7 +40,19 @@ from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
 from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
 
-from .analysis_messages import EngineInfo, Outcome
+from .analysis_messages import (
+    Cancelled,
+    EngineFailed,
+    EngineInfo,
+    EngineReady,
+    Failed,
+    Finished,
+    Loaded,
+    Outcome,
+    Report,
+    Started,
+    StorageFailed,
+)
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem
 from .models.study_list import StudyListModel
@@ -325,18 +337,11 @@ class StudyController(QObject):
                 storage["worklist_path"] = self.worklist_path
         w = StudyWorker(provider=self.settings.provider, threads=self.settings.threads or None,
                         profile=self.profile, parent=self, **storage)
-        w.engine_ready.connect(self._engine_ready)
-        w.engine_failed.connect(self._engine_failed)
-        w.stage.connect(lambda key, stage: self._queue(self.model.set_stage, key, stage))
-        w.loaded.connect(lambda *args: self._queue(self.model.set_loaded, *args))
-        w.result.connect(lambda *args: self._queue(self._result, *args))
-        w.failed.connect(lambda *args: self._queue(self._failed, *args))
-        w.cancelled.connect(lambda key: self._queue(self._cancelled, key))
+        w.report.connect(self._report)
         w.view_loaded.connect(self._view_loaded)
         w.view_failed.connect(self._view_failed)
         w.discovered.connect(self._discovered)
         w.discovery_done.connect(self._discovery_done)
-        w.storage_failed.connect(self._storage_failed)
         w.set_operating_point(self.operating_point())
         self._worker_profile = self.profile.sha256 if self.profile is not None else ""
         return w
@@ -407,6 +412,26 @@ class StudyController(QObject):
         self.worker.cancel()
 
     # -- worker results --------------------------------------------------------------------------
+    def _report(self, r: Report) -> None:
+        """One report of the analysis process: the engine and storage ones at once, a study's
+        own through the throttle (:meth:`_queue`)."""
+        if isinstance(r, EngineReady):
+            self._engine_ready(r.info)
+        elif isinstance(r, EngineFailed):
+            self._engine_failed(r.reason)
+        elif isinstance(r, StorageFailed):
+            self._storage_failed(r.reason)
+        elif isinstance(r, Started):
+            self._queue(self.model.set_stage, r.key, r.stage)
+        elif isinstance(r, Loaded):
+            self._queue(self.model.set_loaded, r.key, r.thumbnail, r.metadata, r.warnings)
+        elif isinstance(r, Finished):
+            self._queue(self._result, r.key, r.prediction, r.outcome)
+        elif isinstance(r, Failed):
+            self._queue(self._failed, r.key, r.reason)
+        elif isinstance(r, Cancelled):
+            self._queue(self._cancelled, r.key)
+
     def _queue(self, handler: Any, *args: Any) -> None:
         if self._closed:
             return  # reports still in the event queue after shutdown: nobody is watching

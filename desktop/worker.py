@@ -1,4 +1,4 @@
-"""The Qt side of the background work: analysis reports become queued signals.
+"""The Qt side of the background work: analysis reports reach the GUI thread as one queued signal.
 
 Batch analysis runs in a child process (:mod:`desktop.analysis_process`); the study on
 screen is reloaded at full resolution by a thread here (one at a time, newest wins);
@@ -12,16 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from inference.decision import OperatingPoint
 from inference.pipeline import LatestOnlyLoader
-from inference.prediction import Prediction
 from inference.profile import SiteProfile
-from inference.study import Study, StudyMetadata
+from inference.study import Study
 
-from .analysis_messages import EngineInfo, Outcome
 from .analysis_process import AnalysisProcess
 
 
@@ -37,18 +34,11 @@ def _load_study(path: Path) -> Study:
 class StudyWorker(QObject):
     """Owns the analysis process (and through it the Engine) and the on-screen study loader."""
 
-    engine_ready = Signal(object)  # EngineInfo
-    engine_failed = Signal(str)
-    stage = Signal(int, str)  # key, "loading" | "running"
-    loaded = Signal(int, object, object, object)  # key, thumbnail uint8, StudyMetadata, warnings
-    result = Signal(int, object, object)  # key, Prediction (no gate features), Outcome
-    failed = Signal(int, str)  # key, reason naming the file
-    cancelled = Signal(int)
+    report = Signal(object)  # every report of the analysis process: desktop.analysis_messages.Report
     view_loaded = Signal(int, object)  # token, Study at full resolution
     view_failed = Signal(int, str)
     discovered = Signal(object)  # list[Path], in chunks, in a stable order
     discovery_done = Signal()
-    storage_failed = Signal(str)  # results are not being saved to the worklist, and why
 
     def __init__(self, provider: str = "auto", threads: int | None = None, profile: SiteProfile | None = None,
                  loader_threads: int | None = None, parent: QObject | None = None,
@@ -59,15 +49,11 @@ class StudyWorker(QObject):
         super().__init__(parent)
         self._stopping = False
         self._discoverers: list[threading.Thread] = []
-        self.engine: EngineInfo | None = None
-        self._analysis = AnalysisProcess(_Sink(self), provider=provider, threads=threads, profile=profile,
+        # Reports arrive on the analysis process's reader thread; Qt queues them to the GUI thread.
+        self._analysis = AnalysisProcess(self.report.emit, provider=provider, threads=threads, profile=profile,
                                          loader_threads=loader_threads, worklist_path=worklist_path,
                                          audit_path=audit_path)
         self._view = LatestOnlyLoader(_load_study, self.view_loaded.emit, self.view_failed.emit)
-        self.engine_ready.connect(self._remember_engine)
-
-    def _remember_engine(self, info: EngineInfo) -> None:
-        self.engine = info
 
     def set_operating_point(self, operating: OperatingPoint | None) -> None:
         """Results from now on are read at ``operating`` (None: the profile's default)."""
@@ -122,34 +108,3 @@ class StudyWorker(QObject):
     @property
     def alive(self) -> bool:
         return self._analysis.alive or any(d.is_alive() for d in self._discoverers)
-
-
-class _Sink:
-    """ResultSink that emits the worker's signals (Qt queues them to the GUI thread)."""
-
-    def __init__(self, worker: StudyWorker) -> None:
-        self._w = worker
-
-    def engine_ready(self, info: EngineInfo) -> None:
-        self._w.engine_ready.emit(info)
-
-    def engine_failed(self, reason: str) -> None:
-        self._w.engine_failed.emit(reason)
-
-    def started(self, key: int, stage: str) -> None:
-        self._w.stage.emit(key, stage)
-
-    def loaded(self, key: int, thumbnail: np.ndarray, metadata: StudyMetadata, warnings: list[str]) -> None:
-        self._w.loaded.emit(key, thumbnail, metadata, warnings)
-
-    def finished(self, key: int, prediction: Prediction, outcome: Outcome) -> None:
-        self._w.result.emit(key, prediction, outcome)
-
-    def storage_failed(self, reason: str) -> None:
-        self._w.storage_failed.emit(reason)
-
-    def failed(self, key: int, reason: str) -> None:
-        self._w.failed.emit(key, reason)
-
-    def cancelled(self, key: int) -> None:
-        self._w.cancelled.emit(key)

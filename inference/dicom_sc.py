@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 
 import highdicom as hd
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid

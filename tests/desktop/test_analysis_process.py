@@ -11,35 +11,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.analysis_messages import EngineInfo
+from desktop.analysis_messages import Cancelled, EngineInfo, EngineReady, Failed, Finished
 from desktop.analysis_process import AnalysisProcess
 
 pytestmark = pytest.mark.slow
 
 
 class Recorder:
-    """A ResultSink that keeps every report, thread-safely."""
+    """Keeps every report of the analysis process, thread-safely (it is called on a reader thread)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.events: list[tuple] = []
+        self.reports: list = []
 
-    def _add(self, *event) -> None:
+    def __call__(self, report) -> None:
         with self.lock:
-            self.events.append(event)
+            self.reports.append(report)
 
-    def kinds(self, kind: str) -> list[tuple]:
+    def kinds(self, kind: type) -> list:
         with self.lock:
-            return [e for e in self.events if e[0] == kind]
-
-    def engine_ready(self, info): self._add("engine_ready", info)  # noqa: E704
-    def engine_failed(self, reason): self._add("engine_failed", reason)  # noqa: E704
-    def started(self, key, stage): self._add("started", key, stage)  # noqa: E704
-    def loaded(self, key, thumb, meta, warnings): self._add("loaded", key, thumb, meta, warnings)  # noqa: E704
-    def finished(self, key, pred, outcome): self._add("finished", key, pred, outcome)  # noqa: E704
-    def failed(self, key, reason): self._add("failed", key, reason)  # noqa: E704
-    def cancelled(self, key): self._add("cancelled", key)  # noqa: E704
-    def storage_failed(self, reason): self._add("storage_failed", reason)  # noqa: E704
+            return [r for r in self.reports if isinstance(r, kind)]
 
 
 def _wait(predicate, timeout: float = 120.0) -> None:
@@ -67,12 +58,13 @@ def test_results_match_the_engine_and_stay_small(tmp_path, real_dicom, bundled_m
     proc = AnalysisProcess(rec)
     try:
         proc.submit([(1, real_dicom), (2, tmp_path / "missing.png")])
-        _wait(lambda: len(rec.kinds("finished")) + len(rec.kinds("failed")) == 2)
+        _wait(lambda: len(rec.kinds(Finished)) + len(rec.kinds(Failed)) == 2)
     finally:
         assert proc.shutdown()
-    (info,) = [e[1] for e in rec.kinds("engine_ready")]
+    (info,) = [r.info for r in rec.kinds(EngineReady)]
     assert isinstance(info, EngineInfo) and info.provider == "CPUExecutionProvider"
-    (_, key, pred, outcome), = rec.kinds("finished")
+    (done,) = rec.kinds(Finished)
+    key, pred, outcome = done.key, done.prediction, done.outcome
     expected = Engine.load().predict(load_study(real_dicom))
     assert key == 1 and pred.probability == pytest.approx(expected.probability, abs=1e-5)
     assert pred.embedding is None  # the gate's features stay in the child
@@ -81,7 +73,8 @@ def test_results_match_the_engine_and_stay_small(tmp_path, real_dicom, bundled_m
     assert not outcome.cached and outcome.record.id is None
     assert outcome.record.model_sha256 == expected.model.sha256
     assert outcome.record.probability == pred.probability and outcome.record.study_path == str(real_dicom)
-    (_, fkey, reason), = rec.kinds("failed")
+    (fail,) = rec.kinds(Failed)
+    fkey, reason = fail.key, fail.reason
     assert fkey == 2 and "missing.png" in reason
 
 
@@ -91,13 +84,13 @@ def test_cancel_reports_every_unfinished_study(tmp_path, kermany_samples, bundle
     try:
         paths = _links(tmp_path, kermany_samples["NORMAL"], 80)
         proc.submit(list(enumerate(paths)))
-        _wait(lambda: len(rec.kinds("finished")) >= 3)
+        _wait(lambda: len(rec.kinds(Finished)) >= 3)
         proc.cancel()
-        _wait(lambda: len(rec.kinds("finished")) + len(rec.kinds("cancelled")) == 80)
-        assert rec.kinds("cancelled")
+        _wait(lambda: len(rec.kinds(Finished)) + len(rec.kinds(Cancelled)) == 80)
+        assert rec.kinds(Cancelled)
         # Still usable after a cancel.
         proc.submit([(1000, paths[0])])
-        _wait(lambda: any(e[1] == 1000 for e in rec.kinds("finished")))
+        _wait(lambda: any(r.key == 1000 for r in rec.kinds(Finished)))
     finally:
         assert proc.shutdown()
 
@@ -108,12 +101,12 @@ def test_a_crashed_child_fails_its_studies_and_is_replaced(tmp_path, kermany_sam
     try:
         paths = _links(tmp_path, kermany_samples["PNEUMONIA"], 60)
         proc.submit(list(enumerate(paths)))
-        _wait(lambda: len(rec.kinds("finished")) >= 1)
+        _wait(lambda: len(rec.kinds(Finished)) >= 1)
         os.kill(proc._child.proc.pid, signal.SIGKILL)  # a decoder blowing up takes the child down
-        _wait(lambda: len(rec.kinds("finished")) + len(rec.kinds("failed")) == 60, 30)
-        failed = rec.kinds("failed")
-        assert failed and all("stopped unexpectedly" in e[2] for e in failed)
+        _wait(lambda: len(rec.kinds(Finished)) + len(rec.kinds(Failed)) == 60, 30)
+        failed = rec.kinds(Failed)
+        assert failed and all("stopped unexpectedly" in r.reason for r in failed)
         proc.submit([(500, paths[0])])  # the next batch gets a fresh child
-        _wait(lambda: any(e[1] == 500 for e in rec.kinds("finished")))
+        _wait(lambda: any(r.key == 500 for r in rec.kinds(Finished)))
     finally:
         assert proc.shutdown()
