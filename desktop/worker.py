@@ -26,9 +26,11 @@ CHUNK = 100  # studies listed per update: each chunk is one short step for the G
 
 
 def _load_study(path: Path) -> Study:
+    """The study on screen, at most DISPLAY_MAX_SIDE pixels on its long side."""
     from inference.loaders import load_study
+    from inference.loaders.pixels import for_display
 
-    return load_study(path)
+    return for_display(load_study(path))
 
 
 class StudyWorker(QObject):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from inference.errors import UnsupportedStudyError
+from inference.study import Study
 
 # Refused before any decoder allocates: no radiograph is this big, a corrupt header is.
 MAX_SIDE = 20_000
@@ -20,6 +22,11 @@ MIN_SIDE = 32
 # study costs at most ~200 MB as float32 whatever its size: the largest chest films are
 # under 20 megapixels, a 50-micron film digitisation about 60.
 WORK_PIXELS = 50_000_000
+# The window shows a study at most this many pixels on its long side (a whole-factor block
+# mean above it): more than any screen, and the viewer, its window/level and its heat-map
+# layer stay small and quick. Analysis and exports do not use this (exports draw at
+# heatmap.MAX_LAYER_SIDE).
+DISPLAY_MAX_SIDE = 4096
 # Percentiles for a default window that ignores collimator edges and burnt-in labels.
 WINDOW_PERCENTILES = (0.5, 99.5)
 # Percentiles are taken on a strided sample of about this many pixels: same answer, far faster.
@@ -75,6 +82,19 @@ def reduce_pixels(
         out[top : top + rows] = np.rint(mean) if part.dtype.kind in "iu" else mean
     assert out is not None
     return out
+
+
+def for_display(study: Study, max_side: int = DISPLAY_MAX_SIDE) -> Study:
+    """``study`` with its pixels reduced by the smallest whole factor that brings the long side
+    to ``max_side`` or below (itself when it already is), saying so among its warnings."""
+    rows, cols = study.shape
+    factor = math.ceil(max(rows, cols) / max_side)
+    if factor <= 1:
+        return study
+    pixels = reduce_pixels(study.pixels, factor)
+    note = (f"Shown at {pixels.shape[1]}x{pixels.shape[0]} px (1/{factor} of {cols}x{rows}) to keep the "
+            "window responsive; the result does not depend on it.")
+    return replace(study, pixels=pixels, warnings=[*study.warnings, note])
 
 
 def robust_window(pixels: np.ndarray) -> tuple[float, float]:
