@@ -307,7 +307,7 @@ class _OutcomeQueue:
 
 
 class _Emitter:
-    """Keeps, counts and prints each outcome, on the writer thread, one outcome at a time."""
+    """Keeps, counts and prints each outcome, in input order, on the command's own thread."""
 
     def __init__(self, args: argparse.Namespace, csv_file: IO[str] | None, store: ResultStore,
                  table: Table | None) -> None:

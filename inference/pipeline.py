@@ -265,9 +265,11 @@ class BatchPipeline:
             self._sink.started(job.key, "running")
             try:
                 prediction = self.engine.predict(study).at(operating)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:  # noqa: BLE001 -- one study's failure never stops the batch
                 log.warning("inference failed for %s", job.path, exc_info=True)
-                self._sink.failed(job.key, describe_error(job.path, err))
+                reason = str(err) if isinstance(err, LungLensError) else (
+                    f"{job.path.name}: could not be analysed ({type(err).__name__}: {err})")
+                self._sink.failed(job.key, reason)
                 return
         self._sink.analysed(Analysed(job.key, study, prediction, item.fingerprint, item.read_ms, item.stored))
 
