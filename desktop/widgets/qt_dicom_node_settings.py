@@ -4,7 +4,7 @@ The node the window runs is ``lunglens serve`` itself, started as a child proces
 options set here: the very code a headless install runs, and an analysis that never competes
 with the window's own thread. It writes into the same worklist and audit log. The page's
 "Test connection" sends a C-ECHO to the destination on a worker thread, so a PACS that does not
-answer never freezes the window. The status line polls the outbox folder for its length.
+answer never freezes the window. The status line counts the outbox folder, off the GUI thread, every 2 s.
 
 Settings live under ``dicom_node/`` in the app's QSettings (:class:`NodeSettings`).
 """
@@ -12,6 +12,7 @@ Settings live under ``dicom_node/`` in the app's QSettings (:class:`NodeSettings
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QProcess, QRunnable, QThreadPool, QTimer, Signal
@@ -228,6 +229,7 @@ class NodeStatus(QLabel):
 
     state_changed = Signal(str)
     arrived = Signal()  # the node analysed a film into the worklist: the list can show it
+    _counted = Signal(int)  # the outbox's length, counted off the GUI thread
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, poll_ms: int = 2000) -> None:
         super().__init__(parent)
@@ -236,6 +238,9 @@ class NodeStatus(QLabel):
         self.state = "off"
         self.detail = ""
         self._last_log = ""
+        self.waiting = 0  # results in the outbox, as last counted
+        self._counting = False
+        self._counted.connect(self._show_count)
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.refresh)
@@ -298,19 +303,37 @@ class NodeStatus(QLabel):
             proc.waitForFinished(2000)
         self._set("off", "")
 
-    def outbox_length(self) -> int:
+    @staticmethod
+    def outbox_length() -> int:
         try:  # an unusable data folder is said elsewhere; the status line just shows no outbox
             return sum(1 for _ in (NodeFolders.default().root / "outbox").glob("*.dcm"))
         except OSError:
             return 0
 
     def refresh(self) -> None:
+        """Count the outbox on a short-lived thread (a folder on a slow disk must not hold the
+        window); the line is redrawn when the count comes back."""
+        if self._counting:
+            return
+        self._counting = True
+        threading.Thread(target=self._count, name="lunglens-outbox-count", daemon=True).start()
+
+    def _count(self) -> None:
+        waiting = self.outbox_length()
+        try:
+            self._counted.emit(waiting)  # queued to the GUI thread
+        except RuntimeError:  # the window closed while counting: nobody to tell
+            pass
+
+    def _show_count(self, waiting: int) -> None:
+        self._counting = False
+        self.waiting = waiting
         self._set(self.state, self.detail)
 
     def _set(self, state: str, detail: str) -> None:
         changed = state != self.state
         self.state, self.detail = state, detail
-        waiting = self.outbox_length()
+        waiting = self.waiting
         words = {"off": "off", "starting": "starting", "listening": f"listening on {detail}",
                  "stopped": "stopped", "failed": "stopped with an error"}[state]
         self.setText(f"DICOM node: {words}" + (f" · outbox {waiting}" if waiting or state == "listening" else ""))

@@ -71,7 +71,8 @@ def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings,
         outbox = isolated_user_dirs / "node" / "outbox"
         (outbox / "0001-sr.dcm").write_bytes(b"")  # a result waiting for the PACS
         qtbot.waitUntil(lambda: status.text().endswith("outbox 1"), timeout=5000)
-        (outbox / "0001-sr.dcm").unlink()
+        (outbox / "0001-sr.dcm").unlink()  # sent: the line follows at its next count
+        qtbot.waitUntil(lambda: status.text().endswith("outbox 0"), timeout=5000)
     finally:
         status.shutdown()
     assert status.process is None and status.text() == "DICOM node: off"
@@ -99,3 +100,25 @@ def test_a_film_sent_to_the_node_shows_up_in_the_window(qtbot, app_settings, req
     qtbot.waitUntil(lambda: model.key_of_path(kept) is not None, timeout=60000)
     item = model.item(model.key_of_path(kept))
     assert item.record is not None or item.prediction is not None
+
+
+def test_the_status_line_counts_the_outbox_off_the_gui_thread(qtbot, app_settings, isolated_user_dirs,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    counted_on: list[threading.Thread] = []
+    real = NodeStatus.outbox_length
+
+    def recording() -> int:
+        counted_on.append(threading.current_thread())
+        return real()
+
+    monkeypatch.setattr(NodeStatus, "outbox_length", staticmethod(recording))
+    status = NodeStatus(app_settings, poll_ms=50)
+    qtbot.addWidget(status)
+    outbox = isolated_user_dirs / "node" / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / "0001-sr.dcm").write_bytes(b"")
+    qtbot.waitUntil(lambda: status.waiting == 1, timeout=5000)
+    assert counted_on and threading.main_thread() not in counted_on
+    assert status.text() == "DICOM node: off · outbox 1"  # a result still waits though the node is off
