@@ -43,6 +43,7 @@ bench: $(DEV)
 train: $(DEV)
 	$(PY) -m training.train --data ../shared/data/kermany-cxr-224 --out resources/models
 	$(PY) -m training.ood_stats
+	$(PY) packaging/make_samples.py
 
 package: $(DEV)
 	$(PY) packaging/build.py
