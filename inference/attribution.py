@@ -3,7 +3,7 @@
 The ONNX model exports its last feature map ``A`` [C, h, w] and ``d logit / d A``. The head is
 a global average pool and a linear layer, so ``sum_c grad[c] * A[c, i, j]`` over all cells is
 exactly the logit minus the head's bias: each cell's value is its share of the logit, signed,
-in logit units. That grid (14 x 14 for model 2.1, one cell per 8 x 8 input pixels) is the one
+in logit units. That grid (14 x 14 for model 2.2, one cell per 8 x 8 input pixels) is the one
 thing every picture, JSON field and check is made from; it is never rectified or rescaled
 before it is drawn (see :mod:`inference.heatmap`), and it is never scaled to its own maximum:
 ``full_scale`` (from the model manifest, measured on validation films) is the logit
@@ -19,8 +19,8 @@ import numpy as np
 
 # A map whose positive evidence lies mostly in the outermost ring of cells (the film's edge,
 # where burned-in text, side markers and collimator edges sit) does not rest on the lungs.
-# On a 14 x 14 grid the ring is 52 of 196 cells (27 %); for model 2.1's 215 films at or above the
-# default threshold on the site sample its share is 5-14 % (10th-90th percentile, at most 23 %),
+# On a 14 x 14 grid the ring is 52 of 196 cells (27 %); for model 2.2's 209 films at or above the
+# default threshold on the site sample its share is 6-11 % (10th-90th percentile, at most 19 %),
 # so "more than half" is far outside it.
 BORDER_SHARE_LIMIT = 0.5
 

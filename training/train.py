@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
-    p.add_argument("--seed", type=int, default=1122)
+    p.add_argument("--seed", type=int, nargs="+", default=[1122, 2024, 3031],
+                   help="one network per seed, averaged in one graph (the shipped model: three, experiment H)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 is as fast as 2 on a shared 2-core machine and keeps runs comparable")
     p.add_argument("--val-patients", type=Path, default=DEFAULT_VAL_LIST,
@@ -71,8 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only")
-    p.add_argument("--geometry", choices=("standard", "strong"), default="standard",
-                   help="geometric augmentation ranges (training/augment.py GEOMETRY); standard is the shipped recipe")
+    p.add_argument("--geometry", choices=("standard", "strong"), default="strong",
+                   help="geometric augmentation ranges (training/augment.py GEOMETRY); strong is the shipped recipe")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup of augmented images within each batch, lambda ~ Beta(ALPHA, ALPHA) per batch; "
                         "0 (default) = off, the recipe of the shipped model")
@@ -150,6 +151,7 @@ def mixup_loss(logit: torch.Tensor, y: torch.Tensor, smoothing: float, class_w: 
 def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray, val_x: torch.Tensor,
           val_y: np.ndarray, spec: PreprocessSpec, site_x: torch.Tensor | None = None,
           site_y: np.ndarray | None = None) -> LungLensNet:
+    run_dir.mkdir(parents=True, exist_ok=True)  # this network's last_ema.pt goes here
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     tr = [it for it in items if it.patient not in val_patients]
     va = [it for it in items if it.patient in val_patients]
     if args.smoke:
-        pick = np.random.default_rng(args.seed)
+        pick = np.random.default_rng(args.seed[0])
         tr = [tr[i] for i in sorted(pick.choice(len(tr), 3 * args.batch_size, replace=False))]
         va = [va[i] for i in sorted(pick.choice(len(va), 64, replace=False))]
         args.epochs, args.bootstrap = 1, min(args.bootstrap, 50)
@@ -305,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         finalized_from = [str(path) for path in args.finalize]
         log.info("finalizing %s", ", ".join(finalized_from))
     else:
-        members = [train(args, run_dir, train_imgs, train_y, val_x, val_y, spec, site_x, site_y)]
-        model = members[0]
+        members = [train(argparse.Namespace(**{**vars(args), "seed": seed}), run_dir / f"seed-{seed}",
+                         train_imgs, train_y, val_x, val_y, spec, site_x, site_y) for seed in args.seed]
+        model = members[0] if len(members) == 1 else Ensemble(members).eval()
     groups = np.array([i.patient for i in va])
     figures = evaluate(model, val_x, val_y, groups, args.bootstrap)
     site_figures = evaluate(model, site_x, site_y, np.array([i.patient for i in site_items]), args.bootstrap) \

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from inference import heatmap
+from inference.loaders.pixels import display_note
 from inference.paths import models_dir, resources_dir
 from inference.providers import friendly_name
 
@@ -395,10 +396,9 @@ class MainWindow(QMainWindow):
         self.preset_box.setCurrentIndex(0)
         self.tags.set_tags(ctx.study.tags, self.controller.model.show_identifiers)
         self.setWindowTitle(f"{ctx.item.name} — LungLens")
-        # What only the picture on screen says (shown reduced, inference.loaders.pixels.for_display).
-        shown = [w for w in ctx.study.warnings if w not in ctx.item.load_warnings]
-        if shown:
-            self.statusBar().showMessage(" ".join(shown), 10000)
+        note = display_note(ctx.study)  # shown reduced (inference.loaders.pixels.for_display)
+        if note:
+            self.statusBar().showMessage(note, 10000)
         self._show_result(ctx)
 
     def _show_result(self, ctx: ViewContext) -> None:

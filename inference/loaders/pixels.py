@@ -27,6 +27,7 @@ WORK_PIXELS = 50_000_000
 # layer stay small and quick. Analysis and exports do not use this (exports draw at
 # heatmap.MAX_LAYER_SIDE).
 DISPLAY_MAX_SIDE = 4096
+_SHOWN_AT = "Shown at "  # how for_display's note begins
 # Percentiles for a default window that ignores collimator edges and burnt-in labels.
 WINDOW_PERCENTILES = (0.5, 99.5)
 # Percentiles are taken on a strided sample of about this many pixels: same answer, far faster.
@@ -92,9 +93,14 @@ def for_display(study: Study, max_side: int = DISPLAY_MAX_SIDE) -> Study:
     if factor <= 1:
         return study
     pixels = reduce_pixels(study.pixels, factor)
-    note = (f"Shown at {pixels.shape[1]}x{pixels.shape[0]} px (1/{factor} of {cols}x{rows}) to keep the "
+    note = (f"{_SHOWN_AT}{pixels.shape[1]}x{pixels.shape[0]} px (1/{factor} of {cols}x{rows}) to keep the "
             "window responsive; the result does not depend on it.")
     return replace(study, pixels=pixels, warnings=[*study.warnings, note])
+
+
+def display_note(study: Study) -> str:
+    """What :func:`for_display` said of ``study`` ("" if it is shown whole)."""
+    return next((w for w in study.warnings if w.startswith(_SHOWN_AT)), "")
 
 
 def robust_window(pixels: np.ndarray) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.loaders import load_study
-from inference.loaders.pixels import DISPLAY_MAX_SIDE, for_display
+from inference.loaders.pixels import DISPLAY_MAX_SIDE, display_note, for_display
 from inference.study import Study, StudyMetadata
 
 
@@ -23,6 +23,7 @@ def test_a_film_above_the_bound_is_shown_reduced_by_a_whole_factor_with_a_note()
     assert max(shown.shape) <= DISPLAY_MAX_SIDE
     np.testing.assert_allclose(shown.pixels[0, 0], study.pixels[:3, :3].mean(), rtol=1e-6)  # block mean
     assert shown.warnings[0] == "kept" and "1/3 of 9000x6000" in shown.warnings[1]
+    assert display_note(shown) == shown.warnings[1] and display_note(study) == ""
     assert shown.metadata is study.metadata and study.shape == (6000, 9000)  # the original is untouched
 
 

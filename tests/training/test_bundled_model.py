@@ -48,7 +48,7 @@ def val_inputs(manifest) -> np.ndarray:
 
 def test_manifest_describes_the_bundled_file(manifest):
     raw = manifest.raw
-    assert manifest.name == "lunglens-cxr" and manifest.version == "2.1.0"
+    assert manifest.name == "lunglens-cxr" and manifest.version == "2.2.0"
     assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
     assert (MODELS / manifest.onnx_file).stat().st_size <= 10_000_000
     assert raw["parameters"] <= 5_000_000
@@ -84,6 +84,11 @@ def test_onnx_runtime_matches_pytorch_on_20_real_images(torch_model, session, va
     np.testing.assert_allclose(grads, t_grads, atol=1e-6, rtol=0)
 
 
+def _members(model) -> list[LungLensNet]:
+    """The networks of the bundled model: itself, or an ensemble's (whose logit is their mean)."""
+    return list(model.members) if hasattr(model, "members") else [model]
+
+
 def _autograd_attribution(model: LungLensNet, x: np.ndarray) -> np.ndarray:
     """Each cell's share of the logit, by autograd: hooks on the last conv block's output,
     backward of the logit, gradient times activation summed over channels."""
@@ -108,10 +113,11 @@ def test_runtime_attribution_matches_autograd(torch_model, session, val_inputs):
     logits, feats, grads = session.run(None, {"image": val_inputs})
     for i in range(len(val_inputs)):
         ours = attribution_grid(feats[i], grads[i])
-        ref = _autograd_attribution(torch_model, val_inputs[i : i + 1])
+        members = _members(torch_model)  # an ensemble's map is the mean of its members' maps
+        ref = np.mean([_autograd_attribution(m, val_inputs[i : i + 1]) for m in members], axis=0)
         assert ours.shape == ref.shape == (14, 14)
         np.testing.assert_allclose(ours, ref, atol=1e-4)
         # The cells add up to the logit less the head's bias: the map accounts for the whole score.
-        bias = float(torch_model.head.bias.detach())
+        bias = float(np.mean([float(m.head.bias.detach()) for m in members]))
         assert float(ours.sum()) + bias == pytest.approx(float(logits[i, 0]), abs=1e-3)
     assert len(val_inputs) >= 10
