@@ -76,7 +76,7 @@ its attributions piled up on the right edge.
 From scratch on CPU: AdamW (lr {tr['lr']}, weight decay {tr['weight_decay']}), one-cycle schedule,
 {tr['epochs']} epochs, batch {tr['batch_size']}, class-balanced loss (each class weighs half),
 label smoothing {tr['label_smoothing']}, dropout 0.3, EMA of weights and BN statistics (decay {tr['ema_decay']}) as
-checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']}): see
+checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']} photometric, {tr.get('geometry', 'standard')} geometric): see
 `training/augment.py` and `training/EXPERIMENTS.md`. Seed {tr['seed']}. {minutes}.
 
 ## Figures shown to users: the site sample
