@@ -279,7 +279,7 @@ class _QueueSink:
 
     def analysed(self, result: Analysed) -> None:
         key, study, thumb = result.key, result.study, self._thumb(result.key)
-        if result.stored is not None:  # only with a store: the pipeline's memory is the store
+        if result.cached:  # only with a store: the pipeline's memory is the store
             self._writes.put(_Reuse(key, result.prediction, result.stored, study.path, study.metadata, thumb))
             return
         compact = replace(result.prediction, embedding=None)  # the gate's features are of no use to the window

@@ -15,13 +15,9 @@ import numpy as np
 from inference import metrics
 from inference.engine import Engine
 from inference.loaders import load_study
-from inference.sitefilms import file_name_patient
+from inference.sitefilms import file_name_patient, from_folders
 
 DEFAULT_SITE = Path("../shared/data/kermany-cxr-224/site-sample")
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=1000)
     args = p.parse_args(argv)
 
-    files = [(f, lab == "PNEUMONIA") for lab in ("NORMAL", "PNEUMONIA") for f in sorted((args.site / lab).glob("*"))]
-    y = np.array([label for _, label in files])
-    groups = np.array([file_name_patient(f) or f.name for f, _ in files])
-    studies = [load_study(f) for f, _ in files]
+    films = from_folders([args.site])
+    y = np.array([film.label == 1 for film in films])
+    groups = np.array([file_name_patient(film.path) or film.path.name for film in films])
+    studies = [load_study(film.path) for film in films]
     la, lb = ([Engine.load(folder).predict(s).logit for s in studies] for folder in (args.a, args.b))
     la, lb = np.array(la), np.array(lb)
 
@@ -48,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         if y[i].all() or not y[i].any():
             continue
         d_auc.append(metrics.auc(y[i], lb[i]) - metrics.auc(y[i], la[i]))
-        d_ece.append(metrics.ece(y[i], _sigmoid(lb[i])) - metrics.ece(y[i], _sigmoid(la[i])))
+        d_ece.append(metrics.ece(y[i], metrics.sigmoid(lb[i])) - metrics.ece(y[i], metrics.sigmoid(la[i])))
     auc_a, auc_b = metrics.auc(y, la), metrics.auc(y, lb)
-    ece_a, ece_b = metrics.ece(y, _sigmoid(la)), metrics.ece(y, _sigmoid(lb))
-    print(f"{len(files)} films, {len(patients)} patients ({args.site})")
+    ece_a, ece_b = metrics.ece(y, metrics.sigmoid(la)), metrics.ece(y, metrics.sigmoid(lb))
+    print(f"{len(films)} films, {len(patients)} patients ({args.site})")
     print(f"A auc {auc_a:.4f} raw ece {ece_a:.3f} | B auc {auc_b:.4f} raw ece {ece_b:.3f}")
     lo, hi = np.percentile(d_auc, [2.5, 97.5])
     elo, ehi = np.percentile(d_ece, [2.5, 97.5])
