@@ -11,6 +11,7 @@ Settings live under ``dicom_node/`` in the app's QSettings (:class:`NodeSettings
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from inference.dicom_node import DEFAULT_AET, DEFAULT_PORT, EchoResult, NodeFold
 from inference.outbox import Destination, DestinationError
 
 from ..settings import AppSettings
+
+log = logging.getLogger(__name__)
 
 LAN = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
@@ -319,7 +322,11 @@ class NodeStatus(QLabel):
         threading.Thread(target=self._count, name="lunglens-outbox-count", daemon=True).start()
 
     def _count(self) -> None:
-        waiting = self.outbox_length()
+        try:
+            waiting = self.outbox_length()
+        except Exception:  # noqa: BLE001 -- an answer must come back, or the count would freeze
+            log.warning("could not count the DICOM node's outbox", exc_info=True)
+            waiting = 0
         try:
             self._counted.emit(waiting)  # queued to the GUI thread
         except RuntimeError:  # the window closed while counting: nobody to tell

@@ -122,3 +122,25 @@ def test_the_status_line_counts_the_outbox_off_the_gui_thread(qtbot, app_setting
     qtbot.waitUntil(lambda: status.waiting == 1, timeout=5000)
     assert counted_on and threading.main_thread() not in counted_on
     assert status.text() == "DICOM node: off · outbox 1"  # a result still waits though the node is off
+
+
+def test_a_count_that_raises_does_not_stop_the_counting(qtbot, app_settings, isolated_user_dirs,
+                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Whatever goes wrong counting once (here a ValueError), the next poll counts again."""
+    real = NodeStatus.outbox_length
+    calls: list[int] = []
+
+    def flaky() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("a path the file system would not take")
+        return real()
+
+    monkeypatch.setattr(NodeStatus, "outbox_length", staticmethod(flaky))
+    outbox = isolated_user_dirs / "node" / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / "0001-sr.dcm").write_bytes(b"")
+    status = NodeStatus(app_settings, poll_ms=50)
+    qtbot.addWidget(status)
+    qtbot.waitUntil(lambda: status.waiting == 1, timeout=5000)
+    assert len(calls) >= 2
