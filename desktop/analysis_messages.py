@@ -1,9 +1,10 @@
 """What the window and its analysis process say to each other: typed, picklable messages.
 
 Commands go parent -> child (:class:`Jobs`, :class:`Cancel`, :class:`SetOperating`,
-:class:`Stop`); reports go child -> parent (a :data:`Report`), and on to the window as they
-are: one Qt signal carries them and the controller handles each by its type. A report that
-settles a study (:data:`SETTLES`) takes it off the child's in-flight set.
+:class:`View`, :class:`Stop`); reports go child -> parent (a :data:`Report`), and on to the
+window as they are: one Qt signal carries them and the controller handles each by its type.
+A report that settles a study (:data:`SETTLES`) takes it off the child's in-flight set;
+:class:`Viewed` and :class:`ViewFailed` answer a :class:`View`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from inference.decision import OperatingPoint
 from inference.manifest import ModelManifest
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
-from inference.study import StudyMetadata
+from inference.study import Study, StudyMetadata
 from inference.worklist import WorklistRecord
 
 
@@ -61,11 +62,19 @@ class SetOperating:
 
 
 @dataclass(frozen=True)
+class View:
+    """Decode this file for the screen (newest request wins; ``token`` names the request)."""
+
+    token: int
+    path: Path
+
+
+@dataclass(frozen=True)
 class Stop:
     """Finish writing what is done, then end."""
 
 
-Command = Jobs | Cancel | SetOperating | Stop
+Command = Jobs | Cancel | SetOperating | View | Stop
 
 
 # -- child -> parent -------------------------------------------------------------------------------
@@ -125,10 +134,25 @@ class StorageFailed:
 
 
 @dataclass(frozen=True)
+class Viewed:
+    """The study a :class:`View` asked for, at most DISPLAY_MAX_SIDE pixels on its long side."""
+
+    token: int
+    study: Study
+
+
+@dataclass(frozen=True)
+class ViewFailed:
+    token: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Bye:
     """The child stopped as asked; the parent reports whatever it still held as cancelled."""
 
 
-Report = EngineReady | EngineFailed | Started | Loaded | Finished | Failed | Cancelled | StorageFailed | Bye
+Report = (EngineReady | EngineFailed | Started | Loaded | Finished | Failed | Cancelled | StorageFailed
+          | Viewed | ViewFailed | Bye)
 #: Reports after which a study is no longer the child's.
 SETTLES = (Finished, Failed, Cancelled)

@@ -2,8 +2,12 @@
 
 The child runs the batch pipeline (:class:`inference.pipeline.BatchPipeline`) and sends
 back only what the list needs: a thumbnail, the metadata, the prediction's numbers and its
-attribution grid (a few hundred numbers). A decoder that crashes on a hostile file takes down the child, not
-the window: the studies in flight are reported failed and the next batch starts a new one.
+attribution grid (a few hundred numbers). It also decodes the study on screen
+(:class:`View`), from the same :class:`inference.decoded.DecodedStudies` as the pipeline,
+so a file is decoded once whether the batch or the reader reaches it first, and only in
+this process. A decoder that crashes on a hostile file takes down the child, not the
+window: the studies in flight (and the view asked for) are reported failed and the next
+request starts a new child.
 
 Given an audit log (and a worklist, when the window has one), the child commits each result
 to them before reporting it, and answers a study already analysed by this model from the
@@ -19,7 +23,8 @@ import multiprocessing as mp
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,9 @@ from .analysis_messages import (
     Started,
     Stop,
     StorageFailed,
+    View,
+    Viewed,
+    ViewFailed,
 )
 
 log = logging.getLogger(__name__)
@@ -71,6 +79,7 @@ class _Child:
     events: Any
     reader: threading.Thread | None = None
     in_flight: set[int] = field(default_factory=set)  # guarded by AnalysisProcess._lock
+    viewing: View | None = None  # the view asked for and not yet answered (same lock)
 
 
 class AnalysisProcess:
@@ -120,10 +129,23 @@ class AnalysisProcess:
         jobs = [(k, Path(p)) for k, p in jobs]
         if not jobs:
             return
+        with self._live_child() as child:
+            if child is not None:
+                child.in_flight.update(k for k, _ in jobs)
+                child.commands.put(Jobs(jobs))
+
+    def view(self, token: int, path: Path) -> None:
+        """Decode ``path`` for the screen; answered by a Viewed or ViewFailed report."""
+        with self._live_child() as child:
+            if child is not None:
+                child.viewing = View(token, Path(path))
+                child.commands.put(child.viewing)
+
+    @contextmanager
+    def _live_child(self) -> Iterator[_Child | None]:
+        """The running child, under the lock (None once stopping); a new one if it died."""
         with self._lock:
-            if self._stopping:
-                return
-            dead = None if self._child.proc.is_alive() else self._child
+            dead = None if self._stopping or self._child.proc.is_alive() else self._child
         if dead is not None:
             # Fence: the dead child's reader reports its studies failed and ends before a new
             # child exists (joined outside the lock, which the reader takes).
@@ -131,11 +153,11 @@ class AnalysisProcess:
             dead.reader.join()
         with self._lock:
             if self._stopping:
+                yield None
                 return
             if self._child is dead:
                 self._child = self._start()  # the previous child died: a fresh one for the new work
-            self._child.in_flight.update(k for k, _ in jobs)
-            self._child.commands.put(Jobs(jobs))
+            yield self._child
 
     def cancel(self) -> None:
         with self._lock:
@@ -192,6 +214,10 @@ class AnalysisProcess:
             if isinstance(msg, SETTLES):
                 with self._lock:
                     child.in_flight.discard(msg.key)
+            elif isinstance(msg, (Viewed, ViewFailed)):
+                with self._lock:
+                    if child.viewing is not None and child.viewing.token == msg.token:
+                        child.viewing = None
             self._report(msg)
 
     def _child_died(self, child: _Child) -> None:
@@ -201,18 +227,23 @@ class AnalysisProcess:
             return
         log.warning("analysis process stopped unexpectedly (exit code %s)", code)
         self._abandon(child, "failed", f"the analysis process stopped unexpectedly (exit code {code}) "
-                                       "while this study was queued or being read")
+                                       "while this file was queued or being read")
 
     def _abandon(self, child: _Child, how: str, reason: str = "") -> None:
-        """Report every study ``child`` still had as failed or cancelled -- its own, no other's."""
+        """Report every study ``child`` still had as failed or cancelled -- its own, no other's --
+        and the view it was asked for as failed (a cancelled view is not reported: the window
+        that stopped the child asks its successor again)."""
         with self._lock:
             keys = sorted(child.in_flight)
             child.in_flight.clear()
+            viewing, child.viewing = child.viewing, None
         for key in keys:
             if how == "failed":
                 self._report(Failed(key, reason))
             else:
                 self._report(Cancelled(key))
+        if viewing is not None and how == "failed":
+            self._report(ViewFailed(viewing.token, reason))
 
 
 # -- the child ------------------------------------------------------------------------------------
@@ -339,15 +370,20 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             os.nice(CHILD_NICENESS)
         except OSError:
             pass
+    from inference.decoded import DecodedStudies
     from inference.engine import Engine
     from inference.loaders import load_study
-
-    from inference.pipeline import BatchPipeline
+    from inference.loaders.pixels import for_display
+    from inference.pipeline import BatchPipeline, LatestOnlyLoader
 
     store = _open_store(storage, events)
     sink = _QueueSink(events, store)
+    decoded = DecodedStudies(load_study)
     pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads, profile=profile), sink,
-                             load_study, loader_threads=loader_threads, memory=store)
+                             decoded.load, loader_threads=loader_threads, memory=store)
+    view = LatestOnlyLoader(lambda path: for_display(decoded.load(path)),
+                            lambda token, study: events.put(Viewed(token, study)),
+                            lambda token, reason: events.put(ViewFailed(token, reason)))
     parent = mp.parent_process()
     while True:
         try:
@@ -357,6 +393,7 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
                 # The window was killed: do not linger as an orphan. Nobody reads the
                 # events pipe any more, so its feeder thread could block a normal exit.
                 events.cancel_join_thread()
+                view.shutdown(2.0)
                 pipeline.shutdown(2.0)
                 sink.close(2.0)  # commit finished results: the next window restores them
                 os._exit(0)
@@ -367,7 +404,10 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             pipeline.cancel()
         elif isinstance(msg, SetOperating):
             pipeline.operating = msg.operating
+        elif isinstance(msg, View):
+            view.request(msg.token, msg.path)
         elif isinstance(msg, Stop):
+            view.shutdown()
             pipeline.shutdown()
             sink.close()
             if store is not None:

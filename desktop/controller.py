@@ -110,8 +110,9 @@ def _model_info(manifest: ModelManifest | None) -> ModelInfo | None:
 
 
 def _preload_modules() -> None:
-    """Import the decoders now, on the GUI thread at start-up, rather than in the view
-    loader mid-batch where the import lock would stall the GUI on its next import."""
+    """Import the decoders now, on the GUI thread at start-up, rather than in a background
+    task (the calibration wizard's) where the import lock would stall the GUI on its next
+    import. (Studies opened for reading are decoded in the analysis process.)"""
     import inference.loaders  # noqa: F401
 
 
@@ -507,7 +508,7 @@ class StudyController(QObject):
 
     # -- the study on screen ---------------------------------------------------------------------
     def select(self, key: int) -> None:
-        """Show a study: its pixels are reloaded at full resolution in the background."""
+        """Show a study: the analysis process decodes it (or has it from the batch) in the background."""
         item = self.model.item(key)
         self._view_key = key
         self._view_token += 1
@@ -640,3 +641,5 @@ class StudyController(QObject):
         old.deleteLater()
         self.engine = None
         self.worker = self._make_worker()
+        if self._view_loading:  # the old process was stopped before it answered: ask the new one
+            self.select(self._view_key)

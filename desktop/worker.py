@@ -1,8 +1,8 @@
 """The Qt side of the background work: analysis reports reach the GUI thread as one queued signal.
 
-Batch analysis runs in a child process (:mod:`desktop.analysis_process`); the study on
-screen is reloaded at full resolution by a thread here (one at a time, newest wins);
-folders are listed by a thread here. The GUI thread only receives small, ready values.
+Batch analysis runs in a child process (:mod:`desktop.analysis_process`), which also
+decodes the study on screen (newest request wins), so no file is decoded in the window's
+process; folders are listed by a thread here. The GUI thread only receives ready values.
 """
 
 from __future__ import annotations
@@ -15,29 +15,20 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from inference.decision import OperatingPoint
-from inference.pipeline import LatestOnlyLoader
 from inference.profile import SiteProfile
-from inference.study import Study
 
+from .analysis_messages import Report, Viewed, ViewFailed
 from .analysis_process import AnalysisProcess
 
 
 CHUNK = 100  # studies listed per update: each chunk is one short step for the GUI thread
 
 
-def _load_study(path: Path) -> Study:
-    """The study on screen, at most DISPLAY_MAX_SIDE pixels on its long side."""
-    from inference.loaders import load_study
-    from inference.loaders.pixels import for_display
-
-    return for_display(load_study(path))
-
-
 class StudyWorker(QObject):
-    """Owns the analysis process (and through it the Engine) and the on-screen study loader."""
+    """Owns the analysis process, and through it the Engine and the decoding of every file."""
 
-    report = Signal(object)  # every report of the analysis process: desktop.analysis_messages.Report
-    view_loaded = Signal(int, object)  # token, Study at full resolution
+    report = Signal(object)  # the analysis process's reports (desktop.analysis_messages.Report) but views'
+    view_loaded = Signal(int, object)  # token, Study (at most DISPLAY_MAX_SIDE pixels on its long side)
     view_failed = Signal(int, str)
     discovered = Signal(object)  # list[Path], in chunks, in a stable order
     discovery_done = Signal()
@@ -52,10 +43,17 @@ class StudyWorker(QObject):
         self._stopping = False
         self._discoverers: list[threading.Thread] = []
         # Reports arrive on the analysis process's reader thread; Qt queues them to the GUI thread.
-        self._analysis = AnalysisProcess(self.report.emit, provider=provider, threads=threads, profile=profile,
+        self._analysis = AnalysisProcess(self._dispatch, provider=provider, threads=threads, profile=profile,
                                          loader_threads=loader_threads, worklist_path=worklist_path,
                                          audit_path=audit_path)
-        self._view = LatestOnlyLoader(_load_study, self.view_loaded.emit, self.view_failed.emit)
+
+    def _dispatch(self, r: Report) -> None:
+        if isinstance(r, Viewed):
+            self.view_loaded.emit(r.token, r.study)
+        elif isinstance(r, ViewFailed):
+            self.view_failed.emit(r.token, r.reason)
+        else:
+            self.report.emit(r)
 
     def set_operating_point(self, operating: OperatingPoint | None) -> None:
         """Results from now on are read at ``operating`` (None: the profile's default)."""
@@ -96,16 +94,15 @@ class StudyWorker(QObject):
             self.discovery_done.emit()
 
     def load_for_view(self, token: int, path: Path) -> None:
-        self._view.request(token, path)
+        """Decode ``path`` for the screen; answered by ``view_loaded`` or ``view_failed``."""
+        self._analysis.view(token, path)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child process and every thread (called when the window closes); True when all ended."""
         self._stopping = True
         for d in self._discoverers:
             d.join(timeout)
-        ok_view = self._view.shutdown(timeout)
-        ok_analysis = self._analysis.shutdown(timeout)
-        return ok_view and ok_analysis
+        return self._analysis.shutdown(timeout)
 
     @property
     def alive(self) -> bool:

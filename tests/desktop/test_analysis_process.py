@@ -1,4 +1,4 @@
-"""The analysis child process with the real model: results, cancel, and surviving a crash."""
+"""The analysis child process with the real model: results, views, cancel, and surviving a crash."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.analysis_messages import Cancelled, EngineInfo, EngineReady, Failed, Finished
+from desktop.analysis_messages import Cancelled, EngineInfo, EngineReady, Failed, Finished, Viewed, ViewFailed
 from desktop.analysis_process import AnalysisProcess
 
 pytestmark = pytest.mark.slow
@@ -108,5 +108,47 @@ def test_a_crashed_child_fails_its_studies_and_is_replaced(tmp_path, kermany_sam
         assert failed and all("stopped unexpectedly" in r.reason for r in failed)
         proc.submit([(500, paths[0])])  # the next batch gets a fresh child
         _wait(lambda: any(r.key == 500 for r in rec.kinds(Finished)))
+    finally:
+        assert proc.shutdown()
+
+
+def test_views_are_decoded_by_the_child_newest_first(tmp_path, real_dicom, bundled_model):
+    from inference.loaders import load_study
+
+    rec = Recorder()
+    proc = AnalysisProcess(rec)
+    try:
+        proc.view(1, real_dicom)
+        _wait(lambda: rec.kinds(Viewed))
+        (viewed,) = rec.kinds(Viewed)
+        assert viewed.token == 1 and viewed.study.path == real_dicom
+        np.testing.assert_array_equal(viewed.study.pixels, load_study(real_dicom).pixels)
+
+        pdf = tmp_path / "report.dcm"
+        pdf.write_bytes(b"%PDF-1.4\n" + b"0" * 4000)
+        proc.view(2, pdf)
+        _wait(lambda: rec.kinds(ViewFailed))
+        (failed,) = rec.kinds(ViewFailed)
+        assert failed.token == 2 and "report.dcm" in failed.reason and "PDF" in failed.reason
+        assert proc._child.viewing is None  # answered: nothing to fail if the child dies now
+    finally:
+        assert proc.shutdown()
+
+
+def test_a_view_the_child_dies_on_fails_and_the_next_gets_a_new_child(real_dicom, bundled_model):
+    rec = Recorder()
+    proc = AnalysisProcess(rec)
+    try:
+        pid = proc._child.proc.pid
+        os.kill(pid, signal.SIGSTOP)  # it cannot answer: the view is in flight when it dies
+        proc.view(5, real_dicom)
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: rec.kinds(ViewFailed), 30)
+        (failed,) = rec.kinds(ViewFailed)
+        assert failed.token == 5 and "stopped unexpectedly" in failed.reason
+        assert not rec.kinds(Viewed)
+        proc.view(6, real_dicom)  # a fresh child answers
+        _wait(lambda: rec.kinds(Viewed))
+        assert [v.token for v in rec.kinds(Viewed)] == [6] and proc._child.proc.pid != pid
     finally:
         assert proc.shutdown()

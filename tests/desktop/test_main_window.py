@@ -98,6 +98,28 @@ def test_real_dicom_shows_the_engines_result(window, qtbot, monkeypatch, real_di
     assert out.stat().st_size > 10_000
 
 
+def test_the_window_decodes_nothing_itself(window, qtbot, monkeypatch, real_dicom, kermany_samples):
+    """Every file is decoded in the analysis process, for the batch and for the screen alike:
+    the window's own loaders are made to fail, and the studies are still analysed and shown."""
+    import inference.loaders as loaders
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a file was decoded in the window's process")
+
+    for name in ("load_study", "load_dicom", "load_raster"):
+        monkeypatch.setattr(loaders, name, refuse)
+    c = window.controller
+    _open_via_menu(window, monkeypatch, [real_dicom, kermany_samples["PNEUMONIA"][0]])
+    wait_idle(qtbot, c)
+    assert [it.status for it in c.model.items()] == [Status.DONE, Status.DONE]
+    for row in range(c.model.rowCount()):
+        c.select(c.model.key_at(row))
+        wait_idle(qtbot, c)
+        item = c.model.item(c.model.key_at(row))
+        assert c.context is not None and c.context.study is not None and not c.context.problem
+        assert c.context.study.path == item.path
+
+
 def test_corrupt_file_fails_alone(window, qtbot, monkeypatch, tmp_path, kermany_samples, real_dicom):
     corrupt = tmp_path / "corrupt.dcm"
     corrupt.write_bytes(real_dicom.read_bytes()[:3000])  # a DICOM cut in its pixel data
