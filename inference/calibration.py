@@ -19,7 +19,12 @@ Why these choices:
   that threshold, so the rule and the figure a user reads are one and the same. Balanced is Youden's point. If Youden's threshold is the lower
   one it is also the high-sensitivity point, so the names always match their figures.
 * Intervals are bootstrap percentiles over patients (several films of one child are not
-  independent), else over films.
+  independent), else over films. A sensitivity or specificity of exactly 100 % (or 0 %) is
+  the one case where that interval collapses to a point -- every resample gives 100 % -- and
+  would read "100.0 % (100.0-100.0)" on 20 films. There the open end is the exact
+  (Clopper-Pearson) bound for n of n, counting patients: 83 % for 20, 95 % only from 72.
+  So with fewer pneumonia patients than that no threshold can show 95 % sensitivity with 95 %
+  confidence, and the profile says so instead of claiming it.
 """
 
 from __future__ import annotations
@@ -112,11 +117,31 @@ def choose_calibration(y: np.ndarray, logit: np.ndarray, groups: np.ndarray) -> 
     return fit(best, y, logit), cv
 
 
+def all_of_n_lower_bound(n: int) -> float:
+    """The exact (Clopper-Pearson) 95 % lower bound of a proportion observed as n of n."""
+    return 0.025 ** (1.0 / n)
+
+
+def patients_needed(target: float) -> int:
+    """The fewest patients, all found, whose exact lower bound reaches ``target``."""
+    return math.ceil(math.log(0.025) / math.log(target))
+
+
+def _exact_at_the_ends(e: Estimate, n: int) -> Estimate:
+    """``e`` with the exact bound at an end where the bootstrap interval collapses (see above)."""
+    if e.value >= 1.0:
+        return Estimate(e.value, min(e.lo, all_of_n_lower_bound(n)), 1.0)
+    if e.value <= 0.0:
+        return Estimate(e.value, 0.0, max(e.hi, 1.0 - all_of_n_lower_bound(n)))
+    return e
+
+
 def sensitivity_lower_bounds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray,
                              n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """For each positive film's score taken as the threshold (sorted high to low): the 2.5th
     percentile of sensitivity over patient-bootstrap resamples -- the lower end of the very
-    interval the profile shows for that threshold."""
+    interval the profile shows for that threshold (with the exact bound where every positive
+    film is found, as :func:`sens_spec_estimates` shows it)."""
     yb = np.asarray(y).astype(bool)
     uniq, inv = np.unique(groups, return_inverse=True)
     pos = np.flatnonzero(yb)
@@ -127,17 +152,21 @@ def sensitivity_lower_bounds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray
     w = draws[:, inv[order]].astype(np.float64)  # [n_boot, n_pos], positives high to low
     total = w.sum(axis=1, keepdims=True)
     sens = np.cumsum(w, axis=1) / np.where(total > 0, total, 1.0)
-    return np.asarray(prob)[order], np.percentile(sens[total[:, 0] > 0], 2.5, axis=0)
+    lower = np.percentile(sens[total[:, 0] > 0], 2.5, axis=0)
+    lower[-1] = min(lower[-1], all_of_n_lower_bound(len(np.unique(inv[pos]))))
+    return np.asarray(prob)[order], lower
 
 
 def operating_thresholds(y: np.ndarray, prob: np.ndarray, groups: np.ndarray, target_sensitivity: float,
-                         n_boot: int = 1000) -> dict[str, float]:
-    """Thresholds of the high-sensitivity and balanced points (see the module docstring)."""
+                         n_boot: int = 1000) -> tuple[dict[str, float], bool]:
+    """Thresholds of the high-sensitivity and balanced points (see the module docstring), and
+    whether any threshold reached the target (if none did, high sensitivity is the most
+    sensitive threshold: every positive film at or above it)."""
     scores, lower = sensitivity_lower_bounds(y, prob, groups, n_boot)
     meets = np.flatnonzero(lower >= target_sensitivity)
     hs = float(scores[meets[0]]) if len(meets) else float(scores[-1])
     bal = M.youden_threshold(y, prob)
-    return {"high_sensitivity": min(hs, bal), "balanced": bal}
+    return {"high_sensitivity": min(hs, bal), "balanced": bal}, bool(len(meets))
 
 
 def estimate(stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: int,
@@ -150,8 +179,10 @@ def estimate(stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: in
 
 def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, groups: np.ndarray,
                         n_boot: int) -> tuple[Estimate, Estimate]:
-    """Sensitivity and specificity at ``threshold`` with patient-bootstrap 95 % intervals."""
+    """Sensitivity and specificity at ``threshold`` with patient-bootstrap 95 % intervals
+    (exact at 0 and 100 %, see the module docstring)."""
     yb = np.asarray(y).astype(bool)
+    groups = np.asarray(groups)
 
     def sens(i: np.ndarray) -> float:
         return M.sens_spec(yb[i], prob[i], threshold)[0] if yb[i].any() else math.nan
@@ -159,14 +190,22 @@ def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, group
     def spec(i: np.ndarray) -> float:
         return M.sens_spec(yb[i], prob[i], threshold)[1] if (~yb[i]).any() else math.nan
 
-    return estimate(sens, groups, n_boot), estimate(spec, groups, n_boot)
+    return (_exact_at_the_ends(estimate(sens, groups, n_boot), len(np.unique(groups[yb]))),
+            _exact_at_the_ends(estimate(spec, groups, n_boot), len(np.unique(groups[~yb]))))
 
 
-def describe(name: str, target: float, same_as_balanced: bool) -> str:
+def describe(name: str, target: float, same_as_balanced: bool, met: bool, n_positive: int) -> str:
+    """What an operating point is, in words (``met``, ``n_positive``: see :func:`operating_thresholds`)."""
     if name == "high_sensitivity":
-        text = (f"Screening default: the most specific threshold whose sensitivity on these films is "
-                f">= {target:.0%} with 95 % confidence (lower end of its patient-bootstrap interval), "
-                f"so few pneumonias are missed.")
+        if met:
+            text = (f"Screening default: the most specific threshold whose sensitivity on these films is "
+                    f">= {target:.0%} with 95 % confidence (lower end of its patient-bootstrap interval), "
+                    f"so few pneumonias are missed.")
+        else:
+            text = (f"Screening default: no threshold showed a sensitivity of >= {target:.0%} with 95 % "
+                    f"confidence on these films -- that takes at least {patients_needed(target)} patients with "
+                    f"pneumonia, all found, and these had {n_positive} -- so this is the most sensitive threshold, "
+                    f"with every pneumonia film here at or above it.")
         if same_as_balanced:
             text += " Here it coincides with the balanced point, which is already that sensitive."
         return text
@@ -232,12 +271,14 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
     calibration, cv = choose_calibration(y, logit, groups)
     prob = np.asarray(calibration.probability(logit))
     raw = M.sigmoid(logit)
-    thresholds = operating_thresholds(y, prob, groups, target_sensitivity, n_boot)
+    thresholds, met = operating_thresholds(y, prob, groups, target_sensitivity, n_boot)
     same = thresholds["high_sensitivity"] == thresholds["balanced"]
+    n_positive = len(np.unique(groups[y == 1]))
     ops = {}
     for name, thr in thresholds.items():
         se, sp = sens_spec_estimates(y, prob, thr, groups, n_boot)
-        ops[name] = OperatingPoint(name, float(thr), se, sp, describe(name, target_sensitivity, same))
+        ops[name] = OperatingPoint(name, float(thr), se, sp,
+                                   describe(name, target_sensitivity, same, met, n_positive))
     return Fit(
         calibration=calibration,
         cv_ece=cv,

@@ -1,0 +1,43 @@
+"""Figures of 100 % carry an honest interval: the exact n-of-n bound, never "100.0 (100.0-100.0)"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.calibration import all_of_n_lower_bound, fit_site, patients_needed
+
+
+def _separable(n_pos: int, n_neg: int, films_each: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, logits and patient ids of a set a model separates perfectly (pneumonia > 0 > normal)."""
+    rng = np.random.default_rng(7)
+    y = np.repeat(np.r_[np.ones(n_pos), np.zeros(n_neg)].astype(int), films_each)
+    logit = np.where(y == 1, 1.0, -1.0) * rng.uniform(1.0, 4.0, len(y))
+    groups = np.repeat(np.arange(n_pos + n_neg), films_each).astype(str)
+    return y, logit, groups
+
+
+def test_the_exact_bound():
+    assert all_of_n_lower_bound(20) == pytest.approx(0.8316, abs=1e-4)
+    assert patients_needed(0.95) == 72
+    assert all_of_n_lower_bound(72) >= 0.95 > all_of_n_lower_bound(71)
+
+
+def test_too_few_patients_cannot_show_the_target_and_the_profile_says_so():
+    y, logit, groups = _separable(20, 20, films_each=2)  # 40 films each, but 20 patients each
+    fit = fit_site(y, logit, groups, n_boot=300)
+    for op in fit.operating_points.values():
+        for e in (op.sensitivity, op.specificity):
+            assert e.value == 1.0
+            assert e.lo == pytest.approx(all_of_n_lower_bound(20)) and e.hi == 1.0
+    hs = fit.operating_points["high_sensitivity"]
+    assert "no threshold showed a sensitivity of >= 95%" in hs.description
+    assert "at least 72 patients" in hs.description and "these had 20" in hs.description
+
+
+def test_enough_patients_show_the_target():
+    y, logit, groups = _separable(80, 30)
+    hs = fit_site(y, logit, groups, n_boot=300).operating_points["high_sensitivity"]
+    assert hs.sensitivity.value == 1.0 and hs.sensitivity.lo == pytest.approx(all_of_n_lower_bound(80))
+    assert hs.sensitivity.lo >= 0.95
+    assert hs.description.startswith("Screening default: the most specific threshold")
