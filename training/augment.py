@@ -93,8 +93,13 @@ def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
-# (max rotation in degrees, scale range, max shift as a fraction of the side)
-GEOMETRY = {"standard": (10.0, (0.9, 1.1), 0.08), "strong": (15.0, (0.75, 1.25), 0.12)}
+# (max rotation in degrees, scale range, max shift as a fraction of the side, max aspect
+# change: width/height scaled apart by a factor drawn log-uniformly in [1/a, a])
+GEOMETRY = {
+    "standard": (10.0, (0.9, 1.1), 0.08, 1.0),
+    "strong": (15.0, (0.75, 1.25), 0.12, 1.0),
+    "aspect": (15.0, (0.75, 1.25), 0.12, 1.2),
+}
 
 
 def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True, geometry: str = "standard") -> torch.Tensor:
@@ -104,18 +109,41 @@ def geometric(x: torch.Tensor, gen: torch.Generator, hflip: bool = True, geometr
     out, which crops to the lung fields half of the time (an experiment, EXPERIMENTS.md).
     """
     n = x.shape[0]
-    rot, (s_lo, s_hi), shift = GEOMETRY[geometry]
+    rot, (s_lo, s_hi), shift, aspect = GEOMETRY[geometry]
     ang = (torch.rand(n, generator=gen) * 2 * rot - rot) * math.pi / 180
     scale = torch.rand(n, generator=gen) * (s_hi - s_lo) + s_lo
+    # Films reach 224 x 224 from many aspect ratios, so a detector's geometry shows up as a
+    # squeeze; "aspect" draws one (and nothing is drawn for the other levels).
+    stretch = torch.exp((torch.rand(n, generator=gen) * 2 - 1) * math.log(aspect)) if aspect > 1 else torch.ones(n)
     tx = (torch.rand(n, generator=gen) * 2 - 1) * shift
     ty = (torch.rand(n, generator=gen) * 2 - 1) * shift
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if hflip else torch.ones(n)
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    sx, sy = stretch.sqrt(), 1 / stretch.sqrt()
     theta = torch.stack(
-        [torch.stack([cos * flip, -sin, tx * 2], 1), torch.stack([sin * flip, cos, ty * 2], 1)], 1
+        [torch.stack([cos * flip * sx, -sin * sx, tx * 2], 1), torch.stack([sin * flip * sy, cos * sy, ty * 2], 1)], 1
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def erase(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
+    """Random erasing: with probability ``p`` one rectangle (2-25 % of the area, aspect
+    0.5-2) of each standardized input is set to 0, the mean intensity, so the model cannot
+    lean on any single region (an experiment, EXPERIMENTS.md)."""
+    n, _, h, w = x.shape
+    area = (torch.rand(n, generator=gen) * 0.23 + 0.02) * h * w
+    ratio = torch.exp((torch.rand(n, generator=gen) * 2 - 1) * math.log(2.0))
+    eh = (area * ratio).sqrt().clamp(1, h)
+    ew = (area / ratio).sqrt().clamp(1, w)
+    y0 = torch.rand(n, generator=gen) * (h - eh)
+    x0 = torch.rand(n, generator=gen) * (w - ew)
+    on = torch.rand(n, generator=gen) < p
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    box = ((rows >= y0.view(n, 1, 1)) & (rows < (y0 + eh).view(n, 1, 1))
+           & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ew).view(n, 1, 1)) & on.view(n, 1, 1))
+    return x.masked_fill(box.unsqueeze(1), 0.0)
 
 
 def light_photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -124,7 +152,7 @@ def light_photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator, hflip: bool = True,
-                  strength: str = "full", geometry: str = "standard") -> torch.Tensor:
+                  strength: str = "full", geometry: str = "standard", erase_p: float = 0.0) -> torch.Tensor:
     """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric).
 
     ``strength`` "light" keeps the geometric part and drops the photometric one (an
@@ -133,4 +161,5 @@ def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generat
     x = raw_u8.unsqueeze(1).float() / 255.0
     x = photometric(x, gen) if strength == "full" else light_photometric(x, gen)
     x = standardize(equalize_batch(x), spec)
-    return geometric(x, gen, hflip=hflip, geometry=geometry)
+    x = geometric(x, gen, hflip=hflip, geometry=geometry)
+    return erase(x, gen, erase_p) if erase_p > 0 else x

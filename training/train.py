@@ -72,8 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only")
-    p.add_argument("--geometry", choices=("standard", "strong"), default="strong",
+    p.add_argument("--geometry", choices=("standard", "strong", "aspect"), default="strong",
                    help="geometric augmentation ranges (training/augment.py GEOMETRY); strong is the shipped recipe")
+    p.add_argument("--erase", type=float, default=0.0, metavar="P",
+                   help="random erasing: one rectangle of the input set to the mean with probability P (default off)")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup of augmented images within each batch, lambda ~ Beta(ALPHA, ALPHA) per batch; "
                         "0 (default) = off, the recipe of the shipped model")
@@ -180,7 +182,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
         losses = []
         for s in range(steps_per_epoch):
             idx = order[s * args.batch_size : (s + 1) * args.batch_size]
-            x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug, geometry=args.geometry)
+            x = augment_batch(imgs_t[idx], spec, gen, strength=args.aug, geometry=args.geometry, erase_p=args.erase)
             y = y_t[idx]
             if args.mixup > 0:
                 lam = float(mix_rng.beta(args.mixup, args.mixup))
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "minutes": None if args.finalize else round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "erase_p": args.erase, "minutes": None if args.finalize else round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }
