@@ -35,6 +35,7 @@ from .engine import Engine
 from .errors import LungLensError, ModelError
 from .plots import PlotPaths, profile_stem, write_plots
 from .prediction import ModelInfo
+from .presentation import target_note
 from .profile import UNCALIBRATED, SiteProfile
 from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
                                verdict_films)
@@ -221,6 +222,8 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
         default = " (default)" if op.name == profile.default_operating_point else ""
         lines.append(f"  {op.display_name}{default}: threshold {op.threshold:.3f}, "
                      f"sensitivity {op.sensitivity.percent()}, specificity {op.specificity.percent()}")
+    if shortfall := target_note(profile):
+        lines.append(f"  {shortfall}")
     lines.append(
         f"All figures are measured on the {len(measured.labels)} films above, the same the profile was fitted on: "
         f"95 % intervals by bootstrap over {profile.grouping}s ({n_boot} resamples). Expect somewhat lower "

@@ -194,18 +194,21 @@ def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, group
             _exact_at_the_ends(estimate(spec, groups, n_boot), len(np.unique(groups[~yb]))))
 
 
+SCREENING = "Screening default: "  # how the high-sensitivity point's description begins
+
+
 def describe(name: str, target: float, same_as_balanced: bool, met: bool, n_positive: int) -> str:
     """What an operating point is, in words (``met``, ``n_positive``: see :func:`operating_thresholds`)."""
     if name == "high_sensitivity":
         if met:
-            text = (f"Screening default: the most specific threshold whose sensitivity on these films is "
+            text = (f"{SCREENING}the most specific threshold whose sensitivity on these films is "
                     f">= {target:.0%} with 95 % confidence (lower end of its patient-bootstrap interval), "
                     f"so few pneumonias are missed.")
         else:
-            text = (f"Screening default: no threshold showed a sensitivity of >= {target:.0%} with 95 % "
-                    f"confidence on these films -- that takes at least {patients_needed(target)} patients with "
-                    f"pneumonia, all found, and these had {n_positive} -- so this is the most sensitive threshold, "
-                    f"with every pneumonia film here at or above it.")
+            text = (f"{SCREENING}No threshold showed a sensitivity of at least {target * 100:.0f} % with 95 % "
+                    f"confidence on these films: that needs at least {patients_needed(target)} patients with "
+                    f"pneumonia, all found, and these had {n_positive}. So this is the most sensitive threshold: "
+                    f"every pneumonia film here is at or above it.")
         if same_as_balanced:
             text += " Here it coincides with the balanced point, which is already that sensitive."
         return text

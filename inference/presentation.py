@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import decision, heatmap
+from .calibration import SCREENING
 from .decision import OperatingPoint
 from .population import TRAINED_AGES
 from .prediction import Prediction
-from .profile import ProfileInfo
+from .profile import ProfileInfo, SiteProfile
 
 POPULATION = (f"Validated for frontal chest films of children aged "
               f"{TRAINED_AGES[0]:.0f}–{TRAINED_AGES[1]:.0f}")
@@ -84,6 +85,15 @@ def tone(probability: float, threshold: float, in_scope: bool = True) -> Tone:
 def point_text(operating: OperatingPoint) -> str:
     """e.g. "high sensitivity, threshold 35 %"."""
     return f"{operating.display_name}, threshold {decision.threshold_text(operating.threshold)}"
+
+
+def target_note(profile: SiteProfile) -> str:
+    """What to say beside a profile whose high-sensitivity point could not show its target
+    sensitivity with 95 % confidence (too few pneumonia patients); "" when it could."""
+    op = profile.operating_points.get("high_sensitivity")
+    if op is None or op.sensitivity is None or op.sensitivity.lo >= profile.target_sensitivity:
+        return ""
+    return op.description.removeprefix(SCREENING)
 
 
 def figures_text(operating: OperatingPoint) -> str:

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from inference.calibration import MIN_PER_CLASS, CalibrationDataError, check_counts
 from inference.engine import Engine
 from inference.prediction import ModelInfo
-from inference.presentation import figures_text, point_text
+from inference.presentation import figures_text, point_text, target_note
 from inference.profile import UNCALIBRATED, SiteProfile
 from inference.profile_library import keep
 from inference.site_calibration import (
@@ -463,6 +463,8 @@ class ResultPage(QWizardPage):
         self.reliability.set_profile(self.profile)
         notes = [f"All figures are measured on the {self.profile.n_normal + self.profile.n_pneumonia} films that also "
                  "set the thresholds: expect somewhat lower figures on new films."]
+        if shortfall := target_note(self.profile):
+            notes.append(shortfall)
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:

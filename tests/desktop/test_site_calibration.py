@@ -297,6 +297,8 @@ def test_the_wizard_calibrates_on_20_and_20_films_off_the_gui_thread_and_activat
     assert buttons["balanced"].accessibleDescription() == (f"sensitivity {bal.sensitivity.percent()}, "
                                                            f"specificity {bal.specificity.percent()}, 95 % CI")
     assert page.roc.default == "high_sensitivity"
+    # 20 pneumonia films cannot show 95 % sensitivity with 95 % confidence: the page says so.
+    assert "No threshold showed a sensitivity of at least 95 %" in page.note.text()
     buttons["balanced"].click()
     assert page.roc.default == "balanced"  # ringed on the ROC curve
     page.name.setText("Clinic test 2024")

@@ -164,6 +164,10 @@ def test_calibrating_labelled_folders_writes_a_profile_and_plots_that_classify_u
     assert f"balanced: threshold {bal.threshold:.3f}" in summary
     assert "measured on the 48 films above, the same the profile was fitted on" in summary
     assert "bootstrap over patients (200 resamples)" in summary
+    # 24 pneumonia patients cannot show 95 % sensitivity with 95 % confidence (72 all found can): said.
+    assert hs.sensitivity.lo < 0.95
+    assert "  No threshold showed a sensitivity of at least 95 % with 95 % confidence" in summary
+    assert f"at least 72 patients with pneumonia, all found, and these had {N_PER_CLASS}." in summary
 
     # The plots, beside the profile.
     for name in ("clinic.roc.png", "clinic.reliability.png"):

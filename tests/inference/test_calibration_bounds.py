@@ -31,7 +31,7 @@ def test_too_few_patients_cannot_show_the_target_and_the_profile_says_so():
             assert e.value == 1.0
             assert e.lo == pytest.approx(all_of_n_lower_bound(20)) and e.hi == 1.0
     hs = fit.operating_points["high_sensitivity"]
-    assert "no threshold showed a sensitivity of >= 95%" in hs.description
+    assert hs.description.startswith("Screening default: No threshold showed a sensitivity of at least 95 %")
     assert "at least 72 patients" in hs.description and "these had 20" in hs.description
 
 
