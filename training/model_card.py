@@ -12,6 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO / "resources" / "models" / "lunglens-cxr.json"
 
+# train.py --geometry, in words (training/augment.py GEOMETRY)
+GEOMETRY_WORDS = {"standard": "standard", "strong": "strong", "aspect": "strong plus aspect-ratio"}
+
 
 def _ci(fig: dict, pct: bool = False) -> str:
     f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.3f}")
@@ -76,7 +79,7 @@ its attributions piled up on the right edge.
 From scratch on CPU: AdamW (lr {tr['lr']}, weight decay {tr['weight_decay']}), one-cycle schedule,
 {tr['epochs']} epochs, batch {tr['batch_size']}, class-balanced loss (each class weighs half),
 label smoothing {tr['label_smoothing']}, dropout 0.3, EMA of weights and BN statistics (decay {tr['ema_decay']}) as
-checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']} photometric, {tr.get('geometry', 'standard')} geometric): see
+checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']} photometric, {GEOMETRY_WORDS.get(tr.get('geometry', 'standard'), tr.get('geometry'))} geometric): see
 `training/augment.py` and `training/EXPERIMENTS.md`. Seed {tr['seed']}. {minutes}.
 
 ## Figures shown to users: the site sample

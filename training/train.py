@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.2.0"
+VERSION = "2.3.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only")
-    p.add_argument("--geometry", choices=("standard", "strong", "aspect"), default="strong",
-                   help="geometric augmentation ranges (training/augment.py GEOMETRY); strong is the shipped recipe")
+    p.add_argument("--geometry", choices=("standard", "strong", "aspect"), default="aspect",
+                   help="geometric augmentation ranges (training/augment.py GEOMETRY); aspect is the shipped recipe")
     p.add_argument("--erase", type=float, default=0.0, metavar="P",
                    help="random erasing: one rectangle of the input set to the mean with probability P (default off)")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
