@@ -12,7 +12,9 @@ images (upsampled) in a temporary folder, then runs each set
     first run filled (each CLI run gets a fresh, empty data folder: LUNGLENS_DATA_DIR);
   * through the app's worker (desktop.worker.StudyWorker, the same object the window uses)
     in a subprocess with a QCoreApplication event loop (the worker runs its analysis in a
-    child process of its own: memory is summed over the whole process tree).
+    child process of its own: memory is summed over the whole process tree); then, in another
+    such subprocess, the time to show a study (the worker's view) after 20 are analysed: the
+    last one (the batch has just decoded it), the first (decoded again) and the first again.
 
 Reported for the CLI, from one run: studies/s for the whole command (start to exit: start-up,
 model loading and the last write included -- what a user waits for) and in the batch (first
@@ -284,8 +286,23 @@ def bench_worker(folder: Path, n: int) -> dict:
     return run_child(cmd, n, parse)
 
 
-def worker_child(folder: Path) -> int:
-    """Runs in the subprocess: the app's StudyWorker over every file, one line per result."""
+VIEWED_BATCH = 20  # studies analysed before the views are timed: more than the decoded cache holds
+
+
+def bench_views(folder: Path) -> dict[str, float]:
+    """Milliseconds from asking the app's worker for a study on screen to having it: one the
+    batch has just decoded, one it decoded long ago, and that one again."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-child", str(folder), "--views"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    views = [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("VIEW ")]
+    if out.returncode != 0 or len(views) != 3:
+        raise RuntimeError(f"views: exit {out.returncode}: {out.stderr[-2000:]}")
+    return {v["which"]: v["ms"] for v in views}
+
+
+def worker_child(folder: Path, views: bool = False) -> int:
+    """Runs in the subprocess: the app's StudyWorker over every file, one line per result; with
+    ``views``, over the first VIEWED_BATCH files, then three views timed (see bench_views)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication, QTimer
 
@@ -293,15 +310,31 @@ def worker_child(folder: Path) -> int:
     from desktop.worker import StudyWorker
 
     app = QCoreApplication([])
-    files = sorted(folder.iterdir())
+    files = sorted(folder.iterdir())[:VIEWED_BATCH] if views else sorted(folder.iterdir())
     done = 0
     worker = StudyWorker(provider="cpu")
+    plan = [("last analysed (decoded by the batch)", files[-1]), ("first analysed (decoded again)", files[0]),
+            ("first analysed, asked again", files[0])]
+    asked = 0.0
+
+    def next_view() -> None:
+        nonlocal asked
+        if not plan:
+            QTimer.singleShot(0, app.quit)
+            return
+        asked = time.perf_counter()
+        worker.load_for_view(len(plan), plan[0][1])
+
+    def viewed(token: int, study) -> None:
+        which, _ = plan.pop(0)
+        print("VIEW " + json.dumps({"which": which, "ms": (time.perf_counter() - asked) * 1000}), flush=True)
+        next_view()
 
     def finish() -> None:
         nonlocal done
         done += 1
         if done == len(files):
-            QTimer.singleShot(0, app.quit)
+            QTimer.singleShot(0, next_view if views else app.quit)
 
     def on_report(r) -> None:
         if isinstance(r, Finished):
@@ -315,6 +348,8 @@ def worker_child(folder: Path) -> int:
             app.exit(1)
 
     worker.report.connect(on_report)
+    worker.view_loaded.connect(viewed)
+    worker.view_failed.connect(lambda token, reason: (print(reason, file=sys.stderr), app.exit(1)))
     worker.submit(list(enumerate(files)))
     code = app.exec()
     worker.shutdown()
@@ -361,9 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="with --matrix: interleaved rounds (default 2)")
     ap.add_argument("--keep", type=Path, default=None, help="make/reuse the studies in this folder")
     ap.add_argument("--worker-child", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--views", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker_child is not None:
-        return worker_child(args.worker_child)
+        return worker_child(args.worker_child, args.views)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="lunglens-batch-"))
     try:
@@ -385,6 +421,14 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 report(f"{how} / {args.n} {SIZE}x{SIZE} {'JPEG-baseline DICOMs' if kind == 'dicom' else 'PNGs'}", r,
                        kind == "dicom", cached)
+                if how == "worker":
+                    try:
+                        views = bench_views(sets[kind])
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        print(f"  views: could not run: {exc}")
+                    else:
+                        print("  study on screen     " + "; ".join(f"{k} {v:.0f} ms" for k, v in views.items())
+                              + f" (after {VIEWED_BATCH} analysed)")
         print(f"load average {os.getloadavg()[0]:.1f} at end")
     finally:
         if args.keep is None:

@@ -246,7 +246,7 @@ def test_the_wizard_calibrates_on_20_and_20_films_off_the_gui_thread_and_activat
     c = window.controller
     films = {label: site_films(site_sample, label, 20) for label in ("NORMAL", "PNEUMONIA")}
     short = link(tmp_path / "short", {"NORMAL": films["NORMAL"][:19], "PNEUMONIA": films["PNEUMONIA"]})
-    site = link(tmp_path / "clinic" / "2024", films)
+    link(tmp_path / "clinic" / "2024", films)
 
     window.act_calibrate.trigger()
     wiz = window.calibration_wizard

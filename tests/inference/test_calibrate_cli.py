@@ -135,7 +135,7 @@ def test_no_labelled_films_and_ambiguous_sources_exit_2(tmp_path: Path, films, n
 def test_calibrating_labelled_folders_writes_a_profile_and_plots_that_classify_uses(
     tmp_path: Path, films, engine: Engine, capsys: pytest.CaptureFixture
 ) -> None:
-    site = link_films(tmp_path / "clinic" / "2024", films)  # NORMAL/PNEUMONIA below a year folder
+    link_films(tmp_path / "clinic" / "2024", films)  # NORMAL/PNEUMONIA below a year folder
     out = tmp_path / "profiles" / "clinic.profile.json"
     code = main(["calibrate", str(tmp_path / "clinic"), "--out", str(out), "--name", "Clinic A",
                  "--description", "Clinic A films of 2024", "--bootstrap", "200"])
