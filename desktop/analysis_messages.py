@@ -4,7 +4,8 @@ Commands go parent -> child (:class:`Jobs`, :class:`Cancel`, :class:`SetOperatin
 :class:`View`, :class:`Stop`); reports go child -> parent (a :data:`Report`), and on to the
 window as they are: one Qt signal carries them and the controller handles each by its type.
 A report that settles a study (:data:`SETTLES`) takes it off the child's in-flight set;
-:class:`Viewed` and :class:`ViewFailed` answer a :class:`View`.
+:class:`Viewed` and :class:`ViewFailed` answer a :class:`View` (the worker hands them on as
+its own view signals).
 """
 
 from __future__ import annotations

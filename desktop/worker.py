@@ -27,9 +27,9 @@ CHUNK = 100  # studies listed per update: each chunk is one short step for the G
 class StudyWorker(QObject):
     """Owns the analysis process, and through it the Engine and the decoding of every file."""
 
-    report = Signal(object)  # the analysis process's reports (desktop.analysis_messages.Report) but views'
+    report = Signal(object)  # every desktop.analysis_messages.Report except the answers to views, which are:
     view_loaded = Signal(int, object)  # token, Study (at most DISPLAY_MAX_SIDE pixels on its long side)
-    view_failed = Signal(int, str)
+    view_failed = Signal(int, str)  # token, reason
     discovered = Signal(object)  # list[Path], in chunks, in a stable order
     discovery_done = Signal()
 

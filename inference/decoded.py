@@ -26,7 +26,9 @@ from .study import Study
 MAX_STUDIES = 8
 MAX_BYTES = 256 * 1024 * 1024
 
-_Key = tuple[str, int, int]  # (resolved path, size, mtime in ns)
+# (absolute path as asked, size, mtime in ns). Not resolved: two links to one file are two
+# studies to the list and the worklist, and each gets a Study that carries its own path.
+_Key = tuple[str, int, int]
 
 
 class _Decoding:
@@ -103,6 +105,6 @@ class DecodedStudies:
 def _key(path: Path) -> _Key | None:
     try:
         st = os.stat(path)
-        return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
+        return str(Path(path).absolute()), st.st_size, st.st_mtime_ns
     except (OSError, ValueError):
         return None

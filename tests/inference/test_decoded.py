@@ -102,3 +102,11 @@ def test_bounded_by_count_and_bytes(films):
     too_small.load(films[0])
     too_small.load(films[0])
     assert loader.calls == [films[0], films[0]]
+
+
+def test_two_links_to_one_file_are_two_studies_each_with_its_own_path(films, tmp_path):
+    links = [tmp_path / "a.jpeg", tmp_path / "b.jpeg"]
+    for link in links:
+        link.symlink_to(films[0])
+    cache = DecodedStudies(CountingLoader())
+    assert [cache.load(link).path for link in links] == links
