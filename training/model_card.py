@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO / "resources" / "models" / "lunglens-cxr.json"
 
 # train.py --geometry, in words (training/augment.py GEOMETRY)
-GEOMETRY_WORDS = {"standard": "standard", "strong": "strong", "aspect": "strong plus aspect-ratio"}
+GEOMETRY_WORDS = {"standard": "standard", "strong": "strong", "aspect": "strong plus aspect-ratio",
+                  "aspect-wide": "strong plus wide aspect-ratio"}
 
 
 def _ci(fig: dict, pct: bool = False) -> str:

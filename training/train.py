@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only")
-    p.add_argument("--geometry", choices=("standard", "strong", "aspect"), default="aspect",
+    p.add_argument("--geometry", choices=("standard", "strong", "aspect", "aspect-wide"), default="aspect",
                    help="geometric augmentation ranges (training/augment.py GEOMETRY); aspect is the shipped recipe")
     p.add_argument("--erase", type=float, default=0.0, metavar="P",
                    help="random erasing: one rectangle of the input set to the mean with probability P (default off)")
