@@ -92,6 +92,17 @@ class GaugeWidget(QWidget):
             return theme.color(theme.UNRELIABLE)
         return theme.color(theme.TONE[presentation.tone(self._value, self._threshold, self._in_scope)])
 
+    def shows_mid_label(self) -> bool:
+        """Whether "50" is drawn inside the top of the dial: not when the needle would run
+        through it (a probability near 50 %, which the number in the middle says anyway)."""
+        angle = self.needle_angle()
+        if angle is None:
+            return True
+        _, r = self.dial_geometry()
+        # The label is about 0.2 r wide at about 0.72 r from the centre; the needle 0.09 r wide.
+        half_width_deg = math.degrees(math.atan2(0.1 * r + 0.045 * r + 2, 0.72 * r))
+        return abs(angle - 90.0) > half_width_deg
+
     def sizeHint(self) -> QSize:
         return QSize(280, 240)
 
@@ -138,8 +149,10 @@ class GaugeWidget(QWidget):
         for v, text in ((0.0, "0"), (1.0, "100")):
             end = _polar(center, arc_r, math.radians(value_to_angle(v)))
             p.drawText(QRectF(end.x() - 20, end.y() + band / 2 + 1, 40, fm.height()), Qt.AlignmentFlag.AlignCenter, text)
-        top = _polar(center, r - band - 9 - fm.height() / 2, math.radians(90))
-        p.drawText(QRectF(top.x() - 20, top.y() - fm.height() / 2, 40, fm.height()), Qt.AlignmentFlag.AlignCenter, "50")
+        if self.shows_mid_label():
+            top = _polar(center, r - band - 9 - fm.height() / 2, math.radians(90))
+            p.drawText(QRectF(top.x() - 20, top.y() - fm.height() / 2, 40, fm.height()), Qt.AlignmentFlag.AlignCenter,
+                       "50")
 
         # Threshold mark: a bright bar across the band, slightly beyond it.
         if thr_angle is not None:

@@ -83,3 +83,15 @@ def test_the_number_never_claims_certainty(qtbot, p, shown):
     qtbot.addWidget(gauge)
     gauge.set_result(p, 0.5)
     assert gauge.number_text() == shown
+
+
+@pytest.mark.parametrize("p, shown", [(0.3, True), (0.44, True), (0.5, False), (0.53, False), (0.7, True)])
+def test_the_50_label_gives_way_to_a_needle_that_would_cross_it(qtbot, p, shown):
+    gauge = GaugeWidget()
+    qtbot.addWidget(gauge)
+    gauge.resize(300, 240)
+    gauge.set_result(p, 0.225)
+    assert gauge.shows_mid_label() is shown
+    empty = GaugeWidget()
+    qtbot.addWidget(empty)
+    assert empty.shows_mid_label()  # no needle: the scale is whole
