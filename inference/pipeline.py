@@ -3,7 +3,8 @@
 Plain Python threads and queues (no Qt). A few loader threads decode studies (and, with a
 :class:`ResultMemory`, fingerprint them and look them up) ahead of one inference thread. At
 most ``lookahead`` studies are taken ahead of inference, so memory does not grow with the
-length of the batch, and each full-resolution study is dropped as soon as it is reported.
+length of the batch, and each full-resolution study is dropped as soon as it is reported
+(the app's loader, :class:`inference.decoded.DecodedStudies`, keeps its own last few).
 Every study submitted is settled exactly once -- :meth:`PipelineSink.analysed`, ``failed`` or
 ``cancelled`` -- by the inference thread, **in the order submitted**, whatever order the
 loaders finish in; ``started("loading")`` and ``loaded`` come earlier, from the loaders.
