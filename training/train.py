@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.3.0"
+VERSION = "2.4.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder holding train/{NORMAL,PNEUMONIA}")
     p.add_argument("--out", type=Path, required=True, help="where the .onnx and .json go")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)

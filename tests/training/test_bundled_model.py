@@ -48,7 +48,7 @@ def val_inputs(manifest) -> np.ndarray:
 
 def test_manifest_describes_the_bundled_file(manifest):
     raw = manifest.raw
-    assert manifest.name == "lunglens-cxr" and manifest.version == "2.3.0"
+    assert manifest.name == "lunglens-cxr" and manifest.version == "2.4.0"
     assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
     assert (MODELS / manifest.onnx_file).stat().st_size <= 10_000_000
     assert raw["parameters"] <= 5_000_000
