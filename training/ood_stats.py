@@ -33,7 +33,7 @@ from inference.engine import find_manifest
 from inference.errors import ModelError
 from inference.loaders import load_study
 from inference.manifest import ModelManifest
-from inference.ood import STATS_FORMAT, STATS_SUFFIX, layout_vector, model_view, turned_copies
+from inference.ood import STATS_FORMAT, STATS_SUFFIX, layout_vector, model_view, pack_symmetric, turned_copies
 from inference.preprocess import preprocess
 from training.data import list_items, read_validation_patients
 
@@ -217,7 +217,7 @@ def fit_gate(
     for key in ("likeness", "layout"):
         mean, precision, _ = fits[key]
         out[f"{key}_mean"] = mean.astype(np.float32)
-        out[f"{key}_precision"] = precision.astype(np.float32)
+        out[f"{key}_precision"] = pack_symmetric(precision.astype(np.float32))
     for key in FIGURES:
         out[f"{key}_threshold"] = np.float64(thresholds[key])
     summary = {

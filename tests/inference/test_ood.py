@@ -13,7 +13,15 @@ import pytest
 from inference.engine import Engine, find_manifest
 from inference.loaders import load_study
 from inference.manifest import ModelManifest
-from inference.ood import MIN_SHORT_SIDE, THUMBNAIL_SIDE, ScopeGate, header_reasons, turned_copies
+from inference.ood import (
+    MIN_SHORT_SIDE,
+    THUMBNAIL_SIDE,
+    ScopeGate,
+    header_reasons,
+    pack_symmetric,
+    turned_copies,
+    unpack_symmetric,
+)
 from inference.study import StudyMetadata
 from tests.fixtures.nonchest import SHIFTED, build_nonchest, chest_sources, chest_variants
 
@@ -170,3 +178,14 @@ def test_a_film_too_small_to_judge_is_refused_with_that_reason(engine: Engine, k
     edge = tmp_path / "edge.png"
     cv2.imwrite(str(edge), cv2.resize(film, (MIN_SHORT_SIDE, 2 * MIN_SHORT_SIDE), interpolation=cv2.INTER_AREA))
     assert not any(r.startswith("too small") for r in engine.predict(load_study(edge)).scope_reasons)
+
+
+def test_a_precision_matrix_is_kept_as_its_upper_triangle_without_loss():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(7, 7)).astype(np.float32)
+    sym = a + a.T
+    packed = pack_symmetric(sym)
+    assert packed.shape == (28,)
+    np.testing.assert_array_equal(unpack_symmetric(packed), sym)
+    with pytest.raises(ValueError, match="not the upper triangle"):
+        unpack_symmetric(packed[:-1])
