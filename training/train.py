@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seed", type=int, nargs="+", default=[1122, 2024, 3031],
-                   help="one network per seed, averaged in one graph (the shipped model: three, experiment H)")
+                   help="one network per seed, averaged in one graph (the shipped model: three, experiment N)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 is as fast as 2 on a shared 2-core machine and keeps runs comparable")
     p.add_argument("--val-patients", type=Path, default=DEFAULT_VAL_LIST,
