@@ -52,13 +52,12 @@ class DecodedStudies:
         self._studies: OrderedDict[_Key, Study] = OrderedDict()  # least recently used first
         self._bytes = 0
         self._decoding: dict[_Key, _Decoding] = {}
-        self.decoded = 0  # how many times ``loader`` ran (for tests and benchmarks)
 
     def load(self, path: Path) -> Study:
         """The study at ``path``; raises what ``loader`` raises (a waiting caller gets the same error)."""
         key = _key(path)
         if key is None:  # cannot stat it: let the loader say why, uncached
-            return self._run(path)
+            return self._loader(path)
         with self._lock:
             study = self._studies.get(key)
             if study is not None:
@@ -74,7 +73,7 @@ class DecodedStudies:
             assert pending.study is not None
             return pending.study
         try:
-            mine.study = self._run(path)
+            mine.study = self._loader(path)
             self._keep(key, mine.study)
             return mine.study
         except BaseException as err:
@@ -84,11 +83,6 @@ class DecodedStudies:
             with self._lock:
                 del self._decoding[key]
             mine.done.set()
-
-    def _run(self, path: Path) -> Study:
-        with self._lock:
-            self.decoded += 1
-        return self._loader(path)
 
     def _keep(self, key: _Key, study: Study) -> None:
         size = int(study.pixels.nbytes)
