@@ -1,6 +1,6 @@
 """How a site calibration carries over to new films of the same site.
 
-    .venv/bin/python bench/site_halves.py [--site DIR] [--repeats 20]
+    .venv/bin/python bench/site_halves.py [--site DIR] [--repeats 20] [--models DIR]
 
 Splits the site sample by patient into a calibration half and an evaluation half (many
 random splits), fits a profile on the first half with the code ``lunglens calibrate`` uses,
@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--site", type=Path, default=REPO.parent / "shared/data/kermany-cxr-224/site-sample")
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--models", type=Path, default=None, help="a model folder (default: the bundled model)")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="resamples per fit (default 1000, as `lunglens calibrate`: the high-sensitivity "
+                        "threshold is a bootstrap lower bound, so fewer resamples move it)")
     args = p.parse_args(argv)
-    engine = Engine.load(provider="cpu", profile=UNCALIBRATED)
+    engine = Engine.load(args.models, provider="cpu", profile=UNCALIBRATED)
     shipped = SiteProfile.load(engine.model_path.parent / engine.manifest.default_profile, engine.model_info)
     films = from_folders([args.site])
     y = np.array([f.label for f in films])
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             cal_patients = set(rng.permutation(uniq)[: len(uniq) // 2])
             cal = np.array([g in cal_patients for g in groups])
             ev = ~cal
-            fit = fit_site(y[cal], zz[cal], groups[cal], n_boot=50)
+            fit = fit_site(y[cal], zz[cal], groups[cal], n_boot=args.bootstrap)
             prob = np.asarray(fit.calibration.probability(zz[ev]))
             shipped_prob = np.asarray(shipped.calibration.probability(zz[ev]))
             for name, op in fit.operating_points.items():

@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.4.0"
+VERSION = "2.5.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -50,14 +50,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="folder holding train/{NORMAL,PNEUMONIA}")
     p.add_argument("--out", type=Path, required=True, help="where the .onnx and .json go")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seed", type=int, nargs="+", default=[1122, 2024, 3031],
-                   help="one network per seed, averaged in one graph (the shipped model: three, experiment N)")
+                   help="one network per seed, averaged in one graph (the shipped model: three, experiment O)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 is as fast as 2 on a shared 2-core machine and keeps runs comparable")
     p.add_argument("--val-patients", type=Path, default=DEFAULT_VAL_LIST,
