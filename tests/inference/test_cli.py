@@ -105,6 +105,19 @@ def test_folders_are_walked_recursively_only_when_asked(tmp_path: Path, capsys: 
     assert deep == ["img2.png", "img10.png", "deep.png", "img2.png"]
 
 
+def test_a_folder_with_no_study_is_said_and_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "study" / "only" / "img.png", 6)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["classify", "--json", str(empty), str(img)]) == 1  # the other studies still go
+    out, err = capsys.readouterr()
+    assert [Path(r["path"]).name for r in json_lines(out)] == ["img.png"]
+    assert f"no image or DICOM files in {empty}" in err
+    assert main(["classify", "--json", str(tmp_path / "study")]) == 1  # a subfolder only: the hint says so
+    assert "use --recursive for subfolders" in capsys.readouterr().err
+    assert main(["classify", "--json", "--recursive", str(tmp_path / "study")]) == 0
+
+
 def test_wildcards_are_expanded_for_shells_that_do_not(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for name in ("b.png", "a.png", "c.jpg"):
         write_png(tmp_path / name, 15)
