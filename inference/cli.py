@@ -208,7 +208,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_INTERRUPTED
     if not args.json:
         Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
-    return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] or counts["empty_folders"] else EXIT_OK
+    return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] else EXIT_OK
 
 
 def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> dict[str, int]:
@@ -218,7 +218,7 @@ def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] 
     if not args.json:
         for warning in engine.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    inputs, empty_folders = collect_inputs(args.paths, args.recursive)
+    inputs = collect_inputs(args.paths, args.recursive)
     said: set[str] = set()
 
     def warn_once(reason: str) -> None:  # the store says what it could not keep at every result
@@ -237,7 +237,7 @@ def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] 
             emitter.emit(outcome)
     finally:
         store.close()
-    return {**emitter.counts, "empty_folders": empty_folders}
+    return emitter.counts
 
 
 def classify_all(engine: Engine, inputs: list[Path], threshold: float | None,
@@ -349,22 +349,20 @@ class _Emitter:
                 counts["outputs_failed"] += 1
 
 
-def collect_inputs(paths: list[str], recursive: bool) -> tuple[list[Path], int]:
+def collect_inputs(paths: list[str], recursive: bool) -> list[Path]:
     """The files to classify, argument by argument so results follow the command line's
-    order, and how many folders among ``paths`` held none. A missing path is kept: loading it
-    reports the error under its name. An empty folder is said here and fails the run (exit 1),
-    as a wildcard that matches nothing does: a script must not read "all ok" from a run that
-    classified nothing it was pointed at."""
+    order. A missing path, or a folder holding no study, is kept: loading it reports the
+    error under its name and fails the run (exit 1), as a wildcard matching nothing does, so a
+    script never reads "all ok" from a run that classified nothing it was pointed at."""
     out: list[Path] = []
-    empty = 0
     for arg in _expand_wildcards(paths):
         found = list(iter_study_files([arg], recursive=recursive))
         if not found and Path(arg).is_dir():
             hint = "" if recursive else " (use --recursive for subfolders)"
             print(f"lunglens classify: no image or DICOM files in {arg}{hint}", file=sys.stderr)
-            empty += 1
+            found = [Path(arg)]
         out.extend(found)
-    return out, empty
+    return out
 
 
 def _expand_wildcards(paths: list[str]) -> list[str]:

@@ -111,7 +111,9 @@ def test_a_folder_with_no_study_is_said_and_fails_the_run(tmp_path: Path, capsys
     empty.mkdir()
     assert main(["classify", "--json", str(empty), str(img)]) == 1  # the other studies still go
     out, err = capsys.readouterr()
-    assert [Path(r["path"]).name for r in json_lines(out)] == ["img.png"]
+    failed, done = json_lines(out)
+    assert failed["ok"] is False and Path(failed["path"]) == empty and "folder" in failed["error"]
+    assert done["ok"] is True and Path(done["path"]).name == "img.png"
     assert f"no image or DICOM files in {empty}" in err
     assert main(["classify", "--json", str(tmp_path / "study")]) == 1  # a subfolder only: the hint says so
     assert "use --recursive for subfolders" in capsys.readouterr().err
