@@ -113,9 +113,11 @@ def pack_symmetric(m: np.ndarray) -> np.ndarray:
 
 def unpack_symmetric(packed: np.ndarray) -> np.ndarray:
     """The symmetric matrix whose upper triangle :func:`pack_symmetric` gave."""
+    if packed.ndim != 1:
+        raise ValueError(f"an array of shape {packed.shape} is not the upper triangle of a square matrix")
     size = int(packed.shape[0])
     n = int(round((math.sqrt(8 * size + 1) - 1) / 2))
-    if packed.ndim != 1 or n * (n + 1) // 2 != size:
+    if n * (n + 1) // 2 != size:
         raise ValueError(f"{size} values are not the upper triangle of a square matrix")
     m = np.zeros((n, n), dtype=packed.dtype)
     m[np.triu_indices(n)] = packed
