@@ -63,6 +63,13 @@ def _separable(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return y.reshape(n, 1, h, w)
 
 
+def blur_or_sharpen(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Blur (sigma up to 1.2 px) or sharpening of 60 % of the images: different devices and resampling."""
+    n = x.shape[0]
+    sigma = (torch.rand(n, generator=gen) * 1.6 - 0.4) * (torch.rand(n, generator=gen) < 0.6).float()
+    return _separable(x, _gauss_kernels(torch.where(sigma.abs() < 0.3, torch.full_like(sigma, 1e-3), sigma)))
+
+
 def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Non-monotonic intensity changes of raw images [N,1,H,W] in 0..1 (before equalization)."""
     n, _, h, w = x.shape
@@ -84,9 +91,7 @@ def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     # Uneven exposure / scatter: a smooth random field.
     field = F.interpolate(torch.randn(n, 1, 4, 4, generator=gen), size=(h, w), mode="bicubic", align_corners=False)
     x = x + coin(0.5) * u(0.0, 0.12) * field
-    # Blur or sharpening (different devices and resampling).
-    sigma = (torch.rand(n, generator=gen) * 1.6 - 0.4) * (torch.rand(n, generator=gen) < 0.6).float()
-    x = _separable(x, _gauss_kernels(torch.where(sigma.abs() < 0.3, torch.full_like(sigma, 1e-3), sigma)))
+    x = blur_or_sharpen(x, gen)
     # Quantum noise, and de-quantization noise that breaks 8-bit ties as full-size inputs do.
     x = x + coin(0.5) * u(0.0, 0.035) * torch.randn(x.shape, generator=gen)
     x = x + (torch.rand(x.shape, generator=gen) - 0.5) / 255.0
@@ -156,11 +161,14 @@ def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generat
                   strength: str = "full", geometry: str = "standard", erase_p: float = 0.0) -> torch.Tensor:
     """uint8 [N,H,W] -> augmented model input [N,1,H,W] (photometric, equalize, geometric).
 
-    ``strength`` "light" keeps the geometric part and drops the photometric one (an
-    experiment in training/EXPERIMENTS.md).
+    ``strength`` "light" keeps the geometric part and drops the photometric one; "blur" keeps
+    only its blur or sharpening (experiments in training/EXPERIMENTS.md).
     """
     x = raw_u8.unsqueeze(1).float() / 255.0
-    x = photometric(x, gen) if strength == "full" else light_photometric(x, gen)
+    if strength == "full":
+        x = photometric(x, gen)
+    else:
+        x = light_photometric(blur_or_sharpen(x, gen) if strength == "blur" else x, gen)
     x = standardize(equalize_batch(x), spec)
     x = geometric(x, gen, hflip=hflip, geometry=geometry)
     return erase(x, gen, erase_p) if erase_p > 0 else x

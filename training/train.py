@@ -69,9 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "logged each epoch and used for the shipped calibration, never trained on")
     p.add_argument("--size", type=int, choices=sorted(ARCHS), default=112,
                    help="input side in pixels (the network is shaped to end at a 14x14 map)")
-    p.add_argument("--aug", choices=("full", "light"), default="light",
+    p.add_argument("--aug", choices=("full", "light", "blur"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
-                        "and de-quantization noise only")
+                        "and de-quantization noise only; blur: light plus the blur or sharpening of full")
+    p.add_argument("--focal", type=float, default=0.0, metavar="GAMMA",
+                   help="focal loss: each film's class-balanced BCE times (1 - p_true)^GAMMA; 0 (default) = plain BCE")
     p.add_argument("--geometry", choices=("standard", "strong", "aspect", "aspect-wide"), default="aspect",
                    help="geometric augmentation ranges (training/augment.py GEOMETRY); aspect is the shipped recipe")
     p.add_argument("--erase", type=float, default=0.0, metavar="P",
@@ -84,7 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--finalize", type=Path, nargs="+", default=None, metavar="LAST_EMA_PT",
                    help="skip training: export and describe the EMA weights saved by runs "
                         "(training/runs/<stamp>/last_ema.pt); several make an ensemble (mean logit)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.focal > 0 and args.mixup > 0:
+        p.error("--focal and --mixup do not combine (the mixup loss has no focal term)")
+    return args
 
 
 def setup_logging(run_dir: Path) -> None:
@@ -191,7 +196,9 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
                 loss = mixup_loss(model(x)[:, 0], y, args.label_smoothing, class_w, perm, lam)
             else:
                 target = y * (1 - args.label_smoothing) + 0.5 * args.label_smoothing
-                loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, weight=class_w[y.long()])
+                bce = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, reduction="none")
+                focus = (1 - torch.exp(-bce)) ** args.focal if args.focal > 0 else 1.0
+                loss = (class_w[y.long()] * focus * bce).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
