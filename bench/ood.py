@@ -6,9 +6,10 @@ Runs the real pipeline (loader -> engine -> inference.ood.ScopeGate) on:
 - the out-of-scope set of tests/fixtures/nonchest.py (target: >= 95 % flagged),
 - chest X-ray variants that must pass (gamma, 12-bit, small rotations, a chest DICOM),
 - every held-out validation chest X-ray (training/validation_patients.txt; target <= 2 %),
+- every film of the site sample (other patients, from the official test split; same target),
 - the real adult chest DICOM in ../shared/data (must pass, with the adult warning).
 Inputs the loader refuses count as refused, not as flagged. ``--quick`` takes every 5th
-validation image.
+validation and site image.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tests.fixtures.nonchest import (  # noqa: E402
 from training.data import list_items, read_validation_patients  # noqa: E402
 
 REAL_DICOM = REPO.parent / "shared" / "data" / "dicom" / "cxr-cr-jpeg-baseline-monochrome2.dcm"
+SITE_SAMPLE = KERMANY_TRAIN.parent / "site-sample"
 
 
 def assess(engine: Engine, gate: ScopeGate, path: Path) -> ScopeAssessment | str:
@@ -72,13 +74,22 @@ def table(title: str, rows: list[tuple[str, str, ScopeAssessment | str]], verbos
     return caught, total
 
 
+def chest_films(title: str, paths: list[Path], engine: Engine, gate: ScopeGate) -> None:
+    """Print how many of these in-scope chest films the gate flags or the loader refuses, and which."""
+    verdicts = [(p, assess(engine, gate, p)) for p in paths]
+    flagged = [(p, v) for p, v in verdicts if not (isinstance(v, ScopeAssessment) and v.in_scope)]
+    print(f"\n{title}: {len(flagged)}/{len(paths)} = {len(flagged) / max(len(paths), 1):.2%} flagged")
+    for p, v in flagged:
+        print(f"    {p.name}: {v if isinstance(v, str) else '; '.join(v.reasons)}")
+
+
 def _fmt(d: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.2f}" for k, v in d.items())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="every 5th validation image only")
+    parser.add_argument("--quick", action="store_true", help="every 5th validation and site image only")
     parser.add_argument("--verbose", "-v", action="store_true", help="one line per out-of-scope input")
     args = parser.parse_args(argv)
 
@@ -100,15 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     table("Chest X-ray variants (should pass)", var_rows, args.verbose)
 
     patients = read_validation_patients(VALIDATION_LIST)
-    val = [it for it in list_items(KERMANY_TRAIN.parent) if it.patient in patients]
-    if args.quick:
-        val = val[::5]
-    verdicts = [(it, assess(engine, gate, it.path)) for it in val]
-    flagged = [(it, v) for it, v in verdicts if not (isinstance(v, ScopeAssessment) and v.in_scope)]
-    print(f"\nValidation chest X-rays (target <= 2 % flagged): {len(flagged)}/{len(val)} = "
-          f"{len(flagged) / len(val):.2%} flagged")
-    for it, v in flagged:
-        print(f"    {it.path.name}: {v if isinstance(v, str) else '; '.join(v.reasons)}")
+    val = [it.path for it in list_items(KERMANY_TRAIN.parent) if it.patient in patients]
+    site = sorted(SITE_SAMPLE.glob("*/*.jpeg"))
+    step = 5 if args.quick else 1
+    chest_films("Validation chest X-rays (target <= 2 % flagged)", val[::step], engine, gate)
+    chest_films("Site-sample chest X-rays, other patients (target <= 2 % flagged)", site[::step], engine, gate)
 
     real = assess(engine, gate, REAL_DICOM)
     if isinstance(real, str):
