@@ -88,7 +88,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # no
     window.show()
     if args.paths:
         window.open_paths(args.paths)
-    return app.exec()
+    from .quit_signals import QuitOnSignals
+
+    def close_and_quit() -> None:  # a modal dialog may be open: quit leaves its event loop too
+        window.close()
+        app.quit()
+
+    quitter = QuitOnSignals(close_and_quit)
+    try:
+        return app.exec()
+    finally:
+        quitter.uninstall()
 
 
 def _screenshot(app, window, controller, args: argparse.Namespace) -> int:  # noqa: ANN001

@@ -1,0 +1,45 @@
+"""SIGTERM and SIGINT close the window as the user would: the real app, in its own process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from inference.worklist import Worklist
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_closes_the_window_and_keeps_the_result(tmp_path, kermany_samples, bundled_model, sig):
+    data, config = tmp_path / "data", tmp_path / "config"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config), LUNGLENS_DATA_DIR=str(data))
+    film = kermany_samples["PNEUMONIA"][0]
+    proc = subprocess.Popen([sys.executable, "-m", "desktop.main", str(film)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    audit = data / "audit.jsonl"
+    try:
+        # The audit log records the analysis once its result is shown: the event loop is running.
+        deadline = time.monotonic() + 180
+        while not (audit.exists() and '"event":"analysis"' in audit.read_text(encoding="utf-8")):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no analysis in the audit log"
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "leaked semaphore" not in err, err
+    # closeEvent ran: the window's geometry is saved, and the result stays in the worklist.
+    settings = list(config.rglob("*.conf"))
+    assert settings and "geometry=" in settings[0].read_text(encoding="utf-8")
+    records = Worklist(data / "worklist.sqlite3").records()
+    assert [r.study_path for r in records] == [str(film)]
