@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light", "blur"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only; blur: light plus the blur or sharpening of full")
+    p.add_argument("--class-weight", choices=("balanced", "none"), default="balanced",
+                   help="balanced (shipped): each class contributes half of the loss; none: every film weighs the same")
     p.add_argument("--focal", type=float, default=0.0, metavar="GAMMA",
                    help="focal loss: each film's class-balanced BCE times (1 - p_true)^GAMMA; 0 (default) = plain BCE")
     p.add_argument("--geometry", choices=("standard", "strong", "aspect", "aspect-wide"), default="aspect",
@@ -173,9 +175,10 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     total = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
-    # Class balance: each class contributes half of the loss.
+    # Class balance: each class contributes half of the loss (or, with --class-weight none, its share of the films).
     n_pos = float(train_y.sum())
-    class_w = torch.tensor([n / (2 * (n - n_pos)), n / (2 * n_pos)], dtype=torch.float32)
+    class_w = torch.tensor([n / (2 * (n - n_pos)), n / (2 * n_pos)] if args.class_weight == "balanced" else [1.0, 1.0],
+                           dtype=torch.float32)
     imgs_t = torch.from_numpy(train_imgs)
     y_t = torch.from_numpy(train_y.astype(np.float32))
     log.info("train images %d (pneumonia %d), steps/epoch %d, epochs %d, params %d",
