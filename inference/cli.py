@@ -25,7 +25,8 @@ from typing import IO, Any
 
 from . import decision, heatmap
 from . import providers as prov
-from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability,
+from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated,
+                       add_provider_arguments, probability, terminate_as_interrupt,
                        run_standalone, usage_error)
 from .engine import Engine
 from .errors import ModelError
@@ -119,6 +120,8 @@ exit status:
      the model could not be loaded
   2  usage error: an unknown option or value, no PATH, an option without the one it needs,
      a --profile that cannot be read or was made for another model; nothing was analysed
+  130, 143  interrupted by Ctrl+C or SIGTERM: what was printed is in the worklist, and the
+     --csv file ends with whole rows
 An output that cannot be opened at all (--csv in a missing folder, --cam-dir where a file
 is) stops the run before any study is analysed, with status 1. An audit log or a worklist
 that cannot be written (locked by another program, read-only) is a warning, not a failure.
@@ -192,7 +195,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"lunglens classify: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        with ExitStack() as stack:
+        with terminate_as_interrupt(), ExitStack() as stack:
             try:
                 # utf-8-sig: the same bytes as the app's worklist export, which Excel opens correctly.
                 csv_file = (stack.enter_context(args.csv.open("w", newline="", encoding="utf-8-sig"))
@@ -203,9 +206,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 print(f"lunglens classify: cannot write output: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             counts = classify_inputs(args, engine, csv_file)
-    except KeyboardInterrupt:
-        print("lunglens classify: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"lunglens classify: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     if not args.json:
         Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
     return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] else EXIT_OK
