@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inference.commands import Terminated, terminate_as_interrupt
 from inference.userdirs import worklist_path
 from inference.worklist import Worklist
 
@@ -64,3 +65,15 @@ def test_a_stopped_batch_says_so_and_keeps_whole_outputs(tmp_path, long_batch, s
     # Every printed result was committed to the worklist before it was printed.
     stored = {r.study_path for r in Worklist(worklist_path()).records()}
     assert {p["path"] for p in printed} <= stored
+
+
+def test_sigterm_raises_only_inside_the_block_and_the_old_handler_comes_back():
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("old"))
+    try:
+        with pytest.raises(Terminated), terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next bytecode
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == ["old"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
