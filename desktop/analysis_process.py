@@ -22,6 +22,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -365,6 +366,9 @@ def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,
                 loader_threads: int | None, storage: tuple[str | None, str] | None = None) -> None:
     """Entry point of the analysis process: no Qt here, ever."""
+    # Ctrl+C in a terminal signals the whole process group: the window decides when this
+    # process stops (Stop, after finishing what is done), not a KeyboardInterrupt mid-result.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "nice"):
         try:
             os.nice(CHILD_NICENESS)
