@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 from inference.worklist import Worklist
+
+from tests.fixtures.processes import running
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -21,10 +22,8 @@ def test_a_signal_closes_the_window_and_keeps_the_result(tmp_path, kermany_sampl
     data, config = tmp_path / "data", tmp_path / "config"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config), LUNGLENS_DATA_DIR=str(data))
     film = kermany_samples["PNEUMONIA"][0]
-    proc = subprocess.Popen([sys.executable, "-m", "desktop.main", str(film)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     audit = data / "audit.jsonl"
-    try:
+    with running([sys.executable, "-m", "desktop.main", str(film)], env=env, start_new_session=True) as proc:
         # The audit log records the analysis once its result is shown: the event loop is running.
         deadline = time.monotonic() + 180
         while not (audit.exists() and '"event":"analysis"' in audit.read_text(encoding="utf-8")):
@@ -37,10 +36,6 @@ def test_a_signal_closes_the_window_and_keeps_the_result(tmp_path, kermany_sampl
         else:
             proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "leaked semaphore" not in err, err
     # closeEvent ran: the window's geometry is saved, and the result stays in the worklist.

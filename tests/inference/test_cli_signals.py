@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -19,6 +18,7 @@ from inference.userdirs import worklist_path
 from inference.worklist import Worklist
 
 from tests.conftest import REPO, SITE_SAMPLE
+from tests.fixtures.processes import running
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +41,11 @@ def long_batch(tmp_path_factory: pytest.TempPathFactory) -> list:
                                                       (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
 def test_a_stopped_batch_says_so_and_keeps_whole_outputs(tmp_path, long_batch, sig, status, word):
     out_csv = tmp_path / "out.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "inference.cli", "classify", str(long_batch), "--json",
-                             "--csv", str(out_csv)], cwd=REPO, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running([sys.executable, "-m", "inference.cli", "classify", str(long_batch), "--json", "--csv", str(out_csv)],
+                 cwd=REPO, env=dict(os.environ)) as proc:
         printed = [json.loads(proc.stdout.readline()) for _ in range(3)]  # the batch is under way
         proc.send_signal(sig)
         rest, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     printed += [json.loads(line) for line in rest.splitlines()]
     assert proc.returncode == status, err
     assert f"lunglens classify: {word}" in err and "Traceback" not in err
