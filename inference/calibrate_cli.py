@@ -15,7 +15,8 @@ It writes the profile and, beside it, ``<stem>.roc.png`` and ``<stem>.reliabilit
 prints what the profile says and which films it says it of. Exit status (:data:`EPILOG`):
 0 written; 1 some films could not be analysed (they are listed), or none could, the model
 is broken, the worklist cannot be read or an output cannot be written; 2 usage error,
-including labelled films that cannot support a calibration.
+including labelled films that cannot support a calibration; 130 or 143 stopped by Ctrl+C or
+SIGTERM, nothing written.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 
 from .calibration import CalibrationDataError, check_counts
 from .commands import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, add_provider_arguments, parsed_number, run_standalone,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, add_provider_arguments,
+    parsed_number, run_standalone, terminate_as_interrupt,
 )
 from .engine import Engine
 from .errors import LungLensError, ModelError
@@ -55,6 +57,7 @@ exit status:
   2  usage error: the labelled films given one way too many or not at all, or films that
      cannot support a calibration (one class, fewer than 20 films of a class, unreadable
      labels, no labelled films); nothing was written
+  130, 143  stopped by Ctrl+C or SIGTERM before the profile was written; nothing was written
 """
 
 
@@ -112,16 +115,18 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # noqa: ARG001 -- the subcommand interface
     """Run ``lunglens calibrate`` with parsed ``args``; returns the exit status (see :data:`EPILOG`)."""
     try:
-        return _calibrate(args)
+        with terminate_as_interrupt():
+            return _calibrate(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Failure as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no profile written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # the profile is written whole or not at all (SiteProfile.save)
+        terminated = isinstance(stop, Terminated)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; no profile written", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
-"""``lunglens classify`` stopped by Ctrl+C or SIGTERM mid-batch: a clear exit status, whole
-outputs, and every printed result kept in the worklist (the real command, in its own process)."""
+"""``lunglens classify`` and ``lunglens calibrate`` stopped by Ctrl+C or SIGTERM mid-run: a clear
+exit status, whole outputs or none, and every printed result kept in the worklist (the real
+commands, each in its own process)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import pty
 import signal
 import sys
 
@@ -71,3 +73,35 @@ def test_sigterm_raises_only_inside_the_block_and_the_old_handler_comes_back():
         assert seen == ["old"]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_calibration_says_so_and_writes_nothing(tmp_path, sig, status, word):
+    """Signalled while it measures the site sample (its progress, shown on a terminal, says when)."""
+    out = tmp_path / "site.profile.json"
+    leader, follower = pty.openpty()  # a terminal for stderr, so the command reports its progress
+    with running([sys.executable, "-m", "inference.calibrate_cli", "calibrate", str(SITE_SAMPLE), "--out", str(out)],
+                 cwd=REPO, env=dict(os.environ), stderr=follower) as proc:
+        os.close(follower)
+        seen = b""
+        while b"analysed 3/" not in seen:
+            seen += os.read(leader, 1024)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        while (chunk := _read_rest(leader)):
+            seen += chunk
+    os.close(leader)
+    err = seen.decode()
+    assert proc.returncode == status, err
+    assert f"lunglens calibrate: {word}; no profile written" in err and "Traceback" not in err
+    assert "analysed 292/292" not in err  # stopped, not finished
+    assert list(tmp_path.iterdir()) == []
+
+
+def _read_rest(fd: int) -> bytes:
+    """What is left on a terminal whose writer has exited (Linux reports EIO at its end)."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
