@@ -69,11 +69,56 @@ def equalize_counted(img: np.ndarray) -> tuple[np.ndarray, int]:
     return cdf_mid[inverse].reshape(img.shape).astype(np.float32), int(values.size)
 
 
+LOCAL_GRID = 4  # tiles per side for "local_equalization"
+LOCAL_BINS = 64  # histogram bins per tile
+LOCAL_CLIP = 3.0  # a tile's bin holds at most this many times its mean count
+
+
+def local_equalize(eq: np.ndarray) -> np.ndarray:
+    """Contrast-limited local equalization (CLAHE) of an already equalized image (0..1).
+
+    Each of LOCAL_GRID x LOCAL_GRID tiles gets its own clipped-histogram CDF; a pixel's value
+    interpolates, within its bin and bilinearly between the four nearest tile centres, so the
+    output is continuous and has no seams. The tiles divide the image evenly and
+    symmetrically, so a mirrored image gives the mirrored output. It starts from the global
+    rank transform, so it inherits its invariance to any monotonic intensity change.
+    """
+    g, nb = LOCAL_GRID, LOCAL_BINS
+    h, w = eq.shape
+    v = np.clip(eq.astype(np.float64), 0.0, 1.0) * nb
+    b = np.minimum(v.astype(np.int64), nb - 1)
+    frac = v - b
+    ty = np.minimum(np.arange(h) * g // h, g - 1)
+    tx = np.minimum(np.arange(w) * g // w, g - 1)
+    tile = (ty[:, None] * g + tx[None, :])
+    hist = np.bincount((tile * nb + b).ravel(), minlength=g * g * nb).reshape(g * g, nb).astype(np.float64)
+    size = hist.sum(axis=1, keepdims=True)
+    limit = LOCAL_CLIP * size / nb
+    clipped = np.minimum(hist, limit)
+    clipped += (size - clipped.sum(axis=1, keepdims=True)) / nb
+    hi = np.cumsum(clipped, axis=1) / size  # CDF at each bin's upper edge
+    lo = hi - clipped / size
+    # Per tile, each pixel's value under that tile's map (within-bin linear).
+    def mapped(t: np.ndarray) -> np.ndarray:
+        return lo[t, b] + (hi[t, b] - lo[t, b]) * frac
+    fy = np.clip((np.arange(h) + 0.5) * g / h - 0.5, 0, g - 1)
+    fx = np.clip((np.arange(w) + 0.5) * g / w - 0.5, 0, g - 1)
+    y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, g - 1), np.minimum(x0 + 1, g - 1)
+    wy, wx = (fy - y0)[:, None], (fx - x0)[None, :]
+    y0, y1, x0, x1 = y0[:, None], y1[:, None], x0[None, :], x1[None, :]
+    top = mapped(y0 * g + x0) * (1 - wx) + mapped(y0 * g + x1) * wx
+    bottom = mapped(y1 * g + x0) * (1 - wx) + mapped(y1 * g + x1) * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
 def normalize(img: np.ndarray, spec: PreprocessSpec, equalized: np.ndarray | None = None) -> np.ndarray:
     """Intensity normalization of an image already at input size (``equalized``: its
     :func:`equalize`, when already computed)."""
-    if spec.normalization == "histogram_equalization":
+    if spec.normalization in ("histogram_equalization", "local_equalization"):
         out = equalize(img) if equalized is None else equalized
+        if spec.normalization == "local_equalization":
+            out = local_equalize(out)
     elif spec.normalization == "minmax":
         lo, hi = float(img.min()), float(img.max())
         out = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)

@@ -14,7 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from inference.preprocess import PreprocessSpec
+import numpy as np
+
+from inference.preprocess import PreprocessSpec, local_equalize
 
 _LEVELS = 4096  # quantization of the rank transform; > 256 so uint8 inputs keep every level
 
@@ -37,7 +39,12 @@ def equalize_batch(x: torch.Tensor) -> torch.Tensor:
     return cdf_mid.gather(1, q).reshape(x.shape)
 
 
-def standardize(eq: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+def normalize_batch(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """inference.preprocess.normalize of each image of [N,1,H,W]: the rank transform in torch,
+    then, for "local_equalization", the app's own numpy function on each image."""
+    eq = equalize_batch(x)
+    if spec.normalization == "local_equalization":
+        eq = torch.from_numpy(np.stack([local_equalize(e) for e in eq[:, 0].numpy()])).unsqueeze(1)
     return (eq - spec.mean) / spec.std
 
 
@@ -169,6 +176,6 @@ def augment_batch(raw_u8: torch.Tensor, spec: PreprocessSpec, gen: torch.Generat
         x = photometric(x, gen)
     else:
         x = light_photometric(blur_or_sharpen(x, gen) if strength == "blur" else x, gen)
-    x = standardize(equalize_batch(x), spec)
+    x = normalize_batch(x, spec)
     x = geometric(x, gen, hflip=hflip, geometry=geometry)
     return erase(x, gen, erase_p) if erase_p > 0 else x

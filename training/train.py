@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aug", choices=("full", "light", "blur"), default="light",
                    help="full: photometric + geometric augmentation; light (shipped, experiment F): geometric "
                         "and de-quantization noise only; blur: light plus the blur or sharpening of full")
+    p.add_argument("--normalization", choices=("histogram_equalization", "local_equalization"),
+                   default="histogram_equalization",
+                   help="the app's intensity normalization the model is trained for (local: CLAHE after it)")
     p.add_argument("--class-weight", choices=("balanced", "none"), default="balanced",
                    help="balanced (shipped): each class contributes half of the loss; none: every film weighs the same")
     p.add_argument("--focal", type=float, default=0.0, metavar="GAMMA",
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke and args.checkpoint == DEFAULT_CHECKPOINT:
         args.checkpoint = args.out / f"{NAME}-smoke.pt"  # never overwrite the bundled model's weights
     t_start = time.time()
-    spec = PreprocessSpec(height=args.size, width=args.size)
+    spec = PreprocessSpec(height=args.size, width=args.size, normalization=args.normalization)
     items = list_items(args.data)
     if args.val_patients.exists():
         val_patients = read_validation_patients(args.val_patients)
