@@ -1,6 +1,7 @@
 """How a site calibration carries over to new films of the same site.
 
     .venv/bin/python bench/site_halves.py [--site DIR] [--repeats 20] [--models DIR]
+                                          [--target-sensitivity 0.95]
 
 Splits the site sample by patient into a calibration half and an evaluation half (many
 random splits), fits a profile on the first half with the code ``lunglens calibrate`` uses,
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="resamples per fit (default 1000, as `lunglens calibrate`: the high-sensitivity "
                         "threshold is a bootstrap lower bound, so fewer resamples move it)")
+    p.add_argument("--target-sensitivity", type=float, default=0.95,
+                   help="as `lunglens calibrate --target-sensitivity` (default 0.95, its default)")
     args = p.parse_args(argv)
     engine = Engine.load(args.models, provider="cpu", profile=UNCALIBRATED)
     shipped = SiteProfile.load(engine.model_path.parent / engine.manifest.default_profile, engine.model_info)
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = np.array([file_name_patient(f.path) or str(f.path) for f in films])
     z = {"site": logits(engine, films), "shifted site": logits(engine, films, shifted)}
     print(f"{len(films)} films, {len(set(groups))} patients; AUC site {M.auc(y, z['site']):.3f}, "
-          f"shifted {M.auc(y, z['shifted site']):.3f}; {args.repeats} random patient halves")
+          f"shifted {M.auc(y, z['shifted site']):.3f}; {args.repeats} random patient halves; "
+          f"target sensitivity {args.target_sensitivity:g}")
     rng = np.random.default_rng(0)
     uniq = np.unique(groups)
     for site, zz in z.items():
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             cal_patients = set(rng.permutation(uniq)[: len(uniq) // 2])
             cal = np.array([g in cal_patients for g in groups])
             ev = ~cal
-            fit = fit_site(y[cal], zz[cal], groups[cal], n_boot=args.bootstrap)
+            fit = fit_site(y[cal], zz[cal], groups[cal], target_sensitivity=args.target_sensitivity,
+                           n_boot=args.bootstrap)
             prob = np.asarray(fit.calibration.probability(zz[ev]))
             shipped_prob = np.asarray(shipped.calibration.probability(zz[ev]))
             for name, op in fit.operating_points.items():
