@@ -69,7 +69,9 @@ def equalize_counted(img: np.ndarray) -> tuple[np.ndarray, int]:
     return cdf_mid[inverse].reshape(img.shape).astype(np.float32), int(values.size)
 
 
-LOCAL_GRID = 4  # tiles per side for "local_equalization"
+# "local_equalization" was tried (experiment X in training/EXPERIMENTS.md) and no shipped model
+# uses it; it lives here because a model is measured through the app's own preprocessing.
+LOCAL_GRID = 4  # tiles per side
 LOCAL_BINS = 64  # histogram bins per tile
 LOCAL_CLIP = 3.0  # a tile's bin holds at most this many times its mean count
 
@@ -90,7 +92,7 @@ def local_equalize(eq: np.ndarray) -> np.ndarray:
     frac = v - b
     ty = np.minimum(np.arange(h) * g // h, g - 1)
     tx = np.minimum(np.arange(w) * g // w, g - 1)
-    tile = (ty[:, None] * g + tx[None, :])
+    tile = ty[:, None] * g + tx[None, :]
     hist = np.bincount((tile * nb + b).ravel(), minlength=g * g * nb).reshape(g * g, nb).astype(np.float64)
     size = hist.sum(axis=1, keepdims=True)
     limit = LOCAL_CLIP * size / nb
@@ -98,9 +100,11 @@ def local_equalize(eq: np.ndarray) -> np.ndarray:
     clipped += (size - clipped.sum(axis=1, keepdims=True)) / nb
     hi = np.cumsum(clipped, axis=1) / size  # CDF at each bin's upper edge
     lo = hi - clipped / size
-    # Per tile, each pixel's value under that tile's map (within-bin linear).
+
     def mapped(t: np.ndarray) -> np.ndarray:
+        """Each pixel's value under the maps of tiles ``t`` (linear within its bin)."""
         return lo[t, b] + (hi[t, b] - lo[t, b]) * frac
+
     fy = np.clip((np.arange(h) + 0.5) * g / h - 0.5, 0, g - 1)
     fx = np.clip((np.arange(w) + 0.5) * g / w - 0.5, 0, g - 1)
     y0, x0 = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)

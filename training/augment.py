@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-
-import numpy as np
 
 from inference.preprocess import PreprocessSpec, local_equalize
 

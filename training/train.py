@@ -74,7 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "and de-quantization noise only; blur: light plus the blur or sharpening of full")
     p.add_argument("--normalization", choices=("histogram_equalization", "local_equalization"),
                    default="histogram_equalization",
-                   help="the app's intensity normalization the model is trained for (local: CLAHE after it)")
+                   help="the app's normalization the model is trained for: histogram_equalization (shipped) or "
+                        "local_equalization, CLAHE after it (experiment X)")
     p.add_argument("--class-weight", choices=("balanced", "none"), default="balanced",
                    help="balanced (shipped): each class contributes half of the loss; none: every film weighs the same")
     p.add_argument("--focal", type=float, default=0.0, metavar="GAMMA",
