@@ -30,8 +30,8 @@ import numpy as np
 
 from .calibration import CalibrationDataError, check_counts
 from .commands import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, add_provider_arguments,
-    parsed_number, run_standalone, terminate_as_interrupt,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_provider_arguments, parsed_number, run_standalone, stopped,
+    terminate_as_interrupt,
 )
 from .engine import Engine
 from .errors import LungLensError, ModelError
@@ -124,9 +124,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # no
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as stop:  # the profile is written whole or not at all (SiteProfile.save)
-        terminated = isinstance(stop, Terminated)
-        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; no profile written", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return stopped(PROG, stop, "; no profile written")
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -25,9 +25,8 @@ from typing import IO, Any
 
 from . import decision, heatmap
 from . import providers as prov
-from .commands import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated,
-                       add_provider_arguments, probability, terminate_as_interrupt,
-                       run_standalone, usage_error)
+from .commands import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability, run_standalone,
+                       stopped, terminate_as_interrupt, usage_error)
 from .engine import Engine
 from .errors import ModelError
 from .export import CsvStream, error_row, record_row
@@ -207,9 +206,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 return EXIT_FAILED
             counts = classify_inputs(args, engine, csv_file)
     except KeyboardInterrupt as stop:
-        terminated = isinstance(stop, Terminated)
-        print(f"lunglens classify: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return stopped("lunglens classify", stop)
     if not args.json:
         Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
     return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] else EXIT_OK

@@ -48,6 +48,14 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def stopped(prog: str, stop: KeyboardInterrupt, detail: str = "") -> int:
+    """Say on stderr how ``prog`` was stopped (Ctrl+C or SIGTERM, see :func:`terminate_as_interrupt`),
+    ``detail`` after it, and return the status a shell gives that signal."""
+    terminated = isinstance(stop, Terminated)
+    print(f"{prog}: {'terminated' if terminated else 'interrupted'}{detail}", file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
 def parsed_number(text: str, kind: type[int] | type[float]) -> int | float:
     """``text`` as ``kind`` for an argparse type, or the error saying what it is not; each
     type then checks its own range."""

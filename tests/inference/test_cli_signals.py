@@ -24,6 +24,10 @@ from tests.fixtures.processes import running
 
 pytestmark = pytest.mark.slow
 
+# Each signal, the status a shell gives it, and the word the command stops with.
+STOPS = pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                         (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+
 
 @pytest.fixture(scope="module")
 def long_batch(tmp_path_factory: pytest.TempPathFactory) -> list:
@@ -39,8 +43,7 @@ def long_batch(tmp_path_factory: pytest.TempPathFactory) -> list:
     return out
 
 
-@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                      (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+@STOPS
 def test_a_stopped_batch_says_so_and_keeps_whole_outputs(tmp_path, long_batch, sig, status, word):
     out_csv = tmp_path / "out.csv"
     with running([sys.executable, "-m", "inference.cli", "classify", str(long_batch), "--json", "--csv", str(out_csv)],
@@ -75,8 +78,7 @@ def test_sigterm_raises_only_inside_the_block_and_the_old_handler_comes_back():
         signal.signal(signal.SIGTERM, previous)
 
 
-@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                      (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+@STOPS
 def test_a_stopped_calibration_says_so_and_writes_nothing(tmp_path, sig, status, word):
     """Signalled while it measures the site sample (its progress, shown on a terminal, says when)."""
     out = tmp_path / "site.profile.json"
