@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from pydicom.uid import (
 
 VERIFICATION = UID("1.2.840.10008.1.1")
 
-from .userdirs import PRIVATE_FILE_MODE, data_dir, private_dir
+from .userdirs import data_dir, private_dir, write_private
 
 log = logging.getLogger("lunglens.serve")
 
@@ -219,8 +218,8 @@ class DicomNode:
         marker = self.folders.pending / f"{name}.pending"
         try:
             with self._lock:
-                _write_new_private(film, data)
-                _write_new_private(marker, b"")
+                write_private(film, data)
+                write_private(marker, b"")
         except OSError as exc:
             log.error("could not keep a received film (%s): %s", name, exc)
             return OUT_OF_RESOURCES
@@ -229,22 +228,6 @@ class DicomNode:
         self.received += 1
         self._on_received(film, marker)
         return SUCCESS
-
-
-def _write_new_private(path: Path, data: bytes) -> None:
-    """Write ``path`` 0600 from its creation; the same instance sent again replaces it."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)

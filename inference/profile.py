@@ -138,8 +138,12 @@ class SiteProfile:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text(self.to_json(), encoding="utf-8")
+            tmp.replace(path)
+        except BaseException:  # a full disk or a signal: the old profile stays, and nothing half-written beside it
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

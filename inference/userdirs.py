@@ -90,15 +90,19 @@ def create_private(path: Path) -> bool:
 
 
 def write_private(path: Path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` atomically, the new file 0600 from its creation."""
+    """Replace ``path`` with ``data`` atomically and durably (on disk before it is named), the
+    new file 0600 from its creation. Whatever stops the write -- a full disk, Ctrl+C, SIGTERM --
+    leaves the old ``path`` as it was and no ``.tmp`` beside it."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a leftover from a crash may carry another mode
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
     return path

@@ -12,7 +12,7 @@ from inference.paths import models_dir
 from inference.plots import plot_paths
 from inference.profile import ProfileError, SiteProfile
 from inference.profile_library import file_stem, import_profile, keep, kept_profiles, load_active
-from inference.userdirs import profiles_dir
+from inference.userdirs import profiles_dir, write_private
 
 SHIPPED = models_dir() / "lunglens-cxr.profile.json"
 
@@ -93,3 +93,22 @@ def test_file_stems_are_safe(shipped: SiteProfile) -> None:
     assert file_stem("../../etc") == "etc" and file_stem("///") == "site-profile"
     with pytest.raises(ValueError, match="unknown operating point 'nope'"):
         shipped.chosen("x", "nope")
+
+
+@pytest.mark.parametrize("writer", ["save", "write_private"])
+def test_a_write_stopped_before_its_rename_keeps_the_old_file_and_leaves_nothing_beside_it(
+        writer: str, shipped: SiteProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clinic.profile.json"
+    path.write_text("the old profile")
+
+    def interrupted(self: Path, target: Path) -> None:
+        raise KeyboardInterrupt  # Ctrl+C or SIGTERM between the write and the rename
+
+    monkeypatch.setattr(Path, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if writer == "save":
+            shipped.save(path)
+        else:
+            write_private(path, shipped.to_json().encode())
+    assert path.read_text() == "the old profile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clinic.profile.json"]
