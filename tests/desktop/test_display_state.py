@@ -10,7 +10,7 @@ from desktop.widgets.qt_overlay_controls import OverlayControls
 from desktop.widgets.qt_viewer import ViewerWidget
 from inference import heatmap
 from tests.desktop.gui_helpers import make_prediction
-from tests.fixtures.maps import FULL_SCALE, centre_peaked
+from tests.fixtures.maps import FULL_SCALE
 
 
 @pytest.fixture
