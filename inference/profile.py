@@ -20,6 +20,7 @@ from .calibration import Calibration, Fit
 from .decision import CUSTOM, Estimate, OperatingPoint, custom_point
 from .errors import LungLensError
 from .prediction import ModelInfo
+from .userdirs import write_atomically
 
 UNCALIBRATED = ":uncalibrated:"  # Engine.load(profile=UNCALIBRATED): raw logits, for calibrating
 FORMAT = "lunglens-site-profile"
@@ -137,14 +138,7 @@ class SiteProfile:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(self.to_json(), encoding="utf-8")
-            tmp.replace(path)
-        except BaseException:  # a full disk or a signal: the old profile stays, and nothing half-written beside it
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(path, self.to_json().encode("utf-8"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SiteProfile:

@@ -89,13 +89,13 @@ def create_private(path: Path) -> bool:
     return True
 
 
-def write_private(path: Path, data: bytes) -> Path:
+def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> Path:
     """Replace ``path`` with ``data`` atomically and durably (on disk before it is named), the
-    new file 0600 from its creation. Whatever stops the write -- a full disk, Ctrl+C, SIGTERM --
-    leaves the old ``path`` as it was and no ``.tmp`` beside it."""
+    new file created with ``mode`` (less the umask). Whatever stops the write -- a full disk,
+    Ctrl+C, SIGTERM -- leaves the old ``path`` as it was and no ``.tmp`` beside it."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a leftover from a crash may carry another mode
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -106,3 +106,8 @@ def write_private(path: Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """:func:`write_atomically`, the new file 0600 from its creation."""
+    return write_atomically(path, data, PRIVATE_FILE_MODE)
