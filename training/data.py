@@ -36,6 +36,12 @@ class Item:
     label: int  # 0 NORMAL, 1 PNEUMONIA
     patient: str
 
+    @property
+    def viral(self) -> bool:
+        """Viral pneumonia (``personN_virus_M``), not bacterial: the graders' subtype, which the
+        file name keeps (the auxiliary task of ``train.py --subtype``)."""
+        return "_virus_" in self.path.name
+
 
 def list_items(data_dir: Path) -> list[Item]:
     """All training images under <data_dir>/train/{NORMAL,PNEUMONIA}, in a stable order."""

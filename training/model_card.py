@@ -36,6 +36,9 @@ def render(m: dict, profile: dict, extra: str = "") -> str:
     )
     minutes = (f"{tr['minutes']} min on a shared 2-core CPU" if tr.get("minutes") is not None
                else "Exported from saved EMA weights (`--finalize`); training time in training/EXPERIMENTS.md")
+    subtype = (f" plus, during training only, a second unit telling viral from bacterial pneumonia on the "
+               f"pneumonia films (loss weight {tr['subtype_weight']}; not part of the exported network)"
+               if tr.get("subtype_weight") else "")
     shapes = "; ".join(f"widths {s['widths']}, strides {s['strides']}, residual blocks {s['blocks']}"
                        for s in arch["member_shapes"])
     cv = ", ".join(f"{k} {v:.3f}" for k, v in cal["cross_validated_ece"].items())
@@ -78,7 +81,7 @@ its attributions piled up on the right edge.
 
 ## Training recipe
 From scratch on CPU: AdamW (lr {tr['lr']}, weight decay {tr['weight_decay']}), one-cycle schedule,
-{tr['epochs']} epochs, batch {tr['batch_size']}, class-balanced loss (each class weighs half),
+{tr['epochs']} epochs, batch {tr['batch_size']}, class-balanced loss (each class weighs half){subtype},
 label smoothing {tr['label_smoothing']}, dropout 0.3, EMA of weights and BN statistics (decay {tr['ema_decay']}) as
 checkpoint averaging; the EMA model is the one shipped. Augmentation ({tr['augmentation']} photometric, {GEOMETRY_WORDS.get(tr.get('geometry', 'standard'), tr.get('geometry'))} geometric): see
 `training/augment.py` and `training/EXPERIMENTS.md`. Seed {tr['seed']}. {minutes}.

@@ -33,7 +33,7 @@ from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
-VERSION = "2.5.0"
+VERSION = "2.6.0"
 TRAINING_DIR = Path(__file__).resolve().parent
 DEFAULT_VAL_LIST = TRAINING_DIR / "validation_patients.txt"
 DEFAULT_CHECKPOINT = TRAINING_DIR / "checkpoints" / f"{NAME}.pt"
@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                    help="mixup of augmented images within each batch, lambda ~ Beta(ALPHA, ALPHA) per batch; "
                         "0 (default) = off, the recipe of the shipped model")
+    p.add_argument("--subtype", type=float, default=0.5, metavar="WEIGHT",
+                   help="auxiliary task: a second linear unit on the pooled features tells viral from bacterial "
+                        "pneumonia (from the file names), its BCE over the pneumonia films added with this weight "
+                        "(0.5, shipped: experiment AC); training only, the exported network is unchanged; 0 = off")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
     p.add_argument("--finalize", type=Path, nargs="+", default=None, metavar="LAST_EMA_PT",
@@ -95,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.focal > 0 and args.mixup > 0:
         p.error("--focal and --mixup do not combine (the mixup loss has no focal term)")
+    if args.subtype > 0 and args.mixup > 0:
+        p.error("--subtype and --mixup do not combine (a mixed film has no one subtype)")
     return args
 
 
@@ -163,7 +169,7 @@ def mixup_loss(logit: torch.Tensor, y: torch.Tensor, smoothing: float, class_w: 
 
 def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray, val_x: torch.Tensor,
           val_y: np.ndarray, spec: PreprocessSpec, site_x: torch.Tensor | None = None,
-          site_y: np.ndarray | None = None) -> LungLensNet:
+          site_y: np.ndarray | None = None, train_viral: np.ndarray | None = None) -> LungLensNet:
     run_dir.mkdir(parents=True, exist_ok=True)  # this network's last_ema.pt goes here
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -173,7 +179,10 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     mix_rng = np.random.default_rng([args.seed, 1])
     model = LungLensNet(**ARCHS[args.size])
     ema = EMA(model, args.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # The subtype unit lives beside the network, not in it: checkpoints and the export stay one logit.
+    subtype_head = torch.nn.Linear(model.head.in_features, 1) if args.subtype > 0 else None
+    params = list(model.parameters()) + (list(subtype_head.parameters()) if subtype_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     n = len(train_imgs)
     steps_per_epoch = n // args.batch_size if not args.smoke else min(3, max(1, n // args.batch_size))
     total = steps_per_epoch * args.epochs
@@ -185,6 +194,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
                            dtype=torch.float32)
     imgs_t = torch.from_numpy(train_imgs)
     y_t = torch.from_numpy(train_y.astype(np.float32))
+    viral_t = torch.from_numpy(train_viral.astype(np.float32)) if subtype_head is not None else None
     log.info("train images %d (pneumonia %d), steps/epoch %d, epochs %d, params %d",
              n, int(n_pos), steps_per_epoch, args.epochs, count_parameters(model))
     for epoch in range(args.epochs):
@@ -203,9 +213,15 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
                 loss = mixup_loss(model(x)[:, 0], y, args.label_smoothing, class_w, perm, lam)
             else:
                 target = y * (1 - args.label_smoothing) + 0.5 * args.label_smoothing
-                bce = F.binary_cross_entropy_with_logits(model(x)[:, 0], target, reduction="none")
+                feats = model.features(x)
+                bce = F.binary_cross_entropy_with_logits(model.classify(feats)[:, 0], target, reduction="none")
                 focus = (1 - torch.exp(-bce)) ** args.focal if args.focal > 0 else 1.0
                 loss = (class_w[y.long()] * focus * bce).mean()
+                sick = y > 0.5  # the subtype is known for pneumonia films only
+                if subtype_head is not None and bool(sick.any()):
+                    pooled = model.dropout(feats[sick].mean(dim=(2, 3)))
+                    loss = loss + args.subtype * F.binary_cross_entropy_with_logits(
+                        subtype_head(pooled)[:, 0], viral_t[idx][sick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -324,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("finalizing %s", ", ".join(finalized_from))
     else:
         members = [train(argparse.Namespace(**{**vars(args), "seed": seed}), run_dir / f"seed-{seed}",
-                         train_imgs, train_y, val_x, val_y, spec, site_x, site_y) for seed in args.seed]
+                         train_imgs, train_y, val_x, val_y, spec, site_x, site_y,
+                         np.array([i.viral for i in tr])) for seed in args.seed]
         model = members[0] if len(members) == 1 else Ensemble(members).eval()
     groups = np.array([i.patient for i in va])
     figures = evaluate(model, val_x, val_y, groups, args.bootstrap)
@@ -378,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing, "ema_decay": args.ema_decay, "seed": args.seed,
-            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "erase_p": args.erase, "minutes": None if args.finalize else round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
+            "augmentation": args.aug, "geometry": args.geometry, "mixup_alpha": args.mixup, "subtype_weight": args.subtype, "erase_p": args.erase, "minutes": None if args.finalize else round(train_minutes, 1), "smoke": args.smoke, "run": stamp,
             "finalized_from": finalized_from,
         },
     }

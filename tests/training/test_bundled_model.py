@@ -48,7 +48,7 @@ def val_inputs(manifest) -> np.ndarray:
 
 def test_manifest_describes_the_bundled_file(manifest):
     raw = manifest.raw
-    assert manifest.name == "lunglens-cxr" and manifest.version == "2.5.0"
+    assert manifest.name == "lunglens-cxr" and manifest.version == "2.6.0"
     assert manifest.sha256 == sha256_of(MODELS / manifest.onnx_file)
     # Everything resources/models holds (network, gate statistics, manifest, profile, card): 10 MB.
     assert sum(f.stat().st_size for f in MODELS.iterdir() if f.is_file()) <= 10_000_000

@@ -13,7 +13,7 @@ from inference.prediction import ModelInfo
 from inference.profile import SiteProfile
 from inference.engine import find_manifest
 from inference.preprocess import preprocess
-from training.data import load_gray
+from training.data import list_items, load_gray
 from training.export import sha256_of
 from training.train import DEFAULT_VAL_LIST, main
 
@@ -48,3 +48,14 @@ def test_smoke_run_exports_a_model_that_honours_the_onnx_contract(tmp_path, kerm
     assert grads.shape == feats.shape
     raw = json.loads((out / "lunglens-cxr.json").read_text())
     assert raw["training_data"]["licence"] == "CC BY 4.0"
+
+
+def test_the_auxiliary_subtype_comes_from_the_graders_file_names():
+    """``--subtype`` learns viral against bacterial pneumonia: the label is in the file name
+    (``personN_virus_M`` / ``personN_bacteria_M``); normal films have none."""
+    items = list_items(KERMANY_TRAIN.parent)
+    pneumonia = [it for it in items if it.label == 1]
+    assert not any(it.viral for it in items if it.label == 0)
+    assert all(it.viral == ("_virus_" in it.path.name) and (it.viral or "_bacteria_" in it.path.name)
+               for it in pneumonia)
+    assert sum(it.viral for it in pneumonia) == 1345 and len(pneumonia) - 1345 == 2530
