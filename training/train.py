@@ -167,9 +167,9 @@ def mixup_loss(logit: torch.Tensor, y: torch.Tensor, smoothing: float, class_w: 
     return F.binary_cross_entropy_with_logits(logit, mixed_target, weight=weight)
 
 
-def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray, val_x: torch.Tensor,
-          val_y: np.ndarray, spec: PreprocessSpec, site_x: torch.Tensor | None = None,
-          site_y: np.ndarray | None = None, train_viral: np.ndarray | None = None) -> LungLensNet:
+def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray,
+          train_viral: np.ndarray, val_x: torch.Tensor, val_y: np.ndarray, spec: PreprocessSpec,
+          site_x: torch.Tensor | None = None, site_y: np.ndarray | None = None) -> LungLensNet:
     run_dir.mkdir(parents=True, exist_ok=True)  # this network's last_ema.pt goes here
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("train %d images / %d patients; validation %d images / %d patients",
              len(tr), len({i.patient for i in tr}), len(va), len({i.patient for i in va}))
     train_imgs, train_y = preload(tr, args.size), np.array([i.label for i in tr])
+    train_viral = np.array([i.viral for i in tr])
     val_imgs, val_y = preload(va), np.array([i.label for i in va])
     val_x = validation_inputs(val_imgs, spec)
     site_dir = args.site if args.site is not None else args.data / "site-sample"
@@ -340,8 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("finalizing %s", ", ".join(finalized_from))
     else:
         members = [train(argparse.Namespace(**{**vars(args), "seed": seed}), run_dir / f"seed-{seed}",
-                         train_imgs, train_y, val_x, val_y, spec, site_x, site_y,
-                         np.array([i.viral for i in tr])) for seed in args.seed]
+                         train_imgs, train_y, train_viral, val_x, val_y, spec, site_x, site_y) for seed in args.seed]
         model = members[0] if len(members) == 1 else Ensemble(members).eval()
     groups = np.array([i.patient for i in va])
     figures = evaluate(model, val_x, val_y, groups, args.bootstrap)
