@@ -42,6 +42,12 @@ class Item:
         file name keeps (the auxiliary task of ``train.py --subtype``)."""
         return "_virus_" in self.path.name
 
+    @property
+    def normal2(self) -> bool:
+        """A film of the ``NORMAL2-IM-*`` series, the second of the two normal series (the weight
+        of ``train.py --normal2-weight``)."""
+        return self.path.name.startswith("NORMAL2-")
+
 
 def list_items(data_dir: Path) -> list[Item]:
     """All training images under <data_dir>/train/{NORMAL,PNEUMONIA}, in a stable order."""

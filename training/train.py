@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="auxiliary task: a second linear unit on the pooled features tells viral from bacterial "
                         "pneumonia (from the file names), its BCE over the pneumonia films added with this weight "
                         "(0.5, shipped: experiment AC); training only, the exported network is unchanged; 0 = off")
+    p.add_argument("--normal2-weight", type=float, default=1.0, metavar="W",
+                   help="a normal film of the NORMAL2 series counts W times as much as one of the IM series, "
+                        "the normal class's share of the loss unchanged (experiment AF); 1 (default) = off")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--smoke", action="store_true", help="a few batches of real images, end to end")
     p.add_argument("--finalize", type=Path, nargs="+", default=None, metavar="LAST_EMA_PT",
@@ -101,6 +104,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--focal and --mixup do not combine (the mixup loss has no focal term)")
     if args.subtype > 0 and args.mixup > 0:
         p.error("--subtype and --mixup do not combine (a mixed film has no one subtype)")
+    if args.normal2_weight != 1.0 and args.mixup > 0:
+        p.error("--normal2-weight and --mixup do not combine (the mixup loss weighs classes only)")
+    if args.normal2_weight <= 0:
+        p.error("--normal2-weight must be positive")
     return args
 
 
@@ -167,9 +174,21 @@ def mixup_loss(logit: torch.Tensor, y: torch.Tensor, smoothing: float, class_w: 
     return F.binary_cross_entropy_with_logits(logit, mixed_target, weight=weight)
 
 
+def normal_series_weights(labels: np.ndarray, normal2: np.ndarray, weight: float) -> np.ndarray:
+    """Per-film loss weights: a NORMAL2 normal film counts ``weight`` times an IM one. Rescaled within
+    the normal class (mean 1), so the class balance stays what ``--class-weight`` makes it and only the
+    emphasis between the two normal series moves; pneumonia films weigh 1. 21 of the 24 normal films at
+    or above model 2.6's default threshold on the site sample are NORMAL2 films (70 % of its normals)."""
+    w = np.where(normal2, weight, 1.0)
+    normal = labels == 0
+    w[normal] /= w[normal].mean()
+    w[~normal] = 1.0
+    return w.astype(np.float32)
+
+
 def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train_y: np.ndarray,
-          train_viral: np.ndarray, val_x: torch.Tensor, val_y: np.ndarray, spec: PreprocessSpec,
-          site_x: torch.Tensor | None = None, site_y: np.ndarray | None = None) -> LungLensNet:
+          train_viral: np.ndarray, train_film_w: np.ndarray, val_x: torch.Tensor, val_y: np.ndarray,
+          spec: PreprocessSpec, site_x: torch.Tensor | None = None, site_y: np.ndarray | None = None) -> LungLensNet:
     run_dir.mkdir(parents=True, exist_ok=True)  # this network's last_ema.pt goes here
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -195,6 +214,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     imgs_t = torch.from_numpy(train_imgs)
     y_t = torch.from_numpy(train_y.astype(np.float32))
     viral_t = torch.from_numpy(train_viral.astype(np.float32)) if subtype_head is not None else None
+    film_w = torch.from_numpy(train_film_w)
     log.info("train images %d (pneumonia %d), steps/epoch %d, epochs %d, params %d",
              n, int(n_pos), steps_per_epoch, args.epochs, count_parameters(model))
     for epoch in range(args.epochs):
@@ -216,7 +236,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
                 feats = model.features(x)
                 bce = F.binary_cross_entropy_with_logits(model.classify(feats)[:, 0], target, reduction="none")
                 focus = (1 - torch.exp(-bce)) ** args.focal if args.focal > 0 else 1.0
-                loss = (class_w[y.long()] * focus * bce).mean()
+                loss = (class_w[y.long()] * film_w[idx] * focus * bce).mean()
                 sick = y > 0.5  # the subtype is known for pneumonia films only
                 if subtype_head is not None and bool(sick.any()):
                     pooled = model.dropout(feats[sick].mean(dim=(2, 3)))
@@ -325,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
              len(tr), len({i.patient for i in tr}), len(va), len({i.patient for i in va}))
     train_imgs, train_y = preload(tr, args.size), np.array([i.label for i in tr])
     train_viral = np.array([i.viral for i in tr])
+    train_film_w = normal_series_weights(train_y, np.array([i.normal2 for i in tr]), args.normal2_weight)
     val_imgs, val_y = preload(va), np.array([i.label for i in va])
     val_x = validation_inputs(val_imgs, spec)
     site_dir = args.site if args.site is not None else args.data / "site-sample"
@@ -341,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("finalizing %s", ", ".join(finalized_from))
     else:
         members = [train(argparse.Namespace(**{**vars(args), "seed": seed}), run_dir / f"seed-{seed}",
-                         train_imgs, train_y, train_viral, val_x, val_y, spec, site_x, site_y) for seed in args.seed]
+                         train_imgs, train_y, train_viral, train_film_w, val_x, val_y, spec, site_x, site_y)
+                   for seed in args.seed]
         model = members[0] if len(members) == 1 else Ensemble(members).eval()
     groups = np.array([i.patient for i in va])
     figures = evaluate(model, val_x, val_y, groups, args.bootstrap)

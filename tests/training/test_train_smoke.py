@@ -15,7 +15,7 @@ from inference.engine import find_manifest
 from inference.preprocess import preprocess
 from training.data import list_items, load_gray
 from training.export import sha256_of
-from training.train import DEFAULT_VAL_LIST, main
+from training.train import DEFAULT_VAL_LIST, main, normal_series_weights
 
 from tests.conftest import KERMANY_TRAIN
 
@@ -59,3 +59,17 @@ def test_the_auxiliary_subtype_comes_from_the_graders_file_names():
     assert all(it.viral == ("_virus_" in it.path.name) and (it.viral or "_bacteria_" in it.path.name)
                for it in pneumonia)
     assert sum(it.viral for it in pneumonia) == 1345 and len(pneumonia) - 1345 == 2530
+
+
+def test_the_normal_series_weight_moves_emphasis_within_the_normal_class_only():
+    """``--normal2-weight`` makes a NORMAL2 normal film count W times an IM one, while the normal
+    class's share of the loss (set by ``--class-weight``) and every pneumonia film stay as they were."""
+    items = list_items(KERMANY_TRAIN.parent)
+    labels = np.array([it.label for it in items])
+    normal2 = np.array([it.normal2 for it in items])
+    assert normal2.sum() == 744 and not normal2[labels == 1].any()  # the README's 1,341 normals: 744 + 597
+    w = normal_series_weights(labels, normal2, 2.0)
+    assert np.allclose(w[labels == 1], 1.0)
+    assert np.isclose(w[labels == 0].mean(), 1.0)
+    assert np.allclose(w[normal2] / w[(labels == 0) & ~normal2][0], 2.0)
+    assert np.array_equal(normal_series_weights(labels, normal2, 1.0), np.ones(len(items), np.float32))
