@@ -37,6 +37,7 @@ from inference.pipeline import Analysed
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
 from inference.study import Study, StudyMetadata
+from inference.thumbnail import make_thumbnail
 from inference.worklist import WorklistRecord
 
 from .analysis_messages import (
@@ -298,8 +299,6 @@ class _QueueSink:
         self._events.put(Started(key, stage))
 
     def loaded(self, key: int, study: Study) -> None:
-        from .models.study_item import make_thumbnail
-
         thumb = make_thumbnail(study)
         with self._lock:
             self._thumbs[key] = thumb

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +39,7 @@ from .presentation import NOT_RELIABLE, present
 from .profile import ProfileError, SiteProfile
 from .result_store import ResultStore
 from .study import Study
+from .thumbnail import make_thumbnail
 from .userdirs import worklist_path
 from .worklist import WorklistRecord
 
@@ -330,6 +331,8 @@ class _Emitter:
         if outcome.stored is not None and outcome.study is not None and outcome.prediction is not None:
             self.store.reuse(outcome.path, outcome.study.metadata, outcome.stored, outcome.prediction, None)
         elif record is not None:
+            if self.store.worklist is not None:  # the window lists it later without reading the file again
+                record = replace(record, thumbnail=make_thumbnail(outcome.study))
             self.store.keep(record)
         outcome.study = None
         counts["studies"] += 1

@@ -31,6 +31,7 @@ from .prediction import Prediction
 from .presentation import present
 from .result_store import ResultStore
 from .study import Study
+from .thumbnail import make_thumbnail
 from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens.serve")
@@ -113,7 +114,8 @@ class Analyser:
             log.debug("unexpected failure on %s", job.path, exc_info=True)
             result = JobResult(job.path, error=f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
         else:
-            record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study)))
+            record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study),
+                                                                      make_thumbnail(study)))
             queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
             result = JobResult(job.path, record=record, queued=queued)
             log.info("analysed %s (%s): %s", job.path.name, job.source, present(prediction).summary)

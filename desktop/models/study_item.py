@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.imageops import resize_area
 from inference.prediction import Prediction
 from inference.profile import SiteProfile
-from inference.study import Study, StudyMetadata
+from inference.study import StudyMetadata
 from inference.worklist import WorklistRecord
 
-THUMBNAIL_SIZE = 96  # pixels, the longer side
 
 # DICOM keywords that identify a patient or can be traced back to one; masked by default.
 IDENTIFYING_KEYWORDS = frozenset(
@@ -70,7 +68,7 @@ class StudyItem:
     path: Path
     status: Status = Status.QUEUED
     error: str = ""  # the reason, ready to show, when status is ERROR
-    thumbnail: np.ndarray | None = None  # uint8 [h, w], windowed, longer side THUMBNAIL_SIZE
+    thumbnail: np.ndarray | None = None  # uint8 [h, w]: inference.thumbnail.make_thumbnail
     metadata: StudyMetadata | None = None
     prediction: Prediction | None = None  # with its attribution grid, without the gate's features
     load_warnings: list[str] = field(default_factory=list)
@@ -138,29 +136,6 @@ def masked_value(keyword: str, value: str, show_identifiers: bool) -> str:
     if not show_identifiers and keyword in IDENTIFYING_KEYWORDS and value:
         return MASK
     return value
-
-
-def windowed_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """Apply a (center, width) window: the 8-bit picture a viewer would show."""
-    center, width = window
-    width = max(float(width), 1e-6)
-    lo = center - width / 2.0
-    out = (pixels.astype(np.float32) - lo) * (255.0 / width)
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return np.ascontiguousarray(img)
-    return resize_area(img, (max(1, round(h * scale)), max(1, round(w * scale))))
-
-
-def make_thumbnail(study: Study, size: int = THUMBNAIL_SIZE) -> np.ndarray:
-    """A small windowed copy of the radiograph (shrink first: cheap on 3,000-pixel images)."""
-    small = _shrink(study.pixels.astype(np.float32, copy=False), size)
-    return windowed_uint8(small, study.window)
 
 
 def follows(prediction: Prediction, profile: SiteProfile | None) -> bool:

@@ -21,6 +21,7 @@ from inference.audit import AuditLog
 from inference.cli import main
 from inference.hashing import earlier_pixel_sha256, float32_sha256, pixel_sha256
 from inference.loaders import DECODING, load_study
+from inference.thumbnail import THUMBNAIL_SIZE, make_thumbnail
 from inference.userdirs import worklist_path
 from inference.worklist import Worklist
 from tests.inference.test_cli import json_lines, resources, use_tiny_model, write_png  # noqa: F401 -- fixtures
@@ -190,3 +191,17 @@ def test_the_same_pixels_under_another_header_are_analysed_again(tmp_path: Path,
     assert first["in_scope"] is True
     assert second["cached"] is False and second["in_scope"] is False
     assert [r["cached"] for r in classify(capsys, str(frontal), str(lateral))] == [True, True]
+
+
+def test_a_kept_result_carries_the_picture_the_window_lists_it_with(real_dicom: Path, capsys) -> None:
+    """A film classified without the window is listed there later from the worklist alone (its
+    file may be gone): the result keeps a thumbnail, the film in its default window."""
+    classify(capsys, str(real_dicom))
+    with Worklist() as wl:
+        (record,) = wl.records()
+    expected = make_thumbnail(load_study(real_dicom))
+    assert record.thumbnail is not None and record.thumbnail.dtype == np.uint8
+    assert record.thumbnail.shape == expected.shape and max(expected.shape) == THUMBNAIL_SIZE
+    assert np.array_equal(record.thumbnail, expected)
+    assert record.thumbnail.std() > 20  # a radiograph, not a blank square
+

@@ -22,6 +22,7 @@ from desktop.main import main as lunglens
 from inference.audit import AuditLog
 from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, BindRefused, check_bind,
                                   decodable_syntaxes, is_loopback)
+from inference.thumbnail import THUMBNAIL_SIZE
 from inference.worklist import Worklist
 from tests.conftest import REPO
 from tests.fixtures.dicom_factory import write_dicom
@@ -115,6 +116,7 @@ def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported
             return [r for r in worklist.records() if Path(r.study_path).parent == received]
     records = wait_for(lambda: len(stored()) == 2 and stored(), 60, "both films in the worklist")
     assert {Path(r.study_path).stem for r in records} == set(sources)
+    assert all(r.thumbnail is not None and max(r.thumbnail.shape) == THUMBNAIL_SIZE for r in records)  # for the window
     audited = [e for e in AuditLog(serve.data_dir / "audit.jsonl").read().entries if e["event"] == "analysis"]
     assert {r.pixel_sha256 for r in records} <= {e["pixel_sha256"] for e in audited}
 
