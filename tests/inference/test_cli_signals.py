@@ -29,6 +29,13 @@ STOPS = pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130,
                                                          (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child before it starts: a shell starts a background job (such as a test run
+    with ``&``) with SIGINT ignored, and the command would inherit that; at a terminal,
+    Ctrl+C reaches it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def long_batch(tmp_path_factory: pytest.TempPathFactory) -> list:
     """300 distinct films (site-sample films with a little seeded noise, so none is answered
@@ -47,7 +54,7 @@ def long_batch(tmp_path_factory: pytest.TempPathFactory) -> list:
 def test_a_stopped_batch_says_so_and_keeps_whole_outputs(tmp_path, long_batch, sig, status, word):
     out_csv = tmp_path / "out.csv"
     with running([sys.executable, "-m", "inference.cli", "classify", str(long_batch), "--json", "--csv", str(out_csv)],
-                 cwd=REPO, env=dict(os.environ)) as proc:
+                 cwd=REPO, env=dict(os.environ), preexec_fn=_sigint_as_at_a_terminal) as proc:
         printed = [json.loads(proc.stdout.readline()) for _ in range(3)]  # the batch is under way
         proc.send_signal(sig)
         rest, err = proc.communicate(timeout=120)
@@ -84,7 +91,7 @@ def test_a_stopped_calibration_says_so_and_writes_nothing(tmp_path, sig, status,
     out = tmp_path / "site.profile.json"
     leader, follower = pty.openpty()  # a terminal for stderr, so the command reports its progress
     with running([sys.executable, "-m", "inference.calibrate_cli", "calibrate", str(SITE_SAMPLE), "--out", str(out)],
-                 cwd=REPO, env=dict(os.environ), stderr=follower) as proc:
+                 cwd=REPO, env=dict(os.environ), stderr=follower, preexec_fn=_sigint_as_at_a_terminal) as proc:
         os.close(follower)
         seen = b""
         while b"analysed 3/" not in seen:
