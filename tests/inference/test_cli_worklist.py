@@ -204,4 +204,3 @@ def test_a_kept_result_carries_the_picture_the_window_lists_it_with(real_dicom: 
     assert record.thumbnail.shape == expected.shape and max(expected.shape) == THUMBNAIL_SIZE
     assert np.array_equal(record.thumbnail, expected)
     assert record.thumbnail.std() > 20  # a radiograph, not a blank square
-
