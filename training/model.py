@@ -86,8 +86,12 @@ class LungLensNet(nn.Module):
         """The last conv map (Grad-CAM's target layer), after ReLU."""
         return self.body(x)
 
+    def pooled(self, feats: torch.Tensor) -> torch.Tensor:
+        """GAP then dropout: what the head reads (and, in training, the subtype unit)."""
+        return self.dropout(feats.mean(dim=(2, 3)))
+
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(feats.mean(dim=(2, 3))))
+        return self.head(self.pooled(feats))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))

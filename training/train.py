@@ -239,9 +239,8 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
                 loss = (class_w[y.long()] * film_w[idx] * focus * bce).mean()
                 sick = y > 0.5  # the subtype is known for pneumonia films only
                 if subtype_head is not None and bool(sick.any()):
-                    pooled = model.dropout(feats[sick].mean(dim=(2, 3)))
                     loss = loss + args.subtype * F.binary_cross_entropy_with_logits(
-                        subtype_head(pooled)[:, 0], viral_t[idx][sick])
+                        subtype_head(model.pooled(feats[sick]))[:, 0], viral_t[idx][sick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
