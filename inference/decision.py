@@ -112,8 +112,16 @@ def probability_text(probability: float) -> str:
 
 
 def threshold_text(threshold: float) -> str:
-    """A threshold to one decimal, without a trailing ".0": "35 %", "12.5 %"."""
-    return f"{float(threshold) * 100:.1f}".rstrip("0").rstrip(".") + " %"
+    """A threshold to one decimal, without a trailing ".0": "35 %", "12.5 %". A typed threshold
+    that rounds to 0 or 100 without being it reads "< 0.1 %" / "> 99.9 %", as a probability
+    never reads 0 or 100 %."""
+    t = float(threshold)
+    text = f"{t * 100:.1f}".rstrip("0").rstrip(".")
+    if text == "0" and t > 0.0:
+        return "< 0.1 %"
+    if text == "100" and t < 1.0:
+        return "> 99.9 %"
+    return text + " %"
 
 
 def verdict_text(probability: float, threshold: float) -> str:
@@ -123,9 +131,13 @@ def verdict_text(probability: float, threshold: float) -> str:
 
 
 def finding_text(probability: float, threshold: float) -> str:
-    """What the model found, in words that claim no more than it knows."""
+    """What the model found, in words that claim no more than it knows. Below a threshold
+    above 50 % (the balanced point, a typed one) a probability can be over one half: the film
+    is not flagged, and the words must not say that no pattern was found."""
     if is_positive(probability, threshold):
         return "pneumonia pattern: needs review"
+    if float(probability) >= 0.5:
+        return "not flagged at this threshold, but pneumonia is more probable than not"
     return "no pneumonia pattern found"
 
 

@@ -9,6 +9,10 @@ files it with the film and a viewer lists it beside it. One measurement group ho
   input gate says the film is outside the model's intended use -- worded by
   :mod:`inference.decision` / :mod:`inference.presentation`, never decided here;
 - the scope verdict (yes/no) and each of its reasons (text);
+- what a reader must know beside the number, as the window, the PDF and the Secondary Capture
+  say it (:mod:`inference.presentation`): the operating point with its measured figures and
+  their source, the population the model is validated for, and every warning (an age not
+  recorded, an adult, a film too small...), since the SR is what reaches the PACS;
 - the model (name, version and SHA-256), the site profile (name and SHA-256) and the
   operating point, as the algorithm's identification and parameters (TID 4019);
 - a reference to the source image (SOP Class and Instance UID).
@@ -51,6 +55,9 @@ IN_SCOPE = CodedConcept("LL0004", SCHEME, "Within the model's intended use")
 SCOPE_REASON = CodedConcept("LL0005", SCHEME, "Reason outside intended use")
 SUMMARY = CodedConcept("LL0006", SCHEME, "Result summary")
 NOTICE = CodedConcept("LL0007", SCHEME, "Notice")
+WARNING = CodedConcept("LL0008", SCHEME, "Warning")
+POPULATION = CodedConcept("LL0009", SCHEME, "Validated population")
+OPERATING_POINT = CodedConcept("LL0010", SCHEME, "Operating point")
 ABOVE = CodedConcept("LL0101", SCHEME, "Above the review threshold")
 BELOW = CodedConcept("LL0102", SCHEME, "Below the review threshold")
 NOT_RELIABLE = CodedConcept("LL0103", SCHEME, "Not reliable: outside the model's intended use")
@@ -108,7 +115,10 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
         ],
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
     )
-    texts = [(SUMMARY, words.summary), *((SCOPE_REASON, r) for r in prediction.scope_reasons), (NOTICE, DISCLAIMER)]
+    reasons = {r.casefold() for r in prediction.scope_reasons}  # already there as reasons
+    texts = [(SUMMARY, words.summary), *((SCOPE_REASON, r) for r in prediction.scope_reasons),
+             *((WARNING, w) for w in words.warnings if w.casefold() not in reasons),
+             (OPERATING_POINT, words.operating_point), (POPULATION, words.population), (NOTICE, DISCLAIMER)]
     container = group[0]
     for name, value in texts:
         container.ContentSequence.append(

@@ -34,6 +34,7 @@ POPULATION = (f"Validated for frontal chest films of children aged "
 NOT_RELIABLE = "Not reliable"
 UNRELIABLE_FINDING = "the probability shown does not apply to this film"
 UNKNOWN_SOURCE = "the data they were measured on is not recorded"
+SAME_FILMS = "the films the threshold was set on"
 
 # The input gate's reasons (inference.ood) in the few words a headline has room for, worded
 # for what was measured: the header and the orientation test know the film is not a frontal
@@ -105,10 +106,12 @@ def figures_text(operating: OperatingPoint) -> str:
 
 
 def source_text(operating: OperatingPoint, source: str) -> str:
-    """The data an operating point's figures come from ("" when it has none: a custom threshold)."""
+    """The data an operating point's figures come from ("" when it has none: a custom threshold).
+    A profile's thresholds are set on the very films its figures are measured on, which flatters
+    them a little; the reader is told so wherever the figures are shown."""
     if operating.sensitivity is None or operating.specificity is None:
         return ""
-    return source or UNKNOWN_SOURCE
+    return f"{source}, {SAME_FILMS}" if source else UNKNOWN_SOURCE
 
 
 def operating_point_text(operating: OperatingPoint, source: str) -> str:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QTe
 
 from inference import __version__ as app_version
 from inference.manifest import ModelManifest
-from inference.presentation import POPULATION, figures_text, point_text, profile_text
+from inference.presentation import POPULATION, SAME_FILMS, figures_text, point_text, profile_text
 from inference.profile import SiteProfile
 
 from ..platform_quirks import fit_top_level
@@ -40,7 +40,7 @@ def figures_html(profile: SiteProfile | None) -> str:
             for op in profile.operating_points.values()]
     if "auc" in profile.metrics:  # the calibration error is the diagram's title
         rows.append(f"<li>AUC {profile.metrics['auc'].plain()}, 95 % CI</li>")
-    return f"<p>Measured on {escape(profile.source)}:</p><ul>{''.join(rows)}</ul>"
+    return f"<p>Measured on {escape(profile.source)}, {SAME_FILMS}:</p><ul>{''.join(rows)}</ul>"
 
 
 def versions(manifest: ModelManifest | None, profile: SiteProfile | None) -> dict[str, str]:

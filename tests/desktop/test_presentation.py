@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from inference.decision import Estimate, OperatingPoint, custom_point
+from inference.decision import Estimate, OperatingPoint, custom_point, threshold_text
 from inference.presentation import (
     NOT_RELIABLE,
     POPULATION,
@@ -51,6 +51,26 @@ def test_above_below_and_not_reliable_read_as_three_different_stories():
         assert out.warnings[0] == lateral  # the reason, in full
 
 
+def test_below_a_threshold_over_one_half_the_words_never_say_nothing_was_found():
+    """At the balanced point (or a typed one) a film can be below the threshold with a
+    probability over 50 %: it is not flagged, and the finding must not read as reassurance."""
+    balanced = OperatingPoint("balanced", 0.624, Estimate(0.93, 0.89, 0.97), Estimate(0.94, 0.89, 0.98))
+    for p, finding in ((0.58, "not flagged at this threshold, but pneumonia is more probable than not"),
+                       (0.5, "not flagged at this threshold, but pneumonia is more probable than not"),
+                       (0.49, "no pneumonia pattern found")):
+        words = present(make_prediction(p, balanced))
+        assert (words.tone, words.headline, words.finding) == (Tone.BELOW, "Below the review threshold (62.4 %)",
+                                                               finding), p
+        assert words.summary == f"{words.headline} — {finding} — probability of pneumonia {words.probability}"
+    assert present(make_prediction(0.624, balanced)).finding == "pneumonia pattern: needs review"
+
+
+@pytest.mark.parametrize(("threshold", "text"), [(0.0, "0 %"), (1e-4, "< 0.1 %"), (0.0006, "0.1 %"), (0.242, "24.2 %"),
+                                                 (0.35, "35 %"), (0.9996, "> 99.9 %"), (1.0, "100 %")])
+def test_a_threshold_reads_0_or_100_percent_only_when_it_is(threshold, text):
+    assert threshold_text(threshold) == text
+
+
 @pytest.mark.parametrize("p", [0.0, 1e-9, 0.004, 0.5, 0.996, 0.9999, 1.0])
 def test_no_text_claims_certainty_or_normality(p):
     for in_scope in (True, False):
@@ -64,7 +84,7 @@ def test_the_operating_point_says_what_it_measured_where_with_its_interval():
     words = present(make_prediction(0.5))
     assert words.operating_point == (
         "high sensitivity, threshold 35 %: sensitivity 95.4 % (92.0–98.3), specificity 81.0 % (75.0–86.2), "
-        f"95 % CI — {PROFILE.source}")
+        f"95 % CI — {PROFILE.source}, the films the threshold was set on")
     assert operating_point_text(POINT, PROFILE.source) == words.operating_point
     assert words.profile == f"{PROFILE.name} · sha256 {PROFILE.sha256[:12]}"
     assert words.population == POPULATION == "Validated for frontal chest films of children aged 1–5"

@@ -16,6 +16,7 @@ from inference.audit import AuditLog
 from inference.dicom_sr import ABOVE, BELOW, NOT_RELIABLE, SourceNotDicomError, build_sr, write_sr
 from inference.engine import Engine
 from inference.loaders import load_study
+from inference.presentation import POPULATION, present
 from tests.conftest import REPO
 from tests.fixtures.dicom_factory import write_dicom
 from tests.fixtures.dicom_peers import need
@@ -76,6 +77,12 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
     assert prediction.model.sha256 in params
     assert prediction.profile is not None and prediction.profile.sha256 in params and prediction.profile.name in params
     assert f"operating point {prediction.operating_point}" in params and f"label {prediction.label}" in params
+    # What a reader must know beside the number reaches the PACS too, worded as everywhere else.
+    words = present(prediction)
+    assert any(w.startswith("Adult patient (age 62)") for w in words.warnings), words.warnings
+    assert [i.TextValue for i in _named(sr, "Warning")] == list(words.warnings)
+    assert _named(sr, "Operating point")[0].TextValue == words.operating_point
+    assert _named(sr, "Validated population")[0].TextValue == POPULATION
     assert _dciodvfy_errors(out) == []
 
 
@@ -90,6 +97,9 @@ def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: 
     assert _named(sr, "Within the model's intended use")[0].ConceptCodeSequence[0].CodeMeaning == "No"
     reasons = [i.TextValue for i in _named(sr, "Reason outside intended use")]
     assert reasons == list(prediction.scope_reasons)
+    others = [i.TextValue for i in _named(sr, "Warning")]  # each said once: the reasons are not repeated
+    assert others and not {w.casefold() for w in others} & {r.casefold() for r in reasons}
+    assert len(reasons) + len(others) == len(present(prediction).warnings)
     sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
     assert _dciodvfy_errors(tmp_path / "sr.dcm") == []
 
