@@ -160,6 +160,12 @@ class SiteProfile:
                 raise ValueError(f"operating point {op.name!r}: threshold {op.threshold} is not a probability")
         src = data["source"]
         body = {k: v for k, v in data.items() if k != "sha256"}
+        digest = _digest(body)
+        if "sha256" in data and str(data["sha256"]).lower() != digest:
+            # Results record the profile by this hash: an edited file would be recorded under a
+            # hash that names no file, and its figures would no longer be what was measured.
+            raise ValueError("its contents were changed after `lunglens calibrate` made it (the sha256 it "
+                             "records does not match them); make it again with lunglens calibrate")
         return cls(
             name=str(data["name"]),
             model=ModelInfo(**data["model"]),
@@ -177,7 +183,7 @@ class SiteProfile:
             reliability=list(data.get("reliability", [])),
             roc=list(data.get("roc", [])),
             created=str(data.get("created", "")),
-            sha256=_digest(body),
+            sha256=digest,
             raw=data,
         )
 

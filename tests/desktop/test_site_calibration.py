@@ -4,7 +4,6 @@ with the real bundled model and real site-sample films."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from inference.profile_library import keep
 from inference.userdirs import profiles_dir
 from inference.worklist import Worklist
 from tests.desktop.gui_helpers import wait_idle
+from tests.fixtures.profiles import changed_profile
 
 pytestmark = pytest.mark.gui
 
@@ -65,12 +65,9 @@ def settings_dialog(window, monkeypatch, act) -> set[str]:
 
 
 def test_import_refuses_a_profile_made_for_another_model(window, qtbot, tmp_path, monkeypatch):
-    data = json.loads(SHIPPED.read_text())
-    data["model"] = {"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64}
-    stale = tmp_path / "stale.profile.json"
-    stale.write_text(json.dumps(data))
-    good = tmp_path / "clinic.profile.json"
-    good.write_text(SHIPPED.read_text().replace('"LungLens default (site sample)"', '"Clinic B"'))
+    stale = changed_profile(SHIPPED, tmp_path / "stale.profile.json",
+                            model={"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64})
+    good = changed_profile(SHIPPED, tmp_path / "clinic.profile.json", name="Clinic B")
     seen = {}
 
     def act(dlg) -> None:

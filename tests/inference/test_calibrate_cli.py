@@ -22,7 +22,9 @@ from inference.engine import Engine
 from inference.hashing import pixel_sha256
 from inference.loaders import load_study
 from inference.paths import models_dir
-from inference.profile import SiteProfile
+from inference.prediction import ModelInfo
+from inference.profile import ProfileError, SiteProfile
+from inference.profile_library import import_profile
 from inference.worklist import Worklist, WorklistRecord
 from tests.fixtures.dicom_factory import read_gray, write_dicom
 
@@ -280,14 +282,27 @@ def test_the_lunglens_command_dispatches_calibrate(tmp_path: Path, films) -> Non
 
 def test_another_models_profile_is_refused_by_classify(tmp_path: Path, films, capsys: pytest.CaptureFixture) -> None:
     """The shipped profile with another model's hash, as if it had been made before an update."""
-    data = json.loads((models_dir() / "lunglens-cxr.profile.json").read_text())
-    data["model"] = {"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64}
-    stale = tmp_path / "stale.profile.json"
-    stale.write_text(json.dumps(data))
+    shipped = SiteProfile.load(models_dir() / "lunglens-cxr.profile.json")
+    stale = replace(shipped, model=ModelInfo("lunglens-cxr", "0.9.0", "9" * 64)).save(tmp_path / "stale.profile.json")
     assert classify_main(["classify", "--json", "--profile", str(stale), str(films["NORMAL"][0])]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
     assert f"{stale}: profile" in captured.err and "made for model lunglens-cxr 0.9.0" in captured.err
+
+
+def test_a_profile_edited_after_it_was_made_is_refused(tmp_path: Path, films, capsys: pytest.CaptureFixture) -> None:
+    """Results record a profile by its hash: a threshold typed into the file by hand would be
+    recorded under a hash that names no file, with figures nobody measured at it."""
+    data = json.loads((models_dir() / "lunglens-cxr.profile.json").read_text())
+    data["operating_points"]["high_sensitivity"]["threshold"] = 0.5
+    edited = tmp_path / "edited.profile.json"
+    edited.write_text(json.dumps(data))
+    assert classify_main(["classify", "--json", "--profile", str(edited), str(films["NORMAL"][0])]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
+    assert f"{edited}: not a usable site profile: its contents were changed after" in captured.err
+    with pytest.raises(ProfileError, match="contents were changed"):
+        import_profile(edited, SiteProfile.load(models_dir() / "lunglens-cxr.profile.json").model)
 
 
 def test_ece_interval_holds_its_own_estimate_on_a_small_set() -> None:

@@ -152,6 +152,7 @@ def test_a_shipped_profile_the_engine_cannot_honour_is_refused_at_load(
     bad = Path(shutil.copytree(model_dir, tmp_path / "models"))
     profile = json.loads((bad / "tiny-cxr.profile.json").read_text())
     change(profile)
+    profile.pop("sha256", None)  # not refused as edited by hand: each change for its own reason
     (bad / "tiny-cxr.profile.json").write_text(json.dumps(profile))
     with pytest.raises(ModelError, match=f"shipped site profile is unusable.*{message}"):
         Engine.load(bad)
@@ -204,7 +205,11 @@ def test_profile_round_trip_and_hash(model_dir: Path, tmp_path: Path) -> None:
     assert SiteProfile.load(path).sha256 == back.sha256  # stable
     data["operating_points"]["balanced"]["threshold"] = 0.55
     path.write_text(json.dumps(data))
-    assert SiteProfile.load(path).sha256 != back.sha256
+    with pytest.raises(ProfileError, match="contents were changed after"):  # the hash it records is not its own
+        SiteProfile.load(path)
+    del data["sha256"]
+    path.write_text(json.dumps(data))
+    assert SiteProfile.load(path).sha256 != back.sha256  # a file that records none is known by its contents
 
 
 # -------------------------------------------------------------- providers

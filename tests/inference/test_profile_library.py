@@ -13,6 +13,7 @@ from inference.plots import plot_paths
 from inference.profile import ProfileError, SiteProfile
 from inference.profile_library import file_stem, import_profile, keep, kept_profiles, load_active
 from inference.userdirs import profiles_dir, write_private
+from tests.fixtures.profiles import changed_profile
 
 SHIPPED = models_dir() / "lunglens-cxr.profile.json"
 
@@ -57,10 +58,8 @@ def test_an_imported_profile_is_copied_byte_for_byte(shipped: SiteProfile, tmp_p
 
 def test_another_models_profile_and_garbage_are_refused_and_nothing_is_kept(shipped: SiteProfile,
                                                                              tmp_path: Path) -> None:
-    data = json.loads(SHIPPED.read_text())
-    data["model"] = {"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64}
-    stale = tmp_path / "stale.profile.json"
-    stale.write_text(json.dumps(data))
+    stale = changed_profile(SHIPPED, tmp_path / "stale.profile.json",
+                            model={"name": "lunglens-cxr", "version": "0.9.0", "sha256": "9" * 64})
     with pytest.raises(ProfileError, match="made for model lunglens-cxr 0.9.0"):
         import_profile(stale, shipped.model)
     garbage = tmp_path / "notes.json"
@@ -80,10 +79,8 @@ def test_the_active_profile_falls_back_to_the_shipped_one_saying_why(shipped: Si
     assert profile is shipped
     assert warning.startswith("The site profile chosen in Settings cannot be used (") and "no such profile" in warning
     assert warning.endswith("the shipped default is used instead.")
-    data = json.loads(SHIPPED.read_text())
-    data["model"]["sha256"] = "9" * 64
-    other = tmp_path / "other.profile.json"
-    other.write_text(json.dumps(data))
+    other = changed_profile(SHIPPED, tmp_path / "other.profile.json",
+                            model={**json.loads(SHIPPED.read_text())["model"], "sha256": "9" * 64})
     profile, warning = load_active(str(other), shipped, shipped.model)
     assert profile is shipped and "made for model" in warning
 
