@@ -568,6 +568,19 @@ class StudyController(QObject):
         known = s.operating_point in self.profile.operating_points
         return self.profile.operating_point(s.operating_point if known else None)
 
+    def node_arguments(self) -> list[str]:
+        """``lunglens serve``'s arguments that make the DICOM node decide as this window does:
+        the site profile in use (none for the shipped one, or when the chosen one could not be
+        used and the shipped one stands in) and the operating point of the settings."""
+        args: list[str] = []
+        if self.profile is not None and self.profile is not self.shipped_profile and self.settings.site_profile:
+            args += ["--profile", self.settings.site_profile]
+        operating = self.operating_point()
+        if operating is not None:
+            args += (["--threshold", repr(operating.threshold)] if operating.name == CUSTOM
+                     else ["--operating-point", operating.name])
+        return args
+
     def apply_settings(self, changed: set[str]) -> None:
         """React to the settings dialog: re-judge results, refresh masks, restart the engine."""
         restarting = False

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inference.audit import AuditLog
-from inference.commands import EXIT_FAILED, EXIT_OK, add_provider_arguments, probability, usage_error
+from inference.commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine,
+                               probability, usage_error)
 from inference.errors import LungLensError
 from inference.hashing import pixel_sha256
 from inference.presentation import present
@@ -39,7 +40,8 @@ exit status:
   1  the study could not be read, the model could not be loaded, or an output could not
      be written (the others are still tried)
   2  usage error: an unknown option or value (--provider, --threads, --threshold,
-     --operating-point), no output asked for; nothing was analysed
+     --operating-point), a --profile that cannot be read or was made for another model,
+     no output asked for; nothing was analysed
 An audit log that cannot be written is a warning, not a failure.
 """
 
@@ -61,6 +63,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          help="for teaching or demonstrations: no patient name, ID, birth date, accession number, "
                          "institution or dates in the PDF or the SC, and new UIDs in the SC")
     add_provider_arguments(ap)
+    add_profile_argument(ap)
     point = ap.add_mutually_exclusive_group()
     point.add_argument("--operating-point", default=None, help="an operating point of the model (default: the model's)")
     point.add_argument("--threshold", type=probability, default=None, metavar="T",
@@ -109,15 +112,12 @@ def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     if args.sr is not None and args.anonymize:
         return usage_error(ap, "--sr joins the study's own study and patient; it cannot be anonymized")
 
-    from inference.engine import Engine
     from inference.loaders import load_study
     from inference.overlay import render_picture
 
-    try:
-        engine = Engine.load(args.models_dir, provider=args.provider, threads=args.threads)
-    except LungLensError as exc:
-        _error(str(exc))
-        return EXIT_FAILED
+    engine = load_engine(args, "lunglens report: error")
+    if isinstance(engine, int):
+        return engine
     if args.operating_point is not None:  # refused before the study is even read
         try:
             engine.profile.operating_point(args.operating_point)

@@ -25,10 +25,9 @@ from typing import IO, Any
 
 from . import decision, heatmap
 from . import providers as prov
-from .commands import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_provider_arguments, probability, run_standalone,
-                       stopped, terminate_as_interrupt, usage_error)
+from .commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine, probability,
+                       run_standalone, stopped, terminate_as_interrupt, usage_error)
 from .engine import Engine
-from .errors import ModelError
 from .export import CsvStream, error_row, record_row
 from .imageops import encode_png
 from .loaders import iter_study_files, load_study
@@ -36,7 +35,6 @@ from .overlay import ascii_text, burn_in, render_picture
 from .pipeline import Analysed, BatchPipeline
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
-from .profile import ProfileError, SiteProfile
 from .result_store import ResultStore
 from .study import Study
 from .thumbnail import make_thumbnail
@@ -155,10 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threshold", type=probability, default=None, metavar="T",
         help="custom review threshold on the probability (default: the site profile's default operating point)",
     )
-    parser.add_argument(
-        "--profile", type=Path, default=None, metavar="PROFILE.json",
-        help="site profile (from `lunglens calibrate`) to calibrate and threshold with (default: the shipped one)",
-    )
+    add_profile_argument(parser)
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
     parser.add_argument("--no-worklist", action="store_true", help="neither answer from nor store in the worklist "
                         "(results are still audited)")
@@ -181,19 +176,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
 
     started = time.perf_counter()
-    try:
-        profile = SiteProfile.load(args.profile) if args.profile is not None else None
-    except ProfileError as exc:
-        print(f"lunglens classify: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        engine = Engine.load(provider=args.provider, threads=args.threads, profile=profile)
-    except ProfileError as exc:  # made for another model
-        print(f"lunglens classify: {args.profile}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ModelError as exc:
-        print(f"lunglens classify: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    engine = load_engine(args, "lunglens classify")
+    if isinstance(engine, int):
+        return engine
     try:
         with terminate_as_interrupt(), ExitStack() as stack:
             try:

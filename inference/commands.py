@@ -13,7 +13,9 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 EXIT_OK = 0  # everything asked for was done
 EXIT_FAILED = 1  # a study, the model or an output failed (after everything else was tried)
@@ -91,6 +93,39 @@ def add_provider_arguments(parser: argparse.ArgumentParser, threads: bool = True
     if threads:
         parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                             help="inference threads (default: one per core)")
+
+
+def add_profile_argument(parser: argparse.ArgumentParser) -> None:
+    """``--profile``: every command that analyses films decides with the same site profile."""
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="PROFILE.json",
+        help="site profile (from `lunglens calibrate`) to calibrate and threshold with (default: the shipped one)",
+    )
+
+
+def load_engine(args: argparse.Namespace, prog: str) -> Any:
+    """The engine for ``args`` (``--profile``, ``--provider``, ``--threads``; ``--models-dir``
+    where a command has it), or the exit status after saying on stderr why there is none: a
+    profile that cannot be read or was made for another model is a usage error (nothing was
+    analysed), a model that cannot be loaded a failure."""
+    from .engine import Engine
+    from .errors import LungLensError
+    from .profile import ProfileError, SiteProfile
+
+    try:
+        profile = SiteProfile.load(args.profile) if args.profile is not None else None
+    except ProfileError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return Engine.load(getattr(args, "models_dir", None), provider=args.provider,
+                           threads=getattr(args, "threads", None), profile=profile)
+    except ProfileError as exc:  # made for another model
+        print(f"{prog}: {args.profile}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LungLensError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> int:

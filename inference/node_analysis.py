@@ -64,9 +64,14 @@ class JobResult:
 class Analyser:
     """Analyses jobs one at a time on its own thread (:meth:`start`, :meth:`submit`, :meth:`stop`)."""
 
-    def __init__(self, engine: Engine, results: ResultStore, outbox: Outbox | None = None) -> None:
-        """``results`` keeps each result (audit log, worklist) as the CLI and the window do."""
+    def __init__(self, engine: Engine, results: ResultStore, outbox: Outbox | None = None,
+                 threshold: float | None = None, operating_point: str | None = None) -> None:
+        """``results`` keeps each result (audit log, worklist) as the CLI and the window do;
+        ``threshold`` or ``operating_point`` decide as in :meth:`Engine.predict` (the window
+        passes its own, so that the node decides as the reader set it)."""
         self.engine = engine
+        self.threshold = threshold
+        self.operating_point = operating_point
         self.results = results
         self.outbox = outbox
         self._jobs: queue.Queue[Job] = queue.Queue()
@@ -107,7 +112,7 @@ class Analyser:
         """Analyse one film: worklist, audit, outbox. Never raises for a bad film."""
         try:
             study = load_study(job.path)
-            prediction = self.engine.predict(study)
+            prediction = self.engine.predict(study, threshold=self.threshold, operating_point=self.operating_point)
         except LungLensError as exc:
             result = JobResult(job.path, error=str(exc))
         except Exception as exc:  # one broken film must never stop the node

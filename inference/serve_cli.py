@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .commands import EXIT_FAILED, EXIT_OK, add_provider_arguments, usage_error
+from .commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine, probability,
+                       usage_error)
 from .dicom_node import DEFAULT_AET, DEFAULT_PORT, BindRefused, DicomNode, NodeConfig, NodeFolders, check_bind
 from .outbox import Backoff, Destination, DestinationError
 
@@ -31,7 +32,8 @@ what it sends (with --send-to), for every DICOM film received or found in the ho
       probability, the result (above/below the review threshold, or not reliable), the
       threshold and operating point, the site profile (name, SHA-256), the model (name,
       version, SHA-256), whether the film is within the model's intended use and why not,
-      and a reference to the film. It carries the film's Patient and Study modules.
+      the operating point's figures and their source, the validated population, every
+      warning, and a reference to the film. It carries the film's Patient and Study modules.
   SC  for in-scope films at or above the threshold: the Secondary Capture of the heat-map
       with the result burned in (as lunglens report --dicom-sc), same study.
 Both wait in a persistent outbox in the data folder until the PACS has stored them.
@@ -39,7 +41,9 @@ Both wait in a persistent outbox in the data folder until the PACS has stored th
 exit status:
   0  stopped by SIGTERM or Ctrl+C
   1  the model could not be loaded, or the port could not be opened
-  2  usage error: a LAN --bind without --allow, a bad --send-to, a missing --hot-folder
+  2  usage error: a LAN --bind without --allow, a bad --send-to, a missing --hot-folder,
+     a --profile that cannot be read or was made for another model, an --operating-point
+     it does not have
 """
 
 
@@ -105,6 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a hot-folder file is taken once unchanged for this long (default 2)")
     parser.add_argument("--no-listen", action="store_true", help="no DICOM port: the hot folder and the outbox only")
     add_provider_arguments(parser)
+    add_profile_argument(parser)
+    point = parser.add_mutually_exclusive_group()
+    point.add_argument("--operating-point", default=None, metavar="NAME",
+                       help="an operating point of the site profile (default: the profile's default)")
+    point.add_argument("--threshold", type=probability, default=None, metavar="T",
+                       help="a custom review threshold on the probability (0..1)")
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -128,8 +138,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its own chatter; we say what matters
     logging.getLogger("highdicom").setLevel(logging.WARNING)
 
-    from .engine import Engine
-    from .errors import LungLensError
     from .hot_folder import HotFolder
     from .node_analysis import Analyser, Job
     from .outbox import Outbox
@@ -143,11 +151,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        try:
-            engine = Engine.load(provider=args.provider, threads=args.threads)
-        except LungLensError as exc:
-            print(f"lunglens serve: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        engine = load_engine(args, "lunglens serve")
+        if isinstance(engine, int):
+            return engine
+        if args.operating_point is not None:
+            try:
+                engine.profile.operating_point(args.operating_point)
+            except ValueError as exc:  # an operating point this profile does not have
+                return usage_error(parser, str(exc))
         for warning in engine.warnings:
             log.warning("%s", warning)
         folders = NodeFolders.default()
@@ -162,7 +173,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 said.add(reason)
                 log.warning("%s", reason)
 
-        analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox)
+        analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox,
+                            threshold=args.threshold, operating_point=args.operating_point)
         threads: list[threading.Thread] = []
         node = None
         if not args.no_listen:

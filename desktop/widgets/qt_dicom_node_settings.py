@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QProcess, QRunnable, QThreadPool, QTimer, Signal
@@ -234,9 +235,13 @@ class NodeStatus(QLabel):
     arrived = Signal()  # the node analysed a film into the worklist: the list can show it
     _counted = Signal(int)  # the outbox's length, counted off the GUI thread
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None, poll_ms: int = 2000) -> None:
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, poll_ms: int = 2000,
+                 decision: Callable[[], list[str]] = list) -> None:
+        """``decision``: the arguments that make the node decide as the window does (its site
+        profile and operating point: :meth:`desktop.controller.StudyController.node_arguments`)."""
         super().__init__(parent)
         self.store = NodeSettings(settings)
+        self.decision = decision
         self.process: QProcess | None = None
         self.state = "off"
         self.detail = ""
@@ -260,7 +265,7 @@ class NodeStatus(QLabel):
         proc = QProcess(self)
         program, *prefix = serve_command()
         proc.setProgram(program)
-        proc.setArguments([*prefix, *options.serve_arguments()])
+        proc.setArguments([*prefix, *options.serve_arguments(), *self.decision()])
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
         proc.readyReadStandardOutput.connect(self._read)
         proc.readyReadStandardError.connect(self._read_log)

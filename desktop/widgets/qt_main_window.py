@@ -168,7 +168,8 @@ class MainWindow(QMainWindow):
         self._removal_message = ""
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
-        self.node_status = NodeStatus(self.settings, self)  # runs `lunglens serve` when Settings enable it
+        # runs `lunglens serve` when Settings enable it, deciding with this window's profile and point
+        self.node_status = NodeStatus(self.settings, self, decision=self.controller.node_arguments)
         self.node_status.arrived.connect(self.controller.restore)  # films the node analysed join the list
         for w in (self.undo_button, self.progress_label, self.progress_bar, self.cancel_button, self.engine_label,
                   self.node_status):
@@ -623,8 +624,8 @@ class MainWindow(QMainWindow):
             self.controller.apply_settings(changed)
             if "privacy" in changed:
                 self.tags.set_show_identifiers(self.settings.show_identifiers)
-            if "dicom_node" in changed:
-                self.node_status.restart()
+            if changed & {"dicom_node", "decision", "profile"}:
+                self.node_status.restart()  # the node decides as the window does
 
     # -- site calibration and reader verdicts ------------------------------------------------------
     def give_verdict(self, verdict: str | None) -> None:
@@ -657,6 +658,7 @@ class MainWindow(QMainWindow):
         self.settings.operating_point = ""
         self.settings.sync()
         self.controller.apply_settings({"profile"})
+        self.node_status.restart()
         profile = self.controller.profile
         self.statusBar().showMessage(f"Site profile in use: {profile.name if profile else path.name}", 8000)
 

@@ -102,6 +102,45 @@ def test_a_film_sent_to_the_node_shows_up_in_the_window(qtbot, app_settings, req
     assert item.record is not None or item.prediction is not None
 
 
+def test_the_node_decides_with_the_windows_site_profile_and_operating_point(qtbot, app_settings, request,  # type: ignore[no-untyped-def]
+                                                                            isolated_user_dirs) -> None:
+    """A clinic that calibrated LungLens and reads at the balanced point gets the same from the
+    node: a film the X-ray unit sends is calibrated and thresholded with that profile, at that
+    point (before, the node always used the shipped profile at its default point)."""
+    from inference.paths import models_dir
+    from inference.profile import SiteProfile
+    from inference.profile_library import keep
+    from tests.fixtures.dicom_peers import store
+
+    clinic = SiteProfile.load(models_dir() / "lunglens-cxr.profile.json").chosen("Clinic A", "high_sensitivity")
+    app_settings.site_profile = str(keep(clinic))
+    app_settings.operating_point = "balanced"
+    port = free_port()
+    NodeSettings(app_settings).save(NodeOptions(enabled=True, port=port, allowed=["XRAY1"]))
+    window = request.getfixturevalue("window")
+    assert window.controller.node_arguments() == ["--profile", app_settings.site_profile,
+                                                  "--operating-point", "balanced"]
+    qtbot.waitUntil(lambda: window.node_status.state == "listening", timeout=60000)
+    film = Path(__file__).resolve().parents[2] / "resources" / "samples" / "sample-pneumonia.dcm"
+    assert store(port, [film], "-xs", calling="XRAY1").returncode == 0
+    import pydicom
+
+    uid = pydicom.dcmread(film, stop_before_pixels=True).SOPInstanceUID
+    kept = isolated_user_dirs / "node" / "received" / f"{uid}.dcm"
+    model = window.controller.model
+    qtbot.waitUntil(lambda: model.key_of_path(kept) is not None
+                    and model.item(model.key_of_path(kept)).record is not None, timeout=60000)
+    record = model.item(model.key_of_path(kept)).record
+    assert (record.profile.name, record.profile.sha256) == ("Clinic A", clinic.sha256)
+    assert record.operating.name == "balanced"
+    assert record.operating.threshold == clinic.operating_points["balanced"].threshold
+
+    # A typed threshold reaches the node too, once the settings change (the node restarts).
+    app_settings.operating_point, app_settings.custom_threshold = "custom", 0.4
+    window.controller.apply_settings({"decision"})
+    assert window.controller.node_arguments()[-2:] == ["--threshold", "0.4"]
+
+
 def test_the_status_line_counts_the_outbox_off_the_gui_thread(qtbot, app_settings, isolated_user_dirs,
                                                                monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import threading

@@ -23,6 +23,7 @@ from inference.paths import models_dir
 from inference.presentation import present
 from tests.fixtures.tiny_model import build_tiny_model
 from tests.inference.test_dicom_sc import dciodvfy
+from tests.inference.test_dicom_sr import _named
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +117,23 @@ def test_a_data_folder_that_cannot_be_written_is_a_warning_not_a_traceback(qapp,
     assert err.count("warning: the audit log") == 1 and "nothing more is audited in this run" in err
 
 
+@pytest.mark.gui
+def test_a_site_profile_decides_the_report_and_is_named_in_it(qapp, tiny_model, data_dir, tmp_path, real_dicom, capsys):
+    """`--profile`, as classify and serve take it: the PDF and the SR say which profile made them."""
+    from inference.profile import SiteProfile
+
+    shipped = SiteProfile.load(next(tiny_model.glob("*.profile.json")))
+    clinic = shipped.chosen("Clinic R", "balanced")
+    path = clinic.save(tmp_path / "clinic.profile.json")
+    pdf, sr = tmp_path / "r.pdf", tmp_path / "r-sr.dcm"
+    assert lunglens(["report", str(real_dicom), "--profile", str(path), "--pdf", str(pdf), "--sr", str(sr)]) == 0
+    assert f"site profile: Clinic R · sha256 {clinic.sha256[:12]}" in capsys.readouterr().out
+    assert f"Clinic R · sha256 {clinic.sha256[:12]}" in pdf_text(pdf)
+    assert "balanced, threshold" in pdf_text(pdf)
+    params = [i.TextValue for i in _named(pydicom.dcmread(sr), "Algorithm Parameters")]
+    assert f"site profile Clinic R sha256 {clinic.sha256}" in params
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
@@ -128,6 +146,7 @@ def test_a_data_folder_that_cannot_be_written_is_a_warning_not_a_traceback(qapp,
         (["{dicom}", "--anonymize", "--show-identifiers", "--pdf", "x.pdf"], 2, "not allowed with argument"),
         (["{dicom}", "--operating-point", "nope", "--pdf", "x.pdf"], 2, "unknown operating point 'nope'"),
         (["{dicom}", "--pdf", "{tmp}/no/such/dir/x.pdf"], 1, "does not exist"),
+        (["{dicom}", "--profile", "{tmp}/none.profile.json", "--pdf", "x.pdf"], 2, "none.profile.json: no such profile"),
     ],
 )
 def test_errors_name_the_file_and_the_reason(argv, code, message, tiny_model, data_dir, tmp_path, real_dicom, capsys, monkeypatch):

@@ -42,6 +42,18 @@ def test_a_lan_bind_needs_an_allow_list(capsys: pytest.CaptureFixture[str]) -> N
         check_bind("10.0.0.5", frozenset())
 
 
+def test_a_profile_or_operating_point_the_node_cannot_use_is_refused_before_it_listens(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUNGLENS_DATA_DIR", str(tmp_path / "data"))
+    assert lunglens(["serve", "--port", "0", "--profile", str(tmp_path / "none.profile.json")]) == 2
+    err = capsys.readouterr().err
+    assert "none.profile.json: no such profile" in err and "Traceback" not in err
+    assert lunglens(["serve", "--port", "0", "--operating-point", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown operating point 'nope'" in err and "listening" not in err
+    assert lunglens(["serve", "--operating-point", "balanced", "--threshold", "0.4"]) == 2  # one or the other
+
+
 def test_every_syntax_the_loaders_decode_is_accepted_with_uncompressed_fallbacks() -> None:
     offered = decodable_syntaxes()
     assert offered[:len(NATIVE_SYNTAXES)] == list(NATIVE_SYNTAXES)
