@@ -232,6 +232,8 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
         f"95 % intervals by bootstrap over {profile.grouping}s ({n_boot} resamples). Expect somewhat lower "
         f"figures on new films."
     )
+    if note := measured.resampled().note:
+        lines.append(f"Note: {note}.")
     if measured.errors:
         lines.append(f"Skipped: {_films(len(measured.errors))} could not be analysed (listed above).")
     if skipped:

@@ -59,8 +59,9 @@ def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, o
     measured = films.measured
     y = np.asarray(measured.labels, dtype=np.int64)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    resampled = measured.resampled()
     base = dict(profile=profile.info, operating=operating, n_pneumonia=n_pos, n_no_pneumonia=n_neg,
-                grouping=measured.grouping, skipped=films.skipped)
+                grouping=resampled.grouping, skipped=films.skipped)
     if n_pos < min_per_class or n_neg < min_per_class:
         return LocalPerformance(**base, too_few=(
             f"Too few verdicts to measure anything yet: {n_pos} “pneumonia” and {n_neg} “no pneumonia”. "
@@ -68,7 +69,7 @@ def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, o
             f"a figure would mislead."))
     logit = np.asarray(measured.logits, dtype=np.float64)
     prob = np.asarray(profile.calibration.probability(logit))
-    groups = np.asarray(measured.groups)
+    groups = np.asarray(resampled.groups)
     sensitivity, specificity = sens_spec_estimates(y, prob, operating.threshold, groups, n_boot)
     flagged = prob >= operating.threshold
     return LocalPerformance(

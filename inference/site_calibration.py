@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import fit_site
+from .calibration import MIN_PER_CLASS, fit_site
 from .engine import Engine
 from .errors import LungLensError
 from .loaders import load_study
 from .prediction import ModelInfo
 from .profile import SiteProfile, make_profile
-from .sitefilms import LabelledFilm, patient_group
+from .sitefilms import LABELS, LabelledFilm, patient_group
 from .worklist import WorklistRecord, verdict_label
 
 
@@ -35,10 +35,32 @@ class Measured:
     groups: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "<file>: <reason>" for films that failed
 
-    @property
-    def grouping(self) -> str:
-        """"patient" when every film has a patient, else "film" (mixed: the patients we know)."""
-        return "patient" if all(not g.startswith("film:") for g in self.groups) else "film"
+    def resampled(self) -> Resampled:
+        """What the bootstrap intervals resample. Patients, as :func:`patient_group` finds them
+        ("patient" when every film has one, else "film": the patients we know, the other films
+        alone) -- unless they do not tell the patients of a class apart: fewer than
+        :data:`MIN_PER_CLASS` among its films is what a blanked or uniform PatientID (or one file
+        name in every folder) looks like, and resampling so few groups gives intervals of no
+        width around a threshold chosen on them. Then every film is its own group, and the
+        reason is given."""
+        y, groups = np.asarray(self.labels), np.asarray(self.groups)
+        for label, name in enumerate(LABELS):
+            films, patients = int((y == label).sum()), len(np.unique(groups[y == label]))
+            if films >= MIN_PER_CLASS and patients < MIN_PER_CLASS:
+                return Resampled([f"film:{p}" for p in self.paths], "film", (
+                    f"the {films} {name} films name only {patients} patient{'' if patients == 1 else 's'} (the same "
+                    f"PatientID or file name on many films, as anonymisation can leave them), so the 95 % intervals "
+                    f"resample films instead of patients: they are too narrow if a child has several films here"))
+        return Resampled(list(self.groups), "patient" if all(not g.startswith("film:") for g in groups) else "film")
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """The bootstrap group of each film, what the groups are, and why films when patients were named."""
+
+    groups: list[str]
+    grouping: str  # "patient" or "film"
+    note: str = ""
 
 
 def measure(engine: Engine, films: list[LabelledFilm],
@@ -127,7 +149,8 @@ def calibrate(engine: Engine, measured: Measured, name: str, description: str | 
     Raises :class:`inference.calibration.CalibrationDataError` for data that cannot support
     a calibration (one class, too few films of a class).
     """
-    fit = fit_site(np.asarray(measured.labels), np.asarray(measured.logits), np.asarray(measured.groups),
+    resampled = measured.resampled()
+    fit = fit_site(np.asarray(measured.labels), np.asarray(measured.logits), np.asarray(resampled.groups),
                    target_sensitivity=target_sensitivity, n_boot=n_boot)
     return make_profile(fit, engine.model_info, name=name, source=describe_source(measured, description),
-                        grouping=measured.grouping)
+                        grouping=resampled.grouping)

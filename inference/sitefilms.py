@@ -49,10 +49,14 @@ def file_name_patient(path: Path) -> str | None:
 
 
 def patient_group(patient_id: str, path: Path) -> str:
-    """The bootstrap group of a film: its DICOM PatientID, else the file-name rule, else the
-    film alone ("film:..."). Only counted, never written to a profile."""
-    patient = patient_id.strip() or file_name_patient(path)
-    return f"patient:{patient}" if patient else f"film:{path}"
+    """The bootstrap group of a film: its DICOM PatientID, else the file-name rule within the
+    film's folder (an export with one folder per patient names every first film
+    ``IM-0001-0001``: the same name, other children), else the film alone ("film:...").
+    Only counted, never written to a profile."""
+    if patient_id.strip():
+        return f"patient:{patient_id.strip()}"
+    named = file_name_patient(path)
+    return f"patient:{path.parent}/{named}" if named else f"film:{path}"
 
 
 def label_of_folder(path: Path, root: Path) -> int | None:

@@ -469,6 +469,8 @@ class ResultPage(QWizardPage):
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
             notes.append(f"{len(run.measured.errors)} film(s) could not be analysed and were left out.")
+        if grouping := run.measured.resampled().note:
+            notes.append(grouping[:1].upper() + grouping[1:] + ".")
         self.note.setText(" ".join(notes))
         self._show_choice()
 

@@ -223,6 +223,40 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     assert not (tmp_path / "short.json").exists()
 
 
+def test_intervals_resample_patients_only_where_the_names_tell_them_apart(
+    tmp_path: Path, films, capsys: pytest.CaptureFixture
+) -> None:
+    """A profile must not claim a confidence its data cannot give: an export with one folder per
+    child names every first film IM-0001-0001 (other children, not one), and anonymised DICOMs
+    that all read PatientID ANONYMOUS are one "patient" for the whole set, whose bootstrap
+    intervals have no width."""
+    export = tmp_path / "export"
+    for label, files in films.items():
+        for k, f in enumerate(files):
+            (export / label / f"child{k:02d}").mkdir(parents=True)
+            (export / label / f"child{k:02d}" / "IM-0001-0001.jpeg").symlink_to(f)
+    out = tmp_path / "export.profile.json"
+    assert main(["calibrate", str(export), "--out", str(out), "--bootstrap", "200"]) == 0
+    profile = SiteProfile.load(out)
+    assert (profile.grouping, profile.n_groups) == ("patient", 2 * N_PER_CLASS)
+    assert "Note:" not in capsys.readouterr().out
+
+    anonymous = tmp_path / "anonymous"
+    for label, files in films.items():
+        (anonymous / label).mkdir(parents=True)
+        for k, f in enumerate(files):
+            write_dicom(anonymous / label / f"{k:02d}.dcm", read_gray(f), tags={"PatientID": "ANONYMOUS"})
+    out = tmp_path / "anonymous.profile.json"
+    assert main(["calibrate", str(anonymous), "--out", str(out), "--bootstrap", "200"]) == 0
+    profile = SiteProfile.load(out)
+    assert (profile.grouping, profile.n_groups) == ("film", 2 * N_PER_CLASS)
+    printed = capsys.readouterr().out
+    assert f"{2 * N_PER_CLASS} films for the bootstrap" in printed
+    assert f"Note: the {N_PER_CLASS} NORMAL films name only 1 patient (the same PatientID" in printed
+    auc = profile.metrics["auc"]
+    assert auc.hi - auc.lo > 0.0  # an interval, not a point
+
+
 def test_a_profile_from_reader_verdicts_needs_no_model_run(
     tmp_path: Path, films, engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
