@@ -17,6 +17,7 @@ import sys
 from types import ModuleType
 
 from inference import __version__
+from inference.commands import stdout_reader_may_leave
 
 
 # Each command and its line in `lunglens --help`.
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 0 after --help or --version, 2 for a usage error
         return int(exc.code or 0)
     assert sub is not None  # a command was named: -h and --version exit inside parse_args
-    return int(_module(namespace.command).run(namespace, sub))
+    with stdout_reader_may_leave():
+        return int(_module(namespace.command).run(namespace, sub))
 
 
 if __name__ == "__main__":

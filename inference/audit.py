@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .decision import tidy_number
 from .userdirs import PRIVATE_FILE_MODE, audit_log_path, private_dir, tighten
 from .worklist import WorklistRecord, utc_now
 
@@ -172,7 +173,7 @@ class AuditLog:
             profile_sha256=record.profile.sha256 if record.profile else None,
             provider=record.provider,
             pixel_sha256=record.pixel_sha256,
-            probability=round(record.probability, 6),
+            probability=tidy_number(record.probability),
             threshold=record.threshold,
             operating_point=record.operating_point,
             label=record.label,

@@ -9,6 +9,8 @@ so ``classify``, ``calibrate`` and ``audit`` never import Qt. No Qt and no ONNX 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -48,6 +50,58 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _ReaderMayLeave:
+    """Standard output that a reader may stop reading (``lunglens classify … | head``): once
+    the pipe is closed, what is printed is dropped and the command does the rest of its work
+    -- the worklist, the audit log, the CSV, the SR -- instead of dying half-way with a
+    BrokenPipeError traceback. Output goes to the null device from then on, so that the
+    interpreter's last flush finds a file to write to."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.reader_left = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_left:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_left:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._left()
+
+    def _left(self) -> None:
+        self.reader_left = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file (a test's capture): nothing to redirect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def stdout_reader_may_leave() -> Iterator[None]:
+    """Within the block, ``sys.stdout`` is a :class:`_ReaderMayLeave`."""
+    original = sys.stdout
+    guarded = _ReaderMayLeave(original)
+    sys.stdout = guarded
+    try:
+        yield
+    finally:
+        guarded.flush()  # what is still buffered, while a closed pipe is still caught
+        sys.stdout = original
 
 
 def stopped(prog: str, stop: KeyboardInterrupt, detail: str = "") -> int:

@@ -111,6 +111,15 @@ def probability_text(probability: float) -> str:
     return f"{pct:.0f} %"
 
 
+def tidy_number(value: float) -> float:
+    """A figure for the files people open (JSON, CSV, the audit log): six significant digits,
+    except where that would read exactly 0 or 1 without being it -- a probability of 3e-10
+    is not "0", and no result is certain."""
+    v = float(value)
+    short = float(f"{v:.6g}")
+    return v if short in (0.0, 1.0) and short != v else short
+
+
 def threshold_text(threshold: float) -> str:
     """A threshold to one decimal, without a trailing ".0": "35 %", "12.5 %". A typed threshold
     that rounds to 0 or 100 without being it reads "< 0.1 %" / "> 99.9 %", as a probability

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from .decision import tidy_number
 from .worklist import WorklistRecord
 
 COLUMNS: tuple[str, ...] = (
@@ -72,7 +73,7 @@ def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dic
         path=record.study_path,
         status="done",
         error="",
-        probability=round(record.probability, 6),
+        probability=tidy_number(record.probability),
         label=record.label,
         threshold=record.threshold,
         operating_point=record.operating_point,
@@ -129,7 +130,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return repr(tidy_number(value))
     if isinstance(value, (list, tuple)):
         value = "; ".join(str(v) for v in value)
     text = str(value)

@@ -1,6 +1,6 @@
 """``lunglens classify`` and ``lunglens calibrate`` stopped by Ctrl+C or SIGTERM mid-run: a clear
-exit status, whole outputs or none, and every printed result kept in the worklist (the real
-commands, each in its own process)."""
+exit status, whole outputs or none, and every printed result kept in the worklist; and commands
+whose reader closes the pipe, which go on (the real commands, each in its own process)."""
 
 from __future__ import annotations
 
@@ -114,3 +114,31 @@ def _read_rest(fd: int) -> bytes:
         return os.read(fd, 4096)
     except OSError:
         return b""
+
+
+@pytest.mark.parametrize("command", ["classify", "report"])
+def test_a_reader_that_stops_reading_does_not_stop_the_command(command: str, tmp_path) -> None:
+    """``lunglens classify … | head -1``: the pipe closes before the command has printed; it
+    still does all its work -- every CSV row, the SR after the PDF -- and exits 0 without a
+    BrokenPipeError traceback (before, it died half-way with one and exit 1)."""
+    import subprocess
+
+    samples = REPO / "resources" / "samples"
+    out = tmp_path / "out"
+    args = {"classify": ["classify", "--no-worklist", "--csv", str(out / "results.csv"),
+                         str(samples / "sample-pneumonia.png"), str(samples / "sample-normal.png")],
+            "report": ["report", str(samples / "sample-pneumonia.dcm"), "--pdf", str(out / "r.pdf"),
+                       "--sr", str(out / "r-sr.dcm")]}[command]
+    out.mkdir()
+    env = {**os.environ, "LUNGLENS_DATA_DIR": str(tmp_path / "data"), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop.main", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader has gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    if command == "classify":
+        with open(out / "results.csv", newline="", encoding="utf-8-sig") as f:
+            assert len(list(csv.DictReader(f))) == 2
+    else:
+        assert (out / "r.pdf").stat().st_size > 0 and (out / "r-sr.dcm").stat().st_size > 0

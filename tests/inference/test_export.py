@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from inference.decision import custom_point
-from inference.export import COLUMNS, IDENTIFIER_COLUMNS, error_row, export_records, record_row, write_csv
+from inference.decision import custom_point, tidy_number
+from inference.export import COLUMNS, IDENTIFIER_COLUMNS, _cell, error_row, export_records, record_row, write_csv
 from inference.hashing import pixel_sha256
 from inference.worklist import Worklist, WorklistRecord
 
@@ -34,16 +34,25 @@ def test_csv_one_row_per_study_without_identifiers(tmp_path, records):
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert tuple(rows[0]) == COLUMNS
     assert [r["label"] for r in rows] == ["PNEUMONIA", "NORMAL"]
-    assert rows[0]["probability"] == "0.8300"
+    assert rows[0]["probability"] == "0.83"
     assert rows[0]["warnings"] == "adult; check"
     assert rows[0]["in_scope"] == "yes"
     assert rows[0]["modality"] == "CR"
     assert (rows[0]["profile_name"], rows[0]["profile_sha256"], rows[0]["logit"]) == (
-        PROFILE.name, PROFILE.sha256, "1.5000")
+        PROFILE.name, PROFILE.sha256, "1.5")
     assert (rows[0]["verdict"], rows[1]["verdict"], rows[1]["verdict_at"]) == ("pneumonia", "", "")
     assert rows[0]["verdict_at"] == records[0].verdict_at != ""
     text = raw.decode("utf-8-sig")
     assert PATIENT_NAME not in text and PATIENT_ID not in text
+
+
+@pytest.mark.parametrize(("p", "cell"), [(2.8e-05, "2.8e-05"), (3e-10, "3e-10"), (0.123456789, "0.123457"),
+                                         (0.99999999, "0.99999999"), (1.0 - 1e-12, repr(1.0 - 1e-12))])
+def test_a_probability_in_a_file_never_reads_0_or_1_unless_it_is(p, cell):
+    """Four decimals wrote 2.8e-5 as 0.0000 in the CSV, and six rounded the JSON's to 0.0."""
+    assert _cell(tidy_number(p)) == _cell(p) == cell
+    assert tidy_number(p) not in (0.0, 1.0)
+    assert tidy_number(0.0) == 0.0 and tidy_number(1.0) == 1.0
 
 
 def test_json_with_identifiers_when_asked(tmp_path, records):
