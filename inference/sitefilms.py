@@ -67,8 +67,22 @@ def label_of_folder(path: Path, root: Path) -> int | None:
     return None
 
 
+def _each_once(films: list[tuple[LabelledFilm, str]]) -> list[LabelledFilm]:
+    """Every film once (a folder given twice, or inside another given, a CSV naming a file
+    twice): counted twice it would pass the minimum of a class and narrow every interval.
+    A film given both labels is refused, naming where (``films``: film, where it was named)."""
+    seen: dict[Path, tuple[LabelledFilm, str]] = {}
+    for film, where in films:
+        key = film.path.resolve()
+        first = seen.setdefault(key, (film, where))
+        if first[0].label != film.label:
+            raise LabelError(f"{film.path} is labelled both {LABELS[first[0].label]} ({first[1]}) and "
+                             f"{LABELS[film.label]} ({where})")
+    return [film for film, _ in seen.values()]
+
+
 def from_folders(roots: list[Path]) -> list[LabelledFilm]:
-    """Every study file under a NORMAL or PNEUMONIA folder below any of ``roots``."""
+    """Every study file under a NORMAL or PNEUMONIA folder below any of ``roots``, once."""
     films = []
     for root in roots:
         if not root.is_dir():
@@ -76,8 +90,8 @@ def from_folders(roots: list[Path]) -> list[LabelledFilm]:
         for path in iter_study_files([root], recursive=True):
             label = label_of_folder(path, root)
             if label is not None:
-                films.append(LabelledFilm(path, label))
-    return films
+                films.append((LabelledFilm(path, label), f"under {root}"))
+    return _each_once(films)
 
 
 def from_csv(csv_path: Path) -> list[LabelledFilm]:
@@ -94,12 +108,13 @@ def from_csv(csv_path: Path) -> list[LabelledFilm]:
         if len(row) < 2:
             raise LabelError(f"{csv_path}, line {n}: expected path,label")
         path_text, label_text = row[0].strip(), row[1].strip().lower()
-        if n == 1 and label_text not in _LABEL_WORDS:
-            continue  # a header
+        path = Path(path_text)
+        path = path if path.is_absolute() else csv_path.parent / path
+        if n == 1 and label_text not in _LABEL_WORDS and not path.is_file():
+            continue  # a header (a first line naming a film is a film, whose label must be read)
         if label_text not in _LABEL_WORDS:
             raise LabelError(f"{csv_path}, line {n}: label {row[1]!r} is not NORMAL or PNEUMONIA")
-        path = Path(path_text)
-        films.append(LabelledFilm(path if path.is_absolute() else csv_path.parent / path, _LABEL_WORDS[label_text]))
+        films.append((LabelledFilm(path, _LABEL_WORDS[label_text]), f"line {n}"))
     if not films:
         raise LabelError(f"{csv_path}: no labelled films")
-    return films
+    return _each_once(films)

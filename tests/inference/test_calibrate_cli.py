@@ -99,6 +99,11 @@ def test_unreadable_or_wrong_labels_exit_2_naming_the_file(tmp_path: Path, films
                       "wrong.csv, line 3: label 'maybe' is not NORMAL or PNEUMONIA"),
         "short.csv": (f"{films['NORMAL'][0]}\n".encode(), "short.csv, line 1: expected path,label"),
         "empty.csv": (b"path,label\n", "empty.csv: no labelled films"),
+        # A first line naming a film is not a header: its label is read, a typo refused.
+        "first.csv": (f"{films['NORMAL'][0]},PNEUMONA\n{films['NORMAL'][1]},normal\n".encode(),
+                      "first.csv, line 1: label 'PNEUMONA' is not NORMAL or PNEUMONIA"),
+        "both.csv": (f"{films['NORMAL'][0]},normal\n{films['NORMAL'][1]},normal\n{films['NORMAL'][0]},pneumonia\n"
+                     .encode(), f"{films['NORMAL'][0]} is labelled both NORMAL (line 1) and PNEUMONIA (line 3)"),
     }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -107,6 +112,20 @@ def test_unreadable_or_wrong_labels_exit_2_naming_the_file(tmp_path: Path, films
         assert message in err and len(err.splitlines()) == 1, err
     assert main(["calibrate", "--labels", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "p.json")]) == 2
     assert "missing.csv: cannot read the labels" in capsys.readouterr().err
+
+
+def test_a_film_named_twice_counts_once(tmp_path: Path, films, no_model, capsys: pytest.CaptureFixture) -> None:
+    """The same folder twice, or a folder and one inside it, must not pass the minimum of 20 a
+    class (nor narrow the intervals) with 12 films counted twice."""
+    site = link_films(tmp_path / "site", films, {"NORMAL": N_PER_CLASS, "PNEUMONIA": 12})
+    for dirs in ([site, site], [site, site / "PNEUMONIA"]):
+        assert main(["calibrate", *map(str, dirs), "--out", str(tmp_path / "p.json")]) == 2
+        assert "only 12 PNEUMONIA films" in capsys.readouterr().err
+    rows = "".join(f"{f},pneumonia\n" for f in [*films["PNEUMONIA"][:12]] * 2)
+    (tmp_path / "twice.csv").write_text("path,label\n" + rows + "".join(f"{f},normal\n" for f in films["NORMAL"]))
+    assert main(["calibrate", "--labels", str(tmp_path / "twice.csv"), "--out", str(tmp_path / "p.json")]) == 2
+    assert "only 12 PNEUMONIA films" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
 
 
 def test_no_labelled_films_and_ambiguous_sources_exit_2(tmp_path: Path, films, no_model,
