@@ -28,10 +28,27 @@ _DATE = re.compile(r"^\s*(\d{4})[.\-]?(\d{2})[.\-]?(\d{2})\s*$")  # DICOM DA, an
 
 @dataclass(frozen=True)
 class PatientAge:
-    """An age in years and how it reads in a warning ("045Y", or "43 years (from the birth date)")."""
+    """An age in years and how it reads in a warning ("45 years", "4 months"), and whether it
+    was worked out from the birth date rather than written by the modality."""
 
     years: float
     text: str
+    from_birth_date: bool = False
+
+    @property
+    def described(self) -> str:
+        """e.g. "44 years, from the birth date"."""
+        return f"{self.text}, from the birth date" if self.from_birth_date else self.text
+
+
+def _readable(years: float) -> str:
+    """An age as people say it: years from 2, then months, then weeks, then days."""
+    for unit, per_year, floor in (("year", 1.0, 2.0), ("month", 12.0, 2 / 12), ("week", 365.25 / 7, 2 * 7 / 365.25)):
+        if years >= floor:
+            n = int(years * per_year + 1e-9)
+            return f"{n} {unit}s"
+    days = int(round(years * 365.25))
+    return f"{days} day" if days == 1 else f"{days} days"
 
 
 def age_in_years(age: str) -> float | None:
@@ -61,31 +78,34 @@ def patient_age(meta: StudyMetadata) -> PatientAge | None:
     """
     years = age_in_years(meta.patient_age)
     if years is not None:
-        return PatientAge(years, meta.patient_age.strip())
+        return PatientAge(years, _readable(years))
     born = parse_date(meta.patient_birth_date)
     taken = parse_date(meta.study_date) or parse_date(meta.acquisition_date)
     if born is None or taken is None or taken < born:
         return None
-    days = (taken - born).days
-    years = days / 365.25
-    shown = f"{int(years)} years" if years >= 2 else f"{int(days / 30.44)} months"
-    return PatientAge(years, f"{shown}, from the birth date")
+    years = (taken - born).days / 365.25
+    return PatientAge(years, _readable(years), from_birth_date=True)
 
 
 def population_warnings(meta: StudyMetadata) -> list[str]:
     """Warnings when the patient is not known to be in the population the model was validated on."""
     age = patient_age(meta)
     if age is None:
+        written = meta.patient_age.strip()
+        if written:  # a header that holds something no one can read as an age ("n/a", "4.5Y")
+            return [f"Patient age unreadable (the DICOM header says {written!r}): the model is validated "
+                    f"for children aged 1–5 only."]
         return [AGE_NOT_RECORDED]
     lo, hi = TRAINED_AGES
     if age.years >= ADULT_YEARS:
         return [
-            f"Adult patient (age {age.text}): the model was trained on children aged "
+            f"Adult patient (age {age.described}): the model was trained on children aged "
             f"{lo:.0f}–{hi:.0f} only; its probability has not been validated for adults."
         ]
     if age.years < lo or age.years > hi:
+        via = ", from the birth date," if age.from_birth_date else ""
         return [
-            f"Patient age {age.text} is outside the {lo:.0f}–{hi:.0f} years the model was trained on; "
+            f"Patient age {age.text}{via} is outside the {lo:.0f}–{hi:.0f} years the model was trained on; "
             f"interpret the result with care."
         ]
     return []

@@ -79,7 +79,7 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
     assert f"operating point {prediction.operating_point}" in params and f"label {prediction.label}" in params
     # What a reader must know beside the number reaches the PACS too, worded as everywhere else.
     words = present(prediction)
-    assert any(w.startswith("Adult patient (age 62)") for w in words.warnings), words.warnings
+    assert any(w.startswith("Adult patient (age 62 years)") for w in words.warnings), words.warnings
     assert [i.TextValue for i in _named(sr, "Warning")] == list(words.warnings)
     assert _named(sr, "Operating point")[0].TextValue == words.operating_point
     assert _named(sr, "Validated population")[0].TextValue == POPULATION

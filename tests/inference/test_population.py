@@ -42,14 +42,14 @@ def test_dates() -> None:
 def test_age_from_the_birth_date_and_the_study_or_acquisition_date() -> None:
     by_study = patient_age(StudyMetadata(patient_birth_date="20200615", study_date="20240131"))
     assert by_study is not None and by_study.years == pytest.approx(3.63, abs=0.01)
-    assert by_study.text == "3 years, from the birth date"
+    assert (by_study.text, by_study.described) == ("3 years", "3 years, from the birth date")
     by_acquisition = patient_age(StudyMetadata(patient_birth_date="19800101", acquisition_date="20240131"))
     assert by_acquisition is not None and by_acquisition.years == pytest.approx(44.08, abs=0.01)
     baby = patient_age(StudyMetadata(patient_birth_date="20230901", study_date="20240131"))
-    assert baby is not None and baby.text == "4 months, from the birth date"
+    assert baby is not None and (baby.text, baby.from_birth_date) == ("4 months", True)
     # PatientAge wins: it is what the modality wrote at the time.
     both = patient_age(StudyMetadata(patient_age="004Y", patient_birth_date="19800101", study_date="20240131"))
-    assert both is not None and (both.years, both.text) == (4.0, "004Y")
+    assert both is not None and (both.years, both.text, both.from_birth_date) == (4.0, "4 years", False)
     for meta in (StudyMetadata(patient_birth_date="20200615"),  # no date of the examination
                  StudyMetadata(patient_birth_date="20250101", study_date="20240131"),  # born after it
                  StudyMetadata(study_date="20240131")):
@@ -58,16 +58,24 @@ def test_age_from_the_birth_date_and_the_study_or_acquisition_date() -> None:
 
 def test_population_warnings_for_adults_other_ages_and_unknown_ages() -> None:
     (adult,) = population_warnings(StudyMetadata(patient_age="045Y"))
-    assert adult.startswith("Adult patient (age 045Y)") and "1–5" in adult
+    assert adult.startswith("Adult patient (age 45 years)") and "1–5" in adult
+    (months,) = population_warnings(StudyMetadata(patient_age="999M"))  # read as people say it
+    assert months.startswith("Adult patient (age 83 years)")
     assert "Adult" in population_warnings(StudyMetadata(patient_age="018Y"))[0]
     (from_birth,) = population_warnings(StudyMetadata(patient_birth_date="19800101", study_date="20240131"))
     assert from_birth.startswith("Adult patient (age 44 years, from the birth date)")
     assert population_warnings(StudyMetadata(patient_age="003Y")) == []
     assert population_warnings(StudyMetadata(patient_age="030M")) == []
     (teen,) = population_warnings(StudyMetadata(patient_age="012Y"))
-    assert "Adult" not in teen and "outside the 1–5 years" in teen
+    assert "Adult" not in teen and teen.startswith("Patient age 12 years is outside the 1–5 years")
+    (infant,) = population_warnings(StudyMetadata(patient_birth_date="20230901", study_date="20240131"))
+    assert infant.startswith("Patient age 4 months, from the birth date, is outside the 1–5 years")
     assert population_warnings(StudyMetadata()) == [AGE_NOT_RECORDED]
-    assert population_warnings(StudyMetadata(patient_age="n/a")) == [AGE_NOT_RECORDED]
+    # Something in the header that is no age is not "not recorded": it says what is there.
+    for written in ("n/a", "4.5Y", "-05Y", "1000Y"):
+        assert population_warnings(StudyMetadata(patient_age=written)) == [
+            f"Patient age unreadable (the DICOM header says {written!r}): the model is validated for children "
+            f"aged 1–5 only."]
     assert AGE_NOT_RECORDED == "Patient age not recorded: the model is validated for children aged 1–5 only."
 
 
