@@ -22,6 +22,8 @@ SIGTERM, nothing written.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -35,9 +37,10 @@ from .commands import (
 )
 from .engine import Engine
 from .errors import LungLensError, ModelError
-from .plots import PlotPaths, profile_stem, write_plots
+from .plots import PlotPaths, plot_paths, profile_stem, write_plots
 from .prediction import ModelInfo
 from .presentation import target_note
+from .profile import FORMAT as PROFILE_FORMAT
 from .profile import UNCALIBRATED, SiteProfile
 from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
                                verdict_films)
@@ -56,7 +59,8 @@ exit status:
      could not be written
   2  usage error: the labelled films given one way too many or not at all, or films that
      cannot support a calibration (one class, fewer than 20 films of a class, unreadable
-     labels, no labelled films); nothing was written
+     labels, no labelled films), or an --out that is not a .json file or would overwrite
+     something that is not a site profile; nothing was written
   130, 143  stopped by Ctrl+C or SIGTERM before the profile was written; nothing was written
 """
 
@@ -127,8 +131,31 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # no
         return stopped(PROG, stop, "; no profile written")
 
 
+def check_out(out: Path) -> None:
+    """Refuse, before any film is analysed, an --out that would overwrite something that is not
+    a site profile (a film, a folder) or that cannot be written: never throw away what a user
+    keeps, and never make them wait for a run whose result cannot be kept."""
+    if out.suffix.lower() != ".json":
+        raise UsageError(f"--out {out}: a site profile is a .json file")
+    plots = plot_paths(out)
+    for path in (out, plots.roc, plots.reliability):
+        if path.is_dir():
+            raise UsageError(f"--out {out}: {path} is a folder")
+    if out.exists():
+        try:
+            is_profile = json.loads(out.read_text(encoding="utf-8")).get("format") == PROFILE_FORMAT
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            is_profile = False
+        if not is_profile:
+            raise UsageError(f"--out {out}: the file exists and is not a LungLens site profile; not overwritten")
+    folder = next((p for p in out.resolve().parents if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise Failure(f"cannot write {out}: {folder} is not a folder this user can write to; nothing was analysed")
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     """Collect the labelled films, measure them, fit, write, summarize."""
+    check_out(args.out)
     films = labelled_films(args)  # refusals before the model is even loaded
     try:
         engine = Engine.load(provider=args.provider, profile=UNCALIBRATED)
@@ -161,7 +188,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         profile.save(args.out)
         plots = write_plots(profile, args.out)
     except OSError as exc:
-        raise Failure(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        raise Failure(f"cannot write {exc.filename or args.out}: {exc.strerror or exc}") from None
     print("\n".join(summary_lines(profile, args.out, plots, measured, skipped, args.bootstrap)))
     return EXIT_FAILED if measured.errors else EXIT_OK
 

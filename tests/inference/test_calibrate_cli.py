@@ -114,6 +114,24 @@ def test_unreadable_or_wrong_labels_exit_2_naming_the_file(tmp_path: Path, films
     assert "missing.csv: cannot read the labels" in capsys.readouterr().err
 
 
+def test_an_out_that_would_destroy_something_else_is_refused_before_any_film_is_read(
+        tmp_path: Path, films, no_model, capsys: pytest.CaptureFixture) -> None:
+    site = link_films(tmp_path / "site", films)
+    film = tmp_path / "victim.jpeg"
+    film.write_bytes(b"\xff\xd8 a film the clinic keeps")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "notes"}')
+    (tmp_path / "odd.roc.png").mkdir()
+    for out, message in ((film, "a site profile is a .json file"),
+                         (notes, "the file exists and is not a LungLens site profile; not overwritten"),
+                         (tmp_path / "odd.json", "odd.roc.png is a folder")):
+        assert main(["calibrate", str(site), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err
+    assert film.read_bytes() == b"\xff\xd8 a film the clinic keeps" and notes.read_text() == '{"my": "notes"}'
+    assert not (tmp_path / "odd.json").exists()
+
+
 def test_a_film_named_twice_counts_once(tmp_path: Path, films, no_model, capsys: pytest.CaptureFixture) -> None:
     """The same folder twice, or a folder and one inside it, must not pass the minimum of 20 a
     class (nor narrow the intervals) with 12 films counted twice."""
