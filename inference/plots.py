@@ -200,6 +200,9 @@ def reliability_image(profile: SiteProfile) -> Image.Image:
         for b, (x, y) in zip(bins, points):
             axes.dot(x, y, 4 + 10 * (b["count"] / most) ** 0.5, CURVE)
             cx, cy = axes.xy(x, y)
-            axes.draw.text((cx + 14, cy - 14), f"n={b['count']}", fill=INK, font=font, anchor="lm")
+            if x > 0.9:  # near the right edge the count goes below the dot, inside the plot
+                axes.draw.text((cx, cy + 16), f"n={b['count']}", fill=INK, font=font, anchor="rt")
+            else:
+                axes.draw.text((cx + 14, cy - 14), f"n={b['count']}", fill=INK, font=font, anchor="lm")
     _legend(axes, [("films per bin (dot area)", CURVE, "dot"), ("perfect calibration", DIAGONAL, "dash")])
     return image
