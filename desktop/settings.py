@@ -6,9 +6,12 @@ tests hand it a QSettings bound to a temporary INI file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
+
+from inference.userdirs import private_dir, tighten
 
 from .models.display import DEFAULT_OPACITY
 
@@ -25,9 +28,22 @@ def _bool(value: object, default: bool) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
 
+def keep_private(q: QSettings) -> None:
+    """The settings name the films opened last (recent files, the last folder), and a film's
+    file name often carries its patient's: the file is this account's alone, and so is the
+    LungLens folder that holds it (~/.config/LungLens). The registry (Windows) is per user."""
+    if q.format() != QSettings.Format.IniFormat and sys.platform == "win32":
+        return
+    path = Path(q.fileName())
+    if path.parent.name == ORGANIZATION:
+        private_dir(path.parent)
+    tighten(path)
+
+
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+        keep_private(self.q)
 
     def _get(self, key: str, default: object) -> object:
         v = self.q.value(key, default)
@@ -168,3 +184,4 @@ class AppSettings:
 
     def sync(self) -> None:
         self.q.sync()
+        keep_private(self.q)
