@@ -19,13 +19,17 @@ import torch
 import torch.nn as nn
 
 
-def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """3x3 (stride 1) or 4x4 (stride 2) conv, BN, ReLU; both pad symmetrically."""
+PADDINGS = ("zeros", "replicate")
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1, padding: str = "zeros") -> nn.Sequential:
+    """3x3 (stride 1) or 4x4 (stride 2) conv, BN, ReLU; both pad symmetrically, with zeros or
+    (``"replicate"``) the edge pixel, so that a uniform image stays uniform at every layer."""
     kernel = 3 if stride == 1 else 4
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride}")
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=1, bias=False),
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=1, bias=False, padding_mode=padding),
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
@@ -34,10 +38,10 @@ def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 class ResBlock(nn.Module):
     """Two 3x3 convs with an identity shortcut."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, padding: str = "zeros") -> None:
         super().__init__()
-        self.conv1 = conv_bn(ch, ch)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.conv1 = conv_bn(ch, ch, padding=padding)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1, bias=False, padding_mode=padding)
         self.bn2 = nn.BatchNorm2d(ch)
         self.relu = nn.ReLU(inplace=True)
 
@@ -60,17 +64,22 @@ class LungLensNet(nn.Module):
         blocks: tuple[bool, ...] = (False, True, True, True),
         strides: tuple[int, ...] = (2, 2, 2, 1),
         dropout: float = 0.3,
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         if not len(blocks) == len(strides) == len(widths) - 1:
             raise ValueError(f"need one blocks flag and one stride per stage: {len(widths) - 1}, "
                              f"got {len(blocks)} and {len(strides)}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         self.config = {"widths": tuple(widths), "blocks": tuple(blocks), "strides": tuple(strides)}
-        layers: list[nn.Module] = [conv_bn(1, widths[0], stride=2)]
+        if padding != "zeros":  # recorded only when it differs, so older checkpoints read the same
+            self.config["padding"] = padding
+        layers: list[nn.Module] = [conv_bn(1, widths[0], stride=2, padding=padding)]
         for (cin, cout), block, stride in zip(zip(widths[:-1], widths[1:]), blocks, strides):
-            layers.append(conv_bn(cin, cout, stride=stride))
+            layers.append(conv_bn(cin, cout, stride=stride, padding=padding))
             if block:
-                layers.append(ResBlock(cout))
+                layers.append(ResBlock(cout, padding))
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], 1)

@@ -40,6 +40,7 @@ def render(m: dict, profile: dict, extra: str = "") -> str:
                f"pneumonia films (loss weight {tr['subtype_weight']}; not part of the exported network)"
                if tr.get("subtype_weight") else "")
     shapes = "; ".join(f"widths {s['widths']}, strides {s['strides']}, residual blocks {s['blocks']}"
+                       + (f", {s['padding']} padding" if s.get("padding") else "")
                        for s in arch["member_shapes"])
     cv = ", ".join(f"{k} {v:.3f}" for k, v in cal["cross_validated_ece"].items())
     return f"""# Model card: {m['name']} {m['version']}

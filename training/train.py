@@ -29,7 +29,7 @@ from .export import OUTPUTS, TRAINING_DATA, export_onnx, sha256_of, write_manife
 from inference.profile import SUFFIX as PROFILE_SUFFIX
 
 from . import site_profile
-from .model import Ensemble, ExportWrapper, LungLensNet, count_parameters
+from .model import PADDINGS, Ensemble, ExportWrapper, LungLensNet, count_parameters
 from .model_card import main as write_model_card
 
 NAME = "lunglens-cxr"
@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="auxiliary task: a second linear unit on the pooled features tells viral from bacterial "
                         "pneumonia (from the file names), its BCE over the pneumonia films added with this weight "
                         "(0.5, shipped: experiment AC); training only, the exported network is unchanged; 0 = off")
+    p.add_argument("--padding", choices=PADDINGS, default="zeros",
+                   help="what the convolutions read beyond the film's edge: zeros, or the edge pixel "
+                        "(replicate: a uniform film then gives a flat attribution map)")
     p.add_argument("--normal2-weight", type=float, default=1.0, metavar="W",
                    help="a normal film of the NORMAL2 series counts W times as much as one of the IM series, "
                         "the normal class's share of the loss unchanged (experiment AF); 1 (default) = off")
@@ -196,7 +199,7 @@ def train(args: argparse.Namespace, run_dir: Path, train_imgs: np.ndarray, train
     # Mixup draws from its own stream, so the order and augmentation of the films stay those of
     # the unmixed recipe (and --mixup 0 draws nothing at all).
     mix_rng = np.random.default_rng([args.seed, 1])
-    model = LungLensNet(**ARCHS[args.size])
+    model = LungLensNet(**ARCHS[args.size], padding=args.padding)
     ema = EMA(model, args.ema_decay)
     # The subtype unit lives beside the network, not in it: checkpoints and the export stay one logit.
     subtype_head = torch.nn.Linear(model.head.in_features, 1) if args.subtype > 0 else None
@@ -297,10 +300,16 @@ def attribution_scale(model: LungLensNet | Ensemble, x: torch.Tensor, y: np.ndar
     }
 
 
+def network(config: dict) -> LungLensNet:
+    """An untrained network of the shape a checkpoint records (``LungLensNet.config``)."""
+    return LungLensNet(tuple(config["widths"]), tuple(config["blocks"]), tuple(config["strides"]),
+                       padding=config.get("padding", "zeros"))
+
+
 def load_checkpoint(path: Path) -> LungLensNet:
     """One network from a run's ``last_ema.pt``."""
     ckpt = torch.load(path, map_location="cpu")
-    model = LungLensNet(tuple(ckpt["widths"]), tuple(ckpt["blocks"]), tuple(ckpt["strides"]))
+    model = network(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
@@ -309,7 +318,7 @@ def load_bundled(path: Path = DEFAULT_CHECKPOINT) -> LungLensNet | Ensemble:
     """The weights of the bundled model (one network or an ensemble), as exported."""
     members = []
     for state in torch.load(path, map_location="cpu")["members"]:
-        member = LungLensNet(tuple(state["widths"]), tuple(state["blocks"]), tuple(state["strides"]))
+        member = network(state)
         member.load_state_dict(state["state_dict"])
         members.append(member.eval())
     return members[0] if len(members) == 1 else Ensemble(members).eval()
@@ -405,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                       "conv with optional residual blocks down to a 14x14 map; GAP, dropout, linear. Every "
                       "convolution pads symmetrically.",
             "members": len(members),
-            "member_shapes": [{k: list(v) for k, v in m.config.items()} for m in members],
+            "member_shapes": [{k: v if isinstance(v, str) else list(v) for k, v in m.config.items()} for m in members],
             "feature_map": [feature_channels, *model.features(torch.zeros(1, 1, spec.height, spec.width)).shape[2:]],
             "opset": 17,
         },

@@ -55,6 +55,30 @@ def test_uniform_image_gives_a_map_symmetric_in_both_axes():
     assert cam.abs().max() > 0  # the check above cannot pass on an all-zero map by accident
 
 
+def test_with_replicate_padding_a_uniform_image_gives_a_flat_map_for_any_weights():
+    """Zero padding makes the border differ from the inside for any kernel that is not
+    symmetric -- which trained kernels are not: a uniform film lights up some edges. Read past
+    the edge as the edge pixel, a uniform image stays uniform at every layer."""
+    for padding, flat in (("replicate", True), ("zeros", False)):
+        torch.manual_seed(0)
+        net = _random_net()
+        replicate = LungLensNet(**net.config, padding=padding) if padding != "zeros" else net
+        replicate.load_state_dict(net.state_dict())
+        cam = _signed_map(replicate.eval(), torch.full((1, 1, 112, 112), 0.7))
+        assert cam.abs().max() > 0
+        assert torch.allclose(cam, torch.full_like(cam, cam[0, 0].item()), atol=1e-6) is flat, padding
+
+
+def test_a_checkpoint_records_the_padding_it_was_trained_with(tmp_path):
+    from training.train import load_checkpoint, network
+
+    net = LungLensNet(padding="replicate")
+    assert network(net.config).config == net.config == {**LungLensNet().config, "padding": "replicate"}
+    torch.save({**net.config, "state_dict": net.state_dict()}, tmp_path / "last_ema.pt")
+    assert load_checkpoint(tmp_path / "last_ema.pt").config["padding"] == "replicate"
+    assert "padding" not in LungLensNet().config  # older checkpoints, without the key, read as zeros
+
+
 def test_mirrored_input_gives_the_mirrored_map_for_any_weights():
     net = _random_net(1)
     x = torch.randn(1, 1, 224, 224, generator=torch.Generator().manual_seed(3))
