@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from .decision import tidy_number
+from .decision import Estimate, tidy_number
+from .presentation import source_text
 from .worklist import WorklistRecord
 
 COLUMNS: tuple[str, ...] = (
@@ -30,6 +31,9 @@ COLUMNS: tuple[str, ...] = (
     "operating_point",
     "sensitivity",
     "specificity",
+    "sensitivity_ci95",  # [low, high]; "low; high" in the CSV
+    "specificity_ci95",
+    "figures_source",  # the films the operating point's figures were measured on
     "in_scope",
     "scope_reasons",
     "warnings",
@@ -79,6 +83,9 @@ def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dic
         operating_point=record.operating_point,
         sensitivity=record.sensitivity,
         specificity=record.specificity,
+        sensitivity_ci95=_interval(record.operating.sensitivity),
+        specificity_ci95=_interval(record.operating.specificity),
+        figures_source=source_text(record.operating, record.profile.source if record.profile else ""),
         in_scope=record.in_scope,
         scope_reasons=list(record.scope_reasons),
         warnings=list(record.warnings),
@@ -122,6 +129,10 @@ def error_row(path: str | Path, reason: str, include_identifiers: bool = False) 
     row: dict[str, Any] = {key: None for key in columns(include_identifiers)}
     row.update(file=Path(path).name, path=str(path), status="error", error=reason, scope_reasons=[], warnings=[])
     return row
+
+
+def _interval(estimate: Estimate | None) -> list[float] | None:
+    return None if estimate is None else [tidy_number(estimate.lo), tidy_number(estimate.hi)]
 
 
 def _cell(value: Any) -> str:

@@ -64,6 +64,11 @@ def test_json_with_identifiers_when_asked(tmp_path, records):
     assert rows[0]["warnings"] == ["adult; check"]
     assert rows[1]["probability"] == pytest.approx(0.07)
     assert rows[1]["sensitivity"] == pytest.approx(0.95)
+    # Every figure with its interval and the films it was measured on, as the window shows it.
+    op = records[1].operating
+    assert rows[1]["sensitivity_ci95"] == [pytest.approx(op.sensitivity.lo), pytest.approx(op.sensitivity.hi)]
+    assert rows[1]["specificity_ci95"] == [pytest.approx(op.specificity.lo), pytest.approx(op.specificity.hi)]
+    assert rows[1]["figures_source"] == f"{records[1].profile.source}, the films the threshold was set on"
     assert rows[1]["logit"] == 1.5 and rows[1]["verdict"] is None
 
 
