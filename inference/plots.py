@@ -176,8 +176,8 @@ def roc_image(profile: SiteProfile) -> Image.Image:
         axes.line([(1.0 - op.specificity.hi, y), (1.0 - op.specificity.lo, y)], colour, 2)
         axes.line([(x, op.sensitivity.lo), (x, op.sensitivity.hi)], colour, 2)
         axes.dot(x, y, 8, colour)
-        entries.append((f"{op.display_name} ({threshold_text(op.threshold)}): sens {op.sensitivity.value * 100:.0f} %, "
-                        f"spec {op.specificity.value * 100:.0f} %", colour, "dot"))
+        entries.append((f"{op.display_name} ({threshold_text(op.threshold)}): sens {op.sensitivity.percent()}, "
+                        f"spec {op.specificity.percent()}", colour, "dot"))
     _legend(axes, entries)
     return image
 
