@@ -34,7 +34,7 @@ from .loaders import iter_study_files, load_study
 from .overlay import ascii_text, burn_in, render_picture
 from .pipeline import Analysed, BatchPipeline
 from .prediction import Prediction
-from .presentation import NOT_RELIABLE, present
+from .presentation import NOT_RELIABLE, figures_text, present, source_text
 from .result_store import ResultStore
 from .study import Study
 from .thumbnail import make_thumbnail
@@ -430,7 +430,7 @@ class Table:
             file=out,
             flush=True,
         )
-        figures = (profile.figures_text(op.name) if op.sensitivity and op.specificity
+        figures = (f"{figures_text(op)} — {source_text(op, profile.source)}" if op.sensitivity and op.specificity
                    else "its sensitivity and specificity have not been measured")
         print(f"Review threshold {decision.threshold_text(op.threshold)} ({op.display_name} operating point, "
               f"site profile {profile.name!r}); {figures}", file=out, flush=True)

@@ -100,12 +100,6 @@ class SiteProfile:
                              f"(profile {self.name!r} has: {', '.join(self.operating_points)})")
         return SiteProfile.from_dict({**self.body(), "name": name, "default_operating_point": default_operating_point})
 
-    def figures_text(self, name: str | None = None) -> str:
-        """One line naming the data: "site sample …: sensitivity 95.4 % (92.0–98.3), specificity …"."""
-        op = self.operating_point(name)
-        return (f"{self.source}: sensitivity {op.sensitivity.percent()}, "
-                f"specificity {op.specificity.percent()}" if op.sensitivity and op.specificity else self.source)
-
     # ------------------------------------------------------------------ file
     def body(self) -> dict[str, Any]:
         """The JSON body without its hash (what the hash is computed over)."""

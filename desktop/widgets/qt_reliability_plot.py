@@ -82,4 +82,4 @@ class ReliabilityPlot(pg.PlotWidget):
         text = f"ECE {self.ece.percent()}"
         if self.ece_before is not None:
             text += f"; before calibration {self.ece_before.percent()}"
-        return text
+        return text + ", 95 % CI"

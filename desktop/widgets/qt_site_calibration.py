@@ -53,11 +53,11 @@ def profile_html(profile: SiteProfile, points: bool = True) -> str:
         ("Made", f"{made}, for model {escape(profile.model.name)} {escape(profile.model.version)}"),
     ]
     if "auc" in profile.metrics:
-        rows.append(("AUC", f"{profile.metrics['auc'].plain()}"))
+        rows.append(("AUC", f"{profile.metrics['auc'].plain()}, 95 % CI"))
     if "ece_after" in profile.metrics:  # in percent, as the reliability diagram's title says it
         before = profile.metrics.get("ece_before")
         rows.append(("Calibration error", f"ECE {profile.metrics['ece_after'].percent()}"
-                     + (f"; before calibration {before.percent()}" if before else "")))
+                     + (f"; before calibration {before.percent()}" if before else "") + ", 95 % CI"))
     if points:
         rows.append(("Operating points", "".join(
             f"<p style='margin:0 0 6px 0'><b>{escape(point_text(op))}</b>"

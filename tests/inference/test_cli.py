@@ -155,8 +155,8 @@ def test_the_summary_names_the_operating_point_its_figures_and_their_data(
     out = capsys.readouterr().out.splitlines()
     assert "Above the review threshold (30 %)" in out[1] or "Below the review threshold (30 %)" in out[1]
     assert out[-1] == ("Review threshold 30 % (high sensitivity operating point, site profile 'tiny test profile'); "
-                       "synthetic test figures: 40 films (20 NORMAL, 20 PNEUMONIA): sensitivity 96.0 % (92.0–99.0), "
-                       "specificity 80.0 % (74.0–86.0)")
+                       "sensitivity 96.0 % (92.0–99.0), specificity 80.0 % (74.0–86.0), 95 % CI — synthetic test "
+                       "figures: 40 films (20 NORMAL, 20 PNEUMONIA), the films the threshold was set on")
 
 
 def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
