@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         args = ["self-test", *(a for a in args if a != "--self-test")] if "--self-test" in args else ["open", *args]
     parser, sub = build_parser(args[0] if args[0] in COMMANDS else None)
     try:
-        namespace = parser.parse_args(args)
+        namespace, unknown = parser.parse_known_args(args)
+        if unknown:  # said by the command's own parser, with its own usage line
+            assert sub is not None
+            sub.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # argparse: 0 after --help or --version, 2 for a usage error
         return int(exc.code or 0)
     assert sub is not None  # a command was named: -h and --version exit inside parse_args

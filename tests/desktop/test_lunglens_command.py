@@ -51,6 +51,10 @@ def test_version_and_usage_errors(capsys):
     assert lunglens(["audit"]) == 2  # no action
     assert lunglens(["report", "x.dcm"]) == 2  # nothing to write
     assert "nothing to write" in capsys.readouterr().err
+    # An unknown option is said by the command it was given to, with that command's usage.
+    assert lunglens(["classify", "--bogus", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lunglens classify") and "lunglens classify: error: unrecognized arguments: --bogus" in err
 
 
 def _qt_modules_after(argv: list[str], env: dict[str, str]) -> tuple[int, list[str], str]:
