@@ -295,6 +295,8 @@ def serve_defaults() -> str:
         "# The service is installed disabled: systemctl enable --now lunglens-serve",
         "# On the LAN, list the AE titles allowed to send, e.g.:",
         "#   LUNGLENS_SERVE_OPTIONS=--bind 0.0.0.0 --allow XRAY_ROOM1 --send-to PACS@192.168.1.10:104",
+        "# A site profile made by `lunglens calibrate` (readable by the service), and its point:",
+        "#   --profile /etc/lunglens/clinic.profile.json --operating-point balanced",
         "LUNGLENS_SERVE_OPTIONS=--bind 127.0.0.1 --port 11112",
         "",
     ])
