@@ -74,8 +74,8 @@ def measure(engine: Engine, films: list[LabelledFilm],
         try:
             study = load_study(film.path)
             prediction = engine.predict(study)
-        except LungLensError as exc:
-            out.errors.append(str(exc) if str(film.path.name) in str(exc) else f"{film.path}: {exc}")
+        except LungLensError as exc:  # named by its whole path: a CSV's row may be anywhere
+            out.errors.append(f"{film.path}: {str(exc).removeprefix(f'{film.path.name}: ')}")
         else:
             out.paths.append(film.path)
             out.labels.append(film.label)

@@ -243,6 +243,7 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     captured = capsys.readouterr()
     skipped = [line for line in captured.err.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 2 and "broken.png" in skipped[0] and "gone.dcm" in skipped[1]
+    assert skipped[1] == f"skipped {tmp_path / 'films' / 'gone.dcm'}: file not found"  # the whole path, once
     assert "Traceback" not in captured.err
     profile = SiteProfile.load(out)
     assert (profile.n_normal, profile.n_pneumonia, profile.name) == (21, 21, "site")
