@@ -253,11 +253,37 @@ class NodeStatus(QLabel):
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
+        self._stopping: QProcess | None = None  # a node told to stop, not yet gone
+        self._start_when_stopped = False
         self.restart()
 
     def restart(self) -> None:
-        """Stop the node if it runs, and start it again when the settings enable it."""
-        self.shutdown()
+        """Stop the node if it runs, and start it again when the settings enable it -- without
+        waiting on the GUI thread: a node finishes the film in hand before it exits, so the new
+        one starts when the old one has gone (and let go of its port)."""
+        if self._stopping is not None:
+            self._start_when_stopped = True  # with the settings of that moment
+            return
+        proc, self.process = self.process, None
+        if proc is None:
+            self._start()
+            return
+        self._stopping, self._start_when_stopped = proc, True
+        proc.finished.disconnect(self._finished)
+        proc.finished.connect(self._stopped)
+        proc.terminate()
+        QTimer.singleShot(10000, proc, proc.kill)  # one that has not stopped by then is killed
+        self._set("restarting", "")
+
+    def _stopped(self, *_: object) -> None:
+        if self._stopping is not None:
+            self._stopping.deleteLater()
+        self._stopping = None
+        if self._start_when_stopped:
+            self._start_when_stopped = False
+            self._start()
+
+    def _start(self) -> None:
         options = self.store.load()
         if not options.enabled or options.problem():
             self._set("off", options.problem())
@@ -300,15 +326,18 @@ class NodeStatus(QLabel):
         self._set("stopped" if code == 0 else "failed", self._last_log)
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
-        """SIGTERM the node and wait for it (it parks unfinished work for the next start)."""
-        proc, self.process = self.process, None
-        if proc is None:
-            return
-        proc.finished.disconnect(self._finished)
-        proc.terminate()
-        if not proc.waitForFinished(timeout_ms):
-            proc.kill()
-            proc.waitForFinished(2000)
+        """SIGTERM the node and wait for it (it parks unfinished work for the next start): when
+        the window closes, and nothing is started after."""
+        self._start_when_stopped = False
+        for proc, slot in ((self.process, self._finished), (self._stopping, self._stopped)):
+            if proc is None:
+                continue
+            proc.finished.disconnect(slot)
+            proc.terminate()
+            if not proc.waitForFinished(timeout_ms):
+                proc.kill()
+                proc.waitForFinished(2000)
+        self.process = self._stopping = None
         self._set("off", "")
 
     @staticmethod
@@ -346,7 +375,8 @@ class NodeStatus(QLabel):
         changed = state != self.state
         self.state, self.detail = state, detail
         waiting = self.waiting
-        words = {"off": "off", "starting": "starting", "listening": f"listening on {detail}",
+        words = {"off": "off", "starting": "starting", "restarting": "restarting",
+                 "listening": f"listening on {detail}",
                  "stopped": "stopped", "failed": "stopped with an error"}[state]
         self.setText(f"DICOM node: {words}" + (f" · outbox {waiting}" if waiting or state == "listening" else ""))
         self.setToolTip(detail if state in ("failed", "off") and detail else

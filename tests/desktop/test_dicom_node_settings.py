@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QProcess
 
 from desktop.widgets.qt_dicom_node_settings import DicomNodePage, NodeOptions, NodeSettings, NodeStatus
 from tests.fixtures.dicom_peers import StoreScp, echo, free_port
@@ -73,6 +74,16 @@ def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings,
         qtbot.waitUntil(lambda: status.text().endswith("outbox 1"), timeout=5000)
         (outbox / "0001-sr.dcm").unlink()  # sent: the line follows at its next count
         qtbot.waitUntil(lambda: status.text().endswith("outbox 0"), timeout=5000)
+
+        # A restart (Settings changed the profile or the point) does not wait on the GUI thread:
+        # the old node is told to stop and the new one starts, on the same port, once it has gone.
+        old = status.process
+        status.restart()
+        status.restart()  # a second change meanwhile: still one new node, with the latest settings
+        assert status.state == "restarting" and status.process is None
+        assert old.state() != QProcess.ProcessState.NotRunning  # returned without waiting for it
+        qtbot.waitUntil(lambda: status.state == "listening", timeout=60000)
+        assert status.process is not old and echo(port, calling="ANY").returncode == 0
     finally:
         status.shutdown()
     assert status.process is None and status.text() == "DICOM node: off"
