@@ -80,7 +80,8 @@ def measure(engine: Engine, films: list[LabelledFilm],
             out.paths.append(film.path)
             out.labels.append(film.label)
             out.logits.append(prediction.logit)
-            out.groups.append(patient_group(study.metadata.patient_id, film.path))
+            meta = study.metadata
+            out.groups.append(patient_group(meta.patient_id, film.path, meta.study_instance_uid))
         if progress is not None:
             progress(i + 1, len(films))
     return out
@@ -123,7 +124,8 @@ def verdict_films(records: Iterable[WorklistRecord], model: ModelInfo, in_scope_
         out.measured.paths.append(path)
         out.measured.labels.append(verdict_label(record.verdict))
         out.measured.logits.append(record.logit)
-        out.measured.groups.append(patient_group(record.study_metadata.patient_id, path))
+        meta = record.study_metadata
+        out.measured.groups.append(patient_group(meta.patient_id, path, meta.study_instance_uid))
     return out
 
 

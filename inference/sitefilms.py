@@ -48,15 +48,18 @@ def file_name_patient(path: Path) -> str | None:
     return None
 
 
-def patient_group(patient_id: str, path: Path) -> str:
+def patient_group(patient_id: str, path: Path, study_uid: str = "") -> str:
     """The bootstrap group of a film: its DICOM PatientID, else the file-name rule within the
     film's folder (an export with one folder per patient names every first film
-    ``IM-0001-0001``: the same name, other children), else the film alone ("film:...").
-    Only counted, never written to a profile."""
+    ``IM-0001-0001``: the same name, other children), else its DICOM study (the films of one
+    study are one patient's), else the film alone ("film:..."). Only counted, never written
+    to a profile."""
     if patient_id.strip():
         return f"patient:{patient_id.strip()}"
     named = file_name_patient(path)
-    return f"patient:{path.parent}/{named}" if named else f"film:{path}"
+    if named:
+        return f"patient:{path.parent}/{named}"
+    return f"study:{study_uid.strip()}" if study_uid.strip() else f"film:{path}"
 
 
 def label_of_folder(path: Path, root: Path) -> int | None:

@@ -233,7 +233,6 @@ class WorklistRecord(ReadAtOperatingPoint):
         known = {f.name for f in fields(StudyMetadata)}
         return StudyMetadata(**{k: v for k, v in self.metadata.items() if k in known})
 
-
     def under(self, profile: SiteProfile, operating: OperatingPoint | None = None) -> WorklistRecord:
         """The same result under another site profile: that profile's calibration of the stored
         logit, read at ``operating`` (default: the profile's default point). No model run.

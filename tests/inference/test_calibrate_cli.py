@@ -25,6 +25,7 @@ from inference.paths import models_dir
 from inference.prediction import ModelInfo
 from inference.profile import ProfileError, SiteProfile
 from inference.profile_library import import_profile
+from inference.sitefilms import LABELS
 from inference.worklist import Worklist, WorklistRecord
 from tests.fixtures.dicom_factory import read_gray, write_dicom
 
@@ -293,6 +294,20 @@ def test_intervals_resample_patients_only_where_the_names_tell_them_apart(
     assert f"Note: the {N_PER_CLASS} NORMAL films name only 1 patient (the same PatientID" in printed
     auc = profile.metrics["auc"]
     assert auc.hi - auc.lo > 0.0  # an interval, not a point
+
+    # No PatientID and no Kermany names: the films of one DICOM study are one patient's.
+    unnamed = tmp_path / "unnamed"
+    for label, files in films.items():
+        (unnamed / label).mkdir(parents=True)
+        for k, f in enumerate(files):
+            study = k // 2 if k < 8 else k - 4  # the first eight films two a study: 20 studies a class
+            write_dicom(unnamed / label / f"{k:02d}.dcm", read_gray(f), tags={
+                "PatientID": None, "StudyInstanceUID": f"1.2.826.0.1.3680043.8.498.{LABELS.index(label) + 1}.{study}"})
+    out = tmp_path / "unnamed.profile.json"
+    assert main(["calibrate", str(unnamed), "--out", str(out), "--bootstrap", "200"]) == 0
+    profile = SiteProfile.load(out)
+    assert (profile.grouping, profile.n_groups) == ("patient", 2 * (N_PER_CLASS - 4))
+    assert f"{2 * (N_PER_CLASS - 4)} patients for the bootstrap" in capsys.readouterr().out
 
 
 def test_a_profile_from_reader_verdicts_needs_no_model_run(
