@@ -3,8 +3,8 @@
 Labels come from folder names (``NORMAL``/``PNEUMONIA`` at any depth, as a clinic would sort
 its films) or from a CSV of ``path,label``. Films of one patient are grouped so that the
 bootstrap intervals resample patients, not films: the DICOM PatientID where there is one,
-else the Kermany file-name rule (``personN_*`` and ``[NORMAL2-]IM-NNNN-*``), else the film
-stands alone.
+else the Kermany file-name rule (``personN_*`` and ``[NORMAL2-]IM-NNNN-*``) within a folder,
+else the DICOM study, else the film stands alone.
 """
 
 from __future__ import annotations
