@@ -62,6 +62,7 @@ class StudyListModel(QAbstractListModel):
         self._next_key = 1
         self._next_order = 0  # never reused: "as opened" stays a strict order after removals
         self._show_identifiers = False
+        self._active_profile: SiteProfile | None = None  # the one apply_operating_point last read with
         self._version = 0
         self._row_versions: dict[int, int] = {}
 
@@ -284,10 +285,21 @@ class StudyListModel(QAbstractListModel):
     def apply_operating_point(self, profile: SiteProfile | None, operating: OperatingPoint) -> None:
         """Read every finished result of the active model and profile at ``operating`` (the
         probabilities do not change). Other results keep their own reading: see ``follows``."""
+        self._active_profile = profile
         for item in self._items:
             if item.prediction is not None and follows(item.prediction, profile):
                 item.prediction = item.prediction.at(operating)
         self._all_changed()
+
+    def reads_elsewhere(self, item: StudyItem) -> bool:
+        """Whether a finished result keeps the reading of another model or site profile than the
+        one in use (see ``follows``): its chip then names the threshold it is read at, or a
+        list that mixes two thresholds could not be read."""
+        return (item.prediction is not None and self._active_profile is not None
+                and not follows(item.prediction, self._active_profile))
+
+    def count_elsewhere(self) -> int:
+        return sum(self.reads_elsewhere(item) for item in self._items)
 
     def version(self, key: int) -> int:
         """Changes whenever the row's display may change (lets views cache rendered rows)."""

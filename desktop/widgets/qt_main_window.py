@@ -626,6 +626,8 @@ class MainWindow(QMainWindow):
                 self.tags.set_show_identifiers(self.settings.show_identifiers)
             if changed & {"dicom_node", "decision", "profile"}:
                 self.node_status.restart()  # the node decides as the window does
+            if "profile" in changed:
+                self._say_profile_in_use()
 
     # -- site calibration and reader verdicts ------------------------------------------------------
     def give_verdict(self, verdict: str | None) -> None:
@@ -659,8 +661,16 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.controller.apply_settings({"profile"})
         self.node_status.restart()
+        self._say_profile_in_use()
+
+    def _say_profile_in_use(self) -> None:
+        """Which profile now decides, and how many results in the list keep another one's reading."""
         profile = self.controller.profile
-        self.statusBar().showMessage(f"Site profile in use: {profile.name if profile else path.name}", 8000)
+        said = f"Site profile in use: {profile.name if profile else 'none'}"
+        if n := self.controller.model.count_elsewhere():
+            said += (f". {n} {'study keeps' if n == 1 else 'studies keep'} the reading of the profile "
+                     f"{'it was' if n == 1 else 'they were'} made with: their chips name that threshold")
+        self.statusBar().showMessage(said, 15000)
 
     def open_local_performance(self) -> None:
         from .qt_local_performance import LocalPerformanceDialog

@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.presentation import present
+from inference.decision import threshold_text
+from inference.presentation import Tone, present
 
 from .. import theme
 from ..models.study_item import SUSPICION_RULE, Status, StudyItem
@@ -49,13 +50,17 @@ _STATUS_TEXT = {
 }
 
 
-def chip_text_and_colour(item: StudyItem) -> tuple[str, str]:
-    """What the result chip says and its colour (the presentation's words and tone)."""
+def chip_text_and_colour(item: StudyItem, elsewhere: bool = False) -> tuple[str, str]:
+    """What the result chip says and its colour (the presentation's words and tone); a result
+    read at another profile's threshold than the one in use (``elsewhere``) names it."""
     if item.status is Status.ERROR:
         return "failed", theme.ERROR
     if item.prediction is None:
         return "", theme.TEXT_DIM
     text = present(item.prediction)
+    if elsewhere and text.tone is not Tone.UNRELIABLE:
+        side = "above" if text.tone is Tone.ABOVE else "below"
+        return f"{text.probability} · {side} {threshold_text(item.prediction.threshold)}", theme.TONE[text.tone]
     return text.chip, theme.TONE[text.tone]
 
 
@@ -151,7 +156,7 @@ class StudyDelegate(QStyledItemDelegate):
         p.drawText(QRect(left, line1.top(), name_right - left, line1.height()), Qt.AlignmentFlag.AlignVCenter, name)
 
         # Line 2: the result chip on the right; the patient/study line (or the error) on the left.
-        chip_text, chip_colour = chip_text_and_colour(item)
+        chip_text, chip_colour = chip_text_and_colour(item, self._model.reads_elsewhere(item))
         text_right = right
         if chip_text and item.status is not Status.ERROR:
             bold = QFont(small)

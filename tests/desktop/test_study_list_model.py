@@ -113,6 +113,13 @@ def test_new_operating_point_relabels_without_inference(model_and_proxy):
     pred = model.item(k).prediction
     assert (pred.label, pred.operating, pred.probability) == ("PNEUMONIA", low, 0.35)
     assert model.item(other).prediction.threshold == 0.5  # another profile's result keeps its reading
+    # ... and says which threshold it is read at, so a list mixing two thresholds can be read.
+    from desktop.widgets.qt_study_list import chip_text_and_colour
+
+    assert not model.reads_elsewhere(model.item(k)) and model.reads_elsewhere(model.item(other))
+    assert model.count_elsewhere() == 1
+    assert chip_text_and_colour(model.item(k), False)[0] == "35 % · above threshold"
+    assert chip_text_and_colour(model.item(other), True)[0] == "35 % · below 50 %"
     model.apply_operating_point(PROFILE, custom_point(0.5))
     pred = model.item(k).prediction
     assert (pred.label, pred.operating_point, pred.sensitivity) == ("NORMAL", "custom", None)
