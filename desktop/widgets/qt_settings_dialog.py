@@ -75,7 +75,8 @@ class SettingsDialog(QDialog):
         self.operating_point = QComboBox()
         self._fill_points()
         self.custom = QDoubleSpinBox()
-        self.custom.setRange(0.0, 100.0)
+        # 0 % flags every film and 100 % none: a reader at 3 a.m. must not get there by a slip.
+        self.custom.setRange(1.0, 99.0)
         self.custom.setDecimals(1)
         self.custom.setSuffix(" %")
         self.custom.setValue(settings.custom_threshold * 100)

@@ -140,7 +140,8 @@ def test_settings_dialog_offers_only_available_providers_and_relabels(window, qt
     # A custom threshold just above this study's probability turns the label around.
     dlg.operating_point.setCurrentIndex(dlg.operating_point.findData("custom"))
     assert dlg.custom.isEnabled()
-    dlg.custom.setValue(min(pred.probability * 100 + 1.0, 100.0))
+    assert (dlg.custom.minimum(), dlg.custom.maximum()) == (1.0, 99.0)  # 0 % flags all, 100 % none
+    dlg.custom.setValue(min(pred.probability * 100 + 1.0, 99.0))
     changed = dlg.apply()
     assert changed == {"decision"}
     c.apply_settings(changed)
