@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self.undo_button.clicked.connect(self.undo_remove)
         self.undo_button.hide()
         self._removal_message = ""
+        self._first_shown = 0  # the study shown first in a batch, until the reader moves or it ends
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
         # runs `lunglens serve` when Settings enable it, deciding with this window's profile and point
@@ -376,6 +377,15 @@ class MainWindow(QMainWindow):
     def _select_first(self) -> None:
         if not self.study_list.current_key():
             self.study_list.select_row(0)
+            self._first_shown = self.study_list.current_key()
+
+    def _to_most_suspicious(self) -> None:
+        """When the batch ends, a reader still on the film shown first (the first opened, before
+        any result) is taken to the top of the list, the most suspicious study; one who has
+        moved on stays where they are."""
+        first, self._first_shown = self._first_shown, 0
+        if first and self.study_list.current_key() == first and self.study_list.sort_box.currentData() == "suspicion":
+            self.study_list.select_row(0)
 
     def _retry_all(self) -> None:
         for row in range(self.controller.model.rowCount()):
@@ -469,6 +479,7 @@ class MainWindow(QMainWindow):
     def _batch_finished(self) -> None:
         self._progress_timer.stop()
         self._set_busy(False)
+        self._to_most_suspicious()
 
     def _set_busy(self, busy: bool) -> None:
         self.progress_bar.setVisible(busy)

@@ -146,6 +146,22 @@ def test_most_suspicious_first_puts_what_needs_a_look_on_top_and_says_so(window,
     assert window.study_list.sort_box.toolTip() == SUSPICION_RULE
 
 
+def test_when_the_batch_ends_a_reader_still_on_the_first_film_is_taken_to_the_most_suspicious(
+        window, qtbot, kermany_samples):
+    c = window.controller
+    window.open_paths([*kermany_samples["NORMAL"][:3], *kermany_samples["PNEUMONIA"][:2]])  # a normal film first
+    wait_idle(qtbot, c)
+    shown = window.shown_items()
+    assert shown[0].prediction.is_positive and shown[0].path != kermany_samples["NORMAL"][0]
+    qtbot.waitUntil(lambda: c.model.item(window.study_list.current_key()) is shown[0], timeout=5000)
+    # A reader who has moved on stays where they are when the next batch ends.
+    window.study_list.select_row(2)
+    here = window.study_list.current_key()
+    window.open_paths([kermany_samples["PNEUMONIA"][2]])
+    wait_idle(qtbot, c)
+    assert window.study_list.current_key() == here
+
+
 def test_the_empty_gauge_marks_the_threshold_in_use(window, qtbot):
     c = window.controller
     gauge = window.result_panel.gauge
