@@ -94,8 +94,10 @@ class StudyListModel(QAbstractListModel):
             return item
         if role == KeyRole:
             return key
-        if role == MetaLineRole:
-            return metadata_line(item.metadata, self._show_identifiers)
+        if role == MetaLineRole:  # the reader's verdict first: which studies are read shows at a glance
+            line = metadata_line(item.metadata, self._show_identifiers)
+            verdict = item.record.verdict if item.record is not None else None
+            return f"read: {verdict}" + (f" · {line}" if line else "") if verdict else line
         if role == SentenceRole:
             return "" if item.prediction is None else present(item.prediction).headline
         return None

@@ -187,7 +187,14 @@ def test_verdict_keys_are_stored_in_the_worklist_with_their_time(window, qtbot, 
         assert stored.verdict == said and stored.verdict_at
         assert window.result_panel.detail_text("reader").startswith(f"{said}, ")
     assert c.context.item.record.verdict == "no pneumonia"
+    # The list shows which studies are read, first on the row's second line.
+    from desktop.models.study_list import MetaLineRole
+
+    model = c.model
+    line = model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole)
+    assert line.startswith("read: no pneumonia · JPEG")
     window.act_withdraw_verdict.trigger()
+    assert not model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole).startswith("read:")
     with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
         assert wl.with_verdicts() == []
     assert window.result_panel.detail_text("reader") == "—"
