@@ -174,8 +174,8 @@ class StudyDelegate(QStyledItemDelegate):
             p.setPen(c.lighter(115))
             p.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text)
             text_right = int(chip.left()) - 8
-        if item.status is Status.ERROR:
-            line, colour = item.error, theme.ERROR
+        if item.status is Status.ERROR:  # the row already names the file: the reason, in the room there is
+            line, colour = item.error.removeprefix(f"{item.name}: "), theme.ERROR
         else:
             line, colour = index.data(MetaLineRole) or "", theme.TEXT_DIM
         p.setFont(small)
