@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ log = logging.getLogger("lunglens.serve")
 DEFAULT_PORT = 11112
 DEFAULT_AET = "LUNGLENS"
 ACSE_TIMEOUT_S = 5.0  # from connecting to the association request: instant for any real SCU
+STALL_TIMEOUT_S = 10.0  # a peer that stops in the middle of a message: on a LAN, bytes follow in ms
+IDLE_TIMEOUT_S = 30.0  # an association with nothing more to say (an SCU that forgot to release)
 MAX_ASSOCIATIONS = 16
 STORAGE_CLASSES: tuple[UID, ...] = (
     ComputedRadiographyImageStorage,
@@ -174,7 +177,7 @@ class DicomNode:
         # that died) holds one of the associations until the ACSE timeout: keep that short and
         # the pool large enough that a few of them never lock out the X-ray unit.
         ae.acse_timeout = ACSE_TIMEOUT_S
-        ae.network_timeout = 60
+        ae.network_timeout = IDLE_TIMEOUT_S
         ae.dimse_timeout = 60
         ae.maximum_associations = MAX_ASSOCIATIONS
         ae.add_supported_context(VERIFICATION)
@@ -182,25 +185,51 @@ class DicomNode:
         for sop_class in STORAGE_CLASSES:
             ae.add_supported_context(sop_class, syntaxes)
         handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
-                    (evt.EVT_REJECTED, self._on_rejected)]
+                    (evt.EVT_REJECTED, self._on_rejected), (evt.EVT_CONN_OPEN, self._on_connected)]
         self._server = ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
         host, port = self._server.server_address[:2]  # type: ignore[attr-defined]
         return str(host), int(port)
 
     def stop(self) -> None:
-        """Close the port and end open associations."""
+        """Close the port and end open associations at once: closing the server waits for
+        every association's thread, and one held open by a peer (idle, or stalled mid-message)
+        would hold the stop for as long as the peer likes."""
         if self._server is not None:
+            for assoc in list(self._server.active_associations):  # type: ignore[attr-defined]
+                try:  # wakes a reader blocked in the middle of a message, then ends its thread
+                    assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+                except (AttributeError, OSError):
+                    pass  # already closed
+                assoc.kill()
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server = None
 
     # ---------------------------------------------------------------- handlers
+    def _on_connected(self, event: object) -> None:
+        """A connection that stalls in the middle of a message is closed after
+        :data:`STALL_TIMEOUT_S` (pynetdicom reads a message to its end without a time limit, so
+        a few such connections would hold every association and lock the X-ray unit out)."""
+        try:
+            event.assoc.dul.socket.socket.settimeout(STALL_TIMEOUT_S)  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            log.debug("could not limit a connection's stall time", exc_info=True)
+
     def _on_echo(self, event: object) -> int:
         return SUCCESS
 
     def _on_rejected(self, event: object) -> None:
+        """Say why, as pynetdicom decided it (``acse._negotiate_as_acceptor``): an IT person
+        chasing a refused X-ray unit must not be sent to the AE titles when the node was full."""
         requestor = event.assoc.requestor  # type: ignore[attr-defined]
-        log.warning("refused an association from %s:%s (calling AE %r, called AE %r)", requestor.address,
-                    requestor.port, requestor.ae_title, event.assoc.acceptor.ae_title)  # type: ignore[attr-defined]
+        called = str(getattr(requestor.primitive, "called_ae_title", "") or "").strip()
+        if called != self.config.aet:
+            why = f"this node is {self.config.aet!r}"
+        elif self.config.allowed and requestor.ae_title not in self.config.allowed:
+            why = "that calling AE title is not allowed"
+        else:
+            why = f"all {MAX_ASSOCIATIONS} associations are in use"
+        log.warning("refused an association from %s:%s (calling AE %r, called AE %r): %s", requestor.address,
+                    requestor.port, requestor.ae_title, called, why)
 
     def _on_store(self, event: object) -> int:
         """Keep the film as received (0600) with a pending marker, then hand it to the analysis."""

@@ -20,8 +20,8 @@ import pytest
 
 from desktop.main import main as lunglens
 from inference.audit import AuditLog
-from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, BindRefused, check_bind,
-                                  decodable_syntaxes, is_loopback)
+from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, STALL_TIMEOUT_S, BindRefused,
+                                  check_bind, decodable_syntaxes, is_loopback)
 from inference.thumbnail import THUMBNAIL_SIZE
 from inference.worklist import Worklist
 from tests.conftest import REPO
@@ -98,6 +98,8 @@ def test_echo_from_an_allowed_ae_title_succeeds_and_others_are_refused(node: tup
     wrong_node = echo(serve.port, called="NOTLUNGLENS")
     assert wrong_node.returncode != 0 and "Called AE Title Not Recognized" in wrong_node.stdout + wrong_node.stderr
     assert wait_for(lambda: serve.count("refused an association") >= 2, 10, "the refusals to be logged")
+    assert serve.count("'STRANGER', called AE 'LUNGLENS'): that calling AE title is not allowed") == 1
+    assert serve.count("called AE 'NOTLUNGLENS'): this node is 'LUNGLENS'") == 1
 
 
 def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported(
@@ -181,6 +183,42 @@ def test_garbage_and_broken_associations_leave_the_node_running(node: tuple[Serv
             pass
     wait_for(lambda: echo(serve.port).returncode == 0, ACSE_TIMEOUT_S + 10, "the node to answer after a flood", 0.5)
     assert serve.proc.poll() is None
+
+
+def test_connections_that_stall_mid_message_are_dropped_and_never_hold_a_stop(tmp_path: Path) -> None:
+    """Each of these sends the start of an association request that announces 64 KB, then
+    nothing, and stays open: enough of them took every association for as long as they liked
+    (the X-ray unit refused as 'Local Limit Exceeded'), and SIGTERM waited for them."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    serve = Serve(tmp_path / "data", ["--port", "0"])
+    held: list[socket.socket] = []
+    idle = None
+    try:
+        serve.start()
+        for _ in range(MAX_ASSOCIATIONS + 2):
+            conn = socket.create_connection(("127.0.0.1", serve.port), timeout=5)
+            conn.sendall(b"\x01\x00\x00\x00\xff\xff")
+            held.append(conn)
+        wait_for(lambda: echo(serve.port).returncode == 0, STALL_TIMEOUT_S + 15, "the node to answer again", 0.5)
+        assert serve.count(f"all {MAX_ASSOCIATIONS} associations are in use") >= 1  # said as it is
+        # A stop with a stalled connection and an idle association still open: within seconds.
+        conn = socket.create_connection(("127.0.0.1", serve.port), timeout=5)
+        conn.sendall(b"\x01\x00\x00\x00\xff\xff")
+        held.append(conn)
+        ae = AE(ae_title="ANY")
+        ae.add_requested_context(Verification)
+        idle = ae.associate("127.0.0.1", serve.port, ae_title="LUNGLENS")
+        assert idle.is_established
+        code, seconds = serve.stop()
+        assert code == 0 and seconds < 10, serve.log()
+    finally:
+        for conn in held:
+            conn.close()
+        if idle is not None and idle.is_established:
+            idle.abort()
+        serve.kill()
 
 
 def test_a_film_in_the_hot_folder_is_analysed_once(node: tuple[Serve, StoreScp], tmp_path: Path) -> None:
