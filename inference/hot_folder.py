@@ -7,7 +7,8 @@ private file in the data folder (:class:`SeenFiles`), so a restart does not anal
 again, while a file replaced by another under the same name is. The folder itself is only
 read -- nothing in it is moved, renamed or written -- unless the user asks for processed files to
 be moved out (``move_to``, ``lunglens serve --move-processed DIR``): then each file, once
-analysed (or found unreadable), moves to the same relative place under ``move_to``.
+analysed, moves to the same relative place under ``move_to`` (an unreadable one stays, and is
+analysed again if it changes).
 
 Polling rather than inotify: it works the same on a USB stick, a network share and Windows,
 and a few stat() calls a second cost nothing.
@@ -89,7 +90,11 @@ class _Watch:
     stable_since: float
 
 
-Submit = Callable[[Path, Callable[[bool], None]], None]  # (film, done(ok_to_remember))
+# What became of a film handed to the analysis: read and analysed; not readable as it is (a
+# broken file, or one still being copied after a pause longer than the settle time); or not
+# analysed because the node stopped first.
+ANALYSED, UNREADABLE, STOPPED = "analysed", "unreadable", "stopped"
+Submit = Callable[[Path, Callable[[str], None]], None]  # (film, done(outcome))
 
 
 class HotFolder:
@@ -136,21 +141,22 @@ class HotFolder:
             del self._watch[path]
             with self._lock:
                 self._busy.add(key)
-            self._submit(path, lambda remember, key=key, path=path: self._finished(key, remember, path))
+            self._submit(path, lambda outcome, key=key, path=path: self._finished(key, outcome, path))
             taken.append(path)
         for gone in set(self._watch) - present:
             del self._watch[gone]
         return taken
 
-    def _finished(self, key: FileKey, remember: bool, path: Path) -> None:
-        """The analysis is over: remember the file (a success or a film that cannot be read,
-        which would fail again), unless the node stopped before it was analysed; then move it
-        out if asked to."""
+    def _finished(self, key: FileKey, outcome: str, path: Path) -> None:
+        """The analysis is over: remember the file as it is (a film that cannot be read would
+        fail again until it changes), unless the node stopped before it was analysed; move it
+        out, if asked to, only once analysed -- an unreadable file may be one still being
+        copied, and moved away it would be finished outside the folder and never analysed."""
         with self._lock:
             self._busy.discard(key)
-            if remember:
+            if outcome != STOPPED:
                 self.seen.add(key)
-        if remember and self.move_to is not None:
+        if outcome == ANALYSED and self.move_to is not None:
             self._move(path)
 
     def _move(self, path: Path) -> None:

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its own chatter; we say what matters
     logging.getLogger("highdicom").setLevel(logging.WARNING)
 
-    from .hot_folder import HotFolder
+    from .hot_folder import ANALYSED, UNREADABLE, HotFolder
     from .node_analysis import Analyser, Job
     from .outbox import Outbox
     from .result_store import ResultStore
@@ -199,7 +199,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             threads.append(threading.Thread(target=outbox.run, args=(stop,), name="lunglens-outbox", daemon=True))
         if args.hot_folder is not None:
             hot = HotFolder(args.hot_folder, lambda path, done: analyser.submit(
-                Job(path, "hot-folder", done=lambda result: done(True))), settle=args.settle,
+                Job(path, "hot-folder", done=lambda result: done(ANALYSED if result.ok else UNREADABLE))),
+                settle=args.settle,
                 poll=min(1.0, args.settle / 2), move_to=args.move_processed)
             threads.append(threading.Thread(target=hot.run, args=(stop,), name="lunglens-hot-folder", daemon=True))
             print(f"lunglens serve: watching {args.hot_folder}", flush=True)

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from inference.hot_folder import FileKey, HotFolder, SeenFiles
+from inference.hot_folder import ANALYSED, STOPPED, UNREADABLE, FileKey, HotFolder, SeenFiles
 from tests.conftest import REPO
 
 PNG = (REPO / "resources" / "samples" / "sample-pneumonia.png").read_bytes()
@@ -18,15 +18,16 @@ PNG = (REPO / "resources" / "samples" / "sample-pneumonia.png").read_bytes()
 class Collector:
     """Stands in for the analysis: records what it was given and finishes it at once."""
 
-    def __init__(self, finish: bool = True) -> None:
+    def __init__(self, finish: bool = True, outcome: str = ANALYSED) -> None:
         self.taken: list[Path] = []
         self.finish = finish
-        self.unfinished: list[Callable[[bool], None]] = []
+        self.outcome = outcome
+        self.unfinished: list[Callable[[str], None]] = []
 
-    def __call__(self, path: Path, done: Callable[[bool], None]) -> None:
+    def __call__(self, path: Path, done: Callable[[str], None]) -> None:
         self.taken.append(path)
         if self.finish:
-            done(True)
+            done(self.outcome)
         else:
             self.unfinished.append(done)
 
@@ -124,8 +125,26 @@ def test_processed_files_move_out_only_when_asked(tmp_path: Path) -> None:
     parked = Collector(finish=False)
     watch = HotFolder(hot, parked, SeenFiles(tmp_path / "seen.jsonl"), settle=1.0, move_to=done_dir)
     assert watch.scan(now=0.0) == [] and watch.scan(now=2.0) == [late]
-    parked.unfinished[0](False)
+    parked.unfinished[0](STOPPED)
     assert late.exists() and not (done_dir / "late.png").exists()
+
+
+def test_an_unreadable_file_stays_until_it_changes_then_moves_once_analysed(tmp_path: Path) -> None:
+    """A film copied with pauses longer than the settle time is unreadable at first: moved out
+    then, it would be finished outside the folder and never analysed."""
+    hot, done_dir = tmp_path / "hot", tmp_path / "done"
+    hot.mkdir()
+    film = hot / "slow.png"
+    film.write_bytes(PNG[:1000])  # the copy has paused
+    first = Collector(outcome=UNREADABLE)
+    watch = HotFolder(hot, first, SeenFiles(tmp_path / "seen.jsonl"), settle=1.0, move_to=done_dir)
+    assert watch.scan(now=0.0) == [] and watch.scan(now=2.0) == [film]
+    assert film.exists() and not done_dir.exists()  # stays
+    assert watch.scan(now=4.0) == watch.scan(now=6.0) == []  # and is not read again while unchanged
+    film.write_bytes(PNG)  # the copy finishes
+    watch._submit = Collector()  # now it reads
+    assert watch.scan(now=8.0) == [] and watch.scan(now=10.0) == [film]
+    assert not film.exists() and (done_dir / "slow.png").read_bytes() == PNG
 
 
 def test_serve_refuses_to_move_processed_files_into_the_hot_folder(tmp_path: Path) -> None:
