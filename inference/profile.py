@@ -187,6 +187,9 @@ class SiteProfile:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == FORMAT and "sha256" not in data:
+                # lunglens calibrate always writes it: without it an edit could not be told apart
+                raise ValueError("it records no sha256 of its contents; make it again with lunglens calibrate")
             profile = cls.from_dict(data)
         except FileNotFoundError as exc:
             raise ProfileError(f"{path}: no such profile") from exc
