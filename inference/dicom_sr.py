@@ -8,7 +8,8 @@ files it with the film and a viewer lists it beside it. One measurement group ho
 - the result as a code: above or below the review threshold, or "not reliable" when the
   input gate says the film is outside the model's intended use -- worded by
   :mod:`inference.decision` / :mod:`inference.presentation`, never decided here;
-- the scope verdict (yes/no) and each of its reasons (text);
+- the scope verdict (yes/no) and each of its reasons (text); whether the patient is within
+  the population the model was validated for (yes, no, or unknown when no age is recorded);
 - what a reader must know beside the number, as the window, the PDF and the Secondary Capture
   say it (:mod:`inference.presentation`): the operating point with its measured figures and
   their source, the population the model is validated for, and every warning (an age not
@@ -38,6 +39,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from . import __version__
 from .dicom_sc import DISCLAIMER, MANUFACTURER
 from .errors import LungLensError
+from .population import in_population
 from .prediction import Prediction
 from .presentation import present
 from .study import Study
@@ -58,11 +60,13 @@ NOTICE = CodedConcept("LL0007", SCHEME, "Notice")
 WARNING = CodedConcept("LL0008", SCHEME, "Warning")
 POPULATION = CodedConcept("LL0009", SCHEME, "Validated population")
 OPERATING_POINT = CodedConcept("LL0010", SCHEME, "Operating point")
+IN_POPULATION = CodedConcept("LL0011", SCHEME, "Patient within the validated population")
 ABOVE = CodedConcept("LL0101", SCHEME, "Above the review threshold")
 BELOW = CodedConcept("LL0102", SCHEME, "Below the review threshold")
 NOT_RELIABLE = CodedConcept("LL0103", SCHEME, "Not reliable: outside the model's intended use")
 YES = CodedConcept("373066001", "SCT", "Yes")
 NO = CodedConcept("373067005", "SCT", "No")
+UNKNOWN = CodedConcept("261665006", "SCT", "Unknown")
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 
 
@@ -112,6 +116,10 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
         qualitative_evaluations=[
             hd.sr.QualitativeEvaluation(name=RESULT, value=result_code(prediction)),
             hd.sr.QualitativeEvaluation(name=IN_SCOPE, value=YES if prediction.in_scope else NO),
+            # The image may be in scope while the patient is not (an adult) or not known to be:
+            # coded apart, so that a rule reading codes does not take an adult's result as validated.
+            hd.sr.QualitativeEvaluation(name=IN_POPULATION,
+                                        value={True: YES, False: NO, None: UNKNOWN}[in_population(study.metadata)]),
         ],
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
     )

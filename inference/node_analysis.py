@@ -123,7 +123,9 @@ class Analyser:
                                                                       make_thumbnail(study)))
             queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
             result = JobResult(job.path, record=record, queued=queued)
-            log.info("analysed %s (%s): %s", job.path.name, job.source, present(prediction).summary)
+            words = present(prediction)  # with its warnings: an adult's result must not read as validated
+            log.info("analysed %s (%s): %s%s", job.path.name, job.source, words.summary,
+                     f" [{'; '.join(words.warnings)}]" if words.warnings else "")
         if result.error:
             log.warning("could not analyse %s (%s): %s", job.path.name, job.source, result.error)
         if job.pending_marker is not None:

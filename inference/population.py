@@ -87,6 +87,13 @@ def patient_age(meta: StudyMetadata) -> PatientAge | None:
     return PatientAge(years, _readable(years), from_birth_date=True)
 
 
+def in_population(meta: StudyMetadata) -> bool | None:
+    """Whether the patient's age is within the ages the model was trained on; None when the
+    study does not record it (the DICOM SR codes the three answers)."""
+    age = patient_age(meta)
+    return None if age is None else TRAINED_AGES[0] <= age.years <= TRAINED_AGES[1]
+
+
 def population_warnings(meta: StudyMetadata) -> list[str]:
     """Warnings when the patient is not known to be in the population the model was validated on."""
     age = patient_age(meta)

@@ -141,6 +141,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .hot_folder import ANALYSED, UNREADABLE, HotFolder
     from .node_analysis import Analyser, Job
     from .outbox import Outbox
+    from .presentation import point_text
     from .result_store import ResultStore
     from .userdirs import worklist_path
 
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox,
                             threshold=args.threshold, operating_point=args.operating_point)
+        point = engine.profile.operating_point(args.operating_point, args.threshold)
+        print(f"lunglens serve: deciding with site profile {engine.profile.name!r}, {point_text(point)}", flush=True)
         threads: list[threading.Thread] = []
         node = None
         if not args.no_listen:

@@ -97,6 +97,8 @@ def test_echo_from_an_allowed_ae_title_succeeds_and_others_are_refused(node: tup
     assert stranger.returncode != 0 and "Calling AE Title Not Recognized" in stranger.stdout + stranger.stderr
     wrong_node = echo(serve.port, called="NOTLUNGLENS")
     assert wrong_node.returncode != 0 and "Called AE Title Not Recognized" in wrong_node.stdout + wrong_node.stderr
+    assert any("deciding with site profile 'LungLens default (site sample)', high sensitivity, threshold" in line
+               for line in serve.out.lines)  # which profile and point decide, said at start
     assert wait_for(lambda: serve.count("refused an association") >= 2, 10, "the refusals to be logged")
     assert serve.count("'STRANGER', called AE 'LUNGLENS'): that calling AE title is not allowed") == 1
     assert serve.count("called AE 'NOTLUNGLENS'): this node is 'LUNGLENS'") == 1
@@ -230,6 +232,8 @@ def test_a_film_in_the_hot_folder_is_analysed_once(node: tuple[Serve, StoreScp],
     wait_for(lambda: serve.count("analysed dropped.png (hot-folder)") == 1, 30, "the hot-folder film")
     time.sleep(2.0)  # several more polls
     assert serve.count("analysed dropped.png") == 1
+    # The log line carries the result's warnings, as every other output does (a PNG has no age).
+    assert serve.count("[Small image (224x224 px): detail may be lost.; Patient age not recorded") == 1
     assert sorted(p.name for p in hot.iterdir()) == ["dropped.png"]
     assert film.stat().st_mtime_ns == before.st_mtime_ns
 

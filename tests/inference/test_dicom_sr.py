@@ -71,6 +71,8 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
     result = _named(sr, "Triage result")[0].ConceptCodeSequence[0].CodeValue
     assert result == (ABOVE if prediction.is_positive else BELOW).value
     assert _named(sr, "Within the model's intended use")[0].ConceptCodeSequence[0].CodeMeaning == "Yes"
+    # The film is in scope, the patient (62) is not in the validated population: coded apart.
+    assert _named(sr, "Patient within the validated population")[0].ConceptCodeSequence[0].CodeMeaning == "No"
     assert _named(sr, "Algorithm Name")[0].TextValue == prediction.model.name
     assert _named(sr, "Algorithm Version")[0].TextValue == prediction.model.version
     params = " | ".join(i.TextValue for i in _named(sr, "Algorithm Parameters"))
@@ -97,6 +99,8 @@ def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: 
     assert _named(sr, "Within the model's intended use")[0].ConceptCodeSequence[0].CodeMeaning == "No"
     reasons = [i.TextValue for i in _named(sr, "Reason outside intended use")]
     assert reasons == list(prediction.scope_reasons)
+    # The image is out of scope; the patient (the factory's PatientAge 004Y) is in the population.
+    assert _named(sr, "Patient within the validated population")[0].ConceptCodeSequence[0].CodeMeaning == "Yes"
     others = [i.TextValue for i in _named(sr, "Warning")]  # each said once: the reasons are not repeated
     assert others and not {w.casefold() for w in others} & {r.casefold() for r in reasons}
     assert len(reasons) + len(others) == len(present(prediction).warnings)
@@ -111,6 +115,14 @@ def test_a_sloppy_source_header_still_gives_a_valid_sr(engine: Engine, kermany_g
     study = load_study(film)
     out = write_sr(study, engine.predict(study), tmp_path / "sr.dcm")
     assert _dciodvfy_errors(out) == []
+
+
+def test_a_patient_of_unknown_age_is_coded_unknown(engine: Engine, kermany_gray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    film = write_dicom(tmp_path / "ageless.dcm", kermany_gray, tags={"PatientAge": None, "PatientBirthDate": None})
+    study = load_study(film)
+    sr = build_sr(study, engine.predict(study))
+    assert _named(sr, "Patient within the validated population")[0].ConceptCodeSequence[0].CodeMeaning == "Unknown"
+    assert any(i.TextValue.startswith("Patient age not recorded") for i in _named(sr, "Warning"))
 
 
 def test_a_raster_has_no_study_to_join(engine: Engine) -> None:
