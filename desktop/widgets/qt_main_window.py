@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -225,6 +227,7 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("Cancel Batch", c.cancel, ("Esc",))
         self.act_retry = self._action("Retry Failed and Cancelled", self._retry_all)
         self.act_about = self._action("About LungLens and the Model…", self.open_about)
+        self.act_shortcuts = self._action("Keyboard Shortcuts…", self.open_shortcuts, ("F1",))
         # Reader verdicts: Shift+ because N and P step through the list.
         self.act_verdicts = {
             verdict: self._action(text, lambda _=False, v=verdict: self.give_verdict(v), (key,),
@@ -273,7 +276,7 @@ class MainWindow(QMainWindow):
         verdicts.addActions([*self.act_verdicts.values(), self.act_withdraw_verdict])
         m.addAction(self.act_calibrate)
         self.help_menu = mb.addMenu("&Help")
-        self.help_menu.addActions([self.act_audit, self.act_local_performance, self.act_about])
+        self.help_menu.addActions([self.act_shortcuts, self.act_audit, self.act_local_performance, self.act_about])
         # Right-click on the list offers what applies to a row.
         view = self.study_list.view
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -692,6 +695,28 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("No figures: the worklist or the model is not available", 6000)
             return
         LocalPerformanceDialog(c.worklist_path, c.profile, operating, self).exec()
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(what, keys) for every action with a key, read from the actions themselves, so the
+        list can never differ from what the keys do."""
+        rows = []
+        for action in self.actions():
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+            if not keys:
+                continue
+            what = action.text().replace("&", "").rstrip("…")
+            # An item of a submenu says which ("Reader Verdict: Pneumonia", not "Pneumonia").
+            submenus = [m for m in action.associatedObjects()
+                        if isinstance(m, QMenu) and isinstance(m.parentWidget(), QMenu)]
+            rows.append((f"{submenus[0].title().replace('&', '')}: {what}" if submenus else what, keys))
+        return rows
+
+    def open_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{escape(what)}</td><td style='padding-left:16px'><b>{escape(keys)}</b></td></tr>"
+                       for what, keys in self.shortcut_rows())
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
+                          QMessageBox.StandardButton.Close, self)
+        box.exec()
 
     def open_about(self) -> None:
         AboutDialog(self.controller.manifest, self.controller.profile, models_dir() / "MODEL_CARD.md", self).exec()

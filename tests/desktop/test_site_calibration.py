@@ -339,3 +339,13 @@ def test_a_cancelled_wizard_run_leaves_nothing_behind(window, qtbot, tmp_path, a
     assert list(profiles_dir().iterdir()) == [] and wiz.saved_path is None
     assert app_settings.site_profile == "" and window.controller.profile.sha256 == \
         window.controller.shipped_profile.sha256
+
+
+def test_help_lists_every_keyboard_shortcut_from_the_actions_themselves(window):
+    """Help → Keyboard Shortcuts (F1): a reader at 3 a.m. finds the verdict keys without a tooltip."""
+    rows = dict(window.shortcut_rows())
+    assert (rows["Reader Verdict: Pneumonia"], rows["Reader Verdict: No Pneumonia"],
+            rows["Reader Verdict: Unsure"]) == ("Shift+P", "Shift+N", "Shift+U")
+    assert (rows["Next Study"], rows["Previous Study"], rows["Heat-map"]) == ("N, Space", "P", "H")
+    assert rows["Keyboard Shortcuts"] == "F1" and window.act_shortcuts in window.help_menu.actions()
+    assert "Pneumonia" not in rows  # an item of a submenu is named with it
