@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         self.undo_button.hide()
         self._removal_message = ""
         self._first_shown = 0  # the study shown first in a batch, until the reader moves or it ends
+        self._view_note = ""  # the status message about the film on screen (shown reduced)
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
         # runs `lunglens serve` when Settings enable it, deciding with this window's profile and point
@@ -399,6 +400,9 @@ class MainWindow(QMainWindow):
 
     # -- showing the study on screen ---------------------------------------------------------------
     def _show_context(self, ctx: ViewContext | None) -> None:
+        if self._view_note and self.statusBar().currentMessage() == self._view_note:
+            self.statusBar().clearMessage()  # it was about the film shown before this one
+        self._view_note = ""
         if ctx is None or ctx.study is None:
             self.viewer.clear(ctx.problem if ctx else "")
             self.result_panel.show_item(ctx.item if ctx else None)
@@ -413,6 +417,7 @@ class MainWindow(QMainWindow):
         note = display_note(ctx.study)  # shown reduced (inference.loaders.pixels.for_display)
         if note:
             self.statusBar().showMessage(note, 10000)
+            self._view_note = note
         self._show_result(ctx)
 
     def _show_result(self, ctx: ViewContext) -> None:

@@ -224,3 +224,25 @@ def test_a_row_shows_in_its_tooltip_what_it_elides(window, qtbot, real_dicom):
     tip = c.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
     line = metadata_line(item.metadata, c.model.show_identifiers)
     assert line and tip.splitlines() == [str(real_dicom), line, present(item.prediction).summary]
+
+
+def test_the_note_about_a_film_shown_reduced_goes_when_another_film_is_shown(window, qtbot, tmp_path,
+                                                                             kermany_samples):
+    """'Shown at 3000x3000 px (1/2 of 6000x6000)' must not stay under the next film."""
+    import numpy as np
+    from PIL import Image
+
+    from inference.loaders.pixels import DISPLAY_MAX_SIDE
+
+    side = 2 * DISPLAY_MAX_SIDE + 2
+    big = tmp_path / "big.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, side, dtype=np.uint8), (side, 1))).save(big)
+    small = kermany_samples["NORMAL"][0]
+    window.open_paths([big, small])
+    wait_idle(qtbot, window.controller)
+    window.study_list.select_key(window.controller.model.key_of_path(big))
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Shown at "), timeout=20000)
+    window.study_list.select_key(window.controller.model.key_of_path(small))
+    qtbot.waitUntil(lambda: window.controller.context is not None and window.controller.context.item.path == small,
+                    timeout=20000)
+    assert window.statusBar().currentMessage() == ""
