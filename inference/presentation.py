@@ -159,6 +159,7 @@ class ResultText:
     headline: str
     finding: str
     probability: str
+    threshold: str  # "35 %"
     point: str  # "high sensitivity, threshold 35 %"
     figures: str  # "sensitivity … (…), specificity … (…), 95 % CI"
     source: str  # the data the figures were measured on ("" for a custom threshold)
@@ -186,9 +187,18 @@ class ResultText:
     @property
     def chip(self) -> str:
         """The few words of the study list."""
+        return self._chip("threshold")
+
+    @property
+    def chip_with_threshold(self) -> str:
+        """The chip of a result read at another profile's threshold than the one in use: it
+        names it ("58 % · below 24.2 %"), or a list mixing two thresholds could not be read."""
+        return self._chip(self.threshold)
+
+    def _chip(self, threshold: str) -> str:
         if self.tone is Tone.UNRELIABLE:
             return "not reliable"
-        return f"{self.probability} · {'above' if self.tone is Tone.ABOVE else 'below'} threshold"
+        return f"{self.probability} · {'above' if self.tone is Tone.ABOVE else 'below'} {threshold}"
 
 
 def present(prediction: Prediction) -> ResultText:
@@ -206,6 +216,7 @@ def present(prediction: Prediction) -> ResultText:
         headline=headline(p, op.threshold, in_scope, prediction.scope_reasons),
         finding=decision.finding_text(p, op.threshold) if in_scope else UNRELIABLE_FINDING,
         probability=decision.probability_text(p),
+        threshold=decision.threshold_text(op.threshold),
         point=point_text(op),
         figures=figures_text(op),
         source=source_text(op, prediction.profile.source if prediction.profile is not None else ""),

@@ -155,11 +155,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         engine = load_engine(args, "lunglens serve")
         if isinstance(engine, int):
             return engine
-        if args.operating_point is not None:
-            try:
-                engine.profile.operating_point(args.operating_point)
-            except ValueError as exc:  # an operating point this profile does not have
-                return usage_error(parser, str(exc))
+        try:
+            point = engine.profile.operating_point(args.operating_point, args.threshold)
+        except ValueError as exc:  # an operating point this profile does not have
+            return usage_error(parser, str(exc))
         for warning in engine.warnings:
             log.warning("%s", warning)
         folders = NodeFolders.default()
@@ -176,7 +175,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox,
                             threshold=args.threshold, operating_point=args.operating_point)
-        point = engine.profile.operating_point(args.operating_point, args.threshold)
         print(f"lunglens serve: deciding with site profile {engine.profile.name!r}, {point_text(point)}", flush=True)
         threads: list[threading.Thread] = []
         node = None

@@ -30,8 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.decision import threshold_text
-from inference.presentation import Tone, present
+from inference.presentation import present
 
 from .. import theme
 from ..models.study_item import SUSPICION_RULE, Status, StudyItem
@@ -58,10 +57,7 @@ def chip_text_and_colour(item: StudyItem, elsewhere: bool = False) -> tuple[str,
     if item.prediction is None:
         return "", theme.TEXT_DIM
     text = present(item.prediction)
-    if elsewhere and text.tone is not Tone.UNRELIABLE:
-        side = "above" if text.tone is Tone.ABOVE else "below"
-        return f"{text.probability} · {side} {threshold_text(item.prediction.threshold)}", theme.TONE[text.tone]
-    return text.chip, theme.TONE[text.tone]
+    return text.chip_with_threshold if elsewhere else text.chip, theme.TONE[text.tone]
 
 
 class StudyDelegate(QStyledItemDelegate):
