@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .imageops import gaussian_blur, resize_area
+from .loaders.pixels import MIN_SHORT_SIDE
 from .loaders.warnings import header_findings
 from .manifest import ModelManifest
 from .population import population_warnings
@@ -56,15 +57,6 @@ THUMBNAIL_SIDE = 16
 TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
 MIN_GREY_LEVELS = 8
-MIN_SHORT_SIDE = 128
-"""Films with fewer pixels than this on the short side are out of scope: too small to judge.
-
-The model was trained and validated on 224 px films (which it reads reduced to its input size).
-Below 128 px the detail a reader would check a result against is gone, and nothing was
-validated there. The image tests do not
-catch such films -- a shrunken chest film still looks like a chest film (none of 12 training
-films reduced to 64 px was flagged) -- so the gate refuses them by size, with that reason,
-rather than show a confident number beside a "small image" warning."""
 
 
 @dataclass(frozen=True)

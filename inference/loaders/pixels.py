@@ -16,8 +16,17 @@ from inference.study import Study
 # Refused before any decoder allocates: no radiograph is this big, a corrupt header is.
 MAX_SIDE = 20_000
 MAX_PIXELS = 400_000_000
-# Below this nothing can be read from the image (the model's input is 112 px a side).
+# Below this there is no picture to show or to analyse: the file is refused as unreadable.
 MIN_SIDE = 32
+MIN_SHORT_SIDE = 128
+"""Films with fewer pixels than this on the short side are out of scope: too small to judge.
+
+The model was trained and validated on 224 px films (which it reads reduced to its input size).
+Below 128 px the detail a reader would check a result against is gone, and nothing was
+validated there. The image tests do not catch such films -- a shrunken chest film still looks
+like a chest film (none of 12 training films reduced to 64 px was flagged) -- so the gate
+(:mod:`inference.ood`) refuses them by size, with that reason, rather than show a confident
+number beside a "small image" warning. Films between :data:`MIN_SIDE` and this are shown."""
 # Images above this are shown and analysed reduced by a whole factor (a block mean), so a
 # study costs at most ~200 MB as float32 whatever its size: the largest chest films are
 # under 20 megapixels, a 50-micron film digitisation about 60.
@@ -47,8 +56,8 @@ def check_size(path: Path, width: int, height: int) -> None:
     if width < MIN_SIDE or height < MIN_SIDE:
         raise UnsupportedStudyError(
             path,
-            f"image is too small ({width}x{height} px; a radiograph needs at least "
-            f"{MIN_SIDE} px a side)",
+            f"image is too small ({width}x{height} px): LungLens judges films of at least "
+            f"{MIN_SHORT_SIDE} px on the short side",
         )
 
 

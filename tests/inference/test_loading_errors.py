@@ -66,9 +66,13 @@ def test_text_file_named_png(tmp_path):
     expect(path, NotAnImageError, "not an image or DICOM file (it looks like a text file)")
 
 
-def test_one_pixel_png_is_too_small(tmp_path):
+def test_one_pixel_png_is_too_small_and_the_message_gives_the_size_the_gate_judges_from(tmp_path):
+    """The refusal names the same minimum as the gate's "too small to judge" (it named 32 px,
+    and a 64 px film then came back out of scope for being under 128)."""
+    from inference.ood import MIN_SHORT_SIDE
+
     path = write_raster(tmp_path / "dot.png", np.zeros((1, 1), np.uint8))
-    expect(path, UnsupportedStudyError, "image is too small (1x1 px")
+    expect(path, UnsupportedStudyError, f"image is too small (1x1 px): LungLens judges films of at least {MIN_SHORT_SIDE} px")
 
 
 def test_empty_file(tmp_path):
