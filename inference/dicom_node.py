@@ -162,6 +162,7 @@ class DicomNode:
         self._on_received = on_received
         self._server: object | None = None
         self._lock = threading.Lock()
+        self._storing: set[int] = set()  # associations (by id) that have stored a film
         self.received = 0
 
     def start(self) -> tuple[str, int]:
@@ -185,7 +186,8 @@ class DicomNode:
         for sop_class in STORAGE_CLASSES:
             ae.add_supported_context(sop_class, syntaxes)
         handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
-                    (evt.EVT_REJECTED, self._on_rejected), (evt.EVT_CONN_OPEN, self._on_connected)]
+                    (evt.EVT_REJECTED, self._on_rejected), (evt.EVT_CONN_CLOSE, self._on_closed),
+                    (evt.EVT_CONN_OPEN, self._on_connected)]
         self._server = ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
         host, port = self._server.server_address[:2]  # type: ignore[attr-defined]
         return str(host), int(port)
@@ -231,6 +233,25 @@ class DicomNode:
         log.warning("refused an association from %s:%s (calling AE %r, called AE %r): %s", requestor.address,
                     requestor.port, requestor.ae_title, called, why)
 
+    def _on_closed(self, event: object) -> None:
+        """Name what a peer offered and the node refused, when it went away having stored nothing.
+
+        The modality then reports "no presentation context" and sends nothing, and without
+        this line the node's log said nothing at all. A peer that stored films is not logged,
+        however much else it offered (a PACS proposes every storage class it knows)."""
+        assoc = event.assoc  # type: ignore[attr-defined]
+        with self._lock:
+            stored = id(assoc) in self._storing
+            self._storing.discard(id(assoc))
+        refused = sorted({UID(str(cx.abstract_syntax)).name for cx in assoc.rejected_contexts})
+        if stored or not refused:
+            return
+        named = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+        requestor = assoc.requestor
+        log.warning("%s:%s (calling AE %r) stored nothing; it offered kinds of object this node refuses: %s "
+                    "(it accepts CR, DX and Secondary Capture images only)",
+                    requestor.address, requestor.port, requestor.ae_title, named)
+
     def _on_store(self, event: object) -> int:
         """Keep the film as received (0600) with a pending marker, then hand it to the analysis."""
         try:
@@ -249,6 +270,7 @@ class DicomNode:
             with self._lock:
                 write_private(film, data)
                 write_private(marker, b"")
+                self._storing.add(id(event.assoc))  # type: ignore[attr-defined]
         except OSError as exc:
             log.error("could not keep a received film (%s): %s", name, exc)
             return OUT_OF_RESOURCES

@@ -169,6 +169,29 @@ def subprocess_run(argv: list[str]) -> str:
     return run.stdout + run.stderr
 
 
+def test_a_peer_offering_only_films_the_node_refuses_is_named_in_the_log(
+        node: tuple[Serve, StoreScp], tmp_path: Path, kermany_gray) -> None:  # type: ignore[no-untyped-def]
+    """The modality reports "no presentation context" and sends nothing; the node's log must
+    say what it was offered and why it refused, or the IT person has nothing to go on."""
+    serve, _ = node
+    ct = write_dicom(tmp_path / "ct.dcm", kermany_gray, tags={"Modality": "CT"})
+    ds = pydicom.dcmread(ct)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.CTImageStorage
+    ds.save_as(ct)
+    sent = store(serve.port, [ct], "-xs")
+    assert sent.returncode != 0 or "no presentation context" in (sent.stdout + sent.stderr).lower()
+    assert wait_for(lambda: serve.count("stored nothing; it offered") == 1, 10, "the refusal to be logged")
+    line = next(line for line in serve.err.lines if "stored nothing" in line)
+    assert "(calling AE 'MODALITY') stored nothing; it offered kinds of object this node refuses: " in line
+    assert line.endswith("more (it accepts CR, DX and Secondary Capture images only)")  # storescu offers ~60 kinds
+    assert echo(serve.port).returncode == 0  # an echo stores nothing and is refused nothing: not logged
+    dx = write_dicom(tmp_path / "dx.dcm", kermany_gray)  # the same offer, and a film stored: not logged
+    assert store(serve.port, [dx], "-xs").returncode == 0
+    assert wait_for(lambda: serve.count(f"received {pydicom.dcmread(dx).SOPInstanceUID}.dcm"), 10, "the film")
+    time.sleep(0.5)
+    assert serve.count("stored nothing; it offered") == 1
+
+
 def test_garbage_and_broken_associations_leave_the_node_running(node: tuple[Serve, StoreScp]) -> None:
     serve, _ = node
     junk = [os.urandom(4096), b"\x01\x00" + struct.pack(">I", 2**31) + b"\x00" * 64, b"GET / HTTP/1.0\r\n\r\n",
