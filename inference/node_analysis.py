@@ -1,5 +1,6 @@
 """The node's analysis thread: each film that arrives (over DICOM or in the hot folder) is
-analysed once, stored in the worklist, audited, and its results put in the outbox.
+analysed once, stored in the worklist, audited, and its results put in the outbox; the audit
+log records each result's export when the PACS has stored it (:func:`audit_delivery`).
 
 The analysis is the one every other path uses -- :func:`inference.loaders.load_study`,
 :meth:`inference.engine.Engine.predict` (its profile decides the label and the threshold,
@@ -26,7 +27,8 @@ from .engine import Engine
 from .errors import LungLensError
 from .hashing import pixel_sha256
 from .loaders import load_study
-from .outbox import Outbox
+from .audit import AuditLog
+from .outbox import Destination, Outbox, OutboxItem
 from .prediction import Prediction
 from .presentation import present
 from .result_store import ResultStore
@@ -35,6 +37,24 @@ from .thumbnail import make_thumbnail
 from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens.serve")
+EXPORTED_AS = {"sr": "structured_report", "sc": "secondary_capture"}  # outbox kind -> audit "what"
+
+
+def audit_delivery(audit: AuditLog, destination: Destination) -> Callable[[OutboxItem], None]:
+    """The outbox's ``on_sent``: one audit line per object the PACS has stored.
+
+    Written at delivery, not when the result is queued: a PACS that is down for a day, or an
+    outbox emptied by hand, must not leave the audit log saying that a result left the PC."""
+
+    def delivered(item: OutboxItem) -> None:
+        try:
+            audit.log_export(EXPORTED_AS.get(item.what, item.what), "dicom", str(destination),
+                             [item.pixel_sha256] if item.pixel_sha256 else [], with_identifiers=True)
+        except OSError as exc:
+            log.error("%s %s was stored by %s but the audit log could not record it: %s", item.what.upper(),
+                      item.sop_instance_uid, destination, exc)
+
+    return delivered
 
 
 @dataclass(frozen=True)
@@ -142,18 +162,11 @@ class Analyser:
         queued: list[str] = []
         try:
             source = source_header(study)
-            self.outbox.put(build_sr(study, prediction, source), "sr")
+            self.outbox.put(build_sr(study, prediction, source), "sr", record.pixel_sha256)
             queued.append("sr")
             if heatmap.applies(prediction):
-                self.outbox.put(build_secondary_capture(study, prediction), "sc")
+                self.outbox.put(build_secondary_capture(study, prediction), "sc", record.pixel_sha256)
                 queued.append("sc")
         except (LungLensError, OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
-        if queued:
-            for what in queued:
-                try:
-                    self.results.audit.log_export("structured_report" if what == "sr" else "secondary_capture", "dicom",
-                                           str(self.outbox.destination), [record.pixel_sha256], with_identifiers=True)
-                except OSError:
-                    break
         return queued

@@ -85,6 +85,7 @@ class OutboxItem:
     sop_class_uid: str
     sop_instance_uid: str
     what: str  # "sr" or "sc": what the audit log and the messages call it
+    pixel_sha256: str = ""  # the film it is the result of, for the audit line written when it is stored
     attempts: int = 0
     next_attempt: float = 0.0  # time.time() when it is due
     last_error: str = ""
@@ -118,10 +119,10 @@ class Outbox:
         self._wake = threading.Event()
 
     # ------------------------------------------------------------------ queue
-    def put(self, ds: Dataset, what: str) -> OutboxItem:
+    def put(self, ds: Dataset, what: str, pixel_sha256: str = "") -> OutboxItem:
         """Keep ``ds`` (with its file meta) until it is sent; it is due at once."""
         item = OutboxItem(id=f"{time.time_ns():020d}-{what}", sop_class_uid=str(ds.SOPClassUID),
-                          sop_instance_uid=str(ds.SOPInstanceUID), what=what)
+                          sop_instance_uid=str(ds.SOPInstanceUID), what=what, pixel_sha256=pixel_sha256)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         with self._lock:

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     logging.getLogger("highdicom").setLevel(logging.WARNING)
 
     from .hot_folder import ANALYSED, UNREADABLE, HotFolder
-    from .node_analysis import Analyser, Job
+    from .node_analysis import Analyser, Job, audit_delivery
     from .outbox import Outbox
     from .presentation import point_text
     from .result_store import ResultStore
@@ -162,10 +162,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for warning in engine.warnings:
             log.warning("%s", warning)
         folders = NodeFolders.default()
-        outbox = None
-        if args.send_to is not None:
-            outbox = Outbox(folders.outbox, args.send_to, calling_aet=args.aet,
-                            backoff=Backoff(first=min(5.0, args.retry_max), maximum=args.retry_max))
         said: set[str] = set()
 
         def warn_once(reason: str) -> None:  # the store would say it again at every film
@@ -173,8 +169,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 said.add(reason)
                 log.warning("%s", reason)
 
-        analyser = Analyser(engine, ResultStore(worklist_path(create=False), None, warn_once), outbox,
-                            threshold=args.threshold, operating_point=args.operating_point)
+        results = ResultStore(worklist_path(create=False), None, warn_once)
+        outbox = None
+        if args.send_to is not None:
+            outbox = Outbox(folders.outbox, args.send_to, calling_aet=args.aet,
+                            backoff=Backoff(first=min(5.0, args.retry_max), maximum=args.retry_max),
+                            on_sent=audit_delivery(results.audit, args.send_to))
+        analyser = Analyser(engine, results, outbox, threshold=args.threshold, operating_point=args.operating_point)
         print(f"lunglens serve: deciding with site profile {engine.profile.name!r}, {point_text(point)}", flush=True)
         threads: list[threading.Thread] = []
         node = None

@@ -162,6 +162,13 @@ def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported
     flagged = sum(r.in_scope and r.is_positive for r in records)
     wait_for(lambda: serve.count("sent SC") >= flagged, 30, "the SCs of the flagged films")
     assert not list((serve.data_dir / "node" / "outbox").glob("*.dcm"))
+    # Audited once stored, one line per object, naming the film it is the result of.
+    exports = [e for e in AuditLog(serve.data_dir / "audit.jsonl").read().entries if e["event"] == "export"]
+    assert sorted((e["what"], e["pixel_sha256"][0]) for e in exports if e["pixel_sha256"][0] in
+                  {r.pixel_sha256 for r in records}) == sorted(
+        [("structured_report", r.pixel_sha256) for r in records]
+        + [("secondary_capture", r.pixel_sha256) for r in records if r.in_scope and r.is_positive])
+    assert {e["destination"] for e in exports} == {f"PACS@127.0.0.1:{pacs.port}"}
 
 
 def subprocess_run(argv: list[str]) -> str:

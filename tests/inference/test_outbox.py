@@ -11,9 +11,11 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from inference.audit import AuditLog
 from inference.dicom_sr import build_sr
 from inference.engine import Engine
 from inference.loaders import load_study
+from inference.node_analysis import audit_delivery
 from inference.outbox import Backoff, Destination, DestinationError, Outbox, OutboxItem, c_store_sender
 from tests.conftest import REPO
 from tests.fixtures.dicom_peers import Orthanc, StoreScp, free_port, need, wait_for
@@ -98,6 +100,29 @@ def test_pacs_down_then_up_delivers_to_storescp(sr: pydicom.Dataset, tmp_path: P
         assert stored[0].StudyInstanceUID == pydicom.dcmread(SOURCE, stop_before_pixels=True).StudyInstanceUID
     finally:
         pacs.stop()
+
+
+def test_the_audit_log_records_an_export_when_the_pacs_has_stored_it_not_when_it_is_queued(
+        sr: pydicom.Dataset, tmp_path: Path) -> None:
+    """It recorded the export when the SR was queued: a PACS down for a day, or an outbox
+    emptied by hand, left the audit log saying that a result had left the PC."""
+    port = free_port()
+    where = Destination("PACS", "127.0.0.1", port)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    box = Outbox(tmp_path / "outbox", where, backoff=Backoff(first=0.1, maximum=0.2),
+                 sender=c_store_sender("LUNGLENS", timeout=5), on_sent=audit_delivery(audit, where))
+    box.put(sr, "sr", "ab" * 32)
+    assert box.send_due().failed  # nobody listening
+    assert audit.read().entries == []
+    pacs = StoreScp(tmp_path / "pacs", port=port).start()
+    try:
+        wait_for(lambda: box.send_due().sent or len(box) == 0, 20, "the outbox to deliver")
+    finally:
+        pacs.stop()
+    [entry] = audit.read().entries
+    assert (entry["event"], entry["what"], entry["format"]) == ("export", "structured_report", "dicom")
+    assert entry["destination"] == "PACS@127.0.0.1:%d" % port and entry["pixel_sha256"] == ["ab" * 32]
+    assert audit.verify().ok
 
 
 def test_a_pacs_refusing_the_association_keeps_the_result(sr: pydicom.Dataset, tmp_path: Path) -> None:
