@@ -66,6 +66,13 @@ class Job:
     pending_marker: Path | None = None  # removed once the film is analysed (received films)
     done: Callable[[JobResult], None] | None = None
 
+    @property
+    def shown(self) -> str:
+        """How the node's log names the film: a received one by its file name (its SOP Instance
+        UID), a hot-folder one by its whole path (children's folders often hold files of the
+        same name, IM-0001-0001.dcm)."""
+        return self.path.name if self.source == "dicom" else str(self.path)
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -73,7 +80,7 @@ class JobResult:
 
     path: Path
     record: WorklistRecord | None = None  # None when it failed
-    error: str = ""
+    error: str = ""  # why it failed, without the file's name
     queued: list[str] = field(default_factory=list)  # "sr", "sc": what was put in the outbox
 
     @property
@@ -134,20 +141,20 @@ class Analyser:
             study = load_study(job.path)
             prediction = self.engine.predict(study, threshold=self.threshold, operating_point=self.operating_point)
         except LungLensError as exc:
-            result = JobResult(job.path, error=str(exc))
+            result = JobResult(job.path, error=getattr(exc, "reason", str(exc)))
         except Exception as exc:  # one broken film must never stop the node
             log.debug("unexpected failure on %s", job.path, exc_info=True)
-            result = JobResult(job.path, error=f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
+            result = JobResult(job.path, error=f"unexpected error ({type(exc).__name__}: {exc})")
         else:
             record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study),
                                                                       make_thumbnail(study)))
             queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
             result = JobResult(job.path, record=record, queued=queued)
             words = present(prediction)  # with its warnings: an adult's result must not read as validated
-            log.info("analysed %s (%s): %s%s", job.path.name, job.source, words.summary,
+            log.info("analysed %s (%s): %s%s", job.shown, job.source, words.summary,
                      f" [{'; '.join(words.warnings)}]" if words.warnings else "")
         if result.error:
-            log.warning("could not analyse %s (%s): %s", job.path.name, job.source, result.error)
+            log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
         if job.pending_marker is not None:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1

@@ -259,13 +259,29 @@ def test_a_film_in_the_hot_folder_is_analysed_once(node: tuple[Serve, StoreScp],
     film = hot / "dropped.png"
     film.write_bytes((SAMPLES / "sample-pneumonia.png").read_bytes())
     before = film.stat()
-    wait_for(lambda: serve.count("analysed dropped.png (hot-folder)") == 1, 30, "the hot-folder film")
+    wait_for(lambda: serve.count(f"analysed {film} (hot-folder)") == 1, 30, "the hot-folder film")
     time.sleep(2.0)  # several more polls
-    assert serve.count("analysed dropped.png") == 1
+    assert serve.count("dropped.png (hot-folder)") == 1
     # The log line carries the result's warnings, as every other output does (a PNG has no age).
     assert serve.count("[Small image (224x224 px): detail may be lost.; Patient age not recorded") == 1
     assert sorted(p.name for p in hot.iterdir()) == ["dropped.png"]
     assert film.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_the_hot_folder_log_names_films_by_their_whole_path(node: tuple[Serve, StoreScp]) -> None:
+    """Each child's folder of an export often holds a file of the same name: by its base name
+    alone the log could not say whose film failed."""
+    serve, _ = node
+    hot = Path(serve.args[serve.args.index("--hot-folder") + 1])
+    for child in ("child-a", "child-b"):
+        (hot / child).mkdir()
+    (hot / "child-a" / "IM-0001-0001.png").write_bytes((SAMPLES / "sample-normal.png").read_bytes())
+    (hot / "child-b" / "IM-0001-0001.png").write_bytes(b"%PDF-1.4 not a film")
+    good, bad = hot / "child-a" / "IM-0001-0001.png", hot / "child-b" / "IM-0001-0001.png"
+    wait_for(lambda: serve.count(f"analysed {good} (hot-folder): ") == 1, 30, "the readable film")
+    line = wait_for(lambda: next((x for x in serve.err.lines if f"could not analyse {bad} (hot-folder): " in x), None),
+                    30, "the unreadable film")
+    assert "IM-0001-0001.png:" not in line.split("(hot-folder): ")[1]  # the reason, not the name again
 
 
 def test_sigterm_stops_the_node_within_seconds_and_parked_films_are_analysed_next_time(
