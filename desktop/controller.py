@@ -53,6 +53,7 @@ from .analysis_messages import (
     Started,
     StorageFailed,
 )
+from .models.batch_clock import BatchClock
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem
 from .models.study_list import StudyListModel
@@ -154,7 +155,7 @@ class StudyController(QObject):
         self.engine_error = ""
         self._pending: set[int] = set()
         self._total = 0
-        self._started = 0.0
+        self._clock = BatchClock()
         self._discovering = 0
         self._view_token = 0
         self._view_key = 0
@@ -397,7 +398,7 @@ class StudyController(QObject):
             return
         if not self._pending:
             self._total = 0
-            self._started = time.monotonic()
+            self._clock.restart()
         self._pending.update(k for k, _ in jobs)
         self._total += len(jobs)
         self.worker.submit(jobs)
@@ -481,14 +482,12 @@ class StudyController(QObject):
 
     def _finish(self, key: int) -> None:
         self._pending.discard(key)
+        self._clock.finished(time.monotonic())
         self._emit_progress()
         self._check_finished()
 
     def _emit_progress(self) -> None:
-        done = self._total - len(self._pending)
-        elapsed = time.monotonic() - self._started
-        eta = (len(self._pending) * elapsed / done) if done > 0 else -1.0
-        self.progress.emit(done, self._total, eta)
+        self.progress.emit(self._total - len(self._pending), self._total, self._clock.eta(len(self._pending)))
 
     def _check_finished(self) -> None:
         if not self._pending and self._discovering <= 0:
