@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import inference  # noqa: E402,F401 - ONNX Runtime's telemetry opt-out, before onnxruntime is imported
+import onnxruntime as ort  # noqa: E402
 MODEL = REPO / "resources" / "models" / "lunglens-cxr.onnx"
 
 

@@ -145,7 +145,7 @@ class Engine:
         options = threading_policy.session_options(ort)
         options.log_severity_level = 3  # ORT's own fallback chatter; we report our own warnings
         available = prov.available_providers()
-        log.info("ONNX Runtime %s, providers: %s", ort.__version__, ", ".join(ort.get_available_providers()))
+        log.info("ONNX Runtime %s, providers: %s", ort.__version__, ", ".join(available))
         session, warnings = _open_session(model_bytes, options, provider, available)
         _check_contract(session, manifest, model_path)
         gate = ScopeGate.load(manifest_path.parent, manifest)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import inference  # noqa: F401 - ONNX Runtime's telemetry opt-out, before any test module imports onnxruntime
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 KERMANY_TRAIN = SHARED_DATA / "kermany-cxr-224" / "train"

@@ -94,6 +94,12 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def telemetry_queue(env: dict[str, str]) -> list[Path]:
+    """What ONNX Runtime's telemetry wrote in the fresh home (its device id and event queue):
+    nothing, as the app sets its opt-out (see tests/inference/test_no_telemetry.py)."""
+    return list((Path(env["HOME"]) / ".cache" / "Microsoft").rglob("*"))
+
+
 def run_installed(root: Path, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     exe = root / "opt" / "lunglens" / "lunglens"
     return subprocess.run([*NO_NET, str(exe), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
@@ -231,6 +237,7 @@ def test_installed_headless_commands_classify_and_report(
     ds = pydicom.dcmread(sc)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
     assert ds.pixel_array.shape[:2] == (ds.Rows, ds.Columns)
+    assert not telemetry_queue(clean_env)
 
 
 def test_installed_app_screenshots_a_study_offline(root: Path, clean_env: dict[str, str], tmp_path: Path) -> None:
@@ -244,3 +251,4 @@ def test_installed_app_screenshots_a_study_offline(root: Path, clean_env: dict[s
     # A real window with an image and a heat-map has many colours, not a blank fill.
     colours = np.unique(image.reshape(-1, 3), axis=0)
     assert len(colours) > 200, f"screenshot looks empty ({len(colours)} colours)"
+    assert not telemetry_queue(clean_env)
