@@ -131,6 +131,7 @@ def _storage_paths() -> tuple[Path, Path, str]:
 class StudyController(QObject):
     progress = Signal(int, int, float)  # done, total, ETA seconds (-1 unknown)
     batch_finished = Signal()
+    batch_started = Signal(int)  # the key of the first study of a new batch
     engine_status = Signal(str, str)  # provider in use ("" if none), problem ("" if none)
     view_image = Signal(object)  # ViewContext: a new study on screen
     view_result = Signal(object)  # ViewContext: the on-screen study's result arrived or changed
@@ -155,6 +156,7 @@ class StudyController(QObject):
         self.engine_error = ""
         self._pending: set[int] = set()
         self._total = 0
+        self._batch: list[int] = []  # the keys of the current (or last) batch, in the order opened
         self._clock = BatchClock()
         self._discovering = 0
         self._view_token = 0
@@ -396,13 +398,23 @@ class StudyController(QObject):
     def _submit(self, jobs: list[tuple[int, Path]]) -> None:
         if not jobs:
             return
-        if not self._pending:
+        new_batch = not self._pending
+        if new_batch:
             self._total = 0
+            self._batch = []
             self._clock.restart()
         self._pending.update(k for k, _ in jobs)
+        self._batch.extend(k for k, _ in jobs)
         self._total += len(jobs)
         self.worker.submit(jobs)
         self._emit_progress()
+        if new_batch:
+            self.batch_started.emit(jobs[0][0])
+
+    @property
+    def batch(self) -> list[int]:
+        """The studies of the current batch (the last one, once it has ended), in the order opened."""
+        return list(self._batch)
 
     def retry(self, key: int) -> None:
         path = self.model.requeue(key)

@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.undo_button.clicked.connect(self.undo_remove)
         self.undo_button.hide()
         self._removal_message = ""
-        self._first_shown = 0  # the study shown first in a batch, until the reader moves or it ends
+        self._chosen_by_window = 0  # the study the window chose to show (not the reader), while it is shown
         self._view_note = ""  # the status message about the film on screen (shown reduced)
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
@@ -310,6 +310,7 @@ class MainWindow(QMainWindow):
         c.view_result.connect(self._show_result)
         c.progress.connect(self._progress)
         c.batch_finished.connect(self._batch_finished)
+        c.batch_started.connect(self._batch_started)
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
         c.operating_changed.connect(self.result_panel.set_operating_point)
@@ -381,15 +382,35 @@ class MainWindow(QMainWindow):
     def _select_first(self) -> None:
         if not self.study_list.current_key():
             self.study_list.select_row(0)
-            self._first_shown = self.study_list.current_key()
+            self._chosen_by_window = self.study_list.current_key()
+
+    def _reader_has_moved(self) -> bool:
+        current = self.study_list.current_key()
+        return bool(current) and current != self._chosen_by_window
+
+    def _batch_started(self, first: int) -> None:
+        """Show the first study opened, unless the reader has chosen one: the top of the list
+        may be another patient's study, restored from the worklist (a film opened from the
+        command line was shown behind yesterday's most suspicious one)."""
+        if not self._reader_has_moved():
+            self.study_list.select_key(first)
+            self._chosen_by_window = self.study_list.current_key()
 
     def _to_most_suspicious(self) -> None:
         """When the batch ends, a reader still on the film shown first (the first opened, before
-        any result) is taken to the top of the list, the most suspicious study; one who has
+        any result) is taken to the most suspicious study *of that batch* -- not to the top of
+        the whole list, which may hold other patients restored from the worklist; one who has
         moved on stays where they are."""
-        first, self._first_shown = self._first_shown, 0
-        if first and self.study_list.current_key() == first and self.study_list.sort_box.currentData() == "suspicion":
-            self.study_list.select_row(0)
+        if self._reader_has_moved() or self.study_list.sort_box.currentData() != "suspicion":
+            return
+        batch = set(self.controller.batch)
+        proxy, model = self.study_list.proxy, self.controller.model
+        for row in range(proxy.rowCount()):
+            key = model.key_at(proxy.mapToSource(proxy.index(row, 0)).row())
+            if key in batch:
+                self.study_list.select_key(key)
+                self._chosen_by_window = key
+                return
 
     def _retry_all(self) -> None:
         for row in range(self.controller.model.rowCount()):

@@ -162,6 +162,40 @@ def test_when_the_batch_ends_a_reader_still_on_the_first_film_is_taken_to_the_mo
     assert window.study_list.current_key() == here
 
 
+def test_a_film_opened_is_shown_though_the_list_holds_more_suspicious_studies_of_other_patients(
+        window, qtbot, app_settings, kermany_samples):
+    """Opening a film from the command line showed yesterday's most suspicious study, restored
+    from the worklist, instead: the window moved to the top of the whole list, not of the
+    films just opened."""
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    c = window.controller
+    window.open_paths(kermany_samples["PNEUMONIA"][:2])
+    wait_idle(qtbot, c)
+    normal = kermany_samples["NORMAL"][0]
+    window.open_paths([normal])  # the reader has not chosen a study: the one opened is shown
+    wait_idle(qtbot, c)
+    assert window.shown_items()[0].path in kermany_samples["PNEUMONIA"][:2]  # the top of the list
+    assert c.model.item(window.study_list.current_key()).path == normal
+    window.close()
+    assert c.worker.shutdown(10.0)
+
+    later = StudyController(app_settings)  # the next session: the list restored from the worklist
+    again = MainWindow(later)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitUntil(lambda: later.model.rowCount() == 3, timeout=10_000)
+    other = kermany_samples["NORMAL"][1]
+    again.open_paths([other])
+    wait_idle(qtbot, later)
+    try:
+        assert later.model.item(again.study_list.current_key()).path == other
+    finally:
+        again.close()
+        assert later.worker.shutdown(10.0)
+
+
 def test_the_empty_gauge_marks_the_threshold_in_use(window, qtbot):
     c = window.controller
     gauge = window.result_panel.gauge
