@@ -25,6 +25,9 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _CONVERT = {"P": "RGB", "PA": "RGBA", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     """The bytes of a PNG/JPEG/BMP/TIFF file -> Study (grey, float32, values as stored)."""
     size = raster_size(data, fmt) or (_tiff_size(data) if fmt == "TIFF" else None)
@@ -96,14 +99,32 @@ def _pillow(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, i
         mode = _CONVERT.get(im.mode)
         if mode == "RGB" and "transparency" in im.info:
             mode = "RGBA"
+        orientation = im.getexif().get(EXIF_ORIENTATION, 1)
         img = im.convert(mode) if mode else im
         factor = reduction_factor(*img.size)
         if factor > 1:
             try:
                 img = img.reduce(factor)
             except ValueError:  # a mode the box filter does not take (16-bit grey)
-                return reduce_pixels(np.asarray(img), factor), (width, height)
-        return np.asarray(img), (width, height)
+                return upright(reduce_pixels(np.asarray(img), factor), orientation, (width, height))
+        return upright(np.asarray(img), orientation, (width, height))
+
+
+def upright(img: np.ndarray, orientation: object, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixels (and full (width, height)) as the file's EXIF Orientation says to show them.
+
+    Every photo viewer and PACS import applies it: a JPEG stored mirrored (2) or on its side
+    (6, 8) was analysed and shown as stored -- left and right swapped against what the reader
+    sees elsewhere, or "looks rotated" and out of scope. Same result as Pillow's
+    ``ImageOps.exif_transpose``, on the array so that 16-bit images keep their depth."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+           8: lambda a: np.rot90(a, 1)}
+    op = ops.get(orientation) if isinstance(orientation, int) else None
+    if op is None:
+        return img, size
+    turned = orientation >= 5  # type: ignore[operator]
+    return np.ascontiguousarray(op(img)), (size[1], size[0]) if turned else size
 
 
 def _tifffile(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:

@@ -124,3 +124,25 @@ def test_pillow_modes_become_grey_studies(tmp_path, kermany_gray, mode, fmt, cha
         np.testing.assert_array_equal(study.pixels, np.asarray(im.convert("L")))
     else:  # lossy CMYK JPEG: still the picture
         assert np.corrcoef(study.pixels.ravel(), kermany_gray.ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_is_read_the_way_its_exif_orientation_says_to_show_it(tmp_path, orientation):
+    """As every viewer shows it: a film stored mirrored (2) was analysed and shown with left
+    and right swapped against the reader's other screens, one stored on its side (6, 8) came
+    out "looks rotated"."""
+    from PIL import Image, ImageOps
+
+    stored = (np.arange(200 * 300).reshape(200, 300) % 251).astype(np.uint8)
+    stored[:50, :80] = 255  # a corner that tells every orientation apart
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    im.save(path, quality=100, exif=exif.tobytes())
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)), dtype=np.float32)
+    study = load_study(path)
+    assert study.pixels.shape == shown.shape and np.array_equal(study.pixels, shown)
+    assert (study.metadata.rows, study.metadata.columns) == shown.shape
+    if orientation == 2:
+        assert study.pixels[:50, -80:].min() > 200  # the bright corner is now on the right
