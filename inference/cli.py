@@ -412,7 +412,8 @@ class Table:
                 notes.insert(0, "OUT OF SCOPE, result not reliable: " + "; ".join(p.scope_reasons))
             result = decision.verdict_text(p.probability, p.threshold) if p.in_scope else NOT_RELIABLE
             line = (
-                f"{str(o.path):<{self.width}}  {decision.probability_text(p.probability):>7}  "
+                f"{str(o.path):<{self.width}}  "
+                f"{decision.probability_text(p.probability, p.threshold if p.in_scope else None):>7}  "
                 f"{result:<{_RESULT_WIDTH}}  " + "; ".join(notes)
             )
         print(line.rstrip(), file=self.out, flush=True)

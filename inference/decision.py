@@ -99,8 +99,14 @@ def label_for(probability: float, threshold: float) -> str:
     return POSITIVE if is_positive(probability, threshold) else NEGATIVE
 
 
-def probability_text(probability: float) -> str:
-    """A probability as people read it: whole percent, never "0 %" or "100 %"."""
+def probability_text(probability: float, threshold: float | None = None) -> str:
+    """A probability as people read it: whole percent, never "0 %" or "100 %".
+
+    Beside the ``threshold`` it was judged against, with the decimals needed for the two to
+    read the way they compare (:func:`close_call`): "24 %" above a threshold of "24.2 %"
+    contradicted its own label."""
+    if threshold is not None:
+        return close_call(probability, threshold)[0]
     pct = float(probability) * 100.0
     if math.isnan(pct):
         return "—"
@@ -109,6 +115,31 @@ def probability_text(probability: float) -> str:
     if pct > 99.0:
         return "> 99 %"
     return f"{pct:.0f} %"
+
+
+def close_call(probability: float, threshold: float) -> tuple[str, str]:
+    """The probability's and the threshold's texts, with as many decimals as it takes for them
+    to compare as the numbers do: whole percent and one decimal, as everywhere, unless that
+    reads wrong ("24 %" at or above "24.2 %", "24 %" below "24 %"); then both with 1, 2, ...
+    decimals until it reads right ("24.17 %" above "24.17 %")."""
+    p_text, t_text = probability_text(probability), threshold_text(threshold)
+    positive = is_positive(probability, threshold)
+    if math.isnan(float(probability)) or _reads(p_text, t_text) == positive:
+        return p_text, t_text
+    p, t = float(probability) * 100.0, float(threshold) * 100.0
+    for decimals in range(1, 16):
+        pt, tt = f"{p:.{decimals}f}", f"{t:.{decimals}f}"
+        if (float(pt) >= float(tt)) == positive and 0.0 < float(pt) < 100.0:
+            return f"{pt} %", f"{tt.rstrip('0').rstrip('.')} %"
+    return p_text, t_text
+
+
+def _reads(p_text: str, t_text: str) -> bool:
+    """Whether ``p_text`` reads as at or above ``t_text`` ("< 1 %" as just under 1)."""
+    def value(text: str) -> float:
+        number = float(text.strip("<> %"))
+        return number - 1e-9 if text.startswith("<") else number + 1e-9 if text.startswith(">") else number
+    return value(p_text) >= value(t_text)
 
 
 def tidy_number(value: float) -> float:
@@ -120,10 +151,13 @@ def tidy_number(value: float) -> float:
     return v if short in (0.0, 1.0) and short != v else short
 
 
-def threshold_text(threshold: float) -> str:
+def threshold_text(threshold: float, probability: float | None = None) -> str:
     """A threshold to one decimal, without a trailing ".0": "35 %", "12.5 %". A typed threshold
     that rounds to 0 or 100 without being it reads "< 0.1 %" / "> 99.9 %", as a probability
-    never reads 0 or 100 %."""
+    never reads 0 or 100 %. Beside a ``probability`` judged against it, as many decimals as
+    :func:`close_call` needs."""
+    if probability is not None:
+        return close_call(probability, threshold)[1]
     t = float(threshold)
     text = f"{t * 100:.1f}".rstrip("0").rstrip(".")
     if text == "0" and t > 0.0:
@@ -136,7 +170,7 @@ def threshold_text(threshold: float) -> str:
 def verdict_text(probability: float, threshold: float) -> str:
     """The sentence for an in-scope result, e.g. "Above the review threshold (35 %)"."""
     side = "Above" if is_positive(probability, threshold) else "Below"
-    return f"{side} the review threshold ({threshold_text(threshold)})"
+    return f"{side} the review threshold ({threshold_text(threshold, probability)})"
 
 
 def finding_text(probability: float, threshold: float) -> str:

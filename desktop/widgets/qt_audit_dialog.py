@@ -43,7 +43,8 @@ def describe(entry: dict[str, Any]) -> str:
             text = str(entry.get("label", ""))
         else:
             reasons = entry.get("scope_reasons") or []
-            text = f"{headline(p, t, entry.get('in_scope') is not False, reasons)} · {probability_text(p)}"
+            in_scope = entry.get("in_scope") is not False
+            text = f"{headline(p, t, in_scope, reasons)} · {probability_text(p, t if in_scope else None)}"
         if entry.get("cached"):
             text += " · cached"
         if entry.get("warnings"):

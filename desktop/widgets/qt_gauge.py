@@ -76,7 +76,9 @@ class GaugeWidget(QWidget):
         return self._in_scope
 
     def number_text(self) -> str:
-        return "—" if self._value is None else decision.probability_text(self._value)
+        if self._value is None:
+            return "—"
+        return decision.probability_text(self._value, self._threshold if self._in_scope else None)
 
     def needle_angle(self) -> float | None:
         return None if self._value is None else value_to_angle(self._value)
@@ -85,7 +87,10 @@ class GaugeWidget(QWidget):
         return None if self._threshold is None else value_to_angle(self._threshold)
 
     def caption_text(self) -> str:
-        return "" if self._threshold is None else f"threshold {decision.threshold_text(self._threshold)}"
+        if self._threshold is None:
+            return ""
+        beside = self._value if self._value is not None and self._in_scope else None
+        return f"threshold {decision.threshold_text(self._threshold, beside)}"
 
     def needle_color(self) -> QColor:
         if self._value is None or self._threshold is None:
