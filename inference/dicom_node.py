@@ -46,6 +46,7 @@ log = logging.getLogger("lunglens.serve")
 DEFAULT_PORT = 11112
 DEFAULT_AET = "LUNGLENS"
 ACSE_TIMEOUT_S = 5.0  # from connecting to the association request: instant for any real SCU
+REQUEST_DEADLINE_S = 10.0  # a connection not associated by then is closed, however it trickles
 STALL_TIMEOUT_S = 10.0  # a peer that stops in the middle of a message: on a LAN, bytes follow in ms
 IDLE_TIMEOUT_S = 30.0  # an association with nothing more to say (an SCU that forgot to release)
 MAX_ASSOCIATIONS = 16
@@ -198,23 +199,37 @@ class DicomNode:
         would hold the stop for as long as the peer likes."""
         if self._server is not None:
             for assoc in list(self._server.active_associations):  # type: ignore[attr-defined]
-                try:  # wakes a reader blocked in the middle of a message, then ends its thread
-                    assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
-                except (AttributeError, OSError):
-                    pass  # already closed
+                _shut(assoc)
                 assoc.kill()
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server = None
 
     # ---------------------------------------------------------------- handlers
     def _on_connected(self, event: object) -> None:
-        """A connection that stalls in the middle of a message is closed after
-        :data:`STALL_TIMEOUT_S` (pynetdicom reads a message to its end without a time limit, so
-        a few such connections would hold every association and lock the X-ray unit out)."""
+        """Bound how long a connection may take, so that a few can never lock the X-ray unit out.
+
+        A connection that stalls in the middle of a message is closed after
+        :data:`STALL_TIMEOUT_S` (pynetdicom reads a message to its end without a time limit).
+        One that never stalls but trickles a byte every few seconds resets that timer and
+        pynetdicom's ACSE timeout too; so any connection not associated within
+        :data:`REQUEST_DEADLINE_S` is closed (twenty such connections held every slot)."""
+        assoc = event.assoc  # type: ignore[attr-defined]
         try:
-            event.assoc.dul.socket.socket.settimeout(STALL_TIMEOUT_S)  # type: ignore[attr-defined]
+            assoc.dul.socket.socket.settimeout(STALL_TIMEOUT_S)
         except (AttributeError, OSError):
             log.debug("could not limit a connection's stall time", exc_info=True)
+        timer = threading.Timer(REQUEST_DEADLINE_S, self._close_if_unassociated, args=(assoc,))
+        timer.daemon = True
+        timer.start()
+
+    def _close_if_unassociated(self, assoc: object) -> None:
+        if assoc.is_established or not assoc.is_alive():  # type: ignore[attr-defined]
+            return
+        peer = assoc.requestor  # type: ignore[attr-defined]
+        log.warning("closed a connection from %s:%s that had not asked for an association within %.0f s",
+                    peer.address, peer.port, REQUEST_DEADLINE_S)
+        _shut(assoc)
+        assoc.kill()  # type: ignore[attr-defined]
 
     def _on_echo(self, event: object) -> int:
         return SUCCESS
@@ -279,6 +294,14 @@ class DicomNode:
         self.received += 1
         self._on_received(film, marker)
         return SUCCESS
+
+
+def _shut(assoc: object) -> None:
+    """Wake a reader blocked in the middle of a message, so that its thread can end."""
+    try:
+        assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        pass  # already closed
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import pytest
 
 from desktop.main import main as lunglens
 from inference.audit import AuditLog
-from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, STALL_TIMEOUT_S, BindRefused,
-                                  check_bind, decodable_syntaxes, is_loopback)
+from inference.dicom_node import (ACSE_TIMEOUT_S, MAX_ASSOCIATIONS, NATIVE_SYNTAXES, REQUEST_DEADLINE_S, STALL_TIMEOUT_S,
+                                  BindRefused, check_bind, decodable_syntaxes, is_loopback)
 from inference.thumbnail import THUMBNAIL_SIZE
 from inference.worklist import Worklist
 from tests.conftest import REPO
@@ -250,6 +250,41 @@ def test_connections_that_stall_mid_message_are_dropped_and_never_hold_a_stop(tm
             conn.close()
         if idle is not None and idle.is_established:
             idle.abort()
+        serve.kill()
+
+
+def test_connections_that_trickle_a_byte_at_a_time_are_dropped(tmp_path: Path) -> None:
+    """A byte every two seconds resets every per-read timer: twenty such connections held all
+    the associations for as long as they trickled, and the modality was refused."""
+    import threading
+
+    serve = Serve(tmp_path / "data", ["--port", "0"])
+    stop = threading.Event()
+    ended: list[float] = []
+
+    def trickle() -> None:
+        t0 = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", serve.port), timeout=5) as conn:
+                conn.sendall(b"\x01\x00" + struct.pack(">I", 1000))  # an association request of 1000 bytes...
+                while not stop.wait(2.0):
+                    conn.sendall(b"\x00")  # ...that never ends
+        except OSError:
+            pass
+        ended.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=trickle, daemon=True) for _ in range(MAX_ASSOCIATIONS + 4)]
+    try:
+        serve.start()
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        wait_for(lambda: echo(serve.port).returncode == 0, REQUEST_DEADLINE_S + 10, "the node to answer again", 0.5)
+        wait_for(lambda: len(ended) == len(threads), REQUEST_DEADLINE_S + 10, "every trickle to be dropped")
+        assert max(ended) < REQUEST_DEADLINE_S + 8
+        assert serve.count("had not asked for an association within 10 s") >= MAX_ASSOCIATIONS
+    finally:
+        stop.set()
         serve.kill()
 
 
