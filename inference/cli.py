@@ -34,7 +34,7 @@ from .loaders import iter_study_files, load_study
 from .overlay import ascii_text, burn_in, render_picture
 from .pipeline import Analysed, BatchPipeline
 from .prediction import Prediction
-from .presentation import NOT_RELIABLE, figures_text, present, source_text
+from .presentation import NOT_RELIABLE, figures_text, present, source_text, tone
 from .result_store import ResultStore
 from .study import Study
 from .thumbnail import make_thumbnail
@@ -82,6 +82,8 @@ class Outcome:
             "ok": True,
             "probability": p.probability,
             "label": p.label,
+            # What a reader acts on: the label does not apply to an out-of-scope film.
+            "result": tone(p.probability, p.threshold, p.in_scope).value,
             "threshold": p.threshold,
             "operating_point": p.operating_point,
             "warnings": [*p.warnings, *heatmap.warnings(p), *self.extra_warnings],

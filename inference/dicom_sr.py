@@ -49,7 +49,9 @@ SERIES_NUMBER = 9902  # after the Secondary Capture's 9901
 SCHEME = "99LUNGLENS"
 
 PROCEDURE = CodedConcept("399208008", "SCT", "Plain X-ray of chest")
-FINDING = CodedConcept("233604007", "SCT", "Pneumonia")
+# What the group is about: neutral, as a PACS may show only this line ("Finding: Pneumonia" read
+# as a diagnosis on a film far below the threshold).
+FINDING = CodedConcept("LL0012", SCHEME, "Pneumonia triage")
 PROBABILITY = CodedConcept("LL0001", SCHEME, "Probability of pneumonia")
 THRESHOLD = CodedConcept("LL0002", SCHEME, "Review threshold")
 RESULT = CodedConcept("LL0003", SCHEME, "Triage result")
@@ -88,7 +90,8 @@ def algorithm_parameters(prediction: Prediction) -> list[str]:
     if p.profile is not None:
         params.append(f"site profile {p.profile.name} sha256 {p.profile.sha256}")
     params.append(f"operating point {p.operating_point} threshold {p.threshold:.6g}")
-    params.append(f"label {p.label}")
+    # An out-of-scope film has a label by the threshold, which must not reach the PACS as a result.
+    params.append(f"label {p.label}" if p.in_scope else "label: does not apply (outside the model's intended use)")
     return params
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .decision import Estimate, tidy_number
-from .presentation import source_text
+from .presentation import source_text, tone
 from .worklist import WorklistRecord
 
 COLUMNS: tuple[str, ...] = (
@@ -27,6 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "probability",
     "label",  # PNEUMONIA at or above the threshold, else NORMAL
+    "result",  # above, below, or unreliable: out of scope, where the label does not apply
     "threshold",
     "operating_point",
     "sensitivity",
@@ -79,6 +80,7 @@ def record_row(record: WorklistRecord, include_identifiers: bool = False) -> dic
         error="",
         probability=tidy_number(record.probability),
         label=record.label,
+        result=tone(record.probability, record.threshold, record.in_scope).value,
         threshold=record.threshold,
         operating_point=record.operating_point,
         sensitivity=record.sensitivity,

@@ -63,6 +63,7 @@ def test_json_lines_in_input_order_with_the_documented_fields(tmp_path: Path, ca
         assert r["ok"] is True
         assert 0.0 <= r["probability"] <= 1.0
         assert r["label"] == ("PNEUMONIA" if r["probability"] >= r["threshold"] else "NORMAL")
+        assert r["result"] == ("unreliable" if not r["in_scope"] else "above" if r["label"] == "PNEUMONIA" else "below")
         assert (r["threshold"], r["operating_point"]) == (0.3, "high_sensitivity")
         assert r["provider"] == "CPUExecutionProvider"
         assert r["model"]["name"] == "tiny-cxr" and len(r["model"]["sha256"]) == 64
@@ -165,6 +166,9 @@ def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pyt
     assert main(["classify", "--json", str(blank)]) == 0
     (record,) = json_lines(capsys.readouterr().out)
     assert record["ok"] is True and record["in_scope"] is False
+    # The label is the threshold's; what a reader acts on is that it does not apply here (a
+    # worklist filtered on NORMAL returned a photograph).
+    assert record["label"] in {"NORMAL", "PNEUMONIA"} and record["result"] == "unreliable"
     assert any("blank" in r for r in record["scope_reasons"])
     assert main(["classify", str(blank), "--threshold", "0"]) == 0
     out = capsys.readouterr().out.splitlines()

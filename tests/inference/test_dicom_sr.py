@@ -70,6 +70,9 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
     assert float(threshold.NumericValue) == pytest.approx(prediction.threshold, abs=1e-9)
     result = _named(sr, "Triage result")[0].ConceptCodeSequence[0].CodeValue
     assert result == (ABOVE if prediction.is_positive else BELOW).value
+    # The group is about the triage, not a diagnosis: a PACS showing only this line showed
+    # "Finding: Pneumonia" for films far below the threshold.
+    assert [i.ConceptCodeSequence[0].CodeMeaning for i in _named(sr, "Finding")] == ["Pneumonia triage"]
     assert _named(sr, "Within the model's intended use")[0].ConceptCodeSequence[0].CodeMeaning == "Yes"
     # The film is in scope, the patient (62) is not in the validated population: coded apart.
     assert _named(sr, "Patient within the validated population")[0].ConceptCodeSequence[0].CodeMeaning == "No"
@@ -97,6 +100,9 @@ def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: 
     sr = build_sr(study, prediction)
     assert _named(sr, "Triage result")[0].ConceptCodeSequence[0].CodeValue == NOT_RELIABLE.value
     assert _named(sr, "Within the model's intended use")[0].ConceptCodeSequence[0].CodeMeaning == "No"
+    params = [i.TextValue for i in _named(sr, "Algorithm Parameters")]
+    assert "label: does not apply (outside the model's intended use)" in params
+    assert not any(p.startswith(("label PNEUMONIA", "label NORMAL")) for p in params)
     reasons = [i.TextValue for i in _named(sr, "Reason outside intended use")]
     assert reasons == list(prediction.scope_reasons)
     # The image is out of scope; the patient (the factory's PatientAge 004Y) is in the population.

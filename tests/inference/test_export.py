@@ -34,6 +34,7 @@ def test_csv_one_row_per_study_without_identifiers(tmp_path, records):
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert tuple(rows[0]) == COLUMNS
     assert [r["label"] for r in rows] == ["PNEUMONIA", "NORMAL"]
+    assert [r["result"] for r in rows] == ["above", "below"]
     assert rows[0]["probability"] == "0.83"
     assert rows[0]["warnings"] == "adult; check"
     assert rows[0]["in_scope"] == "yes"
@@ -44,6 +45,17 @@ def test_csv_one_row_per_study_without_identifiers(tmp_path, records):
     assert rows[0]["verdict_at"] == records[0].verdict_at != ""
     text = raw.decode("utf-8-sig")
     assert PATIENT_NAME not in text and PATIENT_ID not in text
+
+
+def test_an_out_of_scope_study_is_exported_as_unreliable_whatever_its_label(tmp_path, kermany_samples):
+    """Filtering an export on NORMAL returned a photograph: its label is the threshold's, and
+    the result column says that it does not apply."""
+    from dataclasses import replace
+
+    study = raster_study(kermany_samples["NORMAL"][0])
+    outside = replace(prediction_for(study, 0.07), in_scope=False, scope_reasons=["unlike the training images"])
+    row = record_row(WorklistRecord.from_prediction(study, outside, pixel_sha256(study)))
+    assert (row["label"], row["result"], row["in_scope"]) == ("NORMAL", "unreliable", False)
 
 
 @pytest.mark.parametrize(("p", "cell"), [(2.8e-05, "2.8e-05"), (3e-10, "3e-10"), (0.123456789, "0.123457"),
