@@ -20,6 +20,7 @@ from inference.hashing import pixel_sha256
 from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
 from inference.study import Study
+from inference.userdirs import write_private
 
 from .controller import ViewContext
 from .models.study_item import Status, StudyItem
@@ -113,14 +114,16 @@ def export_secondary_capture(ctx: ViewContext | None, path: Path, audit: AuditLo
 
 
 def export_view_png(ctx: ViewContext | None, path: Path, audit: AuditLog | None,
-                    save: Callable[[Path], bool]) -> None:
-    """The viewer as it is on screen; ``save(path)`` writes it and says whether it could."""
+                    png: Callable[[], bytes]) -> None:
+    """The viewer as it is on screen (``png()``: its PNG bytes), written 0600."""
     if ctx is None or ctx.study is None:
         _ready(ctx, path)
 
     def write() -> None:
-        if not save(path):
-            raise OSError(0, "the image could not be saved there")
+        data = png()
+        if not data:
+            raise OSError(0, "the view could not be drawn")
+        write_private(path, data)
 
     _write(path, "picture of the view", write)
     _audit(audit, path, "view", "png", pixel_sha256=[_digest(ctx)], with_identifiers=False)

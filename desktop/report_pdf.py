@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
+from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 
 from inference import __version__
@@ -25,6 +25,7 @@ from inference.prediction import Prediction
 from inference.presentation import ResultText, Tone, present
 from inference.providers import friendly_name
 from inference.study import Study
+from inference.userdirs import write_private
 
 INTENDED_USE = (
     "Intended use: LungLens points a reader at frontal chest X-rays that may show pneumonia. "
@@ -67,25 +68,25 @@ def write_report_pdf(
     if picture is None:
         picture = render_picture(study, prediction)
     out = Path(out)
-    try:  # QPdfWriter only says "begin() returned false": find out why first
-        with open(out, "wb"):
-            pass
-    except OSError as exc:
-        raise OSError(f"{out.name}: cannot write the PDF there ({exc.strerror or exc})") from exc
     when = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    writer = QPdfWriter(str(out))
+    buffer = QBuffer()  # painted in memory, then written 0600 at once: it names the patient
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
     writer.setResolution(DPI)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0)))
     writer.setTitle(f"LungLens report — {study.path.name if show_identifiers else 'chest X-ray'}")
     writer.setCreator(f"LungLens {__version__}")
     painter = QPainter()
     if not painter.begin(writer):
-        raise OSError(f"{out.name}: cannot write the PDF there (folder missing or not writable)")
+        raise OSError(f"{out.name}: the PDF could not be started")
     try:
         _Page(painter, study, prediction, picture, show_identifiers, anonymize, intended_use, when).paint()
     finally:
         painter.end()
-    return out
+    try:
+        return write_private(out, bytes(buffer.data()))
+    except OSError as exc:
+        raise OSError(f"{out.name}: cannot write the PDF there ({exc.strerror or exc})") from exc
 
 
 class _Page:

@@ -38,7 +38,7 @@ from .presentation import NOT_RELIABLE, figures_text, present, source_text, tone
 from .result_store import ResultStore
 from .study import Study
 from .thumbnail import make_thumbnail
-from .userdirs import worklist_path
+from .userdirs import open_private, worklist_path, write_private
 from .worklist import WorklistRecord
 
 log = logging.getLogger("lunglens")
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         with terminate_as_interrupt(), ExitStack() as stack:
             try:
                 # utf-8-sig: the same bytes as the app's worklist export, which Excel opens correctly.
-                csv_file = (stack.enter_context(args.csv.open("w", newline="", encoding="utf-8-sig"))
+                csv_file = (stack.enter_context(open_private(args.csv, encoding="utf-8-sig", newline=""))
                             if args.csv else None)
                 if args.cam_dir is not None:
                     args.cam_dir.mkdir(parents=True, exist_ok=True)
@@ -384,7 +384,7 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> bool:
     rgb = burn_in(picture.rgb, [ascii_text(present(outcome.prediction).summary), ascii_text(picture.caption)])
     target = cam_dir / name
     try:
-        target.write_bytes(encode_png(rgb))
+        write_private(target, encode_png(rgb))
     except OSError as exc:
         outcome.extra_warnings.append(f"heat-map not written to {target}: {exc}")
         return False

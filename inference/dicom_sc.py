@@ -10,6 +10,7 @@ text is burned into a band below the image, never over the anatomy; it is the st
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import re
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
 from .study import Study
+from .userdirs import write_private
 
 MANUFACTURER = "LungLens"
 DISCLAIMER = "AI-generated - decision support, not a diagnosis"
@@ -151,11 +153,18 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
 def write_secondary_capture(
     study: Study, prediction: Prediction, out: str | Path, picture: Picture | None = None, anonymize: bool = False
 ) -> Path:
-    """Write the Secondary Capture of ``study``'s result to ``out``; returns the path."""
+    """Write the Secondary Capture of ``study``'s result to ``out`` (0600: it carries the
+    patient's identifiers); returns the path."""
     out = Path(out)
     sc = build_secondary_capture(study, prediction, picture, anonymize)
-    sc.save_as(out, enforce_file_format=True)
-    return out
+    return write_private(out, dataset_bytes(sc))
+
+
+def dataset_bytes(ds: Dataset) -> bytes:
+    """A DICOM file's bytes (preamble and file meta included)."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def _source_dataset(study: Study) -> Dataset | None:

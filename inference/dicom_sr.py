@@ -37,12 +37,13 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
-from .dicom_sc import DISCLAIMER, MANUFACTURER
+from .dicom_sc import DISCLAIMER, MANUFACTURER, dataset_bytes
 from .errors import LungLensError
 from .population import in_population
 from .prediction import Prediction
 from .presentation import present
 from .study import Study
+from .userdirs import write_private
 
 SERIES_DESCRIPTION = "AI-generated pneumonia triage result (LungLens)"  # LO: at most 64 characters
 SERIES_NUMBER = 9902  # after the Secondary Capture's 9901
@@ -167,10 +168,9 @@ def _comprehensive_sr(source: Dataset, report: hd.sr.MeasurementReport) -> hd.sr
 
 
 def write_sr(study: Study, prediction: Prediction, out: str | Path) -> Path:
-    """Write the SR of ``study``'s result to ``out`` (a DICOM file); returns the path."""
-    out = Path(out)
-    build_sr(study, prediction).save_as(out, enforce_file_format=True)
-    return out
+    """Write the SR of ``study``'s result to ``out`` (a DICOM file, 0600: it carries the
+    patient's identifiers); returns the path."""
+    return write_private(Path(out), dataset_bytes(build_sr(study, prediction)))
 
 
 def source_header(study: Study) -> Dataset:

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from .decision import Estimate, tidy_number
 from .presentation import source_text, tone
+from .userdirs import write_private
 from .worklist import WorklistRecord
 
 COLUMNS: tuple[str, ...] = (
@@ -157,7 +158,7 @@ def write_csv(rows: Iterable[dict[str, Any]], dest: str | Path | IO[str], includ
         return _write_csv_stream(rows, dest, include_identifiers)
     buffer = io.StringIO()
     count = _write_csv_stream(rows, buffer, include_identifiers)
-    Path(dest).write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+    write_private(Path(dest), buffer.getvalue().encode("utf-8-sig"))
     return count
 
 
@@ -191,7 +192,7 @@ def write_json(rows: Iterable[dict[str, Any]], dest: str | Path | IO[str]) -> in
     items = list(rows)
     text = json.dumps(items, indent=2, ensure_ascii=False) + "\n"
     if isinstance(dest, (str, Path)):
-        Path(dest).write_text(text, encoding="utf-8")
+        write_private(Path(dest), text.encode("utf-8"))
     else:
         dest.write(text)
     return len(items)

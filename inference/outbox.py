@@ -13,7 +13,6 @@ Files: ``<folder>/<id>.dcm`` (the object, with its file meta) and ``<folder>/<id
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
+from .dicom_sc import dataset_bytes
 from .userdirs import private_dir, write_private
 
 log = logging.getLogger("lunglens.serve")
@@ -123,11 +123,10 @@ class Outbox:
         """Keep ``ds`` (with its file meta) until it is sent; it is due at once."""
         item = OutboxItem(id=f"{time.time_ns():020d}-{what}", sop_class_uid=str(ds.SOPClassUID),
                           sop_instance_uid=str(ds.SOPInstanceUID), what=what, pixel_sha256=pixel_sha256)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
+        data = dataset_bytes(ds)
         with self._lock:
             write_private(self._state_path(item), _state_bytes(item))
-            write_private(self._object_path(item), buffer.getvalue())
+            write_private(self._object_path(item), data)
         self._wake.set()
         return item
 

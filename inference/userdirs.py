@@ -7,8 +7,10 @@ One place for every per-user file so Settings can show it and tests can redirect
 The worklist holds patient names and IDs, so the data folder is the user's alone (0700) and
 every file LungLens creates in it is 0600 *from its creation*: a file created 0644 and
 chmodded afterwards is readable by anyone who opens it in between. Folders and files an
-older LungLens left readable are tightened when met. On Windows the modes mean nothing and
-the folder's ACL (the user's profile) is what keeps it private.
+older LungLens left readable are tightened when met. What the user exports elsewhere (a
+PDF, a DICOM file, a CSV, a picture) is written 0600 as well, by the helpers here: it
+carries patient data too, and sharing it is the user's choice to make. On Windows the modes
+mean nothing and the folder's ACL (the user's profile) is what keeps it private.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TextIO
 
 import platformdirs
 
@@ -87,6 +90,14 @@ def create_private(path: Path) -> bool:
         return False
     os.close(fd)
     return True
+
+
+def open_private(path: Path, encoding: str = "utf-8", newline: str | None = None) -> TextIO:
+    """Open ``path`` for writing text, emptied, 0600 from its creation (an existing file is
+    tightened): for outputs written as they come, such as ``classify --csv``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+    tighten(Path(path))
+    return os.fdopen(fd, "w", encoding=encoding, newline=newline)
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> Path:

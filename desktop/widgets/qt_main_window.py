@@ -13,8 +13,8 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtCore import QBuffer, QIODevice, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -68,6 +68,13 @@ log = logging.getLogger(__name__)
 def filter_suffixes(file_filter: str) -> list[str]:
     """"PDF report (*.pdf)" -> [".pdf"]."""
     return [m.lower() for m in re.findall(r"\*(\.[A-Za-z0-9]+)", file_filter)]
+
+
+def png_bytes(pixmap: QPixmap) -> bytes:
+    """A picture as PNG bytes (written by the caller, 0600)."""
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    return bytes(buffer.data()) if pixmap.save(buffer, "PNG") else b""
 
 
 def format_eta(seconds: float) -> str:
@@ -818,8 +825,7 @@ class MainWindow(QMainWindow):
         return exports.OnScreen(heatmap_shown=d.overlay_visible, opacity=d.opacity)
 
     def _export_png(self, ctx: ViewContext, path: Path) -> None:
-        exports.export_view_png(ctx, path, self.controller.audit,
-                                lambda out: self.viewer.grab().save(str(out), "PNG"))
+        exports.export_view_png(ctx, path, self.controller.audit, lambda: png_bytes(self.viewer.grab()))
 
     # -- closing ------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -21,6 +21,7 @@ from inference.engine import Engine
 from inference.loaders import load_study
 from inference.paths import models_dir
 from inference.presentation import present
+from tests.conftest import REPO
 from tests.fixtures.tiny_model import build_tiny_model
 from tests.inference.test_dicom_sc import dciodvfy
 from tests.inference.test_dicom_sr import _named
@@ -177,3 +178,22 @@ def test_real_model_report_from_the_entry_point_offscreen(tmp_path, real_dicom):
     assert expected.headline in text and f"(calibrated): {expected.probability}" in text
     assert dciodvfy(sc)[0] == []
     assert len(AuditLog(tmp_path / "userdata" / "audit.jsonl").read().entries) == 3
+
+
+def test_the_command_line_writes_every_output_for_its_user_alone(tmp_path, data_dir, real_dicom):
+    """PDF, capture, SR, --csv and --cam-dir pictures carry patient data: they were 0644."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        out.mkdir()
+        assert lunglens(["report", str(real_dicom), "--pdf", str(out / "r.pdf"), "--dicom-sc", str(out / "c.dcm"),
+                         "--sr", str(out / "s.dcm")]) == 0
+        flagged = REPO / "resources" / "samples" / "sample-pneumonia.png"
+        assert lunglens(["classify", str(flagged), "--csv", str(out / "r.csv"), "--cam-dir", str(out / "cams")]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert modes == dict.fromkeys(["r.pdf", "c.dcm", "s.dcm", "r.csv", "sample-pneumonia_cam.png"], 0o600)

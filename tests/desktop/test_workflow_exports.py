@@ -91,6 +91,33 @@ def test_ctrl_e_writes_a_pdf_report_and_a_secondary_capture(window, qtbot, monke
     assert all(e["pixel_sha256"] == [item.record.pixel_sha256] for e in exports)
 
 
+def test_every_export_is_readable_by_its_user_alone(window, qtbot, monkeypatch, real_dicom, tmp_path):
+    """A report, a capture, a picture of the view and the worklist carry patient data: they were
+    created 0644 under the usual umask, readable by every account on the PC."""
+    import os
+    import stat
+
+    from desktop.widgets.qt_main_window import PNG_FORMAT
+
+    c = window.controller
+    window.open_paths([real_dicom])
+    wait_idle(qtbot, c)
+    old = os.umask(0o022)
+    try:
+        for name, fmt, action in (("r.pdf", PDF_FORMAT, window.act_export), ("c.dcm", DICOM_SC_FORMAT, window.act_export),
+                                  ("v.png", PNG_FORMAT, window.act_export),
+                                  ("w.csv", "CSV table (*.csv)", window.act_export_worklist),
+                                  ("w.json", "JSON (*.json)", window.act_export_worklist)):
+            _save_as(monkeypatch, tmp_path / name, fmt)
+            action.trigger()
+            out = tmp_path / name
+            assert out.stat().st_size > 0, name
+            assert stat.S_IMODE(out.stat().st_mode) == 0o600, name
+    finally:
+        os.umask(old)
+    assert pydicom.dcmread(tmp_path / "c.dcm").PatientID and (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_anonymized_exports_for_teaching_carry_no_identifier(window, qtbot, monkeypatch, real_dicom, tmp_path,
                                                               isolated_user_dirs):
     c = window.controller
