@@ -174,6 +174,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         measured = measure(engine, films, progress=_progress if sys.stderr.isatty() else None)
         for error in measured.errors:
             print(f"skipped {error}", file=sys.stderr)
+        for path, reasons in measured.outside.items():
+            print(f"left out (not reliable: outside the model's intended use) {path}: {reasons}", file=sys.stderr)
         if not measured.labels:
             raise Failure(f"none of the {len(films)} labelled films could be analysed; no profile written")
         source = f"labels from {args.labels.name}" if args.labels else folders_source(args.dirs)
@@ -263,6 +265,10 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
         lines.append(f"Note: {note}.")
     if measured.errors:
         lines.append(f"Skipped: {_films(len(measured.errors))} could not be analysed (listed above).")
+    if measured.outside:
+        lines.append(f"Left out: {_films(len(measured.outside))} the input gate called not reliable, outside the "
+                     f"model's intended use (listed above): no threshold is applied to such films, so they do not "
+                     f"set one. Check that they belong with these films.")
     if skipped:
         lines.append(f"Left out of the worklist: {_counts_text(skipped)}.")
     return lines

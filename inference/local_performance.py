@@ -55,7 +55,7 @@ class LocalPerformance:
 def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, operating: OperatingPoint,
                       n_boot: int = 1000, min_per_class: int = MIN_PER_CLASS) -> LocalPerformance:
     """The active profile read at ``operating`` against the reader verdicts in ``records``."""
-    films = verdict_films(records, profile.model, in_scope_only=True)
+    films = verdict_films(records, profile.model)
     measured = films.measured
     y = np.asarray(measured.labels, dtype=np.int64)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())

@@ -469,6 +469,11 @@ class ResultPage(QWizardPage):
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
             notes.append(f"{len(run.measured.errors)} film(s) could not be analysed and were left out.")
+        if outside := run.measured.outside:
+            notes.append(f"{len(outside)} film(s) the input gate called not reliable (outside the model's intended "
+                         "use) were left out, as no threshold applies to them: "
+                         + "; ".join(path.name for path in list(outside)[:5]) + ("…" if len(outside) > 5 else "")
+                         + ".")
         if grouping := run.measured.resampled().note:
             notes.append(grouping[:1].upper() + grouping[1:] + ".")
         self.note.setText(" ".join(notes))
