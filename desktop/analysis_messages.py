@@ -129,9 +129,17 @@ class Cancelled:
 
 @dataclass(frozen=True)
 class StorageFailed:
-    """Results are not being kept in the worklist or the audit log, and why."""
+    """Results are not being kept in the worklist or the audit log (``what``), and why."""
 
     reason: str
+    what: str = "worklist"  # or "audit"
+
+
+@dataclass(frozen=True)
+class StorageRecovered:
+    """The worklist is free again and the results held while it was locked are saved in it."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,6 @@ class Bye:
 
 
 Report = (EngineReady | EngineFailed | Started | Loaded | Finished | Failed | Cancelled | StorageFailed
-          | Viewed | ViewFailed | Bye)
+          | StorageRecovered | Viewed | ViewFailed | Bye)
 #: Reports after which a study is no longer the child's.
 SETTLES = (Finished, Failed, Cancelled)

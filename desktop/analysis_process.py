@@ -58,6 +58,7 @@ from .analysis_messages import (
     Started,
     Stop,
     StorageFailed,
+    StorageRecovered,
     View,
     Viewed,
     ViewFailed,
@@ -359,7 +360,9 @@ def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
         return None
     from inference.result_store import ResultStore
 
-    return ResultStore(*storage, report=lambda reason: events.put(StorageFailed(reason)))
+    return ResultStore(*storage, report=lambda reason: events.put(StorageFailed(reason)),
+                       audit_report=lambda reason: events.put(StorageFailed(reason, what="audit")),
+                       recovered=lambda message: events.put(StorageRecovered(message)))
 
 
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,

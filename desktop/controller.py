@@ -52,6 +52,7 @@ from .analysis_messages import (
     Report,
     Started,
     StorageFailed,
+    StorageRecovered,
 )
 from .models.batch_clock import BatchClock
 from .models.display import DisplayState
@@ -67,6 +68,9 @@ FLUSH_MS = 100
 # enough for another LungLens's commit), then polls with the window up until the busy timeout.
 LOCK_FIRST_WAIT_S = 1.0
 LOCK_POLL_MS = 250
+# Past the busy timeout a locked worklist is tried this often for the rest of the session; the
+# results made meanwhile are saved in it once it is free (a 15 s lock cost a whole session).
+LOCK_RETRY_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ class StudyController(QObject):
         self.audit: AuditLog | None = None if problem else AuditLog(audit_path)
         self.audit_path = audit_path
         self.worklist: Worklist | None = None
-        self.storage_error = problem
+        self._storage: dict[str, str] = {"worklist": problem} if problem else {}  # what -> why not kept
         self._lock_deadline = 0.0
         self._lock_timer = QTimer(self)
         self._lock_timer.setInterval(LOCK_POLL_MS)
@@ -199,33 +203,44 @@ class StudyController(QObject):
             self._use_worklist(Worklist(self.worklist_path, open_timeout=first_wait))
         except WorklistLocked:
             self._lock_deadline = time.monotonic() + worklist_module.BUSY_TIMEOUT_S
-            self.storage_error = (f"The worklist {self.worklist_path} is locked by another program; waiting up to "
-                                  f"{worklist_module.BUSY_TIMEOUT_S:g} s for it…")
+            self._storage["worklist"] = (f"The worklist {self.worklist_path} is locked by another program; waiting "
+                                         f"up to {worklist_module.BUSY_TIMEOUT_S:g} s for it…")
             self._lock_timer.start()
         except WorklistError as err:
-            self.storage_error = f"Results are not being saved in the worklist: {err}"
+            self._storage["worklist"] = f"Results are not being saved in the worklist: {err}"
+
+    @property
+    def storage_error(self) -> str:
+        """Why results are not being kept (the worklist's reason, then the audit log's), or ""."""
+        return " ".join(self._storage[what] for what in ("worklist", "audit") if self._storage.get(what))
 
     def _use_worklist(self, wl: Worklist) -> None:
         self.worklist = wl
-        self.storage_error = wl.set_aside.message() if wl.set_aside is not None else ""
+        self._storage.pop("worklist", None)
+        if wl.set_aside is not None:
+            self._storage["worklist"] = wl.set_aside.message()
 
     def _wait_for_worklist(self) -> None:
-        """One more try at a locked worklist. Once open, its results are listed and the analysis
-        process restarted to keep new ones; past the busy timeout, LungLens carries on without it."""
+        """One more try at a locked worklist. Once open, the results made meanwhile are saved in
+        it, its results are listed and the analysis process restarted to keep new ones. Past
+        the busy timeout LungLens carries on without it and tries every few seconds."""
         try:
             wl = Worklist(self.worklist_path, open_timeout=0)
-        except WorklistLocked as err:
-            if time.monotonic() < self._lock_deadline:
+        except WorklistLocked:
+            if time.monotonic() < self._lock_deadline or self._lock_timer.interval() == LOCK_RETRY_MS:
                 return
-            self._lock_timer.stop()
-            self._storage_failed(err.carrying_on())
+            self._lock_timer.setInterval(LOCK_RETRY_MS)
+            locked = WorklistLocked(worklist_module.locked_text(self.worklist_path, worklist_module.BUSY_TIMEOUT_S))
+            self._storage_failed(locked.carrying_on())
             return
         except WorklistError as err:
             self._lock_timer.stop()
             self._storage_failed(f"Results are not being saved in the worklist: {err}")
             return
         self._lock_timer.stop()
+        self._lock_timer.setInterval(LOCK_POLL_MS)
         self._use_worklist(wl)
+        self._save_unsaved()
         self.storage_problem.emit(self.storage_error)
         self.restore()
         if self.busy:
@@ -233,13 +248,32 @@ class StudyController(QObject):
         else:
             self._restart_worker()
 
+    def _save_unsaved(self) -> None:
+        """Save in the worklist, now open, the results of this session it does not hold yet
+        (made while it was locked), with their thumbnails, and list them by their rows."""
+        if self.worklist is None:
+            return
+        for item in self.model.items():
+            if item.status is Status.DONE and item.record is not None and item.record.id is None:
+                key = self.model.key_of_path(item.path)
+                try:
+                    stored = self.worklist.add(replace(item.record, thumbnail=item.thumbnail))
+                except (WorklistError, sqlite3.Error) as err:
+                    self._worklist_failed(err)
+                    return
+                if key is not None:
+                    self.model.set_record(key, replace(stored, thumbnail=None))
+
     def _worklist_failed(self, err: Exception) -> None:
-        """A worklist operation from the window failed: say so; a list locked past the busy
-        timeout is given up for the session (it is left as it is)."""
+        """A worklist operation from the window failed: say so. A list locked past the busy
+        timeout is left as it is and tried again every few seconds."""
         if isinstance(err, WorklistLocked) and self.worklist is not None:
             self.worklist.close()
             self.worklist = None
             self._storage_failed(err.carrying_on())
+            self._lock_deadline = 0.0
+            self._lock_timer.setInterval(LOCK_RETRY_MS)
+            self._lock_timer.start()
         else:
             self._storage_failed(f"The worklist could not be changed ({err})")
 
@@ -251,7 +285,7 @@ class StudyController(QObject):
         try:
             records = self.worklist.records()
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
-            self.storage_error = f"The worklist could not be read ({err})"
+            self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
         latest: dict[str, WorklistRecord] = {}
         for record in records:  # in id order: a later result for the same file replaces it
@@ -363,10 +397,20 @@ class StudyController(QObject):
             self.worklist = None
         return stopped
 
-    def _storage_failed(self, reason: str) -> None:
-        if reason != self.storage_error:
-            self.storage_error = reason
-            self.storage_problem.emit(reason)
+    def _storage_failed(self, reason: str, what: str = "worklist") -> None:
+        """``what`` (the worklist, the audit log) is not keeping results, and why: each is said
+        apart (a read-only data folder fails both, and the second message hid the first)."""
+        if reason != self._storage.get(what):
+            self._storage[what] = reason
+            self.storage_problem.emit(self.storage_error)
+
+    def _storage_recovered(self, message: str) -> None:
+        """The analysis process found the worklist free again and saved what it held: list
+        those results by their rows (queued behind the results they follow)."""
+        log.info("%s", message)
+        self._save_unsaved()
+        if self._storage.pop("worklist", None) is not None:
+            self.storage_problem.emit(self.storage_error)
 
     # -- opening -------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> None:
@@ -434,7 +478,9 @@ class StudyController(QObject):
         elif isinstance(r, EngineFailed):
             self._engine_failed(r.reason)
         elif isinstance(r, StorageFailed):
-            self._storage_failed(r.reason)
+            self._storage_failed(r.reason, r.what)
+        elif isinstance(r, StorageRecovered):
+            self._queue(self._storage_recovered, r.message)
         elif isinstance(r, Started):
             self._queue(self.model.set_stage, r.key, r.stage)
         elif isinstance(r, Loaded):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -29,9 +30,10 @@ from .decision import OperatingPoint
 from .hashing import earlier_pixel_sha256, pixel_sha256
 from .prediction import Prediction
 from .study import Study, StudyMetadata
-from .worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
+from .worklist import BUSY_TIMEOUT_S, Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 log = logging.getLogger(__name__)
+RETRY_LOCKED_S = 5.0  # how often a worklist another program keeps locked is tried again
 
 
 def judge(record: WorklistRecord, operating: OperatingPoint) -> Prediction:
@@ -46,21 +48,35 @@ class ResultStore:
     Keeping never raises: what cannot be kept is told through ``report`` (to the window) and
     the result is shown anyway. Without a worklist -- none given, or it could not be opened --
     results are still audited. A worklist another program keeps locked past the busy timeout
-    is given up for the rest of the session rather than waited for at every result; it is
-    never changed, moved or replaced.
+    is not waited for at every result: the results are held here and the list is tried again
+    every :data:`RETRY_LOCKED_S` seconds, at the next result, and once more on :meth:`close`;
+    once it is free they are saved in it. (It was given up for the session: a lock of 15 s
+    cost the window every one of 5,961 results.) It is never changed, moved or replaced.
     """
 
     def __init__(self, worklist_path: str | Path | None, audit_path: str | Path | None,
-                 report: Callable[[str], None], open_timeout: float | None = None) -> None:
+                 report: Callable[[str], None], open_timeout: float | None = None,
+                 audit_report: Callable[[str], None] | None = None,
+                 recovered: Callable[[str], None] | None = None) -> None:
         """``audit_path`` None: the default audit log. ``open_timeout``: how long a worklist
         another process keeps locked is waited for at opening (default
-        :data:`inference.worklist.BUSY_TIMEOUT_S`)."""
+        :data:`inference.worklist.BUSY_TIMEOUT_S`). ``report`` is told what the worklist
+        cannot keep, ``audit_report`` what the audit log cannot (default ``report``: the window
+        shows both), ``recovered`` that a locked worklist is free again (default ``report``)."""
         self.audit = AuditLog(audit_path)
         self._report = report
+        self._open_timeout = BUSY_TIMEOUT_S if open_timeout is None else open_timeout
+        self._audit_report = audit_report or report
+        self._recovered = recovered or report
+        self._path = worklist_path
         self.worklist: Worklist | None = None
+        self.held: list[WorklistRecord] = []  # results made while the worklist was locked
+        self._retry_at: float | None = None  # when to try the locked worklist again; None: not locked
         if worklist_path is not None:
             try:
                 self.worklist = Worklist(worklist_path, open_timeout=open_timeout)
+            except WorklistLocked as err:
+                self._locked(err)
             except WorklistError as err:
                 report(f"Results are not being saved in the worklist: {err}")
             else:
@@ -110,25 +126,75 @@ class ResultStore:
         try:
             self.audit.log_analysis(record, cached=cached)
         except OSError as err:
-            self._report(f"Analyses are not being written to the audit log {self.audit.path} "
+            self._audit_report(f"Analyses are not being written to the audit log {self.audit.path} "
                          f"({err.strerror or err}).")
 
     def _store(self, record: WorklistRecord) -> WorklistRecord:
-        """``record`` as committed to the worklist, or as it is when it could not be."""
-        worklist = self.worklist
+        """``record`` as committed to the worklist, or as it is when it could not be (held,
+        while the list is locked)."""
+        worklist = self._reopened()
         if worklist is None:
+            if self._retry_at is not None:
+                self.held.append(record)
             return record
         try:
             return worklist.add(record)
         except WorklistLocked as err:
             self.worklist = None
-            self._report(err.carrying_on())
+            worklist.close()
+            self._locked(err)
+            self.held.append(record)
         except (WorklistError, sqlite3.Error) as err:
             log.warning("could not store the result of %s", record.study_path, exc_info=True)
             self._report(f"{Path(record.study_path).name}: the result could not be saved in the worklist "
                          f"({type(err).__name__}: {err}).")
         return record
 
+    def _locked(self, err: WorklistLocked) -> None:
+        self._retry_at = time.monotonic() + RETRY_LOCKED_S
+        self._report(err.carrying_on())
+
+    def _reopened(self, wait: float = 0.0) -> Worklist | None:
+        """The worklist; a locked one tried again when it is time (waiting ``wait`` seconds for
+        the lock), and the results held meanwhile saved in it once it opens."""
+        if self.worklist is not None or self._retry_at is None or time.monotonic() < self._retry_at:
+            return self.worklist
+        try:
+            worklist = Worklist(self._path, open_timeout=wait)
+        except WorklistLocked:
+            self._retry_at = time.monotonic() + RETRY_LOCKED_S
+            return None
+        except WorklistError as err:
+            self._retry_at = None
+            self._report(f"Results are not being saved in the worklist: {err}")
+            return None
+        self.worklist, self._retry_at = worklist, None
+        held, self.held = self.held, []
+        saved = 0
+        for i, record in enumerate(held):
+            try:
+                worklist.add(record)
+                saved += 1
+            except WorklistLocked as err:  # locked again at once: hold the rest
+                self.worklist = None
+                worklist.close()
+                self.held = held[i:]
+                self._locked(err)
+                return None
+            except (WorklistError, sqlite3.Error):
+                log.warning("could not store the result of %s", record.study_path, exc_info=True)
+        self._recovered(f"The worklist {self._path} is free again: the {saved} result{'' if saved == 1 else 's'} "
+                        "made while it was locked are saved in it now.")
+        return worklist
+
     def close(self) -> None:
+        """Close the worklist, after a last try (waiting as long as at opening) to save what is held."""
+        if self.held:
+            self._retry_at = 0.0
+            self._reopened(wait=self._open_timeout)
+            if self.held:
+                self._report(f"{len(self.held)} result{'' if len(self.held) == 1 else 's'} could not be saved in "
+                             f"the worklist {self._path}, which another program kept locked to the end; they were "
+                             "shown and audited.")
         if self.worklist is not None:
             self.worklist.close()

@@ -112,13 +112,18 @@ class WorklistUnavailable(WorklistError):
     subclasses say why, so the message can say what to do about it."""
 
 
+def locked_text(path: Path, seconds: float) -> str:
+    return (f"{path}: another program has kept the worklist locked for more than {seconds:g} s (another "
+            "LungLens busy with it, or a tool that opened it)")
+
+
 class WorklistLocked(WorklistUnavailable):
     """Another process held a write lock on the worklist for longer than the busy timeout."""
 
     def carrying_on(self) -> str:
         """What the app and the CLI say when they go on without the list."""
-        return (f"{self}. LungLens carries on without it: results are shown, exported and audited, but not "
-                "saved in the worklist until LungLens is started again. Nothing in it was changed.")
+        return (f"{self}. LungLens carries on without it -- results are shown, exported and audited -- and "
+                "saves them in it once it is free. Nothing in it was changed.")
 
 
 class WorklistReadOnly(WorklistUnavailable):
@@ -352,8 +357,7 @@ class Worklist:
         return conn
 
     def _locked_text(self) -> str:
-        return (f"{self.path}: another program has kept the worklist locked for more than "
-                f"{self.busy_timeout:g} s (another LungLens busy with it, or a tool that opened it)")
+        return locked_text(self.path, self.busy_timeout)
 
     def _unwritable(self, exc: BaseException) -> WorklistUnavailable | None:
         """Why ``exc`` may be the file system's or the account's doing rather than the file's:
