@@ -8,6 +8,7 @@ and a reason a person can act on; never anything else.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from inference.errors import (
@@ -60,11 +61,26 @@ def load_study(path: str | os.PathLike[str], decoding: int = DECODING) -> Study:
         ) from err
 
 
+def _check_folder_readable(path: Path) -> None:
+    """A folder that cannot be listed is named with that reason (it read "is a folder, not an
+    image", and inside a batch it was skipped without a word)."""
+    try:
+        os.scandir(path).close()
+    except PermissionError as err:
+        raise FileAccessError(path, "permission denied: the folder cannot be read") from err
+    except OSError as err:
+        raise FileAccessError(path, f"the folder cannot be read ({err.strerror or err})") from err
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         if path.is_dir():
+            _check_folder_readable(path)
             raise NotAnImageError(path, "is a folder, not an image or DICOM file")
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # never read: a pipe would wait for a writer for ever
+            raise NotAnImageError(path, "is not a file but a pipe, socket or device")
+        size = st.st_size
         if size == 0:
             raise TruncatedFileError(path, "file is empty (0 bytes)")
         if size > MAX_FILE_BYTES:

@@ -71,7 +71,8 @@ def _walk(folder: Path, recursive: bool, seen: set[tuple[int, int]]) -> Iterator
         with os.scandir(folder) as it:
             entries = [e for e in it if not _is_hidden(e)]
     except OSError:
-        return  # an unreadable sub-folder must not stop the batch
+        yield folder  # an unreadable folder must not stop the batch, nor be passed over unsaid:
+        return  # loading it names it with the reason
     entries.sort(key=lambda e: _natural_key(e.name))
     subdirs = []
     for entry in entries:

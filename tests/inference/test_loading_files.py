@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import os
 import time
 
 import numpy as np
+import pytest
 
 from inference.loaders import is_candidate, iter_study_files, load_study
 from tests.fixtures.dicom_factory import write_dicom, write_raster
@@ -87,3 +89,34 @@ def test_ten_thousand_files_expand_fast_without_opening_any(tmp_path, monkeypatc
     assert elapsed < 5.0, f"expanding 10,000 files took {elapsed:.1f} s"  # a hang guard, not a benchmark
     assert not any(is_candidate(p) for p in found[:2000])  # empty files are not studies
     assert np.all(np.diff([int(p.name[2:]) for p in found]) == 1)
+
+
+def test_a_folder_that_cannot_be_listed_is_named_with_its_reason_not_passed_over(tmp_path, monkeypatch):
+    """It was skipped without a word (exit 0), and given directly it read "is a folder, not an
+    image". CI runs as root, whom no permission stops, so the refusal is the OS call's."""
+    from inference.errors import FileAccessError
+
+    (tmp_path / "a.png").write_bytes(b"")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert list(iter_study_files([tmp_path], recursive=True)) == [tmp_path / "a.png", locked]
+    with pytest.raises(FileAccessError, match="permission denied: the folder cannot be read"):
+        load_study(locked)
+
+
+def test_a_pipe_is_named_as_one_and_never_read(tmp_path):
+    """It read "file is empty (0 bytes)"; reading it would wait for a writer for ever."""
+    from inference.errors import NotAnImageError
+
+    fifo = tmp_path / "scan.dcm"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAnImageError, match="is not a file but a pipe, socket or device"):
+        load_study(fifo)
