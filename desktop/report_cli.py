@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inference.audit import AuditLog
-from inference.commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine,
-                               probability, usage_error)
+from inference.commands import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_decision_arguments, add_profile_argument,
+                               add_provider_arguments, chosen_point, load_engine, usage_error)
 from inference.errors import LungLensError
 from inference.hashing import pixel_sha256
 from inference.presentation import present
@@ -64,10 +64,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "institution or dates in the PDF or the SC, and new UIDs in the SC")
     add_provider_arguments(ap)
     add_profile_argument(ap)
-    point = ap.add_mutually_exclusive_group()
-    point.add_argument("--operating-point", default=None, help="an operating point of the model (default: the model's)")
-    point.add_argument("--threshold", type=probability, default=None, metavar="T",
-                       help="a custom decision threshold (probability 0..1)")
+    add_decision_arguments(ap)
     ap.add_argument("--models-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
 
@@ -118,11 +115,8 @@ def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     engine = load_engine(args, "lunglens report: error")
     if isinstance(engine, int):
         return engine
-    if args.operating_point is not None:  # refused before the study is even read
-        try:
-            engine.profile.operating_point(args.operating_point)
-        except ValueError as exc:  # an operating point this profile does not have
-            return usage_error(ap, str(exc))
+    if isinstance(chosen_point(engine, args, ap), int):  # refused before the study is even read
+        return EXIT_USAGE
     try:
         study = load_study(args.study)
         prediction = engine.predict(study, threshold=args.threshold, operating_point=args.operating_point)

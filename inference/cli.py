@@ -25,8 +25,9 @@ from typing import IO, Any
 
 from . import decision, heatmap
 from . import providers as prov
-from .commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine, probability,
-                       run_standalone, stopped, terminate_as_interrupt, usage_error)
+from .commands import (EXIT_FAILED, EXIT_OK, add_decision_arguments, add_profile_argument, add_provider_arguments,
+                       chosen_point, load_engine, run_standalone, stopped, terminate_as_interrupt, usage_error)
+from .decision import OperatingPoint
 from .engine import Engine
 from .export import CsvStream, error_row, record_row
 from .imageops import encode_png
@@ -151,10 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(muted heat-map below the threshold or out of scope)")
     parser.add_argument("--cam-grid", action="store_true", help="with --json: add cam_grid, the native "
                         "attribution map in logit units (rows top first)")
-    parser.add_argument(
-        "--threshold", type=probability, default=None, metavar="T",
-        help="custom review threshold on the probability (default: the site profile's default operating point)",
-    )
+    add_decision_arguments(parser)
     add_profile_argument(parser)
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT.csv", help="also write one CSV row per input")
     parser.add_argument("--no-worklist", action="store_true", help="neither answer from nor store in the worklist "
@@ -181,6 +179,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     engine = load_engine(args, "lunglens classify")
     if isinstance(engine, int):
         return engine
+    point = chosen_point(engine, args, parser)
+    if isinstance(point, int):
+        return point
     try:
         with terminate_as_interrupt(), ExitStack() as stack:
             try:
@@ -192,15 +193,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             except OSError as exc:  # a valid option whose output cannot be written: nothing analysed in vain
                 print(f"lunglens classify: cannot write output: {exc}", file=sys.stderr)
                 return EXIT_FAILED
-            counts = classify_inputs(args, engine, csv_file)
+            counts = classify_inputs(args, engine, point, csv_file)
     except KeyboardInterrupt as stop:
         return stopped("lunglens classify", stop)
     if not args.json:
-        Table.summary(counts, engine, args.threshold, time.perf_counter() - started, sys.stdout)
+        Table.summary(counts, engine, point, time.perf_counter() - started, sys.stdout)
     return EXIT_FAILED if counts["failed"] or counts["outputs_failed"] else EXIT_OK
 
 
-def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] | None) -> dict[str, int]:
+def classify_inputs(args: argparse.Namespace, engine: Engine, point: OperatingPoint,
+                    csv_file: IO[str] | None) -> dict[str, int]:
     """Classify every input, emitting each result as it comes; return the counts. An output
     that fails (a heat-map PNG, the CSV) is counted in ``outputs_failed`` and said, and the
     batch goes on."""
@@ -222,14 +224,14 @@ def classify_inputs(args: argparse.Namespace, engine: Engine, csv_file: IO[str] 
     try:
         # The pipeline decodes ahead and analyses on its own threads; this one keeps each result
         # (audit line, worklist commit) and prints it, in input order, while the next is analysed.
-        for outcome in classify_all(engine, inputs, args.threshold, store):
+        for outcome in classify_all(engine, inputs, point, store):
             emitter.emit(outcome)
     finally:
         store.close()
     return emitter.counts
 
 
-def classify_all(engine: Engine, inputs: list[Path], threshold: float | None,
+def classify_all(engine: Engine, inputs: list[Path], point: OperatingPoint,
                  store: ResultStore) -> Iterator[Outcome]:
     """Yield one outcome per input, in order, from the shared batch pipeline
     (:class:`inference.pipeline.BatchPipeline`); a study the worklist already knows is answered
@@ -237,7 +239,7 @@ def classify_all(engine: Engine, inputs: list[Path], threshold: float | None,
     outcomes = _OutcomeQueue(inputs)
     pipeline = BatchPipeline(lambda: engine, outcomes, load_study, loader_threads=engine.threads.decoders,
                              lookahead=PREFETCH, memory=store)
-    pipeline.operating = engine.profile.operating_point(threshold=threshold)
+    pipeline.operating = point
     try:
         pipeline.submit(enumerate(inputs))
         for _ in inputs:
@@ -421,11 +423,10 @@ class Table:
         print(line.rstrip(), file=self.out, flush=True)
 
     @staticmethod
-    def summary(counts: dict[str, int], engine: Engine, threshold: float | None, seconds: float,
+    def summary(counts: dict[str, int], engine: Engine, op: OperatingPoint, seconds: float,
                 out: IO[str]) -> None:
         """Counts, then the operating point with the figures it was measured at and their source."""
         m, profile = engine.manifest, engine.profile
-        op = profile.operating_point(threshold=threshold)
         print(
             f"{counts['studies']} studies: {counts['above']} above the review threshold, "
             f"{counts['unreliable']} not reliable, {counts['failed']} failed, in {seconds:.1f} s "

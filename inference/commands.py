@@ -157,6 +157,28 @@ def add_profile_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--operating-point`` or ``--threshold``: ``classify``, ``report`` and ``serve`` decide
+    alike (``classify`` had only ``--threshold``, so a batch at the balanced point carried no
+    figures while its PDF and SR did)."""
+    point = parser.add_mutually_exclusive_group()
+    point.add_argument("--operating-point", default=None, metavar="NAME",
+                       help="an operating point of the site profile, e.g. high_sensitivity or balanced "
+                       "(default: the profile's default)")
+    point.add_argument("--threshold", type=probability, default=None, metavar="T",
+                       help="a custom review threshold on the probability (0..1), whose sensitivity and "
+                       "specificity nobody measured")
+
+
+def chosen_point(engine: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """The :class:`~inference.decision.OperatingPoint` ``args`` ask for, or the exit status of
+    the usage error for a name the profile does not have -- said before any study is read."""
+    try:
+        return engine.profile.operating_point(args.operating_point, args.threshold)
+    except ValueError as exc:
+        return usage_error(parser, str(exc))
+
+
 def load_engine(args: argparse.Namespace, prog: str) -> Any:
     """The engine for ``args`` (``--profile``, ``--provider``, ``--threads``; ``--models-dir``
     where a command has it), or the exit status after saying on stderr why there is none: a

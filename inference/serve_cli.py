@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .commands import (EXIT_FAILED, EXIT_OK, add_profile_argument, add_provider_arguments, load_engine, probability,
-                       usage_error)
+from .commands import (EXIT_FAILED, EXIT_OK, add_decision_arguments, add_profile_argument, add_provider_arguments,
+                       chosen_point, load_engine, usage_error)
 from .dicom_node import DEFAULT_AET, DEFAULT_PORT, BindRefused, DicomNode, NodeConfig, NodeFolders, check_bind
 from .outbox import Backoff, Destination, DestinationError
 
@@ -110,11 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-listen", action="store_true", help="no DICOM port: the hot folder and the outbox only")
     add_provider_arguments(parser)
     add_profile_argument(parser)
-    point = parser.add_mutually_exclusive_group()
-    point.add_argument("--operating-point", default=None, metavar="NAME",
-                       help="an operating point of the site profile (default: the profile's default)")
-    point.add_argument("--threshold", type=probability, default=None, metavar="T",
-                       help="a custom review threshold on the probability (0..1)")
+    add_decision_arguments(parser)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -155,10 +151,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         engine = load_engine(args, "lunglens serve")
         if isinstance(engine, int):
             return engine
-        try:
-            point = engine.profile.operating_point(args.operating_point, args.threshold)
-        except ValueError as exc:  # an operating point this profile does not have
-            return usage_error(parser, str(exc))
+        point = chosen_point(engine, args, parser)
+        if isinstance(point, int):
+            return point
         for warning in engine.warnings:
             log.warning("%s", warning)
         folders = NodeFolders.default()

@@ -222,6 +222,20 @@ def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.Captu
     assert lax["label"] == "PNEUMONIA"
 
 
+def test_a_named_operating_point_decides_and_its_figures_are_said(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """classify had only --threshold: a batch at the balanced point read "not measured" while
+    the PDF and SR of the same films gave the balanced point's figures."""
+    img = write_png(tmp_path / "x.png", 7)
+    assert main(["classify", "--json", str(img), "--operating-point", "balanced"]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert (record["operating_point"], record["threshold"]) == ("balanced", 0.5)
+    assert main(["classify", str(img), "--operating-point", "balanced"]) == 0
+    assert "(balanced operating point, site profile 'tiny test profile'); sensitivity 90.0 %" in capsys.readouterr().out
+    assert main(["classify", str(img), "--operating-point", "lenient"]) == 2
+    assert "lenient" in capsys.readouterr().err
+    assert main(["classify", str(img), "--operating-point", "balanced", "--threshold", "0.3"]) == 2
+
+
 def test_csv_has_one_row_per_input_in_the_apps_export_columns(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     good = write_png(tmp_path / "a.png", 8)
     bad = tmp_path / "b.png"
