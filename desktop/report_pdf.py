@@ -249,7 +249,7 @@ class _Page:
         y = self.heading(y, "Study")
         rows = [
             ("File", self.study.path.name if self.show_identifiers else "(hidden with the patient identifiers)"),
-            ("Format", f"{m.source_format} {m.transfer_syntax}".strip()),
+            ("Format", " ".join(dict.fromkeys(v for v in (m.source_format, m.transfer_syntax) if v))),  # not "PNG PNG"
             ("Image", f"{self.study.shape[1]} × {self.study.shape[0]} pixels" + (f", {m.photometric_interpretation}" if m.photometric_interpretation else "")),
             ("Modality / view", " / ".join(v for v in (m.modality, m.body_part, m.view_position) if v)),
             ("Study date", m.study_date),
@@ -269,8 +269,11 @@ class _Page:
                 ("Accession", m.accession_number),
                 ("Institution", m.institution),
             ]
-        else:
-            rows.append(("Patient", "Identifiers not shown (the user did not choose to show them)."))
+        else:  # sex and age identify no one, and the validated population is an age
+            rows += [
+                ("Sex / age", " / ".join(v for v in (m.patient_sex, m.patient_age) if v)),
+                ("Patient", "Identifiers not shown (the user did not choose to show them)."),
+            ]
         return self.rows(y, rows)
 
     def model_block(self, y: float) -> float:

@@ -42,6 +42,13 @@ _DATE_TIME_PATTERNS = {
 _EXTRA_PATIENT = ("IssuerOfPatientID", "PatientBirthTime", "OtherPatientIDsSequence", "PatientComments")
 
 
+def _copy_age(source: Dataset | None, sc: Dataset) -> None:
+    """The source's PatientAge, when it is a valid one ("004Y"; a bare "62" would make the SC invalid)."""
+    age = source.get("PatientAge") if source is not None else None
+    if age and re.fullmatch(r"\d{3}[DWMY]", str(age)):
+        sc.PatientAge = age
+
+
 def result_lines(prediction: Prediction, caption: str) -> list[str]:
     """The burned-in text: the presentation's story (:mod:`inference.presentation`), as the
     window and the PDF tell it, with the heat-map's ``caption``, in plain ASCII (all that the
@@ -104,6 +111,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
         for keyword in _EXTRA_PATIENT:
             if keyword in source:
                 setattr(sc, keyword, source[keyword].value)
+        _copy_age(source, sc)  # the SR carried it and the SC did not; the validated population is an age
         if "StudyDescription" in source:
             sc.StudyDescription = source.StudyDescription
         if source.get("SOPClassUID") and source.get("SOPInstanceUID"):
@@ -116,9 +124,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
         sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192",
                            patient_sex=sex or None, **common)
         if anonymize:
-            age = source.get("PatientAge") if source is not None else None
-            if age and re.fullmatch(r"\d{3}[DWMY]", str(age)):
-                sc.PatientAge = age
+            _copy_age(source, sc)
             sc.PatientIdentityRemoved = "YES"
             sc.DeidentificationMethod = ANONYMIZED
     # The picture has the source's proportions, so it has the source's orientation; unknown

@@ -68,6 +68,9 @@ def test_identifiers_only_when_asked(qapp, tmp_path, real_dicom):
     for secret in (PATIENT_NAME, PATIENT_ID, real_dicom.name):
         assert secret not in hidden
     assert "Identifiers not shown" in hidden
+    # Sex and age identify no one, and the population the model is validated for is an age.
+    meta = study.metadata
+    assert f"Sex / age {' / '.join(v for v in (meta.patient_sex, meta.patient_age) if v)}" in hidden
     _, shown = pdf_text(write_report_pdf(tmp_path / "shown.pdf", study, pred, show_identifiers=True))
     for value in (PATIENT_NAME, PATIENT_ID, real_dicom.name):
         assert value in shown
@@ -84,6 +87,7 @@ def test_out_of_scope_custom_threshold_raster(qapp, tmp_path, kermany_samples):
     assert "Warnings (1)" in text and "Image does not look like the chest X-rays" in text
     assert "review threshold" not in text and "no pneumonia pattern" not in text.lower()
     assert "Probability of pneumonia (calibrated): 4 %" in text
+    assert "JPEG JPEG" not in text and "Format JPEG" in text
     assert "Operating point: custom, threshold 50 %: sensitivity and specificity not measured" in text
 
 

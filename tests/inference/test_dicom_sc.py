@@ -38,6 +38,7 @@ def test_capture_of_a_dicom_joins_its_study_and_validates(tmp_path, real_dicom):
     sc = pydicom.dcmread(out)
     assert sc.SOPClassUID == SecondaryCaptureImageStorage
     assert (sc.PatientName, sc.PatientID, sc.PatientSex) == (src.PatientName, src.PatientID, src.PatientSex)
+    assert "PatientAge" not in sc  # the source's "62" is no valid age: left out, not copied invalid
     assert sc.StudyInstanceUID == src.StudyInstanceUID
     assert sc.SeriesInstanceUID != src.SeriesInstanceUID
     assert sc.SOPInstanceUID not in (src.SOPInstanceUID, sc.SeriesInstanceUID)
@@ -53,6 +54,18 @@ def test_capture_of_a_dicom_joins_its_study_and_validates(tmp_path, real_dicom):
     assert np.array_equal(img[: overlay.shape[0]], overlay)
     band = img[overlay.shape[0] :]
     assert (band.max(axis=2) > 200).sum() > 2000  # bright text on black
+
+
+def test_a_capture_keeps_the_patients_age(tmp_path, kermany_gray):
+    """The SR carried PatientAge and the SC did not: a reader checking the validated
+    population (children aged 1-5) on the PACS found no age beside the result."""
+    from inference.loaders import load_study
+    from tests.fixtures.dicom_factory import write_dicom
+
+    film = write_dicom(tmp_path / "child.dcm", kermany_gray)
+    study = load_study(film)
+    sc = pydicom.dcmread(write_secondary_capture(study, prediction_for(study, 0.3), tmp_path / "sc.dcm"))
+    assert sc.PatientAge == "004Y"
 
 
 def test_sloppy_source_header_still_gives_a_valid_capture(tmp_path, real_dicom):
