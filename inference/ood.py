@@ -57,6 +57,7 @@ THUMBNAIL_SIDE = 16
 TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
 MIN_GREY_LEVELS = 8
+HEADER_REASON = "DICOM header says "  # how the reasons read from the header begin
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ class GaussianModel:
         return self.distance(layout) / max(nearest_turned, 1e-9)
 
 
+def over_limit(ratio: float) -> str:
+    """A distance over its limit, never reading as at it: rounded up to two decimals ("1.01",
+    where one decimal read "1.0x the limit" for a film refused as over it)."""
+    return f"{math.ceil(round(ratio * 100, 6)) / 100:.2f}"  # round: 1.1 * 100 is 110.00000000000001
+
+
 # ------------------------------------------------------------------------------- header
 def pack_symmetric(m: np.ndarray) -> np.ndarray:
     """The upper triangle of a symmetric matrix, row by row. The gate's precision matrix over
@@ -125,11 +132,11 @@ def header_reasons(meta: StudyMetadata) -> list[str]:
     found = header_findings(meta)
     reasons: list[str] = []
     if "body_part" in found:
-        reasons.append(f"DICOM header says body part {found['body_part']}, not chest")
+        reasons.append(f"{HEADER_REASON}body part {found['body_part']}, not chest")
     if "view" in found:
-        reasons.append(f"DICOM header says lateral view ({found['view']}), not frontal")
+        reasons.append(f"{HEADER_REASON}lateral view ({found['view']}), not frontal")
     if "modality" in found:
-        reasons.append(f"DICOM header says modality {found['modality']}, not a radiograph (CR/DX)")
+        reasons.append(f"{HEADER_REASON}modality {found['modality']}, not a radiograph (CR/DX)")
     return reasons
 
 
@@ -248,7 +255,7 @@ class ScopeGate:
         if ratios["likeness"] > 1.0:
             reasons.append(
                 f"image does not look like the chest X-rays the model learned from "
-                f"(distance {ratios['likeness']:.1f}x the limit)"
+                f"(distance {over_limit(ratios['likeness'])}x the limit)"
             )
         if ratios["orientation"] > 1.0:
             reasons.append(

@@ -25,6 +25,8 @@ from datetime import datetime
 from . import decision, heatmap
 from .calibration import SCREENING
 from .decision import OperatingPoint
+from .loaders.warnings import HEADER_WARNINGS
+from .ood import HEADER_REASON
 from .population import TRAINED_AGES
 from .prediction import Prediction
 from .profile import ProfileInfo, SiteProfile
@@ -206,8 +208,13 @@ def present(prediction: Prediction) -> ResultText:
     p, op = prediction.probability, prediction.operating
     in_scope = prediction.in_scope
     warnings: list[str] = []
+    # A header finding the gate refused the film for is said once, as its reason (a lateral
+    # film listed "DICOM header says lateral view" and "Lateral view (LL): ..." both).
+    said_by_gate = not in_scope and any(r.startswith(HEADER_REASON) for r in prediction.scope_reasons)
     for w in [*(prediction.scope_reasons if not in_scope else []), *prediction.warnings,
               *heatmap.warnings(prediction)]:
+        if said_by_gate and w.startswith(HEADER_WARNINGS):
+            continue
         w = _sentence(w)  # the gate's reasons are worded to follow a colon
         if w and w not in warnings:
             warnings.append(w)

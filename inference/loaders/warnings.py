@@ -30,6 +30,11 @@ def header_findings(meta: StudyMetadata) -> dict[str, str]:
     return found
 
 
+# How the warnings drawn from the header begin: the input gate refuses the film for the same
+# findings ("DICOM header says lateral view (LL), not frontal"), and a result says each once.
+HEADER_WARNINGS = ("Body part is ", "Lateral view (", "Modality is ")
+
+
 def study_warnings(
     meta: StudyMetadata,
     height: int,
@@ -46,11 +51,11 @@ def study_warnings(
     out: list[str] = []
     found = header_findings(meta)
     if "body_part" in found:
-        out.append(f"Body part is {found['body_part']}, not chest: the model only knows chest X-rays.")
+        out.append(f"{HEADER_WARNINGS[0]}{found['body_part']}, not chest: the model only knows chest X-rays.")
     if "view" in found:
-        out.append(f"Lateral view ({found['view']}): the model was trained on frontal (PA/AP) views.")
+        out.append(f"{HEADER_WARNINGS[1]}{found['view']}): the model was trained on frontal (PA/AP) views.")
     if "modality" in found:
-        out.append(f"Modality is {found['modality']}, not a radiograph (CR/DX).")
+        out.append(f"{HEADER_WARNINGS[2]}{found['modality']}, not a radiograph (CR/DX).")
     if min(height, width) < SMALL_SIDE:
         out.append(f"Small image ({width}x{height} px): detail may be lost.")
     if max(height, width) > MAX_ASPECT * min(height, width):

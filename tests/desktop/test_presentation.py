@@ -142,6 +142,9 @@ def test_the_gates_real_reasons_are_worded_for_what_it_measured(tmp_path, kerman
         return present(pred).headline
 
     assert reading(lateral) == "Not reliable — not a frontal chest X-ray"
+    # The header's finding is said once, as the gate's reason, not again as a study warning.
+    warnings = present(engine.predict(load_study(lateral))).warnings
+    assert [w for w in warnings if "ateral view" in w] == ["DICOM header says lateral view (LL), not frontal"]
     assert reading(upside_down) == "Not reliable — not an upright frontal chest X-ray"
     assert reading(noisy) == "Not reliable — unlike the films the model learned from"
 

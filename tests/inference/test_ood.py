@@ -189,3 +189,10 @@ def test_a_precision_matrix_is_kept_as_its_upper_triangle_without_loss():
     np.testing.assert_array_equal(unpack_symmetric(packed), sym)
     with pytest.raises(ValueError, match="not the upper triangle"):
         unpack_symmetric(packed[:-1])
+
+
+def test_a_distance_over_the_limit_never_reads_as_at_it() -> None:
+    """One decimal read "distance 1.0x the limit" for a site-sample film refused as over it."""
+    from inference.ood import over_limit
+
+    assert [over_limit(r) for r in (1.0001, 1.004, 1.1, 2.0)] == ["1.01", "1.01", "1.10", "2.00"]
