@@ -19,7 +19,6 @@ from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 
 from inference import __version__
-from inference.decision import threshold_text
 from inference.overlay import Picture, render_picture
 from inference.prediction import Prediction
 from inference.presentation import ResultText, Tone, present
@@ -118,9 +117,11 @@ class _Page:
         self.p.setFont(f)
 
     def text(self, x: float, y: float, w: float, h: float, s: str, flags=None, color: QColor = INK) -> float:
-        """Draw wrapped text in a box (mm); returns the height it used (mm)."""
+        """Draw wrapped text in a box (mm); returns the height it used (mm). A number keeps its
+        "%" on its line ("> 99" with "%" below it)."""
         flags = flags if flags is not None else (Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         flags = flags | Qt.TextFlag.TextWordWrap
+        s = s.replace(" %", "\u00a0%").replace("> ", ">\u00a0").replace("< ", "<\u00a0")
         self.p.setPen(color)
         rect = QRectF(_mm(x), _mm(y), _mm(w), _mm(h))
         used = self.p.boundingRect(rect, flags, s)
@@ -199,7 +200,11 @@ class _Page:
         self.font(7)
         label_pt = at(thr, r + 6)
         lx, ly = label_pt.x() * 25.4 / DPI, label_pt.y() * 25.4 / DPI
-        self.text(lx - 12, ly - 3, 24, 5, f"threshold {threshold_text(thr)}", Qt.AlignmentFlag.AlignHCenter)
+        # Kept inside the result column (near 0 or 100 % it ran over the film): there, above the
+        # dial's end, clear of the arc; worded as the headline words it.
+        left = min(max(lx - 12, x), x + w - 24)
+        top = ly - 3 if left == lx - 12 else y - 1
+        self.text(left, top, 24, 5, f"threshold {self.words.threshold}", Qt.AlignmentFlag.AlignHCenter)
         # 0 and 100 under the ends of the dial, 50 inside it: clear of the needle's ends.
         for frac, label, radius, drop in ((0.0, "0", r, 3.5), (0.5, "50", r - 9, -2), (1.0, "100", r, 3.5)):
             pt = at(frac, radius)
