@@ -34,10 +34,12 @@ WORK = REPO / "build"
 BUNDLE = DIST / "lunglens"
 INSTALL_PREFIX = "/opt/lunglens"
 
-# Runtime libraries Qt's xcb/wayland/EGL plugins load that a minimal Debian/Ubuntu lacks.
-# libxcb-cursor0: required by the xcb platform plugin since Qt 6.5.
+# Runtime libraries (and the data they bring: XKB keymaps, fontconfig's configuration) that Qt's
+# xcb/wayland/EGL plugins need. Not libxcb-cursor0, which the xcb plugin needs since Qt 6.5 and a
+# desktop install often lacks: the bundle carries it (:data:`BUNDLED_LIBRARIES`), so an offline PC
+# installs the .deb without fetching it.
+BUNDLED_LIBRARIES = ["libxcb-cursor.so.0"]
 DEB_DEPENDS = [
-    "libxcb-cursor0",
     "libegl1",
     "libgl1",
     "libxkbcommon0",
@@ -217,6 +219,7 @@ def check_bundle(bundle: Path) -> None:
         **{f"Qt {name} plugin": list(internal.rglob(f"platforms/{name}")) for name in PLATFORM_PLUGINS[sys.platform]},
         "onnxruntime": list(internal.rglob("onnxruntime/capi/onnxruntime_pybind11_state*")),
         "highdicom tables": list(internal.glob("highdicom/_standard/*.json")),
+        **({name: list(internal.glob(name)) for name in BUNDLED_LIBRARIES} if sys.platform == "linux" else {}),
     }
     for dist in ("pylibjpeg", "pylibjpeg_libjpeg", "pylibjpeg_openjpeg", "pylibjpeg_rle", "pydicom"):
         must[f"{dist} metadata"] = list(internal.glob(f"{dist}-*.dist-info/METADATA"))
@@ -302,6 +305,19 @@ def serve_defaults() -> str:
     ])
 
 
+def prerm() -> str:
+    """Removing the package stops and disables the DICOM node if someone enabled it (it was
+    left running from a unit file that no longer exists). Patient data is never removed."""
+    return "\n".join([
+        "#!/bin/sh",
+        "set -e",
+        'if [ "$1" = remove ] && [ -d /run/systemd/system ]; then',
+        f"    systemctl disable --now {SERVE_UNIT} >/dev/null 2>&1 || true",
+        "fi",
+        "",
+    ])
+
+
 def dir_size_kib(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) // 1024
 
@@ -358,6 +374,8 @@ def make_deb(bundle: Path, deb: Path, xz_level: int) -> None:
     ])
     (debian / "control").write_text(control, encoding="utf-8")
     (debian / "conffiles").write_text(f"{SERVE_DEFAULTS}\n", encoding="utf-8")
+    (debian / "prerm").write_text(prerm(), encoding="utf-8")
+    (debian / "prerm").chmod(0o755)
     for path in root.rglob("*"):  # dpkg wants 0755 dirs and no group/world-writable files
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
