@@ -13,8 +13,9 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtCore import QBuffer, QIODevice, QRect, Qt, QTimer
+from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QKeySequence,
+                           QPixmap)
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 def filter_suffixes(file_filter: str) -> list[str]:
     """"PDF report (*.pdf)" -> [".pdf"]."""
     return [m.lower() for m in re.findall(r"\*(\.[A-Za-z0-9]+)", file_filter)]
+
+
+FIRST_SIZE = (1440, 900)  # the window's size at first start, where the screen has room
 
 
 def png_bytes(pixmap: QPixmap) -> bytes:
@@ -335,9 +339,19 @@ class MainWindow(QMainWindow):
     def _restore_layout(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
         if geo is None or not self.restoreGeometry(geo):
-            self.resize(1440, 900)
+            self._first_geometry()
         if state is not None:
             self.restoreState(state)
+
+    def _first_geometry(self) -> None:
+        """1440 x 900, or what the screen has room for (a 1366 x 768 laptop got a window taller
+        than its screen), centred."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
+        self.resize(min(FIRST_SIZE[0], room.width() * 95 // 100), min(FIRST_SIZE[1], room.height() * 92 // 100))
+        frame = self.frameGeometry()
+        frame.moveCenter(room.center())
+        self.move(frame.topLeft())
 
     # -- opening ----------------------------------------------------------------------------------
     def open_paths(self, paths: list[str | Path]) -> None:

@@ -172,3 +172,16 @@ def test_closing_mid_batch_is_clean(qtbot, app_settings, bundled_model, study_co
     assert closed_in < 10.0
     win.deleteLater()
     qtbot.wait(50)
+
+
+def test_at_first_start_the_window_fits_the_screen(qtbot, app_settings):
+    """It opened at 1440 x 900 whatever the screen: taller than a 1366 x 768 laptop's."""
+    from desktop.widgets.qt_main_window import FIRST_SIZE
+    from tests.desktop.gui_helpers import close_window, open_window
+
+    win = open_window(qtbot, app_settings)
+    room = win.screen().availableGeometry()
+    assert room.width() < FIRST_SIZE[0] or room.height() < FIRST_SIZE[1]  # the offscreen screen is 800 x 800
+    assert win.frameGeometry().width() <= room.width() and win.frameGeometry().height() <= room.height()
+    assert room.contains(win.frameGeometry().center())
+    close_window(win)
