@@ -394,6 +394,16 @@ def _write_cam(outcome: Outcome, cam_dir: Path, used: set[str]) -> bool:
     return True
 
 
+def _one_line(text: object) -> str:
+    """A file name as one table row: a newline in it (a legal name) broke the row in two."""
+    return str(text).replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _sentence_end(note: str) -> str:
+    """Notes are sentences, each ended once ("detail may be lost.; Patient age ..." read badly)."""
+    return note if note.endswith((".", "!", "?")) else note + "."
+
+
 _RESULT_WIDTH = len(decision.verdict_text(0.5, 0.125))  # "Above the review threshold (12.5 %)"
 
 
@@ -403,12 +413,12 @@ class Table:
     def __init__(self, inputs: list[Path], out: IO[str], shown_once: list[str]) -> None:
         self.out = out
         self.shown_once = set(shown_once)  # engine warnings, printed once above the table
-        self.width = max([len("FILE"), *(len(str(p)) for p in inputs)])
+        self.width = max([len("FILE"), *(len(_one_line(p)) for p in inputs)])
         print(f"{'FILE':<{self.width}}  {'P(PNEU)':>7}  {'RESULT':<{_RESULT_WIDTH}}  NOTES", file=out, flush=True)
 
     def row(self, o: Outcome) -> None:
         if o.prediction is None:
-            line = f"{str(o.path):<{self.width}}  {'-':>7}  {'FAILED':<{_RESULT_WIDTH}}  {o.error}"
+            line = f"{_one_line(o.path):<{self.width}}  {'-':>7}  {'FAILED':<{_RESULT_WIDTH}}  {_one_line(o.error)}"
         else:
             p = o.prediction
             notes = [w for w in [*p.warnings, *heatmap.warnings(p), *o.extra_warnings] if w not in self.shown_once]
@@ -416,9 +426,9 @@ class Table:
                 notes.insert(0, "OUT OF SCOPE, result not reliable: " + "; ".join(p.scope_reasons))
             result = decision.verdict_text(p.probability, p.threshold) if p.in_scope else NOT_RELIABLE
             line = (
-                f"{str(o.path):<{self.width}}  "
+                f"{_one_line(o.path):<{self.width}}  "
                 f"{decision.probability_text(p.probability, p.threshold if p.in_scope else None):>7}  "
-                f"{result:<{_RESULT_WIDTH}}  " + "; ".join(notes)
+                f"{result:<{_RESULT_WIDTH}}  " + " ".join(_sentence_end(n) for n in notes)
             )
         print(line.rstrip(), file=self.out, flush=True)
 

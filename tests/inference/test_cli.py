@@ -378,3 +378,12 @@ def test_the_lunglens_entry_point_classifies_without_importing_qt(resources: Pat
     record, verdict = (json.loads(line) for line in result.stdout.splitlines()[-2:])
     assert record["ok"] is True
     assert verdict == {"code": 0, "qt": []}
+
+
+def test_a_file_name_with_a_newline_stays_on_its_row_and_notes_read_as_sentences(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = write_png(tmp_path / "child\nfilm.png", 7)
+    assert main(["classify", str(img)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[1].startswith(str(tmp_path / "child\\nfilm.png"))  # header, row, summary
+    assert ".;" not in out[1] and "Patient age not recorded" in out[1]
