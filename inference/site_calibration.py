@@ -147,12 +147,11 @@ def folders_source(dirs: Iterable[Path]) -> str:
 
 
 def describe_source(measured: Measured, description: str | None) -> str:
-    """How figures name their data, e.g. "site sample: 291 films (116 NORMAL, 175 PNEUMONIA), and
-    1 left out as outside the model's intended use"."""
+    """How figures name their data, e.g. "site sample: 291 films (116 NORMAL, 175 PNEUMONIA; 1 more
+    left out as outside the model's intended use)"."""
     y = np.asarray(measured.labels)
-    counts = f"{len(y)} films ({int((y == 0).sum())} NORMAL, {int((y == 1).sum())} PNEUMONIA)"
-    if measured.outside:
-        counts += f", and {len(measured.outside)} left out as outside the model's intended use"
+    outside = f"; {len(measured.outside)} more left out as outside the model's intended use" if measured.outside else ""
+    counts = f"{len(y)} films ({int((y == 0).sum())} NORMAL, {int((y == 1).sum())} PNEUMONIA{outside})"
     return f"{description}: {counts}" if description else counts
 
 

@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import Qt, qVersion
+from PySide6.QtCore import QSize, Qt, qVersion
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from inference import __version__ as app_version
@@ -17,6 +17,7 @@ from inference.presentation import POPULATION, SAME_FILMS, figures_text, point_t
 from inference.profile import SiteProfile
 
 from ..platform_quirks import fit_top_level
+from .qt_fit_scroll import scrolling, within_screen
 from .qt_reliability_plot import ReliabilityPlot
 
 INTENDED_USE = (
@@ -68,7 +69,6 @@ class AboutDialog(QDialog):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About LungLens and its model")
-        self.resize(720, 780)
         head = QLabel(f"<h2>LungLens</h2><p>{INTENDED_USE} <b>{POPULATION}.</b></p>"
                       f"<p style='color:#8d96a0'>{DATA_CREDIT}</p>")
         head.setWordWrap(True)
@@ -98,7 +98,7 @@ class AboutDialog(QDialog):
         cl.addWidget(note)
         cl.addWidget(self.reliability, 1)
         self.tabs = QTabWidget()
-        self.tabs.addTab(calibration, "Site profile")
+        self.tabs.addTab(scrolling(calibration), "Site profile")
         self.tabs.addTab(self.card, "Model card")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -108,3 +108,4 @@ class AboutDialog(QDialog):
         lay.addWidget(self.tabs, 1)
         lay.addWidget(buttons)
         fit_top_level(self)
+        self.resize(within_screen(self, QSize(720, 780)))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, QRect, Qt, QTimer
+from PySide6.QtCore import QBuffer, QIODevice, QSize, Qt, QTimer
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QKeySequence,
                            QPixmap)
 from PySide6.QtWidgets import (
@@ -43,7 +43,7 @@ from ..models.windowing import PRESETS, preset_window, window_text
 from .qt_about_dialog import AboutDialog
 from .qt_audit_dialog import AuditDialog
 from .qt_dicom_node_settings import NodeStatus
-from .qt_fit_scroll import FitWidthScrollArea
+from .qt_fit_scroll import FitWidthScrollArea, within_screen
 from .qt_overlay_controls import OverlayControls
 from .qt_progress import ProgressLine
 from .qt_result_panel import ResultPanel
@@ -346,12 +346,12 @@ class MainWindow(QMainWindow):
     def _first_geometry(self) -> None:
         """1440 x 900, or what the screen has room for (a 1366 x 768 laptop got a window taller
         than its screen), centred."""
+        self.resize(within_screen(self, QSize(*FIRST_SIZE)))
         screen = self.screen() or QGuiApplication.primaryScreen()
-        room = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
-        self.resize(min(FIRST_SIZE[0], room.width() * 95 // 100), min(FIRST_SIZE[1], room.height() * 92 // 100))
-        frame = self.frameGeometry()
-        frame.moveCenter(room.center())
-        self.move(frame.topLeft())
+        if screen is not None:
+            frame = self.frameGeometry()
+            frame.moveCenter(screen.availableGeometry().center())
+            self.move(frame.topLeft())
 
     # -- opening ----------------------------------------------------------------------------------
     def open_paths(self, paths: list[str | Path]) -> None:

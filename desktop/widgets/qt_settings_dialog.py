@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,6 +31,7 @@ from inference.providers import friendly_name
 from ..platform_quirks import fit_top_level
 from ..settings import AppSettings
 from .qt_dicom_node_settings import DicomNodePage
+from .qt_fit_scroll import scrolling, within_screen
 from .qt_site_calibration import SiteCalibrationPage
 
 
@@ -141,16 +142,22 @@ class SettingsDialog(QDialog):
             gl.addWidget(w)
         gl.addStretch(1)
         self.tabs = QTabWidget()
-        self.tabs.addTab(general, "General")
-        self.tabs.addTab(self.site, "Site calibration")
+        self.tabs.addTab(scrolling(general), "General")
+        self.tabs.addTab(scrolling(self.site), "Site calibration")
         self.dicom_node = DicomNodePage(settings)
-        self.tabs.addTab(self.dicom_node, "DICOM node")
+        self.tabs.addTab(scrolling(self.dicom_node), "DICOM node")
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
         lay.addWidget(buttons, alignment=Qt.AlignmentFlag.AlignRight)
         self._sync_custom()
         fit_top_level(self)
-        self.resize(self.sizeHint())  # without a size constraint (offscreen) it would open squeezed
+        # Its full size where the screen has room (offscreen it would open squeezed), else the
+        # screen's, the pages scrolling.
+        pages = (general, self.site, self.dicom_node)
+        full = QSize(max(p.sizeHint().width() for p in pages) + 48,
+                     max(p.sizeHint().height() for p in pages) + self.tabs.tabBar().sizeHint().height()
+                     + buttons.sizeHint().height() + 64)
+        self.resize(within_screen(self, full))
 
     @staticmethod
     def _path_label(path: Path | None) -> QLabel:

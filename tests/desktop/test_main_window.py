@@ -185,3 +185,25 @@ def test_at_first_start_the_window_fits_the_screen(qtbot, app_settings):
     assert win.frameGeometry().width() <= room.width() and win.frameGeometry().height() <= room.height()
     assert room.contains(win.frameGeometry().center())
     close_window(win)
+
+
+def test_settings_and_about_fit_a_small_screen_and_scroll(window):
+    """Settings (1250 x 900) and About (720 x 780) opened taller than a 1024 x 600 netbook's
+    screen, their buttons out of reach; the offscreen screen is 800 x 800."""
+    from PySide6.QtWidgets import QDialogButtonBox, QScrollArea
+
+    from desktop.widgets.qt_about_dialog import AboutDialog
+    from desktop.widgets.qt_settings_dialog import SettingsDialog
+    from inference.paths import models_dir
+
+    c = window.controller
+    room = window.screen().availableGeometry()
+    for dialog in (SettingsDialog(c.settings, [], "", c.profile, window, worklist_path=c.worklist_path,
+                                  audit_path=c.audit_path, shipped_profile=c.shipped_profile),
+                   AboutDialog(c.manifest, c.profile, models_dir() / "MODEL_CARD.md", window)):
+        dialog.show()
+        assert dialog.height() <= room.height() and dialog.width() <= room.width(), type(dialog).__name__
+        buttons = dialog.findChild(QDialogButtonBox)
+        assert buttons.isVisible() and dialog.rect().contains(buttons.geometry())
+        assert dialog.findChildren(QScrollArea)  # what does not fit scrolls
+        dialog.close()

@@ -282,8 +282,8 @@ def test_films_the_gate_calls_not_reliable_are_left_out_and_named(tmp_path: Path
     assert all(line.startswith("left out (not reliable: outside the model's intended use) ") for line in left)
     profile = SiteProfile.load(out)
     assert (profile.n_normal, profile.n_pneumonia) == (22, 22)
-    assert profile.source.endswith("44 films (22 NORMAL, 22 PNEUMONIA), and 3 left out as outside the model's "
-                                   "intended use")
+    assert profile.source.endswith("44 films (22 NORMAL, 22 PNEUMONIA; 3 more left out as outside the model's "
+                                   "intended use)")
     assert "Left out: 3 films the input gate called not reliable" in captured.out
 
 
