@@ -20,6 +20,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,22 @@ class NodeFolders:
             else:
                 marker.unlink(missing_ok=True)
         return out
+
+    def expire(self, days: float, now: float | None = None) -> int:
+        """Delete the received films kept longer than ``days`` that have been analysed (those
+        still pending stay); returns how many. Their results stay in the worklist, the audit log
+        and the PACS; the window can no longer show the film itself."""
+        cutoff = (time.time() if now is None else now) - days * 86400
+        pending = {m.name.removesuffix(".pending") for m in self.pending.glob("*.pending")}
+        removed = 0
+        for film in self.received.glob("*.dcm"):
+            try:
+                if film.name not in pending and film.stat().st_mtime < cutoff:
+                    film.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone meanwhile, or not ours to delete: tried again next time
+        return removed
 
 
 Received = Callable[[Path, Path], None]  # (film, pending marker)

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -82,6 +83,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+EXPIRY_INTERVAL_S = 3600.0  # how often --keep-received looks for films to delete
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``lunglens serve``'s options (desktop/main.py)."""
     parser.description = ("Run LungLens as a DICOM node: receive chest films by C-STORE (and/or from a hot "
@@ -105,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(outside the hot folder)")
     parser.add_argument("--retry-max", type=_seconds, default=300.0, metavar="SECONDS",
                         help="longest wait between two attempts to send to a PACS that is down (default 300)")
+    parser.add_argument("--keep-received", type=_days, default=None, metavar="DAYS",
+                        help="delete the films received over DICOM once analysed and older than DAYS (checked at "
+                             "start and hourly; default: keep them)")
     parser.add_argument("--settle", type=_seconds, default=2.0, metavar="SECONDS",
                         help="a hot-folder file is taken once unchanged for this long (default 2)")
     parser.add_argument("--no-listen", action="store_true", help="no DICOM port: the hot folder and the outbox only")
@@ -204,8 +221,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for thread in threads:
             thread.start()
         print("lunglens serve: ready", flush=True)
+        next_expiry = 0.0
         while not stop.wait(0.5):
-            pass
+            if args.keep_received is not None and time.monotonic() >= next_expiry:
+                next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
+                if removed := folders.expire(args.keep_received):
+                    log.info("deleted %d received film%s kept over %g days (--keep-received)", removed,
+                             "" if removed == 1 else "s", args.keep_received)
         print("lunglens serve: stopping", flush=True)
         if node is not None:
             node.stop()

@@ -300,6 +300,8 @@ def serve_defaults() -> str:
         "#   LUNGLENS_SERVE_OPTIONS=--bind 0.0.0.0 --allow XRAY_ROOM1 --send-to PACS@192.168.1.10:104",
         "# A site profile made by `lunglens calibrate` (readable by the service), and its point:",
         "#   --profile /etc/lunglens/clinic.profile.json --operating-point balanced",
+        "# How long films received over DICOM are kept once analysed (default: for ever):",
+        "#   --keep-received 30",
         "LUNGLENS_SERVE_OPTIONS=--bind 127.0.0.1 --port 11112",
         "",
     ])

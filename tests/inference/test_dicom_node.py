@@ -338,3 +338,33 @@ def test_sigterm_stops_the_node_within_seconds_and_parked_films_are_analysed_nex
         serve.kill()
     assert code == 0 and seconds < 10, serve.log()
     assert "stopped (1 analysed, 0 parked" in serve.log()
+
+
+def test_received_films_are_deleted_after_the_days_asked_for_once_analysed(tmp_path: Path) -> None:
+    """They piled up in the data folder for ever, each with the patient's whole header: a clinic
+    can now say how long to keep them (the results stay in the worklist, the log and the PACS)."""
+    from inference.dicom_node import NodeFolders
+
+    folders = NodeFolders(tmp_path / "unit" / "node")
+    old, fresh, waiting = (folders.received / f"1.2.{i}.dcm" for i in range(3))
+    for film in (old, fresh, waiting):
+        film.write_bytes(b"DICM")
+    (folders.pending / f"{waiting.name}.pending").write_bytes(b"")
+    three_days_ago = time.time() - 3 * 86400
+    for film in (old, waiting):
+        os.utime(film, (three_days_ago, three_days_ago))
+    assert folders.expire(30) == 0
+    assert folders.expire(2) == 1 and not old.exists() and fresh.exists() and waiting.exists()  # pending: kept
+
+    data = tmp_path / "data"
+    served = NodeFolders(data / "node").received / "1.2.9.dcm"
+    served.write_bytes(b"DICM")
+    os.utime(served, (three_days_ago, three_days_ago))
+    serve = Serve(data, ["--port", "0", "--keep-received", "2"])
+    try:
+        serve.start()
+        wait_for(lambda: serve.count("deleted 1 received film kept over 2 days (--keep-received)"), 20,
+                 "the old film to be deleted")
+    finally:
+        serve.stop()
+    assert not served.exists()
