@@ -91,6 +91,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:  # no
     from .quit_signals import QuitOnSignals
 
     def close_and_quit() -> None:  # a modal dialog may be open: quit leaves its event loop too
+        window.ask_before_closing = False
         window.close()
         app.quit()
 
@@ -146,6 +147,7 @@ def _screenshot(app, window, controller, args: argparse.Namespace) -> int:  # no
         else:
             print(f"screenshot saved: {out}")
             state["code"] = 0
+        window.ask_before_closing = False
         window.close()
         app.exit(state["code"])
 

@@ -132,6 +132,11 @@ def _storage_paths() -> tuple[Path, Path, str]:
                 f"({err.strerror or err})")
 
 
+def _saved_text(n: int) -> str:
+    return (f"The worklist is free again: the {n} result{'' if n == 1 else 's'} made while it was locked "
+            f"{'is' if n == 1 else 'are'} saved in it.")
+
+
 class StudyController(QObject):
     progress = Signal(int, int, float)  # done, total, ETA seconds (-1 unknown)
     batch_finished = Signal()
@@ -141,6 +146,7 @@ class StudyController(QObject):
     view_result = Signal(object)  # ViewContext: the on-screen study's result arrived or changed
     result_ready = Signal(int)  # key of a study that just finished
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
+    storage_recovered = Signal(str)  # the worklist is free again: what was saved in it
     operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
     profile_changed = Signal(object)  # the SiteProfile now in use (Settings -> Site calibration, the wizard)
 
@@ -240,7 +246,8 @@ class StudyController(QObject):
         self._lock_timer.stop()
         self._lock_timer.setInterval(LOCK_POLL_MS)
         self._use_worklist(wl)
-        self._save_unsaved()
+        if saved := self._save_unsaved():
+            self.storage_recovered.emit(_saved_text(saved))
         self.storage_problem.emit(self.storage_error)
         self.restore()
         if self.busy:
@@ -248,11 +255,13 @@ class StudyController(QObject):
         else:
             self._restart_worker()
 
-    def _save_unsaved(self) -> None:
+    def _save_unsaved(self) -> int:
         """Save in the worklist, now open, the results of this session it does not hold yet
-        (made while it was locked), with their thumbnails, and list them by their rows."""
+        (made while it was locked), with their thumbnails, and list them by their rows;
+        returns how many."""
+        saved = 0
         if self.worklist is None:
-            return
+            return saved
         for item in self.model.items():
             if item.status is Status.DONE and item.record is not None and item.record.id is None:
                 key = self.model.key_of_path(item.path)
@@ -260,9 +269,11 @@ class StudyController(QObject):
                     stored = self.worklist.add(replace(item.record, thumbnail=item.thumbnail))
                 except (WorklistError, sqlite3.Error) as err:
                     self._worklist_failed(err)
-                    return
+                    return saved
+                saved += 1
                 if key is not None:
                     self.model.set_record(key, replace(stored, thumbnail=None))
+        return saved
 
     def _worklist_failed(self, err: Exception) -> None:
         """A worklist operation from the window failed: say so. A list locked past the busy
@@ -384,6 +395,22 @@ class StudyController(QObject):
         self._worker_profile = self.profile.sha256 if self.profile is not None else ""
         return w
 
+    def unsaved(self) -> int:
+        """Results of this session the worklist does not hold (made while it was locked)."""
+        return sum(1 for item in self.model.items()
+                   if item.status is Status.DONE and item.record is not None and item.record.id is None)
+
+    def save_before_closing(self, wait: float) -> int:
+        """One last try to save what the worklist does not hold yet, waiting up to ``wait``
+        seconds for another program's lock; returns how many results are still not saved."""
+        if self.unsaved() and self.worklist is None:
+            try:
+                self._use_worklist(Worklist(self.worklist_path, open_timeout=wait))
+            except WorklistError:
+                return self.unsaved()
+        self._save_unsaved()
+        return self.unsaved()
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel and stop every background thread; True when all ended (called on close)."""
         self._closed = True
@@ -408,9 +435,10 @@ class StudyController(QObject):
         """The analysis process found the worklist free again and saved what it held: list
         those results by their rows (queued behind the results they follow)."""
         log.info("%s", message)
-        self._save_unsaved()
+        saved = self._save_unsaved()  # the analysis process saved them: the rows are listed by id
         if self._storage.pop("worklist", None) is not None:
             self.storage_problem.emit(self.storage_error)
+        self.storage_recovered.emit(_saved_text(saved))
 
     # -- opening -------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> None:

@@ -122,8 +122,8 @@ class WorklistLocked(WorklistUnavailable):
 
     def carrying_on(self) -> str:
         """What the app and the CLI say when they go on without the list."""
-        return (f"{self}. LungLens carries on without it -- results are shown, exported and audited -- and "
-                "saves them in it once it is free. Nothing in it was changed.")
+        return (f"{self}. Results are not saved in it yet: LungLens carries on without it (they are shown, "
+                "exported and audited) and saves them in it once it is free. Nothing in it was changed.")
 
 
 class WorklistReadOnly(WorklistUnavailable):

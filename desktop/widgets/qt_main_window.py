@@ -72,6 +72,7 @@ def filter_suffixes(file_filter: str) -> list[str]:
 
 
 FIRST_SIZE = (1440, 900)  # the window's size at first start, where the screen has room
+CLOSE_SAVE_WAIT_S = 3.0  # how long closing waits for a locked worklist to save what it does not hold
 
 
 def png_bytes(pixmap: QPixmap) -> bytes:
@@ -180,6 +181,7 @@ class MainWindow(QMainWindow):
         self.undo_button.hide()
         self._removal_message = ""
         self._chosen_by_window = 0  # the study the window chose to show (not the reader), while it is shown
+        self.ask_before_closing = True  # False when a signal closes it (logging out must not wait on a question)
         self._view_note = ""  # the status message about the film on screen (shown reduced)
         sb.messageChanged.connect(self._status_message_changed)
         sb.addWidget(self.cursor_label, 1)
@@ -324,6 +326,7 @@ class MainWindow(QMainWindow):
         c.batch_started.connect(self._batch_started)
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
+        c.storage_recovered.connect(lambda text: self.statusBar().showMessage(text, 10000))
         c.operating_changed.connect(self.result_panel.set_operating_point)
         c.profile_changed.connect(self._profile_changed)
         c.model.rowsInserted.connect(self._rows_added)
@@ -842,7 +845,28 @@ class MainWindow(QMainWindow):
         exports.export_view_png(ctx, path, self.controller.audit, lambda: png_bytes(self.viewer.grab()))
 
     # -- closing ------------------------------------------------------------------------------------
+    def _close_anyway(self, message: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Results not saved yet", message, parent=self)
+        close = box.addButton("Close anyway", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(box.addButton("Keep LungLens open", QMessageBox.ButtonRole.RejectRole))
+        box.exec()
+        return box.clickedButton() is close
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Close, after a last try to save the results the worklist does not hold yet (it was
+        locked): the window closed at once and a session's results were not in the list the
+        next time, unsaid. The reader is asked whether to close anyway; a signal (logging out)
+        is not kept waiting, and the number is logged."""
+        unsaved = self.controller.save_before_closing(CLOSE_SAVE_WAIT_S)
+        if unsaved:
+            message = (f"{unsaved} result{'' if unsaved == 1 else 's'} of this session {'is' if unsaved == 1 else 'are'} "
+                       f"not saved in the worklist, which another program keeps locked. {'It is' if unsaved == 1 else 'They are'} in "
+                       "the audit log, but if LungLens closes now the list will not show "
+                       f"{'it' if unsaved == 1 else 'them'} next time.")
+            if self.ask_before_closing and not self._close_anyway(message):
+                event.ignore()
+                return
+            log.warning("%s", message)
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.controller.shutdown()

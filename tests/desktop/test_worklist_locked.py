@@ -49,6 +49,7 @@ def test_a_lock_that_outlasts_the_wait_leaves_the_list_alone_and_what_is_made_me
         qtbot.waitUntil(lambda: "carries on without it" in win.banner_label.text(), timeout=10_000)
         text = win.banner_label.text()
         assert "locked for more than 2 s" in text and "saves them in it once it is free" in text  # not "0 s"
+        assert "Results are not saved in it yet" in text
         assert "Nothing in it was changed" in text
 
         study = kermany_samples["PNEUMONIA"][0]
@@ -69,6 +70,8 @@ def test_a_lock_that_outlasts_the_wait_leaves_the_list_alone_and_what_is_made_me
     saved = next(it for it in c.model.items() if it.path == study)
     assert saved.record is not None and saved.record.id is not None
     assert not win.banner.isVisibleTo(win)
+    assert win.statusBar().currentMessage() == ("The worklist is free again: the 1 result made while it was "
+                                                "locked is saved in it.")
     with Worklist(data / "worklist.sqlite3") as wl:
         rows = wl.records()
         assert [r.id for r in rows][:2] == ids and rows[-1].study_path == str(study)
@@ -106,3 +109,30 @@ def test_the_banner_gives_the_worklists_and_the_audit_logs_reasons_apart(window)
     c._report(StorageFailed("Analyses are not being written to the audit log (read-only file system).", what="audit"))
     text = window.banner_label.text()
     assert "not being saved in the worklist" in text and "not being written to the audit log" in text
+
+
+def test_closing_with_results_the_locked_worklist_does_not_hold_asks_first_and_saves_them_if_it_can(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """The window closed at once and the session's results were not in the list next time."""
+    from desktop.widgets import qt_main_window
+
+    data = isolated_user_dirs
+    _store(data, kermany_samples["NORMAL"][:1])
+    monkeypatch.setattr(worklist_module, "BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(qt_main_window, "CLOSE_SAVE_WAIT_S", 0.2)
+    asked: list[str] = []
+    monkeypatch.setattr(qt_main_window.MainWindow, "_close_anyway", lambda self, text: asked.append(text) or False)
+    study = kermany_samples["PNEUMONIA"][0]
+    with write_lock_held(data / "worklist.sqlite3"):
+        win = open_window(qtbot, app_settings)
+        c = win.controller
+        qtbot.waitUntil(lambda: "carries on without it" in win.banner_label.text(), timeout=10_000)
+        win.open_paths([study])
+        wait_idle(qtbot, c)
+        assert c.unsaved() == 1
+        win.close()  # the reader is asked, and keeps it open
+        assert win.isVisible() and asked and asked[0].startswith("1 result of this session is not saved in the worklist")
+    win.close()  # the lock is gone: saved, then closed without a question
+    assert not win.isVisible() and len(asked) == 1
+    with Worklist(data / "worklist.sqlite3") as wl:
+        assert str(study) in {r.study_path for r in wl.records()}
