@@ -220,6 +220,12 @@ class StudyListWidget(QWidget):
 
         self.sort_box.currentIndexChanged.connect(self._sort_changed)
         self._sort_changed()
+        # The study on screen keeps a visible row while results re-sort the list, if it had one.
+        self._current_shown = False
+        self.proxy.layoutAboutToBeChanged.connect(self._note_current_shown)
+        self.proxy.rowsAboutToBeInserted.connect(self._note_current_shown)
+        self.proxy.layoutChanged.connect(self._keep_current_shown)
+        self.proxy.rowsInserted.connect(self._keep_current_shown)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         model.progress_changed.connect(self._update_count)
         model.modelReset.connect(self._update_count)
@@ -252,6 +258,18 @@ class StudyListWidget(QWidget):
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         self.view.selectionModel().setCurrentIndex(idx, flags)
         self.view.scrollTo(idx)
+
+    def _note_current_shown(self, *_args: object) -> None:
+        idx = self.view.currentIndex()
+        self._current_shown = idx.isValid() and self.view.visualRect(idx).intersects(self.view.viewport().rect())
+
+    def _keep_current_shown(self, *_args: object) -> None:
+        """Scroll along with the study on screen when the sort moves its row: in a batch the
+        first film opened sank to row 1,800 as results sorted in above it, and the reader saw
+        a list of flagged films, none highlighted, beside a normal one. A reader who scrolled
+        away from it is not pulled back."""
+        if self._current_shown:
+            self.view.scrollTo(self.view.currentIndex(), QAbstractItemView.ScrollHint.EnsureVisible)
 
     def step(self, delta: int) -> None:
         """Next (+1) / previous (-1) study in the order shown."""

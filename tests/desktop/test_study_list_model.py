@@ -162,3 +162,28 @@ def test_restored_rows_removal_and_path_lookup(model_and_proxy):
     assert model.key_of_path(Path("/w/low.png")) is None and model.item(keys[0]) is None
     assert model.row_of(jobs[0][0]) == 1 and model.item_at(1).path == Path("/w/new.png")
     assert sorted(_order(proxy)) == ["high.png", "new.png"]
+
+
+def test_the_study_on_screen_keeps_a_visible_row_while_results_sort_the_list(qtbot, tmp_path):
+    """In a batch the film shown first sank to row 1,800 as results sorted in above it."""
+    from desktop.platform_quirks import fit_top_level
+    from desktop.widgets.qt_study_list import StudyListWidget
+
+    model = StudyListModel()
+    widget = StudyListWidget(model)
+    fit_top_level(widget)  # a top-level widget on the offscreen platform (see there)
+    qtbot.addWidget(widget)
+    widget.resize(320, 300)
+    widget.show()
+    jobs = model.add_paths([tmp_path / f"film{i:02d}.png" for i in range(60)])
+    widget.select_key(jobs[0][0])
+    model.set_result(jobs[0][0], make_prediction(0.01))  # the one on screen: the least suspicious
+    for key, _ in jobs[1:]:
+        model.set_result(key, make_prediction(0.9))
+    idx = widget.view.currentIndex()
+    assert widget.current_key() == jobs[0][0] and idx.row() == 59
+    assert widget.view.visualRect(idx).intersects(widget.view.viewport().rect())
+    # Scrolled away from it on purpose: the reader is not pulled back.
+    widget.view.scrollToTop()
+    model.set_result(jobs[1][0], make_prediction(0.5))
+    assert not widget.view.visualRect(widget.view.currentIndex()).intersects(widget.view.viewport().rect())
