@@ -169,6 +169,7 @@ class StudyController(QObject):
         self._batch: list[int] = []  # the keys of the current (or last) batch, in the order opened
         self._clock = BatchClock()
         self._discovering = 0
+        self._drop_discovered = False  # the batch was cancelled while its folders were still being listed
         self._view_token = 0
         self._view_key = 0
         self._view_loading = False
@@ -448,12 +449,16 @@ class StudyController(QObject):
             return
         for p in paths:
             self.settings.add_recent(p)
+        self._drop_discovered = False
         self._discovering += 1
         self.worker.discover(paths)
 
     def _discovered(self, paths: list[Path]) -> None:
         """New files get rows; a file already listed is analysed again in its row (the worklist
-        answers at once if its pixels are unchanged), unless it is still in the queue."""
+        answers at once if its pixels are unchanged), unless it is still in the queue. After a
+        Cancel, what the listing still finds is not added: it went on and analysed all 2,000."""
+        if self._drop_discovered:
+            return
         new, again = [], []
         for path in dict.fromkeys(paths):  # a file named twice in one opening is listed once
             key = self.model.key_of_path(path)
@@ -465,6 +470,8 @@ class StudyController(QObject):
 
     def _discovery_done(self) -> None:
         self._discovering -= 1
+        if self._discovering <= 0:
+            self._drop_discovered = False
         self._check_finished()
 
     def _submit(self, jobs: list[tuple[int, Path]]) -> None:
@@ -494,7 +501,10 @@ class StudyController(QObject):
             self._submit([(key, path)])
 
     def cancel(self) -> None:
-        """Stop the batch: studies not finished are marked cancelled (their rows stay)."""
+        """Stop the batch: studies not finished are marked cancelled (their rows stay), and
+        files a folder's listing finds after this are not added."""
+        if self._discovering > 0:
+            self._drop_discovered = True
         self.worker.cancel()
 
     # -- worker results --------------------------------------------------------------------------

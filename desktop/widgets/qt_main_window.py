@@ -365,6 +365,9 @@ class MainWindow(QMainWindow):
         elif paths:
             self.settings.last_dir = str(Path(paths[-1]).parent)
         self.controller.open_paths(paths)
+        if paths and self.cancel_button.isHidden():  # a folder on a slow share lists for a while
+            self._set_busy(True)
+            self.progress_label.setText("listing files…")
 
     def open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open studies", self.settings.last_dir, STUDY_FILTER)

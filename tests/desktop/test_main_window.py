@@ -207,3 +207,20 @@ def test_settings_and_about_fit_a_small_screen_and_scroll(window):
         assert buttons.isVisible() and dialog.rect().contains(buttons.geometry())
         assert dialog.findChildren(QScrollArea)  # what does not fit scrolls
         dialog.close()
+
+
+def test_a_batch_can_be_cancelled_while_its_folder_is_still_being_listed(window, qtbot, study_copies):
+    """Cancel was disabled until the first files were listed, and a Cancel then let the
+    listing go on: all 2,000 films were analysed."""
+    from tests.desktop.gui_helpers import wait_idle
+
+    c = window.controller
+    folder = study_copies(300)
+    window.open_paths([folder])
+    assert window.act_cancel.isEnabled() and window.progress_label.text() == "listing files…"
+    window.act_cancel.trigger()  # before the listing has handed over a single file
+    wait_idle(qtbot, c)
+    assert c.model.rowCount() == 0 and not window.act_cancel.isEnabled()
+    window.open_paths([folder])  # and the next opening is not dropped
+    wait_idle(qtbot, c)
+    assert c.model.rowCount() == 300
