@@ -88,7 +88,8 @@ class ChainReport:
             text = (f"Intact from line {self.unchained + 1} to line {self.lines}; unchained up to line "
                     f"{self.unchained} (written before LungLens chained the audit log, so not checkable).")
         else:
-            text = f"Intact: all {self.lines} lines are linked, each to the one before it."
+            text = ("Intact: its one line begins the chain." if self.lines == 1
+                    else f"Intact: all {self.lines} lines are linked, each to the one before it.")
         if self.unreadable:
             several = len(self.unreadable) > 1
             text += (f" Unreadable line{'s' if several else ''} {', '.join(map(str, self.unreadable))}: written only "

@@ -58,6 +58,7 @@ TEXTURE_SIGMAS = (1.0, 4.0)
 # Fewer distinct grey levels than this in the model input is a blank or binary image.
 MIN_GREY_LEVELS = 8
 HEADER_REASON = "DICOM header says "  # how the reasons read from the header begin
+TOO_SMALL = "too small to judge"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def size_reasons(shape: tuple[int, ...]) -> list[str]:
     height, width = shape[:2]
     if min(height, width) >= MIN_SHORT_SIDE:
         return []
-    return [f"too small to judge: {width} × {height} px, the minimum is {MIN_SHORT_SIDE} px on the short side"]
+    return [f"{TOO_SMALL}: {width} × {height} px, the minimum is {MIN_SHORT_SIDE} px on the short side"]
 
 
 # ------------------------------------------------------------------------- image figures

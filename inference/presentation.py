@@ -25,8 +25,8 @@ from datetime import datetime
 from . import decision, heatmap
 from .calibration import SCREENING
 from .decision import OperatingPoint
-from .loaders.warnings import HEADER_WARNINGS
-from .ood import HEADER_REASON
+from .loaders.warnings import HEADER_WARNINGS, SMALL_WARNING
+from .ood import HEADER_REASON, TOO_SMALL
 from .population import TRAINED_AGES
 from .prediction import Prediction
 from .profile import ProfileInfo, SiteProfile
@@ -208,12 +208,14 @@ def present(prediction: Prediction) -> ResultText:
     p, op = prediction.probability, prediction.operating
     in_scope = prediction.in_scope
     warnings: list[str] = []
-    # A header finding the gate refused the film for is said once, as its reason (a lateral
-    # film listed "DICOM header says lateral view" and "Lateral view (LL): ..." both).
-    said_by_gate = not in_scope and any(r.startswith(HEADER_REASON) for r in prediction.scope_reasons)
-    for w in [*(prediction.scope_reasons if not in_scope else []), *prediction.warnings,
-              *heatmap.warnings(prediction)]:
-        if said_by_gate and w.startswith(HEADER_WARNINGS):
+    # What the gate refused the film for is said once, as its reason: a lateral film listed
+    # "DICOM header says lateral view" and "Lateral view (LL): ...", a 64 px one "too small to
+    # judge: 64 × 64 px" and "Small image (64x64 px)".
+    reasons = prediction.scope_reasons if not in_scope else []
+    superseded = tuple(w for gate, ws in ((HEADER_REASON, HEADER_WARNINGS), (TOO_SMALL, SMALL_WARNING))
+                       if any(r.startswith(gate) for r in reasons) for w in ws)
+    for w in [*reasons, *prediction.warnings, *heatmap.warnings(prediction)]:
+        if superseded and w.startswith(superseded):
             continue
         w = _sentence(w)  # the gate's reasons are worded to follow a colon
         if w and w not in warnings:

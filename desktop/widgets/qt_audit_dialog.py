@@ -66,6 +66,11 @@ def _short(value: Any) -> str:
     return str(value or "")[:16]
 
 
+
+def _n(count: int, one: str, many: str) -> str:
+    """ "1 entry", "2 entries": the dialog read "1 entries"."""
+    return f"{count} {one if count == 1 else many}"
+
 class AuditDialog(QDialog):
     def __init__(self, audit: AuditLog, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,7 +141,8 @@ class AuditDialog(QDialog):
                 self.table.setItem(row, col, cell)
         analyses = sum(e.get("event") == "analysis" for e in entries)
         exports = sum(e.get("event") == "export" for e in entries)
-        parts = [error] if error else [f"{len(entries)} entries: {analyses} analyses, {exports} exports"]
+        parts = [error] if error else [f"{_n(len(entries), 'entry', 'entries')}: {_n(analyses, 'analysis', 'analyses')}, "
+                                       f"{_n(exports, 'export', 'exports')}"]
         if damaged:
             parts.append(f"{damaged} damaged line{'s' if damaged != 1 else ''} skipped")
         self.summary.setText(" · ".join(parts))

@@ -33,6 +33,7 @@ def header_findings(meta: StudyMetadata) -> dict[str, str]:
 # How the warnings drawn from the header begin: the input gate refuses the film for the same
 # findings ("DICOM header says lateral view (LL), not frontal"), and a result says each once.
 HEADER_WARNINGS = ("Body part is ", "Lateral view (", "Modality is ")
+SMALL_WARNING = ("Small image (",)  # and the gate's "too small to judge", below MIN_SHORT_SIDE
 
 
 def study_warnings(
@@ -57,7 +58,7 @@ def study_warnings(
     if "modality" in found:
         out.append(f"{HEADER_WARNINGS[2]}{found['modality']}, not a radiograph (CR/DX).")
     if min(height, width) < SMALL_SIDE:
-        out.append(f"Small image ({width}x{height} px): detail may be lost.")
+        out.append(f"{SMALL_WARNING[0]}{width}x{height} px): detail may be lost.")
     if max(height, width) > MAX_ASPECT * min(height, width):
         out.append(f"Unusual aspect ratio ({width}x{height} px): it may not be a whole chest film.")
     if colour:

@@ -210,3 +210,10 @@ def test_lunglens_audit_verify_exits_1_on_a_break(tmp_path, real_dicom, capsys):
     assert audit_main(["audit", "verify", str(tmp_path / "missing.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert audit_main(["audit"]) == 2  # no action
+
+
+def test_a_log_of_one_line_is_worded_for_one() -> None:
+    """It read "Intact: all 1 lines are linked, each to the one before it"."""
+    from inference.audit import ChainReport
+
+    assert ChainReport(lines=1, unchained=0).summary() == "Intact: its one line begins the chain."

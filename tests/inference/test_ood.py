@@ -169,6 +169,7 @@ def test_a_film_too_small_to_judge_is_refused_with_that_reason(engine: Engine, k
     words = present(p)
     assert words.tone is Tone.UNRELIABLE and words.chip == "not reliable"
     assert words.headline == f"{NOT_RELIABLE} — too small to judge" and reason[:1].upper() + reason[1:] in words.warnings
+    assert not any(w.startswith("Small image") for w in words.warnings)  # said once, as the reason
 
     capsys.readouterr()
     assert cli(["classify", "--json", str(small)]) == 0
