@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QIODevice, QSize, Qt, QTimer
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QKeySequence,
-                           QPixmap)
+                           QPixmap, QShowEvent)
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -72,6 +72,7 @@ def filter_suffixes(file_filter: str) -> list[str]:
 
 
 FIRST_SIZE = (1440, 900)  # the window's size at first start, where the screen has room
+DOCKS_FULL_WIDTH_FROM = 1280  # narrower windows start with narrower docks (showEvent)
 CLOSE_SAVE_WAIT_S = 3.0  # how long closing waits for a locked worklist to save what it does not hold
 
 
@@ -341,10 +342,24 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
+        self._fit_docks_when_shown = state is None  # a first start: the docks' widths suit the window's
         if geo is None or not self.restoreGeometry(geo):
             self._first_geometry()
         if state is not None:
             self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """At first start on a narrow window, the list and the result panel give the film room:
+        at 1024 x 600 their 330 and 370 px left it 260 px, the smallest pane."""
+        super().showEvent(event)
+        if self._fit_docks_when_shown:
+            self._fit_docks_when_shown = False
+            width = self.width()
+            if width < DOCKS_FULL_WIDTH_FROM:  # the result panel no narrower than its words need
+                panel = self.result_dock.widget()
+                needed = panel.widget().minimumSizeHint().width() + panel.verticalScrollBar().sizeHint().width() + 8
+                self.resizeDocks([self.studies_dock, self.result_dock], [width * 22 // 100, max(width * 29 // 100, needed)],
+                                 Qt.Orientation.Horizontal)
 
     def _first_geometry(self) -> None:
         """1440 x 900, or what the screen has room for (a 1366 x 768 laptop got a window taller

@@ -224,3 +224,19 @@ def test_a_batch_can_be_cancelled_while_its_folder_is_still_being_listed(window,
     window.open_paths([folder])  # and the next opening is not dropped
     wait_idle(qtbot, c)
     assert c.model.rowCount() == 300
+
+
+def test_on_a_narrow_first_window_the_film_gets_room_and_the_result_panel_is_not_cut(qtbot, app_settings):
+    """At 1024 x 600 the list's 330 px and the panel's 370 px left the film 260 px."""
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    win = MainWindow(StudyController(app_settings))  # a first start: no saved layout
+    qtbot.addWidget(win)
+    win.resize(1024, 600)
+    win.show()
+    qtbot.waitUntil(lambda: win.viewer.width() >= 400, timeout=3000)  # 312 px before
+    panel = win.result_dock.widget()
+    assert panel.widget().width() <= panel.viewport().width()  # its words are not cut at the right
+    win.close()
+    assert win.controller.worker.shutdown(10.0)
