@@ -402,8 +402,12 @@ class StudyController(QObject):
                    if item.status is Status.DONE and item.record is not None and item.record.id is None)
 
     def save_before_closing(self, wait: float) -> int:
-        """One last try to save what the worklist does not hold yet, waiting up to ``wait``
-        seconds for another program's lock; returns how many results are still not saved."""
+        """While a locked worklist is being waited for: one last try to save what it does not
+        hold yet, waiting up to ``wait`` seconds for the lock; returns how many results are
+        still not saved. Otherwise 0: a data folder that cannot be used or is read-only will
+        not change by waiting, and the banner has said so all along."""
+        if not self._lock_timer.isActive():
+            return 0
         if self.unsaved() and self.worklist is None:
             try:
                 self._use_worklist(Worklist(self.worklist_path, open_timeout=wait))
