@@ -85,7 +85,7 @@ class SettingsDialog(QDialog):
         self.figures.setObjectName("dim")
         self.figures.setWordWrap(True)
         decision = QGroupBox("Decision")
-        f = QFormLayout(decision)
+        f = self._decision_form = QFormLayout(decision)
         f.addRow("Operating point", self.operating_point)
         f.addRow("Custom threshold", self.custom)
         f.addRow(self.figures)
@@ -193,7 +193,8 @@ class SettingsDialog(QDialog):
 
     def _sync_custom(self) -> None:
         key = self.operating_point.currentData()
-        self.custom.setEnabled(key == CUSTOM)
+        # Shown only for a custom threshold: a greyed "50.0 %" beside "threshold 24.2 %" read as a second threshold.
+        self._decision_form.setRowVisible(self.custom, key == CUSTOM)
         if key == CUSTOM:
             op = custom_point(self.custom.value() / 100.0)
             self.figures.setText(operating_point_text(op, ""))

@@ -137,9 +137,11 @@ def test_settings_dialog_offers_only_available_providers_and_relabels(window, qt
     default = c.profile.operating_point()
     assert dlg.operating_point.currentData() == default.name
     assert dlg.figures.text().startswith(operating_point_text(default, c.profile.source))
+    # No custom field beside a named point: its greyed "50.0 %" read as a second threshold.
+    assert dlg.custom.isHidden()
     # A custom threshold just above this study's probability turns the label around.
     dlg.operating_point.setCurrentIndex(dlg.operating_point.findData("custom"))
-    assert dlg.custom.isEnabled()
+    assert not dlg.custom.isHidden() and dlg.custom.isEnabled()
     assert (dlg.custom.minimum(), dlg.custom.maximum()) == (1.0, 99.0)  # 0 % flags all, 100 % none
     dlg.custom.setValue(min(pred.probability * 100 + 1.0, 99.0))
     changed = dlg.apply()

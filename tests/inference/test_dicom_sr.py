@@ -92,7 +92,7 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
 
 
 def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: Engine, tmp_path: Path) -> None:
-    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)  # out of scope, and "small"
     film = write_dicom(tmp_path / "small.dcm", noise, "j2k")
     study = load_study(film)
     prediction = engine.predict(study)
