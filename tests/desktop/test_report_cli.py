@@ -21,7 +21,6 @@ from inference.engine import Engine
 from inference.loaders import load_study
 from inference.paths import models_dir
 from inference.presentation import present
-from tests.conftest import REPO
 from tests.fixtures.tiny_model import build_tiny_model
 from tests.inference.test_dicom_sc import dciodvfy
 from tests.inference.test_dicom_sr import _named
