@@ -15,6 +15,7 @@ beside this file (packaging/README.md).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import re
@@ -396,8 +397,29 @@ def make_tarball(bundle: Path, tarball: Path, gzip_level: int) -> None:
         info.uname = info.gname = "root"
         return info
 
+    top = f"lunglens-{version()}"
     with tarfile.open(tarball, "w:gz", compresslevel=gzip_level) as tar:
-        tar.add(bundle, arcname=f"lunglens-{version()}", filter=owned_by_root)
+        tar.add(bundle, arcname=top, filter=owned_by_root)
+        text = tarball_readme(top).encode("utf-8")
+        info = owned_by_root(tarfile.TarInfo(f"{top}/README.txt"))
+        info.size, info.mode, info.mtime = len(text), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(text))
+
+
+def tarball_readme(top: str) -> str:
+    """What the portable archive's user needs without a package manager (it held no word of it)."""
+    return "\n".join([
+        f"LungLens {version()} -- offline chest X-ray pneumonia triage. Decision support, not a diagnosis.",
+        "",
+        f"Run:        {top}/lunglens  [FILES...]        (the window; --help lists the commands)",
+        f"Check:      {top}/lunglens self-test",
+        "Uninstall:  delete this folder. Patient data is kept apart and is never deleted by LungLens:",
+        "            ~/.local/share/LungLens (worklist, audit log, site profiles, films received by the",
+        "            DICOM node) and ~/.config/LungLens (settings); delete them on purpose when the PC",
+        "            leaves service, with whatever you exported elsewhere.",
+        "Network:    none, except a DICOM node you switch on (Settings -> DICOM node, or lunglens serve).",
+        "",
+    ])
 
 
 def mib(path: Path) -> str:

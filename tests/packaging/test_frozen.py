@@ -161,6 +161,11 @@ def test_tarball_holds_the_same_bundle(built: Outputs) -> None:
     assert top.startswith("lunglens-")
     assert f"{top}/lunglens" in names
     assert any(n.startswith(f"{top}/_internal/resources/models/") and n.endswith(".onnx") for n in names)
+    # Without a package manager the archive is all the IT person has: how to run, check and remove it.
+    with tarfile.open(built.tarball) as tar:
+        readme = tar.extractfile(f"{top}/README.txt").read().decode("utf-8")  # type: ignore[union-attr]
+    assert f"{top}/lunglens self-test" in readme and "Uninstall:  delete this folder" in readme
+    assert "~/.local/share/LungLens" in readme
 
 
 def test_network_isolation_is_available() -> None:
