@@ -263,18 +263,22 @@ class StudyController(QObject):
         saved = 0
         if self.worklist is None:
             return saved
-        for item in self.model.items():
-            if item.status is Status.DONE and item.record is not None and item.record.id is None:
-                key = self.model.key_of_path(item.path)
-                try:
-                    stored = self.worklist.add(replace(item.record, thumbnail=item.thumbnail))
-                except (WorklistError, sqlite3.Error) as err:
-                    self._worklist_failed(err)
-                    return saved
-                saved += 1
-                if key is not None:
-                    self.model.set_record(key, replace(stored, thumbnail=None))
+        for item in self._unsaved_items():
+            key = self.model.key_of_path(item.path)
+            try:
+                stored = self.worklist.add(replace(item.record, thumbnail=item.thumbnail))
+            except (WorklistError, sqlite3.Error) as err:
+                self._worklist_failed(err)
+                return saved
+            saved += 1
+            if key is not None:
+                self.model.set_record(key, replace(stored, thumbnail=None))
         return saved
+
+    def _unsaved_items(self) -> list[StudyItem]:
+        """The studies whose result this session the worklist does not hold (made while it was locked)."""
+        return [item for item in self.model.items()
+                if item.status is Status.DONE and item.record is not None and item.record.id is None]
 
     def _worklist_failed(self, err: Exception) -> None:
         """A worklist operation from the window failed: say so. A list locked past the busy
@@ -397,9 +401,8 @@ class StudyController(QObject):
         return w
 
     def unsaved(self) -> int:
-        """Results of this session the worklist does not hold (made while it was locked)."""
-        return sum(1 for item in self.model.items()
-                   if item.status is Status.DONE and item.record is not None and item.record.id is None)
+        """How many results of this session the worklist does not hold."""
+        return len(self._unsaved_items())
 
     def save_before_closing(self, wait: float) -> int:
         """While a locked worklist is being waited for: one last try to save what it does not
