@@ -285,7 +285,9 @@ def test_the_wizard_calibrates_on_20_and_20_films_off_the_gui_thread_and_activat
     run_s = ticks[-1] - ticks[0]
     # Model 2.1 analyses the 40 films in well under a second here: long enough to see a stall.
     assert run_s > 0.4 and len(ticks) > run_s * 20, (run_s, len(ticks))
-    assert max(gaps) < 0.3, f"the GUI thread stalled for {max(gaps):.2f} s during a {run_s:.1f} s run"
+    # Before the bootstrap handed the GIL over (inference.metrics.YIELD_EVERY) the GUI thread
+    # went 0.16-0.32 s without it here; since then at most 0.08 s.
+    assert max(gaps) < 0.2, f"the GUI thread stalled for {max(gaps):.2f} s during a {run_s:.1f} s run"
 
     # Page 3: plots, proposed points with CIs, the default and the name.
     page = wiz.result
