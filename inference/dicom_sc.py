@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
+from .derived_uids import derived_uids
 from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
@@ -90,14 +91,15 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
     pixels = burn_in(picture.rgb, result_lines(prediction, picture.caption), caution=_is_caution)
     source = _source_dataset(study)
     joins_source = source is not None and not anonymize
+    uids = derived_uids("SC", source if joins_source else None, prediction)
     common = dict(
         pixel_array=pixels,
         photometric_interpretation="RGB",
         bits_allocated=8,
         coordinate_system="PATIENT",
-        series_instance_uid=generate_uid(),
+        series_instance_uid=uids.series,
         series_number=SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=uids.instance,
         instance_number=1,
         manufacturer=MANUFACTURER,
         patient_orientation=("L", "F"),  # highdicom wants one; replaced below

@@ -34,10 +34,11 @@ import pydicom
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__
 from .dicom_sc import DISCLAIMER, MANUFACTURER, dataset_bytes
+from .derived_uids import DerivedUids, derived_uids, device_uid
 from .errors import LungLensError
 from .population import in_population
 from .prediction import Prediction
@@ -101,15 +102,16 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     if source is None:
         source = source_header(study)
     words = present(prediction)
+    uids = derived_uids("SR", source, prediction)
     algorithm = hd.sr.AlgorithmIdentification(name=prediction.model.name, version=prediction.model.version,
                                               parameters=algorithm_parameters(prediction))
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(), manufacturer_name=MANUFACTURER, model_name=prediction.model.name),
+            uid=device_uid(prediction), manufacturer_name=MANUFACTURER, model_name=prediction.model.name),
     )
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="LungLens pneumonia triage"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=uids.tracking, identifier="LungLens pneumonia triage"),
         finding_type=FINDING,
         algorithm_id=algorithm,
         measurements=[
@@ -143,7 +145,7 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     with warnings.catch_warnings():
         # The patient's name is copied exactly as the source has it, odd form or not.
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
-        sr = _comprehensive_sr(source, report)
+        sr = _comprehensive_sr(source, report, uids)
     sr.SpecificCharacterSet = "ISO_IR 192"  # the summary's dash and any accented name
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "LungLens"
@@ -152,13 +154,13 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     return sr
 
 
-def _comprehensive_sr(source: Dataset, report: hd.sr.MeasurementReport) -> hd.sr.ComprehensiveSR:
+def _comprehensive_sr(source: Dataset, report: hd.sr.MeasurementReport, uids: DerivedUids) -> hd.sr.ComprehensiveSR:
     return hd.sr.ComprehensiveSR(
         evidence=[source],
         content=report[0],
-        series_instance_uid=generate_uid(),
+        series_instance_uid=uids.series,
         series_number=SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=uids.instance,
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,

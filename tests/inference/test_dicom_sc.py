@@ -108,13 +108,24 @@ def test_an_anonymized_capture_carries_no_identifier_and_joins_no_study(tmp_path
     assert "SourceImageSequence" not in sc
 
 
-def test_two_captures_of_one_study_get_new_uids(tmp_path, real_dicom):
+def test_the_same_result_gets_the_same_uids_and_another_result_new_ones(tmp_path, real_dicom):
+    """A modality that sends a study again must not double LungLens's results in the PACS,
+    which keeps one instance per SOP Instance UID (inference.derived_uids)."""
     study = dicom_study(real_dicom)
     pred = prediction_for(study, 0.2)
-    a = pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / "a.dcm"), stop_before_pixels=True)
-    b = pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / "b.dcm"), stop_before_pixels=True)
+
+    def capture(p, name):
+        return pydicom.dcmread(write_secondary_capture(study, p, tmp_path / name), stop_before_pixels=True)
+
+    a, b = capture(pred, "a.dcm"), capture(pred, "b.dcm")
     assert a.StudyInstanceUID == b.StudyInstanceUID
-    assert a.SeriesInstanceUID != b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
+    assert (a.SeriesInstanceUID, a.SOPInstanceUID) == (b.SeriesInstanceUID, b.SOPInstanceUID)
+    other = capture(prediction_for(study, 0.2, threshold=0.5), "other.dcm")  # another operating point
+    assert other.SeriesInstanceUID != a.SeriesInstanceUID and other.SOPInstanceUID != a.SOPInstanceUID
+    assert len({a.SOPInstanceUID, a.SeriesInstanceUID, other.SOPInstanceUID, other.SeriesInstanceUID}) == 4
+    anonymized = [pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / f"t{i}.dcm", anonymize=True),
+                                  stop_before_pixels=True) for i in range(2)]
+    assert len({ds.SOPInstanceUID for ds in anonymized} | {a.SOPInstanceUID}) == 3  # nothing to match them by
 
 
 def test_capture_of_a_raster_makes_a_new_valid_study(tmp_path, kermany_samples):

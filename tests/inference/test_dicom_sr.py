@@ -91,6 +91,19 @@ def test_the_sr_carries_the_whole_result_in_the_source_study(engine: Engine, rea
     assert _dciodvfy_errors(out) == []
 
 
+def test_the_same_result_gets_the_same_uids_and_another_operating_point_new_ones(engine: Engine,
+                                                                                 real_dicom: Path) -> None:
+    """A re-sent film's SR is filed once by the PACS (one instance per SOP Instance UID)."""
+    study = load_study(real_dicom)
+    prediction = engine.predict(study)
+    a, b = build_sr(study, prediction), build_sr(study, prediction)
+    assert (a.SeriesInstanceUID, a.SOPInstanceUID) == (b.SeriesInstanceUID, b.SOPInstanceUID)
+    other = build_sr(study, prediction.at(engine.profile.operating_points["balanced"]))
+    assert other.SOPInstanceUID != a.SOPInstanceUID and other.SeriesInstanceUID != a.SeriesInstanceUID
+    assert a.SOPInstanceUID not in (a.SeriesInstanceUID, a.StudyInstanceUID, a.CurrentRequestedProcedureEvidenceSequence[0]
+                                   .ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+
+
 def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: Engine, tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)  # out of scope, and "small"
     film = write_dicom(tmp_path / "small.dcm", noise, "j2k")

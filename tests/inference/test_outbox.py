@@ -165,6 +165,11 @@ def test_serve_sends_sr_and_sc_to_orthanc(tmp_path: Path) -> None:
         tags = [orthanc.get(f"/instances/{i}/simplified-tags") for i in instances]
         assert sorted(t["Modality"] for t in tags) == ["OT", "SR"]
         assert {t["StudyInstanceUID"] for t in tags} == {source.StudyInstanceUID}
+        # The modality sends the film again: the node answers again, and the PACS files the
+        # same result once (the same UIDs), not a second copy in the patient's study.
+        assert store(serve.port, [SOURCE], "-xs").returncode == 0
+        wait_for(lambda: serve.count("sent S") >= 4, 60, "the SR and the SC sent a second time")
+        assert sorted(orthanc.get("/instances")) == sorted(instances)
         code, _ = serve.stop()
         assert code == 0
     finally:
