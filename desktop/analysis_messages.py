@@ -137,9 +137,12 @@ class StorageFailed:
 
 @dataclass(frozen=True)
 class StorageRecovered:
-    """The worklist is free again and the results held while it was locked are saved in it."""
+    """The worklist is free again and the results held while it was locked are saved in it:
+    ``saved`` are their records as stored (row ids, no images), so the window lists them by
+    their rows without writing or reading the worklist itself."""
 
     message: str
+    saved: tuple[WorklistRecord, ...] = ()
 
 
 @dataclass(frozen=True)

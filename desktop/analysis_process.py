@@ -362,7 +362,7 @@ def _open_store(storage: tuple[str | None, str] | None, events: Any) -> Any:
 
     return ResultStore(*storage, report=lambda reason: events.put(StorageFailed(reason)),
                        audit_report=lambda reason: events.put(StorageFailed(reason, what="audit")),
-                       recovered=lambda message: events.put(StorageRecovered(message)))
+                       recovered=lambda message, saved: events.put(StorageRecovered(message, tuple(saved))))
 
 
 def _child_main(commands: Any, events: Any, provider: str, threads: int | None, profile: SiteProfile | None,

@@ -54,6 +54,7 @@ from .analysis_messages import (
     StorageFailed,
     StorageRecovered,
 )
+from .background import BackgroundTask
 from .models.batch_clock import BatchClock
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem
@@ -132,6 +133,24 @@ def _storage_paths() -> tuple[Path, Path, str]:
                 f"({err.strerror or err})")
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What :func:`_store_all` saved (rows without images) and the error that stopped it, if any."""
+
+    saved: tuple[WorklistRecord, ...]
+    error: Exception | None = None
+
+
+def _store_all(worklist: Worklist, records: list[WorklistRecord]) -> Stored:
+    saved: list[WorklistRecord] = []
+    for record in records:
+        try:
+            saved.append(replace(worklist.add(record), thumbnail=None))
+        except (WorklistError, sqlite3.Error) as err:
+            return Stored(tuple(saved), err)
+    return Stored(tuple(saved))
+
+
 def _saved_text(n: int) -> str:
     return (f"The worklist is free again: the {n} result{'' if n == 1 else 's'} made while it was locked "
             f"{'is' if n == 1 else 'are'} saved in it.")
@@ -195,6 +214,7 @@ class StudyController(QObject):
         self._lock_timer = QTimer(self)
         self._lock_timer.setInterval(LOCK_POLL_MS)
         self._lock_timer.timeout.connect(self._wait_for_worklist)
+        self._saving: BackgroundTask | None = None  # held results being saved (_save_in_background)
         if not problem:
             self._open_worklist()
         self.worker = self._make_worker()
@@ -247,8 +267,7 @@ class StudyController(QObject):
         self._lock_timer.stop()
         self._lock_timer.setInterval(LOCK_POLL_MS)
         self._use_worklist(wl)
-        if saved := self._save_unsaved():
-            self.storage_recovered.emit(_saved_text(saved))
+        self._save_in_background()
         self.storage_problem.emit(self.storage_error)
         self.restore()
         if self.busy:
@@ -256,24 +275,32 @@ class StudyController(QObject):
         else:
             self._restart_worker()
 
-    def _save_unsaved(self) -> int:
+    def _save_in_background(self) -> None:
         """Save in the worklist, now open, the results of this session it does not hold yet
-        (made while it was locked), with their thumbnails, and list them by their rows;
-        returns how many."""
-        saved = 0
-        if self.worklist is None:
-            return saved
-        for item in self._unsaved_items():
-            key = self.model.key_of_path(item.path)
-            try:
-                stored = self.worklist.add(replace(item.record, thumbnail=item.thumbnail))
-            except (WorklistError, sqlite3.Error) as err:
-                self._worklist_failed(err)
-                return saved
-            saved += 1
+        (made while it was locked) on a thread of its own -- 300 take 0.66 s, which the GUI
+        thread must not wait for -- then list them by their rows and say so."""
+        worklist, records = self.worklist, self._unsaved_records()
+        if worklist is None or not records:
+            return
+        self._saving = BackgroundTask(lambda _control: _store_all(worklist, records), "lunglens-save-held")
+        self._saving.succeeded.connect(self._saved)
+        self._saving.failed.connect(lambda why: self._storage_failed(f"The worklist could not be changed ({why})"))
+        self._saving.start()
+
+    def _saved(self, stored: Stored) -> None:
+        for record in stored.saved:
+            key = self.model.key_of_path(Path(record.study_path))
             if key is not None:
-                self.model.set_record(key, replace(stored, thumbnail=None))
-        return saved
+                self.model.set_record(key, record)
+        if stored.saved:
+            self.storage_recovered.emit(_saved_text(len(stored.saved)))
+        if stored.error is not None:
+            self._worklist_failed(stored.error)
+
+    def _unsaved_records(self) -> list[WorklistRecord]:
+        """The results to save, with the thumbnails the window keeps beside them."""
+        return [replace(item.record, thumbnail=item.thumbnail) for item in self._unsaved_items()
+                if item.record is not None]
 
     def _unsaved_items(self) -> list[StudyItem]:
         """The studies whose result this session the worklist does not hold (made while it was locked)."""
@@ -416,7 +443,8 @@ class StudyController(QObject):
                 self._use_worklist(Worklist(self.worklist_path, open_timeout=wait))
             except WorklistError:
                 return self.unsaved()
-        self._save_unsaved()
+        if self.worklist is not None:
+            self._saved(_store_all(self.worklist, self._unsaved_records()))  # closing: no thread to wait for
         return self.unsaved()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -425,6 +453,8 @@ class StudyController(QObject):
         self._flush_timer.stop()
         self._lock_timer.stop()
         self._updates.clear()
+        if self._saving is not None:
+            self._saving.wait(timeout)  # held results being saved: let them reach the worklist
         self.worker.cancel()
         stopped = self.worker.shutdown(timeout)
         if self.worklist is not None:
@@ -439,14 +469,19 @@ class StudyController(QObject):
             self._storage[what] = reason
             self.storage_problem.emit(self.storage_error)
 
-    def _storage_recovered(self, message: str) -> None:
+    def _storage_recovered(self, report: StorageRecovered) -> None:
         """The analysis process found the worklist free again and saved what it held: list
-        those results by their rows (queued behind the results they follow)."""
-        log.info("%s", message)
-        saved = self._save_unsaved()  # the analysis process saved them: the rows are listed by id
+        those results by the rows it gives (queued behind the results they follow)."""
+        log.info("%s", report.message)
+        for record in report.saved:
+            key = self.model.key_of_path(Path(record.study_path))
+            item = self.model.item(key) if key is not None else None
+            if item is not None and item.record is not None and item.record.id is None \
+                    and item.record.pixel_sha256 == record.pixel_sha256:
+                self.model.set_record(key, record)
         if self._storage.pop("worklist", None) is not None:
             self.storage_problem.emit(self.storage_error)
-        self.storage_recovered.emit(_saved_text(saved))
+        self.storage_recovered.emit(_saved_text(len(report.saved)))
 
     # -- opening -------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> None:
@@ -525,7 +560,7 @@ class StudyController(QObject):
         elif isinstance(r, StorageFailed):
             self._storage_failed(r.reason, r.what)
         elif isinstance(r, StorageRecovered):
-            self._queue(self._storage_recovered, r.message)
+            self._queue(self._storage_recovered, r)
         elif isinstance(r, Started):
             self._queue(self.model.set_stage, r.key, r.stage)
         elif isinstance(r, Loaded):
@@ -546,7 +581,8 @@ class StudyController(QObject):
 
     def _flush(self) -> None:
         updates, self._updates = self._updates, []
-        finished = {args[0] for h, args in updates if h != self.model.set_stage and h != self.model.set_loaded}
+        settles = (self._result, self._failed, self._cancelled)
+        finished = {args[0] for h, args in updates if h in settles}  # the keys of studies now settled
         for handler, args in updates:
             if handler == self.model.set_stage and args[0] in finished:
                 continue  # it is already done: skip the intermediate "loading"/"running"

@@ -57,17 +57,18 @@ class ResultStore:
     def __init__(self, worklist_path: str | Path | None, audit_path: str | Path | None,
                  report: Callable[[str], None], open_timeout: float | None = None,
                  audit_report: Callable[[str], None] | None = None,
-                 recovered: Callable[[str], None] | None = None) -> None:
+                 recovered: Callable[[str, list[WorklistRecord]], None] | None = None) -> None:
         """``audit_path`` None: the default audit log. ``open_timeout``: how long a worklist
         another process keeps locked is waited for at opening (default
         :data:`inference.worklist.BUSY_TIMEOUT_S`). ``report`` is told what the worklist
         cannot keep, ``audit_report`` what the audit log cannot (default ``report``: the window
-        shows both), ``recovered`` that a locked worklist is free again (default ``report``)."""
+        shows both), ``recovered`` that a locked worklist is free again, with the results held
+        meanwhile as saved (their row ids, without images; default: ``report`` is told)."""
         self.audit = AuditLog(audit_path)
         self._report = report
         self._open_timeout = BUSY_TIMEOUT_S if open_timeout is None else open_timeout
         self._audit_report = audit_report or report
-        self._recovered = recovered or report
+        self._recovered = recovered or (lambda message, _saved: report(message))
         self._path = worklist_path
         self.worklist: Worklist | None = None
         self.held: list[WorklistRecord] = []  # results made while the worklist was locked
@@ -170,11 +171,10 @@ class ResultStore:
             return None
         self.worklist, self._retry_at = worklist, None
         held, self.held = self.held, []
-        saved = 0
+        saved: list[WorklistRecord] = []
         for i, record in enumerate(held):
             try:
-                worklist.add(record)
-                saved += 1
+                saved.append(replace(worklist.add(record), thumbnail=None))
             except WorklistLocked as err:  # locked again at once: hold the rest
                 self.worklist = None
                 worklist.close()
@@ -183,8 +183,9 @@ class ResultStore:
                 return None
             except (WorklistError, sqlite3.Error):
                 log.warning("could not store the result of %s", record.study_path, exc_info=True)
-        self._recovered(f"The worklist {self._path} is free again: the {saved} result{'' if saved == 1 else 's'} "
-                        "made while it was locked are saved in it now.")
+        n = len(saved)
+        self._recovered(f"The worklist {self._path} is free again: the {n} result{'' if n == 1 else 's'} "
+                        "made while it was locked are saved in it now.", saved)
         return worklist
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ itself is never renamed, replaced or changed by the wait.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,15 @@ def test_a_lock_that_outlasts_the_wait_leaves_the_list_alone_and_what_is_made_me
         assert not list(data.glob("*.damaged-*"))
         with Worklist(data / "worklist.sqlite3", read_only=True) as wl:  # exactly the rows it had
             assert [r.id for r in wl.records()] == ids
+        threads: list[bool] = []  # whether each result the window saves is saved on its GUI thread
+        add = Worklist.add
+        monkeypatch.setattr(Worklist, "add", lambda wl, record: (
+            threads.append(threading.current_thread() is threading.main_thread()), add(wl, record))[1])
     qtbot.waitUntil(lambda: c.worklist is not None, timeout=10_000)  # the lock is gone: picked up
     saved = next(it for it in c.model.items() if it.path == study)
-    assert saved.record is not None and saved.record.id is not None
+    # Saved on a thread of its own, then listed by its row.
+    qtbot.waitUntil(lambda: saved.record is not None and saved.record.id is not None, timeout=10_000)
+    assert threads == [False]
     assert not win.banner.isVisibleTo(win)
     assert win.statusBar().currentMessage() == ("The worklist is free again: the 1 result made while it was "
                                                 "locked is saved in it.")
@@ -136,3 +143,35 @@ def test_closing_with_results_the_locked_worklist_does_not_hold_asks_first_and_s
     assert not win.isVisible() and len(asked) == 1
     with Worklist(data / "worklist.sqlite3") as wl:
         assert str(study) in {r.study_path for r in wl.records()}
+
+
+def test_results_the_analysis_process_saves_once_the_lock_goes_are_listed_by_their_rows_without_a_write(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """The analysis process held results while the worklist was locked mid-session and saved
+    them when it was free (inference.result_store): it hands the window their rows. The
+    window used to store every one of them again on its own thread just to learn the ids."""
+    from dataclasses import replace
+
+    from desktop.analysis_messages import StorageRecovered
+
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    study = kermany_samples["PNEUMONIA"][0]
+    win.open_paths([study])
+    wait_idle(qtbot, c)
+    (item,) = c.model.items()
+    stored = item.record
+    assert stored is not None and stored.id is not None
+    item.record = replace(stored, id=None)  # as the analysis process reports a result it holds
+    assert c.unsaved() == 1
+
+    def no_write(*_: object) -> None:
+        raise AssertionError("the window wrote to the worklist")
+
+    monkeypatch.setattr(c.worklist, "add", no_write)
+    c._report(StorageRecovered("free again", (stored,)))
+    qtbot.waitUntil(lambda: item.record is not None and item.record.id == stored.id, timeout=5_000)
+    assert c.unsaved() == 0
+    assert win.statusBar().currentMessage() == ("The worklist is free again: the 1 result made while it was "
+                                                "locked is saved in it.")
+    close_window(win)

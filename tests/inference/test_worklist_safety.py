@@ -234,18 +234,24 @@ def test_results_made_while_the_worklist_is_locked_are_saved_once_it_is_free(tmp
     Worklist(path).close()
     monkeypatch.setattr(result_store, "RETRY_LOCKED_S", 0.0)
     said: list[str] = []
+    recovered: list[tuple[str, list[WorklistRecord]]] = []
     first, second, third = (_record(f) for f in kermany_samples["NORMAL"][:3])
     with write_lock_held(path):
-        store = ResultStore(path, tmp_path / "audit.jsonl", said.append, open_timeout=0.2)
+        store = ResultStore(path, tmp_path / "audit.jsonl", said.append, open_timeout=0.2,
+                            recovered=lambda message, saved: recovered.append((message, saved)))
         assert store.worklist is None and "saves them in it once it is free" in said[-1]
         assert store.keep(first).id is None and store.keep(second).id is None
         assert len(store.held) == 2
     assert store.keep(third).id is not None  # tried again: free, and the two held are saved first
-    assert store.held == [] and said[-1].endswith("free again: the 2 results made while it was locked are saved "
-                                                 "in it now.")
+    assert store.held == []
+    (message, saved), = recovered
+    assert message.endswith("free again: the 2 results made while it was locked are saved in it now.")
     store.close()
     with Worklist(path) as wl:
         assert [r.study_path for r in wl.records()] == [first.study_path, second.study_path, third.study_path]
+        # The window is given the rows as saved, so it lists them by id without a query of its own.
+        assert [(r.id, r.study_path, r.thumbnail) for r in saved] == [(r.id, r.study_path, None)
+                                                                     for r in wl.records()[:2]]
         assert all(r.thumbnail is not None for r in wl.records()) == (first.thumbnail is not None)
 
 
