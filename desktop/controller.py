@@ -72,6 +72,10 @@ LOCK_POLL_MS = 250
 # Past the busy timeout a locked worklist is tried this often for the rest of the session; the
 # results made meanwhile are saved in it once it is free (a 15 s lock cost a whole session).
 LOCK_RETRY_MS = 5000
+# What the window's own changes to an open worklist (a verdict, a removal) wait for another
+# program's lock: another LungLens's commit takes milliseconds; a lock held longer is told, and
+# tried again, rather than waited for with the window frozen (it waited the whole busy timeout).
+GUI_LOCK_WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,7 @@ class StudyController(QObject):
         locked is waited for with the window up and a message (:meth:`_wait_for_worklist`)."""
         try:
             first_wait = min(LOCK_FIRST_WAIT_S, worklist_module.BUSY_TIMEOUT_S)
-            self._use_worklist(Worklist(self.worklist_path, open_timeout=first_wait))
+            self._use_worklist(Worklist(self.worklist_path, open_timeout=first_wait, wait=GUI_LOCK_WAIT_S))
         except WorklistLocked:
             self._lock_deadline = time.monotonic() + worklist_module.BUSY_TIMEOUT_S
             self._storage["worklist"] = (f"The worklist {self.worklist_path} is locked by another program; waiting "
@@ -252,7 +256,7 @@ class StudyController(QObject):
         it, its results are listed and the analysis process restarted to keep new ones. Past
         the busy timeout LungLens carries on without it and tries every few seconds."""
         try:
-            wl = Worklist(self.worklist_path, open_timeout=0)
+            wl = Worklist(self.worklist_path, open_timeout=0, wait=GUI_LOCK_WAIT_S)
         except WorklistLocked:
             if time.monotonic() < self._lock_deadline or self._lock_timer.interval() == LOCK_RETRY_MS:
                 return
@@ -440,7 +444,7 @@ class StudyController(QObject):
             return 0
         if self.unsaved() and self.worklist is None:
             try:
-                self._use_worklist(Worklist(self.worklist_path, open_timeout=wait))
+                self._use_worklist(Worklist(self.worklist_path, open_timeout=wait, wait=wait))
             except WorklistError:
                 return self.unsaved()
         if self.worklist is not None:

@@ -258,13 +258,14 @@ class Worklist:
     """The results database. Safe to share between the GUI thread and a worker thread."""
 
     def __init__(self, path: str | Path | None = None, *, open_timeout: float | None = None,
-                 read_only: bool = False) -> None:
+                 wait: float = BUSY_TIMEOUT_S, read_only: bool = False) -> None:
         """Open (or create) the database, 0600 from its creation (``inference.userdirs``).
 
         A list that cannot be written is refused with the reason -- :class:`WorklistLocked`
         (another process held a write lock for more than ``open_timeout`` seconds, default
         :data:`BUSY_TIMEOUT_S`: the window tries briefly and polls with its window up; every
-        operation after opening waits :data:`BUSY_TIMEOUT_S`),
+        operation after opening waits ``wait`` seconds, which the window keeps short: its
+        thread must not stand still for another program's lock),
         :class:`WorklistReadOnly`, :class:`WorklistNoPermission`, a
         :class:`WorklistError` for a newer schema or a failed upgrade -- and left exactly as it
         is. Only a file that is not a database or fails ``PRAGMA integrity_check`` is set aside
@@ -299,7 +300,7 @@ class Worklist:
                 raise WorklistError(f"{self.path.name}: the worklist was written by an older LungLens; "
                                     f"open LungLens once to upgrade it, then try again")
             self._upgrade()
-        self._wait_for_locks(BUSY_TIMEOUT_S)
+        self._wait_for_locks(wait)
 
     def _wait_for_locks(self, seconds: float) -> None:
         self.busy_timeout = seconds

@@ -113,7 +113,7 @@ def find_films(kind: str, folders: list[Path], worklist_path: Path | None, model
     if kind == VERDICTS:
         if worklist_path is None:
             return FilmSet(kind, VERDICTS_SOURCE, problem="The worklist is not available, so there are no verdicts.")
-        with Worklist(worklist_path) as worklist:
+        with Worklist(worklist_path, read_only=True) as worklist:
             found = FilmSet(kind, VERDICTS_SOURCE, verdicts=verdict_films(worklist.with_verdicts(), model))
         if not found.labels:
             found.problem = ("No usable reader verdicts yet: mark studies “pneumonia” (Shift+P) or "

@@ -26,8 +26,9 @@ from ..platform_quirks import fit_top_level
 
 
 def read_and_measure(worklist_path: Path, profile: SiteProfile, operating: OperatingPoint) -> LocalPerformance:
-    """The background job: the worklist's verdicts, measured (its own connection: another thread)."""
-    with Worklist(worklist_path) as worklist:
+    """The background job: the worklist's verdicts, measured (its own connection, read-only: another
+    thread, and a program that holds the write lock does not stop a read)."""
+    with Worklist(worklist_path, read_only=True) as worklist:
         records = worklist.with_verdicts()
     return local_performance(records, profile, operating)
 

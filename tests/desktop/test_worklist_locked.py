@@ -175,3 +175,33 @@ def test_results_the_analysis_process_saves_once_the_lock_goes_are_listed_by_the
     assert win.statusBar().currentMessage() == ("The worklist is free again: the 1 result made while it was "
                                                 "locked is saved in it.")
     close_window(win)
+
+
+def test_a_lock_taken_mid_session_is_told_at_the_next_verdict_not_waited_for_and_then_picked_up_again(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """The window's own changes (a verdict, a removal) waited the whole busy timeout (10 s)
+    for another program's lock, with the window frozen. Now the verdict is refused at once
+    with the reason, and the list is tried again every few seconds and picked up when free."""
+    import time
+
+    from desktop import controller as controller_module
+
+    monkeypatch.setattr(controller_module, "LOCK_RETRY_MS", 300)
+    data = isolated_user_dirs
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    win.open_paths([kermany_samples["PNEUMONIA"][0]])
+    wait_idle(qtbot, c)
+    key = c.model.key_of_path(kermany_samples["PNEUMONIA"][0])
+    with write_lock_held(data / "worklist.sqlite3"):
+        started = time.monotonic()
+        problem = c.set_verdict(key, "pneumonia")
+        held_for = time.monotonic() - started
+        assert held_for < 2.0, f"the GUI thread waited {held_for:.1f} s for the lock"  # it waited 10 s
+        assert problem.startswith("The verdict could not be saved") and "locked" in problem
+        assert c.worklist is None and "carries on without it" in win.banner_label.text()
+    qtbot.waitUntil(lambda: c.worklist is not None, timeout=10_000)  # free: picked up again
+    assert c.set_verdict(key, "pneumonia") == ""
+    with Worklist(data / "worklist.sqlite3", read_only=True) as wl:
+        assert [r.verdict for r in wl.records()] == ["pneumonia"]
+    close_window(win)
