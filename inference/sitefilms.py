@@ -63,8 +63,13 @@ def patient_group(patient_id: str, path: Path, study_uid: str = "") -> str:
 
 
 def label_of_folder(path: Path, root: Path) -> int | None:
-    """0/1 from the nearest folder named NORMAL or PNEUMONIA between ``root`` and the file."""
-    for part in reversed(path.relative_to(root).parts[:-1]):
+    """0/1 from the nearest folder named NORMAL or PNEUMONIA between ``root`` and the file.
+
+    ``path`` may be a folder: one that cannot be listed stands in the listing for its films
+    (:func:`inference.loaders.files.iter_study_files`), and an unreadable NORMAL folder must
+    be reported as a film that failed, not passed over because its own name was not looked at."""
+    parts = path.relative_to(root).parts
+    for part in reversed(parts if path.is_dir() else parts[:-1]):
         if part.upper() in LABELS:
             return LABELS.index(part.upper())
     return None

@@ -263,6 +263,32 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     assert not (tmp_path / "short.json").exists()
 
 
+def test_a_labelled_folder_that_cannot_be_read_is_named_not_passed_over(
+        tmp_path: Path, films, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """An unreadable NORMAL folder was skipped without a word: the profile was fitted on the
+    films of the other folders and the command said nothing was missing (exit 0). CI runs as
+    root, whom no permission stops, so the refusal is the OS call's."""
+    import os
+
+    root = link_films(tmp_path / "clinic", {"NORMAL": films["NORMAL"][:21], "PNEUMONIA": films["PNEUMONIA"][:21]})
+    locked = root / "old" / "NORMAL"
+    locked.mkdir(parents=True)
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "site.json"
+    assert main(["calibrate", str(root), "--out", str(out), "--bootstrap", "100"]) == 1
+    captured = capsys.readouterr()
+    assert f"skipped {locked}: permission denied: the folder cannot be read" in captured.err
+    assert "Skipped: 1 film could not be analysed (listed above)." in captured.out
+    assert SiteProfile.load(out).n_normal == 21
+
+
 def test_films_the_gate_calls_not_reliable_are_left_out_and_named(tmp_path: Path, films,
                                                                   capsys: pytest.CaptureFixture) -> None:
     """Photographs among the NORMAL films were fitted with the rest, unsaid: 25 of them took a
