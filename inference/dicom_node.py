@@ -181,6 +181,7 @@ class DicomNode:
         self._server: object | None = None
         self._lock = threading.Lock()
         self._storing: set[int] = set()  # associations (by id) that have stored a film
+        self._not_dicom: set[int] = set()  # connections (by association id) that sent bytes that are not DICOM
         self.received = 0
 
     def start(self) -> tuple[str, int]:
@@ -205,7 +206,7 @@ class DicomNode:
             ae.add_supported_context(sop_class, syntaxes)
         handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store),
                     (evt.EVT_REJECTED, self._on_rejected), (evt.EVT_CONN_CLOSE, self._on_closed),
-                    (evt.EVT_CONN_OPEN, self._on_connected)]
+                    (evt.EVT_CONN_OPEN, self._on_connected), (evt.EVT_FSM_TRANSITION, self._on_transition)]
         self._server = ae.start_server((self.config.bind, self.config.port), block=False, evt_handlers=handlers)
         host, port = self._server.server_address[:2]  # type: ignore[attr-defined]
         return str(host), int(port)
@@ -265,6 +266,14 @@ class DicomNode:
         log.warning("refused an association from %s:%s (calling AE %r, called AE %r): %s", requestor.address,
                     requestor.port, requestor.ae_title, called, why)
 
+    def _on_transition(self, event: object) -> None:
+        """Note a peer whose bytes are not a DICOM message (the state machine's Evt19), so that
+        its going is logged: a modality set up for DICOM over TLS, or a web browser, pointed
+        at the port otherwise left no trace at all, and the IT person had nothing to go on."""
+        if event.fsm_event == "Evt19":  # type: ignore[attr-defined]
+            with self._lock:
+                self._not_dicom.add(id(event.assoc))  # type: ignore[attr-defined]
+
     def _on_closed(self, event: object) -> None:
         """Name what a peer offered and the node refused, when it went away having stored nothing.
 
@@ -275,11 +284,17 @@ class DicomNode:
         with self._lock:
             stored = id(assoc) in self._storing
             self._storing.discard(id(assoc))
+            not_dicom = id(assoc) in self._not_dicom
+            self._not_dicom.discard(id(assoc))
+        requestor = assoc.requestor
+        if not_dicom:
+            log.warning("closed a connection from %s:%s that sent something other than DICOM (a client using TLS, "
+                        "or HTTP? this node speaks DICOM without TLS)", requestor.address, requestor.port)
+            return
         refused = sorted({UID(str(cx.abstract_syntax)).name for cx in assoc.rejected_contexts})
         if stored or not refused:
             return
         named = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
-        requestor = assoc.requestor
         log.warning("%s:%s (calling AE %r) stored nothing; it offered kinds of object this node refuses: %s "
                     "(it accepts CR, DX and Secondary Capture images only)",
                     requestor.address, requestor.port, requestor.ae_title, named)
