@@ -8,7 +8,9 @@ random splits), fits a profile on the first half with the code ``lunglens calibr
 and measures the second half at each operating point: sensitivity, specificity, ECE. Also
 for a shifted copy of the site (gamma 0.7, Gaussian blur, JPEG quality 40: what other
 equipment might give), with the shipped profile and with a profile fitted on that copy.
-Prints medians and the 5th-95th percentile over splits.
+Prints medians and the 5th-95th percentile over splits. Films the input gate calls not
+reliable are left out of each site, as ``lunglens calibrate`` leaves them out of the fit and no
+threshold is ever applied to them.
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ def shifted(path: Path) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
 
 
-def logits(engine: Engine, films, transform=None) -> np.ndarray:
-    out = []
+def logits(engine: Engine, films, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each film's logit, and whether the input gate finds it in scope."""
+    out, in_scope = [], []
     for film in films:
         study = load_study(film.path)
         if transform is not None:
             study.pixels = transform(film.path)
-        out.append(engine.predict(study).logit)
-    return np.asarray(out)
+        prediction = engine.predict(study)
+        out.append(prediction.logit)
+        in_scope.append(prediction.in_scope)
+    return np.asarray(out), np.asarray(in_scope)
 
 
 def evaluate(y: np.ndarray, prob: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -82,26 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([f.label for f in films])
     groups = np.array([file_name_patient(f.path) or str(f.path) for f in films])
     z = {"site": logits(engine, films), "shifted site": logits(engine, films, shifted)}
-    print(f"{len(films)} films, {len(set(groups))} patients; AUC site {M.auc(y, z['site']):.3f}, "
-          f"shifted {M.auc(y, z['shifted site']):.3f}; {args.repeats} random patient halves; "
+    print(f"{len(films)} films, {len(set(groups))} patients; {args.repeats} random patient halves; "
           f"target sensitivity {args.target_sensitivity:g}")
     rng = np.random.default_rng(0)
-    uniq = np.unique(groups)
-    for site, zz in z.items():
+    for site, (zz, kept) in z.items():
+        print(f"{site}: {kept.sum()} films in scope ({(~kept).sum()} left out), AUC {M.auc(y[kept], zz[kept]):.3f}")
+        y_site, groups_site, zz = y[kept], groups[kept], zz[kept]
+        uniq = np.unique(groups_site)
         rows: dict[str, list] = {}
         for _ in range(args.repeats):
             cal_patients = set(rng.permutation(uniq)[: len(uniq) // 2])
-            cal = np.array([g in cal_patients for g in groups])
+            cal = np.array([g in cal_patients for g in groups_site])
             ev = ~cal
-            fit = fit_site(y[cal], zz[cal], groups[cal], target_sensitivity=args.target_sensitivity,
+            fit = fit_site(y_site[cal], zz[cal], groups_site[cal], target_sensitivity=args.target_sensitivity,
                            n_boot=args.bootstrap)
             prob = np.asarray(fit.calibration.probability(zz[ev]))
             shipped_prob = np.asarray(shipped.calibration.probability(zz[ev]))
             for name, op in fit.operating_points.items():
-                rows.setdefault(f"{site}, recalibrated, {name}", []).append(evaluate(y[ev], prob, op.threshold))
+                rows.setdefault(f"{site}, recalibrated, {name}", []).append(evaluate(y_site[ev], prob, op.threshold))
             for name, op in shipped.operating_points.items():
                 rows.setdefault(f"{site}, shipped profile, {name}", []).append(
-                    evaluate(y[ev], shipped_prob, op.threshold))
+                    evaluate(y_site[ev], shipped_prob, op.threshold))
         for name, r in rows.items():
             print(summary(name, r))
     return 0
