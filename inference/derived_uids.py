@@ -14,13 +14,14 @@ random ones, so that nothing in it can be matched to the source film.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from . import __version__
-from .prediction import Prediction
+from .prediction import ModelInfo, Prediction
 
 
 @dataclass(frozen=True)
@@ -32,18 +33,23 @@ class DerivedUids:
     tracking: str  # an SR's finding, as TID 1500 tracks it from report to report
 
 
-def derived_uids(kind: str, source: Dataset | None, prediction: Prediction) -> DerivedUids:
-    """UIDs for the ``kind`` ("SC", "SR") object of ``prediction`` on ``source``: fixed by
-    the source's SOP Instance UID and the result's provenance; random without a source UID."""
+def derived_uids(kind: str, source: Dataset | None, made_of: Sequence[str]) -> DerivedUids:
+    """UIDs for the ``kind`` ("SC", "SR") object on ``source``, fixed by the source's SOP
+    Instance UID, ``made_of`` (:func:`provenance`) and LungLens's version; random without a
+    source UID."""
     source_uid = str(source.get("SOPInstanceUID") or "") if source is not None else ""
     if not source_uid:
         return DerivedUids(generate_uid(), generate_uid(), generate_uid())
+    parts = [kind, source_uid, *made_of, __version__]
+    return DerivedUids(*(generate_uid(entropy_srcs=[part, *parts]) for part in ("series", "instance", "tracking")))
+
+
+def provenance(prediction: Prediction) -> list[str]:
+    """What makes a result what it is, beside the film: the model, the profile, the operating point."""
     profile = prediction.profile.sha256 if prediction.profile is not None else ""
-    made_of = [kind, source_uid, prediction.model.sha256, profile, prediction.operating_point,
-               repr(float(prediction.threshold)), __version__]
-    return DerivedUids(*(generate_uid(entropy_srcs=[part, *made_of]) for part in ("series", "instance", "tracking")))
+    return [prediction.model.sha256, profile, prediction.operating_point, repr(float(prediction.threshold))]
 
 
-def device_uid(prediction: Prediction) -> str:
+def device_uid(model: ModelInfo) -> str:
     """The SR's observer device: the same for every report of one model, as a device's UID is."""
-    return generate_uid(entropy_srcs=["LungLens device", prediction.model.sha256])
+    return generate_uid(entropy_srcs=["LungLens device", model.sha256])

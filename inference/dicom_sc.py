@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
-from .derived_uids import derived_uids
+from .derived_uids import derived_uids, provenance
 from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
@@ -91,7 +91,7 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
     pixels = burn_in(picture.rgb, result_lines(prediction, picture.caption), caution=_is_caution)
     source = _source_dataset(study)
     joins_source = source is not None and not anonymize
-    uids = derived_uids("SC", source if joins_source else None, prediction)
+    uids = derived_uids("SC", source if joins_source else None, provenance(prediction))
     common = dict(
         pixel_array=pixels,
         photometric_interpretation="RGB",

@@ -18,6 +18,10 @@ files it with the film and a viewer lists it beside it. One measurement group ho
   operating point, as the algorithm's identification and parameters (TID 4019);
 - a reference to the source image (SOP Class and Instance UID).
 
+A film that could not be analysed gets an SR too (:func:`build_failure_sr`): the result coded
+"Not analysed" and the reason in words, with no number, so that the PACS shows the reader that
+LungLens looked and could not rather than nothing at all.
+
 Codes without a standard one are in the private scheme ``99LUNGLENS``. The report is built
 only from a DICOM source: an SR must belong to a study, and a PNG has none.
 """
@@ -38,10 +42,10 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__
 from .dicom_sc import DISCLAIMER, MANUFACTURER, dataset_bytes
-from .derived_uids import DerivedUids, derived_uids, device_uid
+from .derived_uids import DerivedUids, derived_uids, device_uid, provenance
 from .errors import LungLensError
 from .population import in_population
-from .prediction import Prediction
+from .prediction import ModelInfo, Prediction
 from .presentation import present
 from .study import Study
 from .userdirs import write_private
@@ -68,6 +72,8 @@ IN_POPULATION = CodedConcept("LL0011", SCHEME, "Patient within the validated pop
 ABOVE = CodedConcept("LL0101", SCHEME, "Above the review threshold")
 BELOW = CodedConcept("LL0102", SCHEME, "Below the review threshold")
 NOT_RELIABLE = CodedConcept("LL0103", SCHEME, "Not reliable: outside the model's intended use")
+NOT_ANALYSED = CodedConcept("LL0104", SCHEME, "Not analysed")
+TRACKING = "LungLens pneumonia triage"
 YES = CodedConcept("373066001", "SCT", "Yes")
 NO = CodedConcept("373067005", "SCT", "No")
 UNKNOWN = CodedConcept("261665006", "SCT", "Unknown")
@@ -102,16 +108,11 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     if source is None:
         source = source_header(study)
     words = present(prediction)
-    uids = derived_uids("SR", source, prediction)
+    uids = derived_uids("SR", source, provenance(prediction))
     algorithm = hd.sr.AlgorithmIdentification(name=prediction.model.name, version=prediction.model.version,
                                               parameters=algorithm_parameters(prediction))
-    device = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid(prediction), manufacturer_name=MANUFACTURER, model_name=prediction.model.name),
-    )
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=uids.tracking, identifier="LungLens pneumonia triage"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=uids.tracking, identifier=TRACKING),
         finding_type=FINDING,
         algorithm_id=algorithm,
         measurements=[
@@ -133,6 +134,38 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     texts = [(SUMMARY, words.summary), *((SCOPE_REASON, r) for r in prediction.scope_reasons),
              *((WARNING, w) for w in words.warnings if w.casefold() not in reasons),
              (OPERATING_POINT, words.operating_point), (POPULATION, words.population), (NOTICE, DISCLAIMER)]
+    return _report(source, group, texts, uids, prediction.model)
+
+
+def build_failure_sr(path: Path, reason: str, model: ModelInfo) -> Dataset:
+    """An SR in the film's study saying that it could not be analysed, and why.
+
+    Without it the PACS held nothing for the film, which a reader cannot tell from a result
+    still on its way (the node's log said why, and nobody reading films sees that). A file
+    whose header cannot be read has no study to join: :func:`header_of` refuses it."""
+    source = header_of(path)
+    uids = derived_uids("SR not analysed", source, [model.sha256])
+    algorithm = hd.sr.AlgorithmIdentification(name=model.name, version=model.version,
+                                              parameters=[f"model sha256 {model.sha256}"])
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=uids.tracking, identifier=TRACKING),
+        finding_type=FINDING,
+        algorithm_id=algorithm,
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=RESULT, value=NOT_ANALYSED)],
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+    )
+    texts = [(SUMMARY, f"Not analysed: {reason}"), (NOTICE, DISCLAIMER)]
+    return _report(source, group, texts, uids, model)
+
+
+def _report(source: Dataset, group: hd.sr.MeasurementsAndQualitativeEvaluations,
+            texts: list[tuple[CodedConcept, str]], uids: DerivedUids, model: ModelInfo) -> Dataset:
+    """The Comprehensive SR of one measurement group, with ``texts`` added to it."""
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid(model), manufacturer_name=MANUFACTURER, model_name=model.name),
+    )
     container = group[0]
     for name, value in texts:
         container.ContentSequence.append(
@@ -181,10 +214,16 @@ def source_header(study: Study) -> Dataset:
         raise SourceNotDicomError(
             f"{study.path.name}: a DICOM SR joins the source's study, and a {study.metadata.source_format or 'raster'} "
             "file has none; use a DICOM study")
-    ds = pydicom.dcmread(study.path, stop_before_pixels=True)
+    return header_of(study.path)
+
+
+def header_of(path: Path) -> Dataset:
+    """A DICOM file's header, without pixels, made harmless for an SR that joins its study
+    (:class:`SourceNotDicomError` when it lacks what the SR must refer to)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
         if not ds.get(keyword):
-            raise SourceNotDicomError(f"{study.path.name}: the DICOM header has no {keyword}; the SR could not "
+            raise SourceNotDicomError(f"{path.name}: the DICOM header has no {keyword}; the SR could not "
                                       "refer to it")
     return _harmless(ds)
 

@@ -17,16 +17,17 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import heatmap
 from .dicom_sc import build_secondary_capture
-from .dicom_sr import build_sr, source_header
+from .dicom_sr import build_failure_sr, build_sr, source_header
 from .engine import Engine
 from .errors import LungLensError
 from .hashing import pixel_sha256
 from .loaders import load_study
+from .loaders.sniff import HEAD_SIZE, sniff_format
 from .audit import AuditLog
 from .outbox import Destination, Outbox, OutboxItem
 from .prediction import Prediction
@@ -155,10 +156,26 @@ class Analyser:
                      f" [{'; '.join(words.warnings)}]" if words.warnings else "")
         if result.error:
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
+            if self.outbox is not None:
+                result = replace(result, queued=self._queue_failure(job, result.error))
         if job.pending_marker is not None:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1
         return result
+
+    def _queue_failure(self, job: Job, reason: str) -> list[str]:
+        """Put an SR saying the film could not be analysed, and why, in the outbox: the PACS
+        then shows the reader that LungLens looked and could not, rather than nothing."""
+        assert self.outbox is not None
+        if not _is_dicom(job.path):
+            return []  # a PNG in the hot folder has no study to join
+        try:
+            self.outbox.put(build_failure_sr(job.path, reason, self.engine.model_info), "sr", "")
+        except Exception as exc:  # noqa: BLE001 -- no header to join, a full disk: said, and the node goes on
+            log.warning("no report that %s was not analysed could be queued for %s (%s)", job.shown,
+                        self.outbox.destination, getattr(exc, "reason", None) or exc)
+            return []
+        return ["sr"]
 
     def _queue_outputs(self, study: Study, prediction: Prediction, record: WorklistRecord) -> list[str]:
         """Put the SR (every DICOM film) and the overlay's Secondary Capture (in-scope films at
@@ -177,3 +194,11 @@ class Analyser:
         except (LungLensError, OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
         return queued
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return sniff_format(fh.read(HEAD_SIZE)) == "DICOM"
+    except OSError:
+        return False

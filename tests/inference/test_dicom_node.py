@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -169,6 +170,36 @@ def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported
         [("structured_report", r.pixel_sha256) for r in records]
         + [("secondary_capture", r.pixel_sha256) for r in records if r.in_scope and r.is_positive])
     assert {e["destination"] for e in exports} == {f"PACS@127.0.0.1:{pacs.port}"}
+
+
+def test_a_film_that_cannot_be_analysed_gets_an_sr_saying_so_and_why(node: tuple[Serve, StoreScp],
+                                                                      tmp_path: Path) -> None:
+    """The PACS held nothing for such a film, which a reader cannot tell from a result still
+    on its way; the reason was only in the node's log."""
+    serve, pacs = node
+    film = tmp_path / "tiny.dcm"
+    write_dicom(film, np.full((1, 1), 5, np.uint16))  # received fine, refused by the loader
+    source = pydicom.dcmread(film, stop_before_pixels=True)
+    sent = store(serve.port, [film], "-xs")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+
+    def report() -> Path | None:
+        for f in pacs.files():
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            if ds.Modality == "SR" and ds.StudyInstanceUID == source.StudyInstanceUID:
+                return f
+        return None
+    sr = wait_for(report, 60, "the SR of the film that could not be analysed")
+    ds = pydicom.dcmread(sr)
+    assert ds.PatientID == source.PatientID
+    ref = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert "Error" not in subprocess_run([need("dciodvfy"), str(sr)])
+    dump = subprocess_run([need("dsrdump"), "+Pl", str(sr)])  # long texts whole
+    assert "(LL0104,99LUNGLENS,\"Not analysed\")" in dump
+    assert "Not analysed: image is too small (1x1 px)" in dump
+    assert "Probability of pneumonia" not in dump  # no number where there is none
+    assert any("could not analyse" in line and "too small" in line for line in serve.err.lines)
 
 
 def subprocess_run(argv: list[str]) -> str:
