@@ -213,6 +213,7 @@ class StudyController(QObject):
         self.audit: AuditLog | None = None if problem else AuditLog(audit_path)
         self.audit_path = audit_path
         self.worklist: Worklist | None = None
+        self._restored_up_to = 0  # the last worklist row id restore() has read
         self._storage: dict[str, str] = {"worklist": problem} if problem else {}  # what -> why not kept
         self._lock_deadline = 0.0
         self._lock_timer = QTimer(self)
@@ -247,6 +248,7 @@ class StudyController(QObject):
 
     def _use_worklist(self, wl: Worklist) -> None:
         self.worklist = wl
+        self._restored_up_to = 0  # the rows restore() has read: none of this (perhaps new) file
         self._storage.pop("worklist", None)
         if wl.set_aside is not None:
             self._storage["worklist"] = wl.set_aside.message()
@@ -326,14 +328,17 @@ class StudyController(QObject):
 
     def restore(self) -> int:
         """List every study stored in the worklist (the latest result per file) that is not
-        listed already; returns how many."""
+        listed already; returns how many. Only the rows added since the last call are read:
+        the DICOM node's films join the list this way, and reading all 10,000 rows of a
+        long-used worklist for each of them held the window for 4 s a film."""
         if self.worklist is None:
             return 0
         try:
-            records = self.worklist.records()
+            records = self.worklist.records(after_id=self._restored_up_to)
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
+        self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
         latest: dict[str, WorklistRecord] = {}
         for record in records:  # in id order: a later result for the same file replaces it
             latest.pop(record.study_path, None)

@@ -523,10 +523,11 @@ class Worklist:
             return self._conn.execute("UPDATE OR IGNORE results SET pixel_sha256=? WHERE pixel_sha256=?",
                                       (new_sha256, old_sha256)).rowcount
 
-    def records(self) -> list[WorklistRecord]:
-        """Every stored result, in the order they were first added."""
+    def records(self, after_id: int = 0) -> list[WorklistRecord]:
+        """Every stored result, in the order they were first added; with ``after_id``, only
+        those added since the row of that id (ids are never reused: AUTOINCREMENT)."""
         with self._session():
-            rows = self._conn.execute("SELECT * FROM results ORDER BY id").fetchall()
+            rows = self._conn.execute("SELECT * FROM results WHERE id > ? ORDER BY id", (after_id,)).fetchall()
         return [_record(r) for r in rows]
 
     def with_verdicts(self) -> list[WorklistRecord]:

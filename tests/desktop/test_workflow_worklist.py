@@ -277,3 +277,36 @@ def test_a_result_of_an_earlier_model_is_kept_apart(window, qtbot, app_settings,
     assert item.prediction.probability == pytest.approx(current.probability)
     assert "not the model loaded now" not in win2.result_panel.detail_text("model")
     close_window(win2)
+
+
+def test_results_another_program_adds_join_the_list_and_only_new_rows_are_read(
+        window, qtbot, isolated_user_dirs, kermany_samples, monkeypatch):
+    """The DICOM node's films join the list through restore(), once per film. It read every
+    row of the worklist each time: 10,000 rows held the window for 4 s a film."""
+    from inference.hashing import pixel_sha256
+    from inference.worklist import WorklistRecord
+    from tests.inference.workflow_fixtures import prediction_for, raster_study
+
+    data = isolated_user_dirs
+    c = window.controller
+    films = kermany_samples["NORMAL"][:4]
+
+    def add_elsewhere(path: Path) -> int:  # as the node's process stores a result
+        study = raster_study(path)
+        with Worklist(data / "worklist.sqlite3") as wl:
+            return wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.3), pixel_sha256(study))).id
+
+    read: list[int] = []
+    records = Worklist.records
+    monkeypatch.setattr(Worklist, "records",
+                        lambda wl, after_id=0: (lambda got: (read.append(len(got)), got)[1])(records(wl, after_id)))
+    add_elsewhere(films[0])
+    add_elsewhere(films[1])
+    assert c.restore() == 2 and read == [2]
+    last = add_elsewhere(films[2])
+    assert c.restore() == 1 and read == [2, 1]  # the new row only
+    assert c.model.key_of_path(films[2]) is not None and c.model.item(c.model.key_of_path(films[2])).record.id == last
+    assert c.restore() == 0 and read == [2, 1, 0]
+    assert c.clear_worklist()
+    add_elsewhere(films[3])  # ids go on after a clear (AUTOINCREMENT): it is found
+    assert c.restore() == 1 and [it.path for it in c.model.items()] == [films[3]]
