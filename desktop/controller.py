@@ -72,6 +72,7 @@ LOCK_POLL_MS = 250
 # Past the busy timeout a locked worklist is tried this often for the rest of the session; the
 # results made meanwhile are saved in it once it is free (a 15 s lock cost a whole session).
 LOCK_RETRY_MS = 5000
+SAVE_WAIT_S = 30.0  # how long a removal, a clear or closing waits for held results being saved
 # What the window's own changes to an open worklist (a verdict, a removal) wait for another
 # program's lock: another LungLens's commit takes milliseconds; a lock held longer is told, and
 # tried again, rather than waited for with the window frozen (it waited the whole busy timeout).
@@ -145,14 +146,24 @@ class Stored:
     error: Exception | None = None
 
 
-def _store_all(worklist: Worklist, records: list[WorklistRecord]) -> Stored:
+def _store_all(path: Path, records: list[WorklistRecord], wait: float) -> Stored:
+    """Save ``records`` in the worklist at ``path`` through a connection of their own, which
+    waits ``wait`` seconds for another program's lock."""
     saved: list[WorklistRecord] = []
-    for record in records:
-        try:
-            saved.append(replace(worklist.add(record), thumbnail=None))
-        except (WorklistError, sqlite3.Error) as err:
-            return Stored(tuple(saved), err)
+    try:
+        with Worklist(path, open_timeout=wait, wait=wait) as worklist:
+            for record in records:
+                saved.append(replace(worklist.add(record), thumbnail=None))
+    except (WorklistError, sqlite3.Error) as err:
+        return Stored(tuple(saved), err)
     return Stored(tuple(saved))
+
+
+def _holds(item: StudyItem, record: WorklistRecord) -> bool:
+    """Whether ``record``, just saved, is the unsaved result the study shows (not an older one
+    of a study analysed again meanwhile)."""
+    return (item.record is not None and item.record.id is None and item.record.pixel_sha256 == record.pixel_sha256
+            and item.record.analysed_at == record.analysed_at)
 
 
 def _saved_text(n: int) -> str:
@@ -220,6 +231,7 @@ class StudyController(QObject):
         self._lock_timer.setInterval(LOCK_POLL_MS)
         self._lock_timer.timeout.connect(self._wait_for_worklist)
         self._saving: BackgroundTask | None = None  # held results being saved (_save_in_background)
+        self._saving_done: list[Stored] = []  # what it returned, once it has
         if not problem:
             self._open_worklist()
         self.worker = self._make_worker()
@@ -248,7 +260,8 @@ class StudyController(QObject):
 
     def _use_worklist(self, wl: Worklist) -> None:
         self.worklist = wl
-        self._restored_up_to = 0  # the rows restore() has read: none of this (perhaps new) file
+        if wl.set_aside is not None:
+            self._restored_up_to = 0  # a new file: none of its rows have been read
         self._storage.pop("worklist", None)
         if wl.set_aside is not None:
             self._storage["worklist"] = wl.set_aside.message()
@@ -276,32 +289,52 @@ class StudyController(QObject):
         self._save_in_background()
         self.storage_problem.emit(self.storage_error)
         self.restore()
+        if self._worker_keeps:
+            return  # the analysis process has its own connection and kept (or held) its results
         if self.busy:
             self._restart_pending = True  # this batch is audited; the next one is kept as well
         else:
             self._restart_worker()
 
-    def _save_in_background(self) -> None:
+    def _save_in_background(self, wait: float = worklist_module.BUSY_TIMEOUT_S) -> None:
         """Save in the worklist, now open, the results of this session it does not hold yet
-        (made while it was locked) on a thread of its own -- 300 take 0.66 s, which the GUI
-        thread must not wait for -- then list them by their rows and say so."""
-        worklist, records = self.worklist, self._unsaved_records()
-        if worklist is None or not records:
+        (made while it was locked) on a thread of its own, with a connection of its own that
+        waits as long as the analysis process's do -- 300 take 0.66 s, which the GUI thread
+        must not wait for -- then list them by their rows and say so. A removal, a clear, a
+        verdict or closing the window waits for it first (:meth:`_finish_saving`)."""
+        records = self._unsaved_records()
+        if self.worklist is None or not records or self._saving is not None:
             return
-        self._saving = BackgroundTask(lambda _control: _store_all(worklist, records), "lunglens-save-held")
-        self._saving.succeeded.connect(self._saved)
-        self._saving.failed.connect(lambda why: self._storage_failed(f"The worklist could not be changed ({why})"))
-        self._saving.start()
+        path, done = self.worklist_path, []
+        task = BackgroundTask(lambda _control: done.append(_store_all(path, records, wait)) or done[0],
+                              "lunglens-save-held")
+        task.succeeded.connect(lambda stored: self._saved(task, stored))
+        task.failed.connect(lambda why: self._saved(task, Stored((), WorklistError(why))))
+        self._saving, self._saving_done = task, done
+        task.start()
 
-    def _saved(self, stored: Stored) -> None:
+    def _finish_saving(self) -> None:
+        """Wait for the held results being saved, and list them by their rows now: what comes
+        next (a removal, a clear, a verdict, closing) must find them in the worklist."""
+        task = self._saving
+        if task is not None and task.wait(SAVE_WAIT_S) and self._saving_done:
+            self._saved(task, self._saving_done[0])
+
+    def _saved(self, task: BackgroundTask, stored: Stored) -> None:
+        if task is not self._saving:
+            return  # applied already (by _finish_saving)
+        self._saving = None
         for record in stored.saved:
             key = self.model.key_of_path(Path(record.study_path))
-            if key is not None:
+            item = self.model.item(key) if key is not None else None
+            if item is not None and _holds(item, record):
                 self.model.set_record(key, record)
         if stored.saved:
             self.storage_recovered.emit(_saved_text(len(stored.saved)))
-        if stored.error is not None:
-            self._worklist_failed(stored.error)
+        if isinstance(stored.error, WorklistLocked):
+            self._worklist_failed(stored.error)  # tried again every few seconds
+        elif stored.error is not None:
+            self._storage_failed(f"The worklist could not be changed ({stored.error})")
 
     def _unsaved_records(self) -> list[WorklistRecord]:
         """The results to save, with the thumbnails the window keeps beside them."""
@@ -359,6 +392,7 @@ class StudyController(QObject):
         """Take finished studies out of the list and their results out of the worklist file
         (the audit log keeps its history); studies still being analysed stay. The removal is
         kept until the next one so that :meth:`undo_remove` can put it back."""
+        self._finish_saving()
         removed: list[StudyItem] = []
         records: list[WorklistRecord] = []
         busy: list[StudyItem] = []
@@ -373,7 +407,10 @@ class StudyController(QObject):
                 try:
                     records += self.worklist.take_path(item.path)
                 except (WorklistError, sqlite3.Error) as err:
+                    # Stop: a study gone from the list but not from the worklist came back at
+                    # the next start. The banner says why; the rest stay listed.
                     self._worklist_failed(err)
+                    break
             self.model.remove(key)
             removed.append(item)
         if self._view_key and self.model.item(self._view_key) is None:
@@ -390,6 +427,7 @@ class StudyController(QObject):
         removal, self.last_removal = self.last_removal, None
         if removal is None:
             return 0
+        self._finish_saving()
         back = [it for it in removal.items if self.model.key_of_path(it.path) is None]
         paths = {str(it.path) for it in back}
         if self.worklist is not None:
@@ -406,6 +444,7 @@ class StudyController(QObject):
         before it can no longer be undone."""
         if self.busy:
             return False
+        self._finish_saving()
         if self.worklist is not None:
             try:
                 self.worklist.clear()
@@ -434,6 +473,7 @@ class StudyController(QObject):
         w.discovery_done.connect(self._discovery_done)
         w.set_operating_point(self.operating_point())
         self._worker_profile = self.profile.sha256 if self.profile is not None else ""
+        self._worker_keeps = "worklist_path" in storage  # its results go to the worklist itself
         return w
 
     def unsaved(self) -> int:
@@ -445,6 +485,7 @@ class StudyController(QObject):
         hold yet, waiting up to ``wait`` seconds for the lock; returns how many results are
         still not saved. Otherwise 0: a data folder that cannot be used or is read-only will
         not change by waiting, and the banner has said so all along."""
+        self._finish_saving()
         if not self._lock_timer.isActive():
             return 0
         if self.unsaved() and self.worklist is None:
@@ -453,7 +494,8 @@ class StudyController(QObject):
             except WorklistError:
                 return self.unsaved()
         if self.worklist is not None:
-            self._saved(_store_all(self.worklist, self._unsaved_records()))  # closing: no thread to wait for
+            self._save_in_background(wait)
+            self._finish_saving()  # closing: wait for them
         return self.unsaved()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -462,8 +504,7 @@ class StudyController(QObject):
         self._flush_timer.stop()
         self._lock_timer.stop()
         self._updates.clear()
-        if self._saving is not None:
-            self._saving.wait(timeout)  # held results being saved: let them reach the worklist
+        self._finish_saving()  # held results being saved: let them reach the worklist
         self.worker.cancel()
         stopped = self.worker.shutdown(timeout)
         if self.worklist is not None:
@@ -485,8 +526,7 @@ class StudyController(QObject):
         for record in report.saved:
             key = self.model.key_of_path(Path(record.study_path))
             item = self.model.item(key) if key is not None else None
-            if item is not None and item.record is not None and item.record.id is None \
-                    and item.record.pixel_sha256 == record.pixel_sha256:
+            if item is not None and _holds(item, record):
                 self.model.set_record(key, record)
         if self._storage.pop("worklist", None) is not None:
             self.storage_problem.emit(self.storage_error)
@@ -778,6 +818,7 @@ class StudyController(QObject):
     def set_verdict(self, key: int, verdict: str | None) -> str:
         """Store the reader's verdict on a study's result in the worklist, with the time (None
         withdraws it); returns "" or why it cannot be stored."""
+        self._finish_saving()  # a result being saved gets its row, which the verdict is stored on
         item = self.model.item(key)
         if item is None:
             return "Select a study first"

@@ -288,9 +288,9 @@ class DicomNode:
             self._not_dicom.discard(id(assoc))
         requestor = assoc.requestor
         if not_dicom:
-            log.warning("closed a connection from %s:%s that sent something other than DICOM (a client using TLS, "
-                        "or HTTP? this node speaks DICOM without TLS)", requestor.address, requestor.port)
-            return
+            log.warning("closed a connection from %s:%s that sent something that is not a DICOM message it could "
+                        "read (a client using TLS, or HTTP? this node speaks DICOM without TLS)",
+                        requestor.address, requestor.port)
         refused = sorted({UID(str(cx.abstract_syntax)).name for cx in assoc.rejected_contexts})
         if stored or not refused:
             return

@@ -10,6 +10,7 @@ text is burned into a band below the image, never over the anatomy; it is the st
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import io
 import re
 import warnings
@@ -21,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
-from .derived_uids import derived_uids, provenance
+from .derived_uids import derived_uids, result_content, study_uid_for
 from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
@@ -91,7 +92,8 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
     pixels = burn_in(picture.rgb, result_lines(prediction, picture.caption), caution=_is_caution)
     source = _source_dataset(study)
     joins_source = source is not None and not anonymize
-    uids = derived_uids("SC", source if joins_source else None, provenance(prediction))
+    uids = derived_uids("SC", source if joins_source else None,
+                        [*result_content(prediction), hashlib.sha256(pixels.tobytes()).hexdigest()])
     common = dict(
         pixel_array=pixels,
         photometric_interpretation="RGB",
@@ -192,5 +194,5 @@ def _source_dataset(study: Study) -> Dataset | None:
         if value not in (None, "") and not re.fullmatch(pattern, str(value)):
             setattr(ds, keyword, "")
     if not ds.get("StudyInstanceUID"):
-        ds.StudyInstanceUID = generate_uid()
+        ds.StudyInstanceUID = study_uid_for(str(ds.SOPInstanceUID)) if ds.get("SOPInstanceUID") else generate_uid()
     return ds

@@ -42,7 +42,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__
 from .dicom_sc import DISCLAIMER, MANUFACTURER, dataset_bytes
-from .derived_uids import DerivedUids, derived_uids, device_uid, provenance
+from .derived_uids import DerivedUids, derived_uids, device_uid, result_content
 from .errors import LungLensError
 from .population import in_population
 from .prediction import ModelInfo, Prediction
@@ -108,7 +108,7 @@ def build_sr(study: Study, prediction: Prediction, source: Dataset | None = None
     if source is None:
         source = source_header(study)
     words = present(prediction)
-    uids = derived_uids("SR", source, provenance(prediction))
+    uids = derived_uids("SR", source, result_content(prediction))
     algorithm = hd.sr.AlgorithmIdentification(name=prediction.model.name, version=prediction.model.version,
                                               parameters=algorithm_parameters(prediction))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -142,9 +142,12 @@ def build_failure_sr(path: Path, reason: str, model: ModelInfo) -> Dataset:
 
     Without it the PACS held nothing for the film, which a reader cannot tell from a result
     still on its way (the node's log said why, and nobody reading films sees that). A file
-    whose header cannot be read has no study to join: :func:`header_of` refuses it."""
+    whose header cannot be read has no study to join: :func:`header_of` refuses it; nor is a
+    report that is no image (an SR, a key object) answered: the SR refers to its source as an image."""
     source = header_of(path)
-    uids = derived_uids("SR not analysed", source, [model.sha256])
+    if "Rows" not in source or "Columns" not in source:
+        raise SourceNotDicomError(f"{path.name}: not an image ({source.get('SOPClassUID', 'no SOP class')})")
+    uids = derived_uids("SR not analysed", source, [model.sha256, reason])
     algorithm = hd.sr.AlgorithmIdentification(name=model.name, version=model.version,
                                               parameters=[f"model sha256 {model.sha256}"])
     group = hd.sr.MeasurementsAndQualitativeEvaluations(

@@ -157,7 +157,10 @@ class Analyser:
         if result.error:
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
             if self.outbox is not None:
-                result = replace(result, queued=self._queue_failure(job, result.error))
+                # The reason goes to the PACS: an unexpected error's text may name local paths.
+                shared = "an unexpected error (the node's log has it)" if result.error.startswith("unexpected") \
+                    else result.error
+                result = replace(result, queued=self._queue_failure(job, shared))
         if job.pending_marker is not None:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1

@@ -72,6 +72,7 @@ class ResultStore:
         self._path = worklist_path
         self.worklist: Worklist | None = None
         self.held: list[WorklistRecord] = []  # results made while the worklist was locked
+        self._saved_held: list[WorklistRecord] = []  # held ones saved, not yet told (the lock came back)
         self._retry_at: float | None = None  # when to try the locked worklist again; None: not locked
         if worklist_path is not None:
             try:
@@ -171,7 +172,7 @@ class ResultStore:
             return None
         self.worklist, self._retry_at = worklist, None
         held, self.held = self.held, []
-        saved: list[WorklistRecord] = []
+        saved = self._saved_held  # those saved at an earlier try that was cut short by the lock
         for i, record in enumerate(held):
             try:
                 saved.append(replace(worklist.add(record), thumbnail=None))
@@ -181,8 +182,11 @@ class ResultStore:
                 self.held = held[i:]
                 self._locked(err)
                 return None
-            except (WorklistError, sqlite3.Error):
+            except (WorklistError, sqlite3.Error) as err:
                 log.warning("could not store the result of %s", record.study_path, exc_info=True)
+                self._report(f"{Path(record.study_path).name}: the result could not be saved in the worklist "
+                             f"({type(err).__name__}: {err}).")
+        self._saved_held = []
         n = len(saved)
         self._recovered(f"The worklist {self._path} is free again: the {n} result{'' if n == 1 else 's'} "
                         "made while it was locked are saved in it now.", saved)

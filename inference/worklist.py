@@ -525,7 +525,8 @@ class Worklist:
 
     def records(self, after_id: int = 0) -> list[WorklistRecord]:
         """Every stored result, in the order they were first added; with ``after_id``, only
-        those added since the row of that id (ids are never reused: AUTOINCREMENT)."""
+        those added since the row of that id (ids are never reused: AUTOINCREMENT). Rows
+        :meth:`put_back` returns keep their old ids, so they are not among them."""
         with self._session():
             rows = self._conn.execute("SELECT * FROM results WHERE id > ? ORDER BY id", (after_id,)).fetchall()
         return [_record(r) for r in rows]

@@ -205,3 +205,31 @@ def test_a_lock_taken_mid_session_is_told_at_the_next_verdict_not_waited_for_and
     with Worklist(data / "worklist.sqlite3", read_only=True) as wl:
         assert [r.verdict for r in wl.records()] == ["pneumonia"]
     close_window(win)
+
+
+def test_a_clear_while_held_results_are_being_saved_waits_for_them_and_clears_them_too(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """The save runs on a thread of its own; a clear taken meanwhile deleted only what was
+    written so far, and the rest came back at the next start with the patients' data."""
+    import time
+    from dataclasses import replace
+
+    data = isolated_user_dirs
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    win.open_paths(kermany_samples["NORMAL"][:3])
+    wait_idle(qtbot, c)
+    with Worklist(data / "worklist.sqlite3") as wl:
+        wl.clear()  # as if they had been made while it was locked
+    for item in c.model.items():
+        item.record = replace(item.record, id=None)
+    add = Worklist.add
+    monkeypatch.setattr(Worklist, "add", lambda wl, record: (time.sleep(0.3), add(wl, record))[1])
+    c._save_in_background()
+    assert c._saving is not None and c._saving.running
+    assert c.clear_worklist()
+    qtbot.wait(1200)  # what the save thread would still have written
+    with Worklist(data / "worklist.sqlite3", read_only=True) as wl:
+        assert len(wl) == 0
+    assert c.model.rowCount() == 0
+    close_window(win)

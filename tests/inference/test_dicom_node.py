@@ -242,7 +242,7 @@ def test_garbage_and_broken_associations_leave_the_node_running(node: tuple[Serv
     assert echo(serve.port).returncode == 0  # at once: they hold no more than a few of the slots
     # Bytes that are no DICOM message are said (they left no trace); random bytes may begin
     # like a message by chance, the HTTP request cannot.
-    wait_for(lambda: serve.count("that sent something other than DICOM") >= 1, 10, "the log to name them")
+    wait_for(lambda: serve.count("that sent something that is not a DICOM message") >= 1, 10, "the log to name them")
     # A bounded flood takes every slot for at most the ACSE timeout, then the node answers again.
     for _ in range(MAX_ASSOCIATIONS + 4):
         with socket.create_connection(("127.0.0.1", serve.port), timeout=5):

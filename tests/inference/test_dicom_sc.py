@@ -12,7 +12,7 @@ import pytest
 from pydicom.uid import SecondaryCaptureImageStorage
 
 from inference.dicom_sc import DISCLAIMER, SERIES_DESCRIPTION, result_lines, write_secondary_capture
-from inference.overlay import burn_in, render_picture
+from inference.overlay import Picture, burn_in, render_picture
 
 from tests.inference.workflow_fixtures import MODEL, PROFILE, dicom_study, prediction_for, raster_study
 
@@ -123,6 +123,14 @@ def test_the_same_result_gets_the_same_uids_and_another_result_new_ones(tmp_path
     other = capture(prediction_for(study, 0.2, threshold=0.5), "other.dcm")  # another operating point
     assert other.SeriesInstanceUID != a.SeriesInstanceUID and other.SOPInstanceUID != a.SOPInstanceUID
     assert len({a.SOPInstanceUID, a.SeriesInstanceUID, other.SOPInstanceUID, other.SeriesInstanceUID}) == 4
+    # Another picture of the same result (the window exports what it shows: heat-map hidden,
+    # another opacity) must not take the node's capture's UID, or a PACS keeping the first
+    # copy would drop the reader's export.
+    plain = render_picture(study, pred)
+    plain = Picture(plain.rgb // 2, plain.caption, False)
+    hidden = pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / "hidden.dcm", picture=plain),
+                             stop_before_pixels=True)
+    assert hidden.SOPInstanceUID != a.SOPInstanceUID
     anonymized = [pydicom.dcmread(write_secondary_capture(study, pred, tmp_path / f"t{i}.dcm", anonymize=True),
                                   stop_before_pixels=True) for i in range(2)]
     assert len({ds.SOPInstanceUID for ds in anonymized} | {a.SOPInstanceUID}) == 3  # nothing to match them by

@@ -98,6 +98,10 @@ def test_the_same_result_gets_the_same_uids_and_another_operating_point_new_ones
     prediction = engine.predict(study)
     a, b = build_sr(study, prediction), build_sr(study, prediction)
     assert (a.SeriesInstanceUID, a.SOPInstanceUID) == (b.SeriesInstanceUID, b.SOPInstanceUID)
+    corrected = load_study(real_dicom)
+    header = pydicom.dcmread(real_dicom, stop_before_pixels=True)
+    header.PatientName = "Corrected^Name"  # the same film re-sent after a demographics correction
+    assert build_sr(corrected, prediction, header).SOPInstanceUID != a.SOPInstanceUID
     other = build_sr(study, prediction.at(engine.profile.operating_points["balanced"]))
     assert other.SOPInstanceUID != a.SOPInstanceUID and other.SeriesInstanceUID != a.SeriesInstanceUID
     assert a.SOPInstanceUID not in (a.SeriesInstanceUID, a.StudyInstanceUID, a.CurrentRequestedProcedureEvidenceSequence[0]

@@ -268,3 +268,38 @@ def test_what_is_still_held_at_the_end_is_tried_once_more_and_said_if_it_cannot_
         store.close()
     assert said[-1].startswith("1 result could not be saved in the worklist") and "locked to the end" in said[-1]
     assert len(Worklist(path)) == 0
+
+
+def test_held_results_saved_before_the_lock_came_back_are_told_with_the_rest(tmp_path, kermany_samples,
+                                                                            monkeypatch) -> None:
+    """The lock returned halfway through saving what was held: those saved before it were
+    never told, and the window kept them as unsaved (no verdict possible) for the session."""
+    from inference import result_store
+    from inference.result_store import ResultStore
+
+    path = tmp_path / "wl.sqlite3"
+    Worklist(path).close()
+    monkeypatch.setattr(result_store, "RETRY_LOCKED_S", 0.0)
+    recovered: list[list[WorklistRecord]] = []
+    first, second, third = (_record(f) for f in kermany_samples["NORMAL"][:3])
+    with write_lock_held(path):
+        store = ResultStore(path, tmp_path / "audit.jsonl", lambda _: None, open_timeout=0.2,
+                            recovered=lambda message, saved: recovered.append(saved))
+        store.keep(first)
+        store.keep(second)
+    add, calls = Worklist.add, []
+
+    def locked_at_the_second(wl, record):  # type: ignore[no-untyped-def]
+        calls.append(record.study_path)
+        if len(calls) == 2:
+            raise WorklistLocked("locked again")
+        return add(wl, record)
+
+    monkeypatch.setattr(Worklist, "add", locked_at_the_second)
+    store.keep(third)  # the first held one is saved, then the lock is back: held again
+    assert recovered == [] and [r.study_path for r in store.held] == [second.study_path, third.study_path]
+    monkeypatch.setattr(Worklist, "add", add)
+    store.close()  # the last try saves the rest, and tells every one saved
+    (saved,) = recovered
+    assert [r.study_path for r in saved] == [first.study_path, second.study_path, third.study_path]
+    assert all(r.id is not None for r in saved)
