@@ -72,6 +72,11 @@ LOCK_POLL_MS = 250
 # Past the busy timeout a locked worklist is tried this often for the rest of the session; the
 # results made meanwhile are saved in it once it is free (a 15 s lock cost a whole session).
 LOCK_RETRY_MS = 5000
+# A worklist with more rows than this to list is read on a thread of its own and listed in
+# steps of RESTORE_STEP with the window up: 10,000 rows took 3-4 s to read and decode and 1 s
+# more to list, all before the window showed (bench/README.md, "A long worklist").
+RESTORE_AT_ONCE_UP_TO = 1000
+RESTORE_STEP = 100
 SAVE_WAIT_S = 30.0  # how long a removal, a clear or closing waits for held results being saved
 # What the window's own changes to an open worklist (a verdict, a removal) wait for another
 # program's lock: another LungLens's commit takes milliseconds; a lock held longer is told, and
@@ -159,6 +164,19 @@ def _store_all(path: Path, records: list[WorklistRecord], wait: float) -> Stored
     return Stored(tuple(saved))
 
 
+def _read_rows(path: Path, after_id: int, batch: int = 200) -> list[WorklistRecord]:
+    """The worklist's rows after ``after_id``, read in batches through a read-only connection
+    of their own; between batches the GIL goes to the window's thread (a batch of 200 holds it
+    for about 60 ms; see inference.metrics.YIELD_EVERY for why it must be handed over)."""
+    rows: list[WorklistRecord] = []
+    with Worklist(path, read_only=True) as worklist:
+        while got := worklist.records(after_id=after_id, limit=batch):
+            rows += got
+            after_id = got[-1].id or after_id
+            time.sleep(0)
+    return rows
+
+
 def _holds(item: StudyItem, record: WorklistRecord) -> bool:
     """Whether ``record``, just saved, is the unsaved result the study shows (not an older one
     of a study analysed again meanwhile)."""
@@ -181,6 +199,7 @@ class StudyController(QObject):
     result_ready = Signal(int)  # key of a study that just finished
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
     storage_recovered = Signal(str)  # the worklist is free again: what was saved in it
+    restoring = Signal(int)  # how many stored results are being listed in the background; 0: done
     operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
     profile_changed = Signal(object)  # the SiteProfile now in use (Settings -> Site calibration, the wizard)
 
@@ -225,6 +244,10 @@ class StudyController(QObject):
         self.audit_path = audit_path
         self.worklist: Worklist | None = None
         self._restored_up_to = 0  # the last worklist row id restore() has read
+        self._restoring: BackgroundTask | None = None  # a long worklist being read (_restore_in_background)
+        self._restore_queue: list[WorklistRecord] = []  # read, not listed yet
+        self._restore_again = False
+        self.restoring_total = 0  # the rows being listed in the background (what ``restoring`` said)
         self._storage: dict[str, str] = {"worklist": problem} if problem else {}  # what -> why not kept
         self._lock_deadline = 0.0
         self._lock_timer = QTimer(self)
@@ -366,19 +389,71 @@ class StudyController(QObject):
         long-used worklist for each of them held the window for 4 s a film."""
         if self.worklist is None:
             return 0
+        if self._restoring is not None:
+            self._restore_again = True  # rows added meanwhile: read once this listing is done
+            return 0
         try:
+            waiting = self.worklist.count(after_id=self._restored_up_to)
+            if waiting > RESTORE_AT_ONCE_UP_TO:
+                self._restore_in_background(waiting)
+                return 0
             records = self.worklist.records(after_id=self._restored_up_to)
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
         self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
+        return self._list_restored(records)
+
+    def _restore_in_background(self, waiting: int) -> None:
+        """Read the ``waiting`` rows on a thread of its own (a read-only connection: the
+        window's stays free), then list them a step at a time (:meth:`_restore_step`)."""
+        path, after, done = self.worklist_path, self._restored_up_to, []
+        task = BackgroundTask(lambda _control: done.append(_read_rows(path, after)) or done[0], "lunglens-restore")
+        task.succeeded.connect(lambda records: self._restored_read(task, records))
+        task.failed.connect(lambda why: self._restored_read(task, [], why))
+        self._restoring, self.restoring_total = task, waiting
+        self.restoring.emit(waiting)
+        task.start()
+
+    def _restored_read(self, task: BackgroundTask, records: list[WorklistRecord], problem: str = "") -> None:
+        if task is not self._restoring or self._closed:
+            return  # a clear or closing came first
+        if problem:
+            self._storage_failed(f"The worklist could not be read ({problem})")
+        self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
+        self._restore_queue = records
+        self._restore_step()
+
+    def _restore_step(self) -> None:
+        """List the next RESTORE_STEP rows read, then give the event loop a turn."""
+        if self._closed or self._restoring is None:
+            return
+        step, self._restore_queue = self._restore_queue[:RESTORE_STEP], self._restore_queue[RESTORE_STEP:]
+        self._list_restored(step, read_at_point=False)
+        if self._restore_queue:
+            QTimer.singleShot(0, self._restore_step)
+            return
+        self._restoring, self.restoring_total = None, 0
+        self._read_at_operating_point()
+        self.restoring.emit(0)
+        if self._restore_again:
+            self._restore_again = False
+            self.restore()
+
+    def _stop_restoring(self) -> None:
+        """Drop a listing in progress (a clear, closing): what it still holds is not listed."""
+        self._restoring, self._restore_queue, self._restore_again, self.restoring_total = None, [], False, 0
+        self.restoring.emit(0)
+
+    def _list_restored(self, records: list[WorklistRecord], read_at_point: bool = True) -> int:
+        """List the latest of ``records`` for each file not listed yet; returns how many."""
         latest: dict[str, WorklistRecord] = {}
         for record in records:  # in id order: a later result for the same file replaces it
             latest.pop(record.study_path, None)
             latest[record.study_path] = record
         unlisted = [r for r in latest.values() if self.model.key_of_path(Path(r.study_path)) is None]
         keys = self.model.add_restored(unlisted)
-        if keys:
+        if keys and read_at_point:
             self._read_at_operating_point()
         return len(keys)
 
@@ -445,6 +520,8 @@ class StudyController(QObject):
         if self.busy:
             return False
         self._finish_saving()
+        if self._restoring is not None:
+            self._stop_restoring()
         if self.worklist is not None:
             try:
                 self.worklist.clear()
@@ -690,8 +767,9 @@ class StudyController(QObject):
 
     @property
     def idle(self) -> bool:
-        """Nothing queued, nothing being listed, and the study on screen fully shown."""
-        return not self.busy and not self._view_loading
+        """Nothing queued, nothing being listed (files or the worklist's rows), and the study
+        on screen fully shown."""
+        return not self.busy and not self._view_loading and self._restoring is None
 
     # -- the study on screen ---------------------------------------------------------------------
     def select(self, key: int) -> None:

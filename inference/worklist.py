@@ -523,13 +523,20 @@ class Worklist:
             return self._conn.execute("UPDATE OR IGNORE results SET pixel_sha256=? WHERE pixel_sha256=?",
                                       (new_sha256, old_sha256)).rowcount
 
-    def records(self, after_id: int = 0) -> list[WorklistRecord]:
+    def records(self, after_id: int = 0, limit: int = -1) -> list[WorklistRecord]:
         """Every stored result, in the order they were first added; with ``after_id``, only
-        those added since the row of that id (ids are never reused: AUTOINCREMENT). Rows
-        :meth:`put_back` returns keep their old ids, so they are not among them."""
+        those added since the row of that id (ids are never reused: AUTOINCREMENT), and at
+        most ``limit`` of them (-1: all). Rows :meth:`put_back` returns keep their old ids, so
+        they are not among them."""
         with self._session():
-            rows = self._conn.execute("SELECT * FROM results WHERE id > ? ORDER BY id", (after_id,)).fetchall()
+            rows = self._conn.execute("SELECT * FROM results WHERE id > ? ORDER BY id LIMIT ?",
+                                      (after_id, limit)).fetchall()
         return [_record(r) for r in rows]
+
+    def count(self, after_id: int = 0) -> int:
+        """How many results :meth:`records` would return (cheap: nothing is decoded)."""
+        with self._session():
+            return int(self._conn.execute("SELECT COUNT(*) FROM results WHERE id > ?", (after_id,)).fetchone()[0])
 
     def with_verdicts(self) -> list[WorklistRecord]:
         """The results the reader has given a verdict, in the order they were first added

@@ -328,6 +328,8 @@ class MainWindow(QMainWindow):
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
         c.storage_recovered.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        c.restoring.connect(self._restoring)
+        self._restoring(c.restoring_total)  # it may have begun before this window was there
         c.operating_changed.connect(self.result_panel.set_operating_point)
         c.profile_changed.connect(self._profile_changed)
         c.model.rowsInserted.connect(self._rows_added)
@@ -420,6 +422,17 @@ class MainWindow(QMainWindow):
         if first == 0 and not self.study_list.current_key():
             # Next event-loop turn: the list first shows its new rows, then the study loads.
             QTimer.singleShot(0, self._select_first)
+
+    def _restoring(self, n: int) -> None:
+        """A long worklist is listed in the background: say so; once it is, show the most
+        suspicious study unless the reader has chosen one meanwhile."""
+        if n:
+            self.statusBar().showMessage(f"Listing the {n:,} results kept in the worklist…")
+            return
+        self.statusBar().clearMessage()
+        if not self._reader_has_moved():
+            self.study_list.select_row(0)
+            self._chosen_by_window = self.study_list.current_key()
 
     def _select_first(self) -> None:
         if not self.study_list.current_key():

@@ -310,3 +310,37 @@ def test_results_another_program_adds_join_the_list_and_only_new_rows_are_read(
     assert c.clear_worklist()
     add_elsewhere(films[3])  # ids go on after a clear (AUTOINCREMENT): it is found
     assert c.restore() == 1 and [it.path for it in c.model.items()] == [films[3]]
+
+
+def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_up(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """10,000 stored results took 3-4 s to read and decode and 1 s to list, all on the GUI
+    thread before the window showed. Past RESTORE_AT_ONCE_UP_TO rows the read runs on a
+    thread of its own and the rows are listed a step at a time (here 6 rows, 2 at once)."""
+    import threading
+
+    from desktop import controller as controller_module
+    from inference.hashing import pixel_sha256
+    from inference.worklist import WorklistRecord
+    from tests.inference.workflow_fixtures import prediction_for, raster_study
+
+    films = kermany_samples["NORMAL"][:6]
+    with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
+        for i, f in enumerate(films):
+            study = raster_study(f)
+            wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.1 + i / 10), pixel_sha256(study)))
+    monkeypatch.setattr(controller_module, "RESTORE_AT_ONCE_UP_TO", 3)
+    monkeypatch.setattr(controller_module, "RESTORE_STEP", 2)
+    on_gui_thread: list[bool] = []
+    records = Worklist.records
+    monkeypatch.setattr(Worklist, "records", lambda wl, after_id=0, limit=-1: (
+        on_gui_thread.append(threading.current_thread() is threading.main_thread()), records(wl, after_id, limit))[1])
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    assert c.restoring_total == 6 and "Listing the 6 results kept in the worklist" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
+    assert on_gui_thread and not any(on_gui_thread)
+    assert win.statusBar().currentMessage() == ""
+    top = c.model.item(win.study_list.current_key())
+    assert top is not None and top.path == films[-1]  # the most suspicious one, shown once all are listed
+    close_window(win)
