@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,7 @@ def _store_all(path: Path, records: list[WorklistRecord], wait: float) -> Stored
     return Stored(tuple(saved))
 
 
-def _read_rows(path: Path, after_id: int, batch: int = 200) -> list[WorklistRecord]:
+def _read_rows(path: Path, after_id: int, progress: Callable[[int], None], batch: int = 200) -> list[WorklistRecord]:
     """The worklist's rows after ``after_id``, read in batches through a read-only connection
     of their own; between batches the GIL goes to the window's thread (a batch of 200 holds it
     for about 60 ms; see inference.metrics.YIELD_EVERY for why it must be handed over)."""
@@ -173,6 +173,7 @@ def _read_rows(path: Path, after_id: int, batch: int = 200) -> list[WorklistReco
         while got := worklist.records(after_id=after_id, limit=batch):
             rows += got
             after_id = got[-1].id or after_id
+            progress(len(rows))
             time.sleep(0)
     return rows
 
@@ -200,6 +201,7 @@ class StudyController(QObject):
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
     storage_recovered = Signal(str)  # the worklist is free again: what was saved in it
     restoring = Signal(int)  # how many stored results are being listed in the background; 0: done
+    restoring_read = Signal(int)  # how many of them have been read so far
     operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
     profile_changed = Signal(object)  # the SiteProfile now in use (Settings -> Site calibration, the wizard)
 
@@ -408,7 +410,9 @@ class StudyController(QObject):
         """Read the ``waiting`` rows on a thread of its own (a read-only connection: the
         window's stays free), then list them a step at a time (:meth:`_restore_step`)."""
         path, after, done = self.worklist_path, self._restored_up_to, []
-        task = BackgroundTask(lambda _control: done.append(_read_rows(path, after)) or done[0], "lunglens-restore")
+        task = BackgroundTask(lambda control: done.append(_read_rows(path, after, lambda n: control.progress(n, waiting)))
+                              or done[0], "lunglens-restore")
+        task.progress.connect(lambda n, _total: self.restoring_read.emit(n) if task is self._restoring else None)
         task.succeeded.connect(lambda records: self._restored_read(task, records))
         task.failed.connect(lambda why: self._restored_read(task, [], why))
         self._restoring, self.restoring_total = task, waiting

@@ -329,6 +329,8 @@ class MainWindow(QMainWindow):
         c.storage_problem.connect(self._show_storage_problem)
         c.storage_recovered.connect(lambda text: self.statusBar().showMessage(text, 10000))
         c.restoring.connect(self._restoring)
+        c.restoring_read.connect(lambda n: self.statusBar().showMessage(
+            f"Reading the {c.restoring_total:,} results kept in the worklist… {n:,} read"))
         self._restoring(c.restoring_total)  # it may have begun before this window was there
         c.operating_changed.connect(self.result_panel.set_operating_point)
         c.profile_changed.connect(self._profile_changed)
@@ -427,7 +429,7 @@ class MainWindow(QMainWindow):
         """A long worklist is listed in the background: say so; once it is, show the most
         suspicious study unless the reader has chosen one meanwhile."""
         if n:
-            self.statusBar().showMessage(f"Listing the {n:,} results kept in the worklist…")
+            self.statusBar().showMessage(f"Reading the {n:,} results kept in the worklist…")
             return
         self.statusBar().clearMessage()
         if not self._reader_has_moved():

@@ -337,7 +337,7 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
         on_gui_thread.append(threading.current_thread() is threading.main_thread()), records(wl, after_id, limit))[1])
     win = open_window(qtbot, app_settings)
     c = win.controller
-    assert c.restoring_total == 6 and "Listing the 6 results kept in the worklist" in win.statusBar().currentMessage()
+    assert c.restoring_total == 6 and "Reading the 6 results kept in the worklist" in win.statusBar().currentMessage()
     qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
     assert on_gui_thread and not any(on_gui_thread)
     assert win.statusBar().currentMessage() == ""
