@@ -19,10 +19,11 @@ The reader's verdicts on results are stored in the worklist from here too.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ from .analysis_messages import (
     StorageFailed,
     StorageRecovered,
 )
-from .background import BackgroundTask
+from .background import BackgroundTask, TaskControl
 from .models.batch_clock import BatchClock
 from .models.display import DisplayState
 from .models.study_item import Status, StudyItem
@@ -77,7 +78,7 @@ LOCK_RETRY_MS = 5000
 # more to list, all before the window showed (bench/README.md, "A long worklist").
 RESTORE_AT_ONCE_UP_TO = 1000
 RESTORE_STEP = 100
-SAVE_WAIT_S = 30.0  # how long a removal, a clear or closing waits for held results being saved
+SAVE_WAIT_S = 10.0  # how long a removal, a clear or closing waits for held results being saved
 # What the window's own changes to an open worklist (a verdict, a removal) wait for another
 # program's lock: another LungLens's commit takes milliseconds; a lock held longer is told, and
 # tried again, rather than waited for with the window frozen (it waited the whole busy timeout).
@@ -164,18 +165,28 @@ def _store_all(path: Path, records: list[WorklistRecord], wait: float) -> Stored
     return Stored(tuple(saved))
 
 
-def _read_rows(path: Path, after_id: int, progress: Callable[[int], None], batch: int = 200) -> list[WorklistRecord]:
+def _read_rows(path: Path, after_id: int, control: TaskControl, total: int, batch: int = 200) -> list[WorklistRecord]:
     """The worklist's rows after ``after_id``, read in batches through a read-only connection
-    of their own; between batches the GIL goes to the window's thread (a batch of 200 holds it
-    for about 60 ms; see inference.metrics.YIELD_EVERY for why it must be handed over)."""
+    of their own (until cancelled); between batches the GIL goes to the window's thread (a
+    batch of 200 holds it for about 60 ms; see inference.metrics.YIELD_EVERY for why it must be
+    handed over)."""
     rows: list[WorklistRecord] = []
     with Worklist(path, read_only=True) as worklist:
-        while got := worklist.records(after_id=after_id, limit=batch):
+        while not control.cancelled() and (got := worklist.records(after_id=after_id, limit=batch)):
             rows += got
             after_id = got[-1].id or after_id
-            progress(len(rows))
+            control.progress(len(rows), total)
             time.sleep(0)
     return rows
+
+
+def _latest(records: list[WorklistRecord]) -> list[WorklistRecord]:
+    """The latest of ``records`` (in id order) for each file: a later result replaces it."""
+    latest: dict[str, WorklistRecord] = {}
+    for record in records:
+        latest.pop(record.study_path, None)
+        latest[record.study_path] = record
+    return list(latest.values())
 
 
 def _holds(item: StudyItem, record: WorklistRecord) -> bool:
@@ -321,12 +332,13 @@ class StudyController(QObject):
         else:
             self._restart_worker()
 
-    def _save_in_background(self, wait: float = worklist_module.BUSY_TIMEOUT_S) -> None:
+    def _save_in_background(self, wait: float = GUI_LOCK_WAIT_S) -> None:
         """Save in the worklist, now open, the results of this session it does not hold yet
         (made while it was locked) on a thread of its own, with a connection of its own that
-        waits as long as the analysis process's do -- 300 take 0.66 s, which the GUI thread
-        must not wait for -- then list them by their rows and say so. A removal, a clear, a
-        verdict or closing the window waits for it first (:meth:`_finish_saving`)."""
+        waits for a lock as briefly as the window's changes do (a lock back at once: tried
+        again with the rest every few seconds) -- 300 take 0.66 s, which the GUI thread must
+        not wait for -- then list them by their rows and say so. A removal, a clear, a verdict
+        or closing the window waits for it first (:meth:`_finish_saving`)."""
         records = self._unsaved_records()
         if self.worklist is None or not records or self._saving is not None:
             return
@@ -356,6 +368,8 @@ class StudyController(QObject):
                 self.model.set_record(key, record)
         if stored.saved:
             self.storage_recovered.emit(_saved_text(len(stored.saved)))
+        if self._closed:
+            return  # nothing is tried again after closing
         if isinstance(stored.error, WorklistLocked):
             self._worklist_failed(stored.error)  # tried again every few seconds
         elif stored.error is not None:
@@ -410,8 +424,8 @@ class StudyController(QObject):
         """Read the ``waiting`` rows on a thread of its own (a read-only connection: the
         window's stays free), then list them a step at a time (:meth:`_restore_step`)."""
         path, after, done = self.worklist_path, self._restored_up_to, []
-        task = BackgroundTask(lambda control: done.append(_read_rows(path, after, lambda n: control.progress(n, waiting)))
-                              or done[0], "lunglens-restore")
+        task = BackgroundTask(lambda control: done.append(_read_rows(path, after, control, waiting)) or done[0],
+                              "lunglens-restore")
         task.progress.connect(lambda n, _total: self.restoring_read.emit(n) if task is self._restoring else None)
         task.succeeded.connect(lambda records: self._restored_read(task, records))
         task.failed.connect(lambda why: self._restored_read(task, [], why))
@@ -422,40 +436,38 @@ class StudyController(QObject):
     def _restored_read(self, task: BackgroundTask, records: list[WorklistRecord], problem: str = "") -> None:
         if task is not self._restoring or self._closed:
             return  # a clear or closing came first
-        if problem:
-            self._storage_failed(f"The worklist could not be read ({problem})")
+        if problem:  # listed as far as it could be read; the next restore() tries the rest
+            log.warning("the worklist could not be read to the end: %s", problem)
         self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
-        self._restore_queue = records
-        self._restore_step()
+        self._restore_queue = _latest(records)  # over all of them: a file's newest row may come in a later step
+        self._restore_step(task)
 
-    def _restore_step(self) -> None:
+    def _restore_step(self, task: BackgroundTask) -> None:
         """List the next RESTORE_STEP rows read, then give the event loop a turn."""
-        if self._closed or self._restoring is None:
-            return
+        if self._closed or task is not self._restoring:
+            return  # a clear, closing, or a later restore took over
         step, self._restore_queue = self._restore_queue[:RESTORE_STEP], self._restore_queue[RESTORE_STEP:]
-        self._list_restored(step, read_at_point=False)
-        if self._restore_queue:
-            QTimer.singleShot(0, self._restore_step)
-            return
-        self._restoring, self.restoring_total = None, 0
-        self._read_at_operating_point()
-        self.restoring.emit(0)
-        if self._restore_again:
-            self._restore_again = False
-            self.restore()
+        try:
+            self._list_restored(step, read_at_point=False)
+        finally:
+            if self._restore_queue:
+                QTimer.singleShot(0, lambda: self._restore_step(task))
+            else:
+                self._end_restoring()
+                self._read_at_operating_point()
+                gc.freeze()  # the new records out of the collector's sight, as settle_memory did for the rest
+                if self._restore_again:
+                    self._restore_again = False
+                    self.restore()
 
-    def _stop_restoring(self) -> None:
-        """Drop a listing in progress (a clear, closing): what it still holds is not listed."""
-        self._restoring, self._restore_queue, self._restore_again, self.restoring_total = None, [], False, 0
+    def _end_restoring(self) -> None:
+        """The listing is over, done or dropped (a clear, closing): what it still holds is not listed."""
+        self._restoring, self._restore_queue, self.restoring_total = None, [], 0
         self.restoring.emit(0)
 
     def _list_restored(self, records: list[WorklistRecord], read_at_point: bool = True) -> int:
         """List the latest of ``records`` for each file not listed yet; returns how many."""
-        latest: dict[str, WorklistRecord] = {}
-        for record in records:  # in id order: a later result for the same file replaces it
-            latest.pop(record.study_path, None)
-            latest[record.study_path] = record
-        unlisted = [r for r in latest.values() if self.model.key_of_path(Path(r.study_path)) is None]
+        unlisted = [r for r in _latest(records) if self.model.key_of_path(Path(r.study_path)) is None]
         keys = self.model.add_restored(unlisted)
         if keys and read_at_point:
             self._read_at_operating_point()
@@ -491,6 +503,8 @@ class StudyController(QObject):
                     self._worklist_failed(err)
                     break
             self.model.remove(key)
+            if self._restore_queue:  # an older row of it, still to be listed, must not bring it back
+                self._restore_queue = [r for r in self._restore_queue if Path(r.study_path) != item.path]
             removed.append(item)
         if self._view_key and self.model.item(self._view_key) is None:
             self.select(0)
@@ -524,14 +538,15 @@ class StudyController(QObject):
         if self.busy:
             return False
         self._finish_saving()
-        if self._restoring is not None:
-            self._stop_restoring()
         if self.worklist is not None:
             try:
                 self.worklist.clear()
             except (WorklistError, sqlite3.Error) as err:
                 self._worklist_failed(err)
                 return False
+        if self._restoring is not None:
+            self._restore_again = False
+            self._end_restoring()
         self.last_removal = None
         self.model.clear()
         self.select(0)
@@ -586,6 +601,9 @@ class StudyController(QObject):
         self._lock_timer.stop()
         self._updates.clear()
         self._finish_saving()  # held results being saved: let them reach the worklist
+        if self._restoring is not None:  # a long worklist still being read: stop the reading thread
+            self._restoring.cancel()
+            self._restoring.wait(2.0)
         self.worker.cancel()
         stopped = self.worker.shutdown(timeout)
         if self.worklist is not None:

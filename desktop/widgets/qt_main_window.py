@@ -73,6 +73,7 @@ def filter_suffixes(file_filter: str) -> list[str]:
 
 FIRST_SIZE = (1440, 900)  # the window's size at first start, where the screen has room
 DOCKS_FULL_WIDTH_FROM = 1280  # narrower windows start with narrower docks (showEvent)
+READING = "Reading the"  # how the status bar's words on a long worklist being read begin
 CLOSE_SAVE_WAIT_S = 3.0  # how long closing waits for a locked worklist to save what it does not hold
 
 
@@ -330,8 +331,9 @@ class MainWindow(QMainWindow):
         c.storage_recovered.connect(lambda text: self.statusBar().showMessage(text, 10000))
         c.restoring.connect(self._restoring)
         c.restoring_read.connect(lambda n: self.statusBar().showMessage(
-            f"Reading the {c.restoring_total:,} results kept in the worklist… {n:,} read"))
-        self._restoring(c.restoring_total)  # it may have begun before this window was there
+            f"{READING} {c.restoring_total:,} results kept in the worklist… {n:,} read"))
+        if c.restoring_total:  # it began before this window was there
+            self._restoring(c.restoring_total)
         c.operating_changed.connect(self.result_panel.set_operating_point)
         c.profile_changed.connect(self._profile_changed)
         c.model.rowsInserted.connect(self._rows_added)
@@ -421,7 +423,8 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def _rows_added(self, _parent: object, first: int, _last: int) -> None:
-        if first == 0 and not self.study_list.current_key():
+        if first == 0 and not self.study_list.current_key() and not self.controller.restoring_total:
+            # (a long worklist being listed: the most suspicious is chosen once it is all there)
             # Next event-loop turn: the list first shows its new rows, then the study loads.
             QTimer.singleShot(0, self._select_first)
 
@@ -429,10 +432,11 @@ class MainWindow(QMainWindow):
         """A long worklist is listed in the background: say so; once it is, show the most
         suspicious study unless the reader has chosen one meanwhile."""
         if n:
-            self.statusBar().showMessage(f"Reading the {n:,} results kept in the worklist…")
+            self.statusBar().showMessage(f"{READING} {n:,} results kept in the worklist…")
             return
-        self.statusBar().clearMessage()
-        if not self._reader_has_moved():
+        if self.statusBar().currentMessage().startswith(READING):
+            self.statusBar().clearMessage()  # and nothing said since (a removal's Undo, a saved note)
+        if not self.study_list.current_key():  # never away from a study on screen
             self.study_list.select_row(0)
             self._chosen_by_window = self.study_list.current_key()
 

@@ -329,6 +329,9 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
         for i, f in enumerate(films):
             study = raster_study(f)
             wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.1 + i / 10), pixel_sha256(study)))
+        # The first film again, its pixels since changed: its newest row comes steps after its first.
+        study = raster_study(films[0])
+        newest = wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.05), "0" * 64)).id
     monkeypatch.setattr(controller_module, "RESTORE_AT_ONCE_UP_TO", 3)
     monkeypatch.setattr(controller_module, "RESTORE_STEP", 2)
     on_gui_thread: list[bool] = []
@@ -337,8 +340,9 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
         on_gui_thread.append(threading.current_thread() is threading.main_thread()), records(wl, after_id, limit))[1])
     win = open_window(qtbot, app_settings)
     c = win.controller
-    assert c.restoring_total == 6 and "Reading the 6 results kept in the worklist" in win.statusBar().currentMessage()
+    assert c.restoring_total == 7 and "Reading the 7 results kept in the worklist" in win.statusBar().currentMessage()
     qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
+    assert c.model.item(c.model.key_of_path(films[0])).record.id == newest  # each file's latest result
     assert on_gui_thread and not any(on_gui_thread)
     assert win.statusBar().currentMessage() == ""
     top = c.model.item(win.study_list.current_key())
