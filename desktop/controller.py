@@ -296,10 +296,9 @@ class StudyController(QObject):
 
     def _use_worklist(self, wl: Worklist) -> None:
         self.worklist = wl
-        if wl.set_aside is not None:
-            self._restored_up_to = 0  # a new file: none of its rows have been read
         self._storage.pop("worklist", None)
         if wl.set_aside is not None:
+            self._restored_up_to = 0  # a new file: none of its rows have been read
             self._storage["worklist"] = wl.set_aside.message()
 
     def _wait_for_worklist(self) -> None:
@@ -453,8 +452,8 @@ class StudyController(QObject):
             if self._restore_queue:
                 QTimer.singleShot(0, lambda: self._restore_step(task))
             else:
-                self._end_restoring()
                 self._read_at_operating_point()
+                self._end_restoring()
                 gc.freeze()  # the new records out of the collector's sight, as settle_memory did for the rest
                 if self._restore_again:
                     self._restore_again = False

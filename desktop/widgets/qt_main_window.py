@@ -430,7 +430,7 @@ class MainWindow(QMainWindow):
 
     def _restoring(self, n: int) -> None:
         """A long worklist is listed in the background: say so; once it is, show the most
-        suspicious study unless the reader has chosen one meanwhile."""
+        suspicious study if none is on screen (a film opened meanwhile stays)."""
         if n:
             self.statusBar().showMessage(f"{READING} {n:,} results kept in the worklist…")
             return

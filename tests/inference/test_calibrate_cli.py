@@ -29,6 +29,7 @@ from inference.profile_library import import_profile
 from inference.sitefilms import LABELS
 from inference.worklist import Worklist, WorklistRecord
 from tests.fixtures.dicom_factory import read_gray, write_dicom
+from tests.fixtures.unlistable import refuse_listing
 
 N_PER_CLASS = 24  # enough for a calibration (20 a class), few enough to run in seconds
 
@@ -268,19 +269,10 @@ def test_a_labelled_folder_that_cannot_be_read_is_named_not_passed_over(
     """An unreadable NORMAL folder was skipped without a word: the profile was fitted on the
     films of the other folders and the command said nothing was missing (exit 0). CI runs as
     root, whom no permission stops, so the refusal is the OS call's."""
-    import os
-
     root = link_films(tmp_path / "clinic", {"NORMAL": films["NORMAL"][:21], "PNEUMONIA": films["PNEUMONIA"][:21]})
     locked = root / "old" / "NORMAL"
     locked.mkdir(parents=True)
-    real_scandir = os.scandir
-
-    def scandir(path):  # type: ignore[no-untyped-def]
-        if os.fspath(path) == str(locked):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    refuse_listing(monkeypatch, locked)
     out = tmp_path / "site.json"
     assert main(["calibrate", str(root), "--out", str(out), "--bootstrap", "100"]) == 1
     captured = capsys.readouterr()

@@ -11,6 +11,7 @@ import pytest
 
 from inference.loaders import is_candidate, iter_study_files, load_study
 from tests.fixtures.dicom_factory import write_dicom, write_raster
+from tests.fixtures.unlistable import refuse_listing
 
 
 def _tree(root, film12, kermany_gray):
@@ -99,14 +100,7 @@ def test_a_folder_that_cannot_be_listed_is_named_with_its_reason_not_passed_over
     (tmp_path / "a.png").write_bytes(b"")
     locked = tmp_path / "locked"
     locked.mkdir()
-    real_scandir = os.scandir
-
-    def scandir(path):  # type: ignore[no-untyped-def]
-        if os.fspath(path) == str(locked):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    refuse_listing(monkeypatch, locked)
     assert list(iter_study_files([tmp_path], recursive=True)) == [tmp_path / "a.png", locked]
     with pytest.raises(FileAccessError, match="permission denied: the folder cannot be read"):
         load_study(locked)
