@@ -320,15 +320,12 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
     import threading
 
     from desktop import controller as controller_module
-    from inference.hashing import pixel_sha256
     from inference.worklist import WorklistRecord
     from tests.inference.workflow_fixtures import prediction_for, raster_study
 
     films = kermany_samples["NORMAL"][:6]
     with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
-        for i, f in enumerate(films):
-            study = raster_study(f)
-            wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.1 + i / 10), pixel_sha256(study)))
+        _store_rising(wl, films)
         # The first film again, its pixels since changed: its newest row comes steps after its first.
         study = raster_study(films[0])
         newest = wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.05), "0" * 64)).id
@@ -348,3 +345,41 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
     top = c.model.item(win.study_list.current_key())
     assert top is not None and top.path == films[-1]  # the most suspicious one, shown once all are listed
     close_window(win)
+
+
+def test_a_study_the_reader_chose_while_a_long_worklist_is_listed_stays_on_screen(
+        qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
+    """At the end of the listing the window shows the most suspicious study, but only when
+    none is on screen: it had taken the reader off the study they were reading."""
+    from desktop import controller as controller_module
+
+    films = kermany_samples["NORMAL"][:6]
+    with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
+        _store_rising(wl, films)
+    monkeypatch.setattr(controller_module, "RESTORE_AT_ONCE_UP_TO", 3)
+    monkeypatch.setattr(controller_module, "RESTORE_STEP", 1)
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    chosen: list[int] = []
+
+    def reader_picks_the_first_listed(_parent: object, first: int, _last: int) -> None:
+        if not chosen:
+            chosen.append(c.model.key_at(first))
+            win.study_list.select_key(chosen[0])
+
+    c.model.rowsInserted.connect(reader_picks_the_first_listed)
+    qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
+    assert c.model.item(chosen[0]).path == films[0]  # the least suspicious of the six
+    assert win.study_list.current_key() == chosen[0]
+    close_window(win)
+
+
+def _store_rising(wl: Worklist, films: list[Path]) -> None:
+    """A result for each film, the probability rising with its place (the last the most suspicious)."""
+    from inference.hashing import pixel_sha256
+    from inference.worklist import WorklistRecord
+    from tests.inference.workflow_fixtures import prediction_for, raster_study
+
+    for i, f in enumerate(films):
+        study = raster_study(f)
+        wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.1 + i / 10), pixel_sha256(study)))
