@@ -102,8 +102,8 @@ def youden_threshold(y: np.ndarray, prob: np.ndarray) -> float:
 
 # A resample is a few hundred small Python and numpy steps, some of which drop and retake the
 # GIL at once: a thread waiting for it rarely got it, and the window's thread, while the
-# calibration wizard fitted, went 0.1-0.36 s without running. Sleeping for no time every few
-# resamples hands the GIL over (window stalls then under 0.03 s; the fit takes no longer).
+# calibration wizard fitted, went 0.16-0.32 s without running. Sleeping for no time every few
+# resamples hands the GIL over (its longest stall then 0.04-0.08 s; the figures are the same).
 YIELD_EVERY = 25
 
 

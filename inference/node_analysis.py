@@ -27,7 +27,7 @@ from .engine import Engine
 from .errors import LungLensError
 from .hashing import pixel_sha256
 from .loaders import load_study
-from .loaders.sniff import HEAD_SIZE, sniff_format
+from .loaders.files import sniff_file
 from .audit import AuditLog
 from .outbox import Destination, Outbox, OutboxItem
 from .prediction import Prediction
@@ -138,14 +138,17 @@ class Analyser:
     # ------------------------------------------------------------------ one film
     def analyse(self, job: Job) -> JobResult:
         """Analyse one film: worklist, audit, outbox. Never raises for a bad film."""
+        reason_for_pacs = ""  # why it failed, as the failure SR may say it
         try:
             study = load_study(job.path)
             prediction = self.engine.predict(study, threshold=self.threshold, operating_point=self.operating_point)
         except LungLensError as exc:
             result = JobResult(job.path, error=getattr(exc, "reason", str(exc)))
+            reason_for_pacs = result.error
         except Exception as exc:  # one broken film must never stop the node
             log.debug("unexpected failure on %s", job.path, exc_info=True)
             result = JobResult(job.path, error=f"unexpected error ({type(exc).__name__}: {exc})")
+            reason_for_pacs = "an unexpected error (the node's log has it)"  # its text may name local paths
         else:
             record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study),
                                                                       make_thumbnail(study)))
@@ -157,10 +160,7 @@ class Analyser:
         if result.error:
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
             if self.outbox is not None:
-                # The reason goes to the PACS: an unexpected error's text may name local paths.
-                shared = "an unexpected error (the node's log has it)" if result.error.startswith("unexpected") \
-                    else result.error
-                result = replace(result, queued=self._queue_failure(job, shared))
+                result = replace(result, queued=self._queue_failure(job, reason_for_pacs))
         if job.pending_marker is not None:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1
@@ -170,7 +170,7 @@ class Analyser:
         """Put an SR saying the film could not be analysed, and why, in the outbox: the PACS
         then shows the reader that LungLens looked and could not, rather than nothing."""
         assert self.outbox is not None
-        if not _is_dicom(job.path):
+        if sniff_file(job.path) != "DICOM":
             return []  # a PNG in the hot folder has no study to join
         try:
             self.outbox.put(build_failure_sr(job.path, reason, self.engine.model_info), "sr", "")
@@ -198,10 +198,3 @@ class Analyser:
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
         return queued
 
-
-def _is_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return sniff_format(fh.read(HEAD_SIZE)) == "DICOM"
-    except OSError:
-        return False

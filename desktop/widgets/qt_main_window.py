@@ -423,9 +423,9 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def _rows_added(self, _parent: object, first: int, _last: int) -> None:
+        # Next event-loop turn: the list first shows its new rows, then the study loads. (A long
+        # worklist being listed: the most suspicious is chosen once it is all there, _restoring.)
         if first == 0 and not self.study_list.current_key() and not self.controller.restoring_total:
-            # (a long worklist being listed: the most suspicious is chosen once it is all there)
-            # Next event-loop turn: the list first shows its new rows, then the study loads.
             QTimer.singleShot(0, self._select_first)
 
     def _restoring(self, n: int) -> None:

@@ -30,12 +30,16 @@ _WINDOWS_HIDDEN = 0x2
 
 def is_candidate(path: str | os.PathLike[str]) -> bool:
     """True when the file's first bytes say DICOM or a supported raster image."""
+    return sniff_file(path) is not None
+
+
+def sniff_file(path: str | os.PathLike[str]) -> str | None:
+    """What the file's first bytes say it is ("DICOM", "PNG", ...), or None (unreadable too)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(HEAD_SIZE)
+            return sniff_format(fh.read(HEAD_SIZE))
     except OSError:
-        return False
-    return sniff_format(head) is not None
+        return None
 
 
 def iter_study_files(
