@@ -5,9 +5,9 @@ the longest the GUI thread stood still meanwhile.
 
 Stores ROWS results (one site film's record under ROWS file names, each with a thumbnail)
 in a worklist in a temporary data folder, then opens the window on it as ``lunglens`` does
-(offscreen) and prints: the seconds until the window is shown, until every row is listed,
-and the longest gap between the ticks of a 10 ms timer on the GUI thread from the window's
-showing to the full list -- first with every row listed on the GUI thread before the window
+(offscreen) and prints: the seconds until the window is shown, until a study is on screen,
+until every row is listed, the longest gap between the ticks of a 10 ms timer on the GUI
+thread from the window's showing to the full list, and the window's memory then -- first with every row listed on the GUI thread before the window
 shows, as LungLens did before the read moved to a thread of its own, then as it does now:
 the two in one run, each in a process of its own.
 """
@@ -46,6 +46,14 @@ def fill(data: Path, rows: int) -> None:
             wl.add(replace(record, study_path=str(film.with_name(f"{i}-{film.name}")), pixel_sha256=f"{i:064x}"))
 
 
+def _rss_mb() -> float:
+    """The process's resident memory now (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure(at_once: bool) -> None:
     """In a fresh process (LUNGLENS_DATA_DIR set by the caller): print the three figures."""
     import numpy as np
@@ -71,14 +79,18 @@ def measure(at_once: bool) -> None:
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(10)
+    on_screen = shown if window.study_list.current_key() else None
     while not controller.idle:
         app.processEvents()
+        if on_screen is None and window.study_list.current_key():
+            on_screen = time.perf_counter() - t0
         time.sleep(0.002)
     app.processEvents()
     listed = time.perf_counter() - t0
     gap = float(np.diff([*ticks, time.perf_counter()]).max())
     print(f"{'at once' if at_once else 'in the background':<18} window shown {shown:5.2f} s   "
-          f"all {controller.model.rowCount():,} listed {listed:5.2f} s   longest GUI-thread gap {gap:4.2f} s")
+          f"a study on screen {on_screen or listed:5.2f} s   all {controller.model.rowCount():,} listed {listed:5.2f} s   "
+          f"longest GUI-thread gap {gap:4.2f} s   memory {_rss_mb():.0f} MB")
     controller.shutdown()
 
 

@@ -40,6 +40,10 @@ class TaskControl:
     def progress(self, done: int, total: int) -> None:
         self._task.progress.emit(done, total)
 
+    def deliver(self, part: Any) -> None:
+        """Hand over part of the result now (a long worklist's rows, a batch at a time)."""
+        self._task.delivered.emit(part)
+
     def stage(self, text: str) -> None:
         """What is being done now, in words ("Fitting the calibration…")."""
         self._task.stage.emit(text)
@@ -50,6 +54,7 @@ class BackgroundTask(QObject):
 
     progress = Signal(int, int)  # done, total
     stage = Signal(str)
+    delivered = Signal(object)  # part of the result, handed over before the job returns
     succeeded = Signal(object)  # what the job returned
     failed = Signal(str)  # why, in words (a LungLensError's message, or the exception named)
     cancelled = Signal()

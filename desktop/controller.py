@@ -165,28 +165,20 @@ def _store_all(path: Path, records: list[WorklistRecord], wait: float) -> Stored
     return Stored(tuple(saved))
 
 
-def _read_rows(path: Path, after_id: int, control: TaskControl, total: int, batch: int = 200) -> list[WorklistRecord]:
-    """The worklist's rows after ``after_id``, read in batches through a read-only connection
-    of their own (until cancelled); between batches the GIL goes to the window's thread (a
-    batch of 200 holds it for about 60 ms; see inference.metrics.YIELD_EVERY for why it must be
-    handed over)."""
-    rows: list[WorklistRecord] = []
+def _read_latest(path: Path, after_id: int, up_to_id: int, control: TaskControl, batch: int = 200) -> None:
+    """Hand over each file's newest row among ``after_id`` < id <= ``up_to_id``, the most
+    probable first (:meth:`Worklist.latest_ids`), in batches read through a read-only
+    connection of its own, until cancelled. Between batches the GIL goes to the window's
+    thread (a batch holds it for about 60 ms; see inference.metrics.YIELD_EVERY for why it
+    must be handed over)."""
     with Worklist(path, read_only=True) as worklist:
-        while not control.cancelled() and (got := worklist.records(after_id=after_id, limit=batch)):
-            rows += got
-            after_id = got[-1].id or after_id
-            control.progress(len(rows), total)
+        ids = worklist.latest_ids(after_id, up_to_id)
+        for start in range(0, len(ids), batch):
+            if control.cancelled():
+                return
+            control.deliver(worklist.records_by_id(ids[start:start + batch]))
+            control.progress(min(start + batch, len(ids)), len(ids))
             time.sleep(0)
-    return rows
-
-
-def _latest(records: list[WorklistRecord]) -> list[WorklistRecord]:
-    """The latest of ``records`` (in id order) for each file: a later result replaces it."""
-    latest: dict[str, WorklistRecord] = {}
-    for record in records:
-        latest.pop(record.study_path, None)
-        latest[record.study_path] = record
-    return list(latest.values())
 
 
 def _holds(item: StudyItem, record: WorklistRecord) -> bool:
@@ -211,8 +203,8 @@ class StudyController(QObject):
     result_ready = Signal(int)  # key of a study that just finished
     storage_problem = Signal(str)  # results are not being kept (worklist unavailable), and why
     storage_recovered = Signal(str)  # the worklist is free again: what was saved in it
-    restoring = Signal(int)  # how many stored results are being listed in the background; 0: done
-    restoring_read = Signal(int)  # how many of them have been read so far
+    restoring_changed = Signal(bool)  # a long worklist began (True) or ended (False) being listed in the background
+    restoring_read = Signal(int, int)  # how many of its studies have been read so far, of how many
     operating_changed = Signal(object)  # the OperatingPoint results are now read at (or None)
     profile_changed = Signal(object)  # the SiteProfile now in use (Settings -> Site calibration, the wizard)
 
@@ -259,8 +251,10 @@ class StudyController(QObject):
         self._restored_up_to = 0  # the last worklist row id restore() has read
         self._restoring: BackgroundTask | None = None  # a long worklist being read (_restore_in_background)
         self._restore_queue: list[WorklistRecord] = []  # read, not listed yet
+        self._restore_done_reading = False  # its thread has handed over every row
+        self._restore_order_offset = 0  # a row's place in the opening order is its id plus this
+        self._removed_while_restoring: set[Path] = set()
         self._restore_again = False
-        self.restoring_total = 0  # the rows being listed in the background (what ``restoring`` said)
         self._storage: dict[str, str] = {"worklist": problem} if problem else {}  # what -> why not kept
         self._lock_deadline = 0.0
         self._lock_timer = QTimer(self)
@@ -271,6 +265,7 @@ class StudyController(QObject):
         if not problem:
             self._open_worklist()
         self.worker = self._make_worker()
+        self._read_at_operating_point()  # what the list then shows is read at it as it is listed
         self.restore()
 
     # -- the worklist ---------------------------------------------------------------------------
@@ -408,38 +403,63 @@ class StudyController(QObject):
             self._restore_again = True  # rows added meanwhile: read once this listing is done
             return 0
         try:
-            waiting = self.worklist.count(after_id=self._restored_up_to)
-            if waiting > RESTORE_AT_ONCE_UP_TO:
-                self._restore_in_background(waiting)
+            if self.worklist.count(after_id=self._restored_up_to) > RESTORE_AT_ONCE_UP_TO:
+                self._restore_in_background(self.worklist.last_id())
                 return 0
-            records = self.worklist.records(after_id=self._restored_up_to)
+            ids = sorted(self.worklist.latest_ids(after_id=self._restored_up_to))  # listed as first stored
+            records = self.worklist.records_by_id(ids)
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
-        self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
-        return self._list_restored(records)
+        self._restored_up_to = max(ids, default=self._restored_up_to)
+        return len(self.model.add_restored(self._unlisted(records)))
 
-    def _restore_in_background(self, waiting: int) -> None:
-        """Read the ``waiting`` rows on a thread of its own (a read-only connection: the
-        window's stays free), then list them a step at a time (:meth:`_restore_step`)."""
-        path, after, done = self.worklist_path, self._restored_up_to, []
-        task = BackgroundTask(lambda control: done.append(_read_rows(path, after, control, waiting)) or done[0],
-                              "lunglens-restore")
-        task.progress.connect(lambda n, _total: self.restoring_read.emit(n) if task is self._restoring else None)
-        task.succeeded.connect(lambda records: self._restored_read(task, records))
-        task.failed.connect(lambda why: self._restored_read(task, [], why))
-        self._restoring, self.restoring_total = task, waiting
-        self.restoring.emit(waiting)
+    def _unlisted(self, records: list[WorklistRecord]) -> list[WorklistRecord]:
+        """Those of ``records`` whose file is not listed (a study opened since has its own
+        result) nor removed while a long worklist is listed (an older row must not bring it back)."""
+        return [r for r in records if self.model.key_of_path(Path(r.study_path)) is None
+                and Path(r.study_path) not in self._removed_while_restoring]
+
+    @property
+    def restoring(self) -> bool:
+        """Whether a long worklist is being listed in the background."""
+        return self._restoring is not None
+
+    def _restore_in_background(self, up_to_id: int) -> None:
+        """List the rows up to ``up_to_id`` as a thread reads them (a read-only connection:
+        the window's stays free), the most probable first, so the top of the list is there
+        first; RESTORE_STEP rows per turn of the event loop (:meth:`_restore_step`)."""
+        path, after = self.worklist_path, self._restored_up_to
+        first = self.model.reserve_order(up_to_id - after)  # "as opened" follows the rows' ids
+        task = BackgroundTask(lambda control: _read_latest(path, after, up_to_id, control), "lunglens-restore")
+        task.delivered.connect(lambda records: self._restore_arrived(task, records))
+        task.progress.connect(lambda n, total: self.restoring_read.emit(n, total) if task is self._restoring else None)
+        task.succeeded.connect(lambda _: self._restore_read(task, up_to_id))
+        task.failed.connect(lambda why: self._restore_read(task, problem=why))
+        self._restoring, self._restore_order_offset = task, first - after - 1
+        self.restoring_changed.emit(True)
         task.start()
 
-    def _restored_read(self, task: BackgroundTask, records: list[WorklistRecord], problem: str = "") -> None:
+    def _restore_arrived(self, task: BackgroundTask, records: list[WorklistRecord]) -> None:
         if task is not self._restoring or self._closed:
             return  # a clear or closing came first
-        if problem:  # listed as far as it could be read; the next restore() tries the rest
+        was_empty = not self._restore_queue  # then no step is waiting for it: start one
+        self._restore_queue += records
+        if was_empty and self._restore_queue:
+            QTimer.singleShot(0, lambda: self._restore_step(task))
+
+    def _restore_read(self, task: BackgroundTask, up_to_id: int = 0, problem: str = "") -> None:
+        """The thread is done: every row is in the queue (or it failed, and the next restore()
+        reads again what it did not list: a listed file is not listed twice)."""
+        if task is not self._restoring or self._closed:
+            return
+        if problem:
             log.warning("the worklist could not be read to the end: %s", problem)
-        self._restored_up_to = max((r.id or 0 for r in records), default=self._restored_up_to)
-        self._restore_queue = _latest(records)  # over all of them: a file's newest row may come in a later step
-        self._restore_step(task)
+        else:
+            self._restored_up_to = up_to_id
+        self._restore_done_reading = True
+        if not self._restore_queue:
+            self._end_restoring()
 
     def _restore_step(self, task: BackgroundTask) -> None:
         """List the next RESTORE_STEP rows read, then give the event loop a turn."""
@@ -447,30 +467,23 @@ class StudyController(QObject):
             return  # a clear, closing, or a later restore took over
         step, self._restore_queue = self._restore_queue[:RESTORE_STEP], self._restore_queue[RESTORE_STEP:]
         try:
-            self._list_restored(step, read_at_point=False)
+            unlisted = self._unlisted(step)
+            self.model.add_restored(unlisted, [self._restore_order_offset + (r.id or 0) for r in unlisted])
         finally:
             if self._restore_queue:
                 QTimer.singleShot(0, lambda: self._restore_step(task))
-            else:
-                self._read_at_operating_point()
+            elif self._restore_done_reading:
                 self._end_restoring()
-                gc.freeze()  # the new records out of the collector's sight, as settle_memory did for the rest
-                if self._restore_again:
-                    self._restore_again = False
-                    self.restore()
 
     def _end_restoring(self) -> None:
         """The listing is over, done or dropped (a clear, closing): what it still holds is not listed."""
-        self._restoring, self._restore_queue, self.restoring_total = None, [], 0
-        self.restoring.emit(0)
-
-    def _list_restored(self, records: list[WorklistRecord], read_at_point: bool = True) -> int:
-        """List the latest of ``records`` for each file not listed yet; returns how many."""
-        unlisted = [r for r in _latest(records) if self.model.key_of_path(Path(r.study_path)) is None]
-        keys = self.model.add_restored(unlisted)
-        if keys and read_at_point:
-            self._read_at_operating_point()
-        return len(keys)
+        self._restoring, self._restore_queue, self._restore_done_reading = None, [], False
+        self._removed_while_restoring.clear()
+        self.restoring_changed.emit(False)
+        gc.freeze()  # the new records out of the collector's sight, as settle_memory did for the rest
+        if self._restore_again and not self._closed:
+            self._restore_again = False
+            self.restore()
 
     def _read_at_operating_point(self) -> None:
         """Read the listed results at the operating point in use (stored ones were read at theirs)."""
@@ -502,8 +515,8 @@ class StudyController(QObject):
                     self._worklist_failed(err)
                     break
             self.model.remove(key)
-            if self._restore_queue:  # an older row of it, still to be listed, must not bring it back
-                self._restore_queue = [r for r in self._restore_queue if Path(r.study_path) != item.path]
+            if self._restoring is not None:  # an older row of it, still to be listed, must not bring it back
+                self._removed_while_restoring.add(item.path)
             removed.append(item)
         if self._view_key and self.model.item(self._view_key) is None:
             self.select(0)
@@ -527,8 +540,7 @@ class StudyController(QObject):
                 self.worklist.put_back([r for r in removal.records if r.study_path in paths])
             except (WorklistError, sqlite3.Error) as err:
                 self._worklist_failed(err)
-        if self.model.put_back(back):
-            self._read_at_operating_point()
+        self.model.put_back(back)
         return len(back)
 
     def clear_worklist(self) -> bool:

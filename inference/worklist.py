@@ -20,7 +20,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -523,20 +523,44 @@ class Worklist:
             return self._conn.execute("UPDATE OR IGNORE results SET pixel_sha256=? WHERE pixel_sha256=?",
                                       (new_sha256, old_sha256)).rowcount
 
-    def records(self, after_id: int = 0, limit: int = -1) -> list[WorklistRecord]:
-        """Every stored result, in the order they were first added; with ``after_id``, only
-        those added since the row of that id (ids are never reused: AUTOINCREMENT), and at
-        most ``limit`` of them (-1: all). Rows :meth:`put_back` returns keep their old ids, so
-        they are not among them."""
+    def records(self) -> list[WorklistRecord]:
+        """Every stored result, in the order they were first added."""
         with self._session():
-            rows = self._conn.execute("SELECT * FROM results WHERE id > ? ORDER BY id LIMIT ?",
-                                      (after_id, limit)).fetchall()
+            rows = self._conn.execute("SELECT * FROM results ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
     def count(self, after_id: int = 0) -> int:
-        """How many results :meth:`records` would return (cheap: nothing is decoded)."""
+        """How many results were added since the row of ``after_id`` (ids are never reused:
+        AUTOINCREMENT; rows :meth:`put_back` returns keep their old ids). Nothing is decoded."""
         with self._session():
             return int(self._conn.execute("SELECT COUNT(*) FROM results WHERE id > ?", (after_id,)).fetchone()[0])
+
+    def last_id(self) -> int:
+        """The id of the newest row (0 when empty)."""
+        with self._session():
+            return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM results").fetchone()[0])
+
+    def latest_ids(self, after_id: int = 0, up_to_id: int | None = None) -> list[int]:
+        """The id of each file's newest result among the rows added since ``after_id`` (up to
+        ``up_to_id``; see :meth:`count`), the most probable first. A window lists a long worklist in this order
+        (:meth:`records_by_id`, a batch at a time), so the top of its list is there, and
+        stays put, long before the rest is read. Cheap: nothing is decoded."""
+        with self._session():
+            rows = self._conn.execute(
+                "SELECT id FROM results WHERE id IN (SELECT MAX(id) FROM results WHERE id > ? AND id <= ? "
+                "GROUP BY study_path) ORDER BY probability DESC, id",
+                (after_id, up_to_id if up_to_id is not None else 2**63 - 1)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def records_by_id(self, ids: Sequence[int]) -> list[WorklistRecord]:
+        """The results of the rows ``ids``, in that order; a row deleted meanwhile is left out."""
+        if not ids:
+            return []
+        with self._session():
+            rows = self._conn.execute(f"SELECT * FROM results WHERE id IN ({', '.join('?' * len(ids))})",
+                                      tuple(ids)).fetchall()
+        by_id = {int(r["id"]): r for r in rows}
+        return [_record(by_id[i]) for i in ids if i in by_id]
 
     def with_verdicts(self) -> list[WorklistRecord]:
         """The results the reader has given a verdict, in the order they were first added

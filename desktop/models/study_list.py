@@ -7,7 +7,7 @@ a cancelled batch can never land on a newer row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class StudyListModel(QAbstractListModel):
         self._next_order = 0  # never reused: "as opened" stays a strict order after removals
         self._show_identifiers = False
         self._active_profile: SiteProfile | None = None  # the one apply_operating_point last read with
+        self._operating: OperatingPoint | None = None  # and the point it read at
         self._version = 0
         self._row_versions: dict[int, int] = {}
 
@@ -140,14 +141,23 @@ class StudyListModel(QAbstractListModel):
         keys = self._append([StudyItem(path=path, order=self._opened()) for path in paths])
         return list(zip(keys, paths))
 
-    def add_restored(self, records: Iterable[WorklistRecord]) -> list[int]:
-        """Append finished studies from the worklist (no work for the worker); returns their keys."""
-        return self._append([StudyItem.from_record(record, self._opened()) for record in records])
+    def add_restored(self, records: Sequence[WorklistRecord], orders: Sequence[int] | None = None) -> list[int]:
+        """Append finished studies from the worklist (no work for the worker), at the next
+        places in the opening order or at ``orders`` (see :meth:`reserve_order`); returns their keys."""
+        orders = orders if orders is not None else [self._opened() for _ in records]
+        return self._append([StudyItem.from_record(record, order) for record, order in zip(records, orders)])
 
     def _opened(self) -> int:
         """The next place in the opening order (the row count would repeat one after a removal)."""
         self._next_order += 1
         return self._next_order
+
+    def reserve_order(self, n: int) -> int:
+        """Set ``n`` places in the opening order aside for studies listed later (a long worklist
+        is listed the most probable first, and sorted "as opened" by its row ids); returns the first."""
+        first = self._next_order + 1
+        self._next_order += max(n, 0)
+        return first
 
     def put_back(self, items: Iterable[StudyItem]) -> list[int]:
         """List removed studies again as they were (result, thumbnail, place in the opening
@@ -155,9 +165,14 @@ class StudyListModel(QAbstractListModel):
         return self._append(list(items))
 
     def _append(self, items: list[StudyItem]) -> list[int]:
-        """Insert rows at the end, one key each; returns the keys."""
+        """Insert rows at the end, one key each, their results read at the operating point in
+        use (before they are inserted: they go straight to their place); returns the keys."""
         if not items:
             return []
+        if self._operating is not None:
+            for item in items:
+                if item.prediction is not None and follows(item.prediction, self._active_profile):
+                    item.prediction = item.prediction.at(self._operating)
         first = len(self._items)
         self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
         keys = []
@@ -287,7 +302,7 @@ class StudyListModel(QAbstractListModel):
     def apply_operating_point(self, profile: SiteProfile | None, operating: OperatingPoint) -> None:
         """Read every finished result of the active model and profile at ``operating`` (the
         probabilities do not change). Other results keep their own reading: see ``follows``."""
-        self._active_profile = profile
+        self._active_profile, self._operating = profile, operating
         for item in self._items:
             if item.prediction is not None and follows(item.prediction, profile):
                 item.prediction = item.prediction.at(operating)

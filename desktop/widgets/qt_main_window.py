@@ -329,11 +329,11 @@ class MainWindow(QMainWindow):
         c.engine_status.connect(self._show_engine)
         c.storage_problem.connect(self._show_storage_problem)
         c.storage_recovered.connect(lambda text: self.statusBar().showMessage(text, 10000))
-        c.restoring.connect(self._restoring)
-        c.restoring_read.connect(lambda n: self.statusBar().showMessage(
-            f"{READING} {c.restoring_total:,} results kept in the worklist… {n:,} read"))
-        if c.restoring_total:  # it began before this window was there
-            self._restoring(c.restoring_total)
+        c.restoring_changed.connect(self._restoring)
+        c.restoring_read.connect(lambda n, total: self.statusBar().showMessage(
+            f"{READING} {total:,} results kept in the worklist… {n:,} read"))
+        if c.restoring:  # it began before this window was there
+            self._restoring(True)
         c.operating_changed.connect(self.result_panel.set_operating_point)
         c.profile_changed.connect(self._profile_changed)
         c.model.rowsInserted.connect(self._rows_added)
@@ -424,21 +424,19 @@ class MainWindow(QMainWindow):
 
     def _rows_added(self, _parent: object, first: int, _last: int) -> None:
         # Next event-loop turn: the list first shows its new rows, then the study loads. (A long
-        # worklist being listed: the most suspicious is chosen once it is all there, _restoring.)
-        if first == 0 and not self.study_list.current_key() and not self.controller.restoring_total:
+        # worklist is listed the most probable first: its first rows hold the top of the list.)
+        if first == 0 and not self.study_list.current_key():
             QTimer.singleShot(0, self._select_first)
 
-    def _restoring(self, n: int) -> None:
+    def _restoring(self, started: bool) -> None:
         """A long worklist is listed in the background: say so; once it is, show the most
         suspicious study if none is on screen (a film opened meanwhile stays)."""
-        if n:
-            self.statusBar().showMessage(f"{READING} {n:,} results kept in the worklist…")
+        if started:
+            self.statusBar().showMessage(f"{READING} results kept in the worklist…")
             return
         if self.statusBar().currentMessage().startswith(READING):
             self.statusBar().clearMessage()  # and nothing said since (a removal's Undo, a saved note)
-        if not self.study_list.current_key():  # never away from a study on screen
-            self.study_list.select_row(0)
-            self._chosen_by_window = self.study_list.current_key()
+        self._select_first()  # never away from a study on screen
 
     def _select_first(self) -> None:
         if not self.study_list.current_key():

@@ -297,9 +297,9 @@ def test_results_another_program_adds_join_the_list_and_only_new_rows_are_read(
             return wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.3), pixel_sha256(study))).id
 
     read: list[int] = []
-    records = Worklist.records
-    monkeypatch.setattr(Worklist, "records",
-                        lambda wl, after_id=0: (lambda got: (read.append(len(got)), got)[1])(records(wl, after_id)))
+    records_by_id = Worklist.records_by_id
+    monkeypatch.setattr(Worklist, "records_by_id",
+                        lambda wl, ids: (lambda got: (read.append(len(got)), got)[1])(records_by_id(wl, ids)))
     add_elsewhere(films[0])
     add_elsewhere(films[1])
     assert c.restore() == 2 and read == [2]
@@ -316,8 +316,13 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
         qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
     """10,000 stored results took 3-4 s to read and decode and 1 s to list, all on the GUI
     thread before the window showed. Past RESTORE_AT_ONCE_UP_TO rows the read runs on a
-    thread of its own and the rows are listed a step at a time (here 6 rows, 2 at once)."""
+    thread of its own and the rows are listed a step at a time as they are read (here 6
+    studies, 2 at once), the most probable first: the study on screen is the top of the list
+    from the first step on, and stays there."""
     import threading
+    from functools import partial
+
+    from PySide6.QtCore import QTimer
 
     from desktop import controller as controller_module
     from inference.worklist import WorklistRecord
@@ -332,25 +337,29 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
     monkeypatch.setattr(controller_module, "RESTORE_AT_ONCE_UP_TO", 3)
     monkeypatch.setattr(controller_module, "RESTORE_STEP", 2)
     on_gui_thread: list[bool] = []
-    records = Worklist.records
-    monkeypatch.setattr(Worklist, "records", lambda wl, after_id=0, limit=-1: (
-        on_gui_thread.append(threading.current_thread() is threading.main_thread()), records(wl, after_id, limit))[1])
+    records_by_id = Worklist.records_by_id
+    monkeypatch.setattr(Worklist, "records_by_id", lambda wl, ids: (
+        on_gui_thread.append(threading.current_thread() is threading.main_thread()), records_by_id(wl, ids))[1])
+    monkeypatch.setattr(controller_module, "_read_latest", partial(controller_module._read_latest, batch=2))
     win = open_window(qtbot, app_settings)
     c = win.controller
-    assert c.restoring_total == 7 and "Reading the 7 results kept in the worklist" in win.statusBar().currentMessage()
+    assert c.restoring and "Reading the results kept in the worklist" in win.statusBar().currentMessage()
+    shown: list[Path] = []
+    c.model.rowsInserted.connect(lambda *_: QTimer.singleShot(0, lambda: shown.append(  # after the window's choice
+        c.model.item(win.study_list.current_key()).path if win.study_list.current_key() else None)))
     qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
     assert c.model.item(c.model.key_of_path(films[0])).record.id == newest  # each file's latest result
     assert on_gui_thread and not any(on_gui_thread)
     assert win.statusBar().currentMessage() == ""
-    top = c.model.item(win.study_list.current_key())
-    assert top is not None and top.path == films[-1]  # the most suspicious one, shown once all are listed
+    assert len(shown) == 3 and set(shown) == {films[-1]}  # the most suspicious one, from the first step on
+    assert [it.path for it in sorted(c.model.items(), key=lambda it: it.order)] == [*films[1:], films[0]]  # as stored
     close_window(win)
 
 
 def test_a_study_the_reader_chose_while_a_long_worklist_is_listed_stays_on_screen(
         qtbot, app_settings, isolated_user_dirs, kermany_samples, bundled_model, monkeypatch):
-    """At the end of the listing the window shows the most suspicious study, but only when
-    none is on screen: it had taken the reader off the study they were reading."""
+    """The window shows the most suspicious study when none is on screen, but never takes the
+    reader off one they chose while the rest is listed (at the end of the listing it had)."""
     from desktop import controller as controller_module
 
     films = kermany_samples["NORMAL"][:6]
@@ -362,14 +371,14 @@ def test_a_study_the_reader_chose_while_a_long_worklist_is_listed_stays_on_scree
     c = win.controller
     chosen: list[int] = []
 
-    def reader_picks_the_first_listed(_parent: object, first: int, _last: int) -> None:
-        if not chosen:
+    def reader_picks_the_second_listed(_parent: object, first: int, _last: int) -> None:
+        if first == 1:
             chosen.append(c.model.key_at(first))
             win.study_list.select_key(chosen[0])
 
-    c.model.rowsInserted.connect(reader_picks_the_first_listed)
+    c.model.rowsInserted.connect(reader_picks_the_second_listed)
     qtbot.waitUntil(lambda: c.idle and c.model.rowCount() == 6, timeout=10_000)
-    assert c.model.item(chosen[0]).path == films[0]  # the least suspicious of the six
+    assert c.model.item(chosen[0]).path == films[-2]  # the second most probable: not the window's choice
     assert win.study_list.current_key() == chosen[0]
     close_window(win)
 

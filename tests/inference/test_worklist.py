@@ -116,6 +116,27 @@ def test_same_file_again_replaces_in_place(tmp_path, kermany_samples):
         assert wl.records()[0].probability == pytest.approx(0.3)
 
 
+def test_each_files_newest_row_the_most_probable_first(tmp_path, kermany_samples):
+    """What a window lists a long worklist by: one row a file (its newest), the top of the
+    list first, in batches by id; rows since ``after_id`` and up to ``up_to_id`` only."""
+    a, b, c = kermany_samples["NORMAL"][:3]
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        old_a = wl.add(_record(a, 0.9))
+        rb = wl.add(_record(b, 0.5))
+        new_a = wl.add(replace(_record(a, 0.1), pixel_sha256="1" * 64))  # the file's pixels changed
+        rc = wl.add(_record(c, 0.7))
+        assert wl.last_id() == rc.id
+        assert wl.latest_ids() == [rc.id, rb.id, new_a.id]
+        assert wl.latest_ids(after_id=rb.id) == [rc.id, new_a.id]
+        assert wl.latest_ids(after_id=old_a.id, up_to_id=new_a.id) == [rb.id, new_a.id]
+        wl.remove(rb.id)
+        assert [(r.id, r.probability) for r in wl.records_by_id([rc.id, rb.id, old_a.id])] == [
+            (rc.id, pytest.approx(0.7)), (old_a.id, pytest.approx(0.9))]  # in the order asked, a deleted row left out
+        assert wl.records_by_id([]) == []
+        wl.clear()
+        assert wl.last_id() == 0 and wl.latest_ids() == []
+
+
 def test_remove_and_clear(tmp_path, kermany_samples):
     with Worklist(tmp_path / "wl.sqlite3") as wl:
         recs = [wl.add(_record(f)) for f in kermany_samples["NORMAL"][:3]]
