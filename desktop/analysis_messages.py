@@ -68,6 +68,7 @@ class View:
 
     token: int
     path: Path
+    fingerprint: str | None = None  # of the pixels the window holds a result for (see Viewed)
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,12 @@ class StorageRecovered:
 
 @dataclass(frozen=True)
 class Viewed:
-    """The study a :class:`View` asked for, at most DISPLAY_MAX_SIDE pixels on its long side."""
+    """The study a :class:`View` asked for, at most DISPLAY_MAX_SIDE pixels on its long side;
+    ``same_pixels`` is False when the file no longer holds the pixels of the View's fingerprint."""
 
     token: int
     study: Study
+    same_pixels: bool = True
 
 
 @dataclass(frozen=True)

@@ -137,11 +137,11 @@ class AnalysisProcess:
                 child.in_flight.update(k for k, _ in jobs)
                 child.commands.put(Jobs(jobs))
 
-    def view(self, token: int, path: Path) -> None:
+    def view(self, token: int, path: Path, fingerprint: str | None = None) -> None:
         """Decode ``path`` for the screen; answered by a Viewed or ViewFailed report."""
         with self._live_child() as child:
             if child is not None:
-                child.viewing = View(token, Path(path))
+                child.viewing = View(token, Path(path), fingerprint)
                 child.commands.put(child.viewing)
 
     @contextmanager
@@ -378,6 +378,7 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             pass
     from inference.decoded import DecodedStudies
     from inference.engine import Engine
+    from inference.hashing import holds_pixels
     from inference.loaders import load_study
     from inference.loaders.pixels import for_display
     from inference.pipeline import BatchPipeline, LatestOnlyLoader
@@ -387,8 +388,9 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
     decoded = DecodedStudies(load_study)
     pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads, profile=profile), sink,
                              decoded.load, loader_threads=loader_threads, memory=store)
-    view = LatestOnlyLoader(lambda path: for_display(decoded.load(path)),
-                            lambda token, study: events.put(Viewed(token, study)),
+    view = LatestOnlyLoader(decoded.load,
+                            lambda token, study, fingerprint: events.put(Viewed(
+                                token, for_display(study), fingerprint is None or holds_pixels(study, fingerprint))),
                             lambda token, reason: events.put(ViewFailed(token, reason)))
     parent = mp.parent_process()
     while True:
@@ -411,7 +413,7 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
         elif isinstance(msg, SetOperating):
             pipeline.operating = msg.operating
         elif isinstance(msg, View):
-            view.request(msg.token, msg.path)
+            view.request(msg.token, msg.path, msg.fingerprint)
         elif isinstance(msg, Stop):
             view.shutdown()
             pipeline.shutdown()

@@ -816,20 +816,28 @@ class StudyController(QObject):
             self.view_image.emit(None)
             return
         self._view_loading = True
-        self.worker.load_for_view(self._view_token, item.path)
+        # A result's file is checked to hold the pixels the result is of: a file replaced since
+        # (a new CD's IM000001 is another patient) showed under the stored result, and exported so.
+        stored = item.record.pixel_sha256 if item.status is Status.DONE and item.record is not None else None
+        self.worker.load_for_view(self._view_token, item.path, stored)
 
     @property
     def context(self) -> ViewContext | None:
         return self._context
 
-    def _view_loaded(self, token: int, study: Study) -> None:
+    def _view_loaded(self, token: int, study: Study, same_pixels: bool) -> None:
         if token != self._view_token:
             return  # the user has moved on
         self._view_loading = False
         item = self.model.item(self._view_key)
         if item is None:
             return
-        self._context = ViewContext(self._view_key, item, study, item.prediction)
+        if not same_pixels:  # never another image under this result, nor exported with it
+            problem = ("This file has been replaced by another image since it was analysed. The stored result is "
+                       "shown without an image, and cannot be exported; open the file again to analyse the new image.")
+            self._context = ViewContext(self._view_key, item, None, None, problem)
+        else:
+            self._context = ViewContext(self._view_key, item, study, item.prediction)
         self.view_image.emit(self._context)
 
     def _view_failed(self, token: int, reason: str) -> None:

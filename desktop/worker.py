@@ -28,7 +28,7 @@ class StudyWorker(QObject):
     """Owns the analysis process, and through it the Engine and the decoding of every file."""
 
     report = Signal(object)  # every desktop.analysis_messages.Report except the answers to views, which are:
-    view_loaded = Signal(int, object)  # token, Study (at most DISPLAY_MAX_SIDE pixels on its long side)
+    view_loaded = Signal(int, object, bool)  # token, Study (at most DISPLAY_MAX_SIDE pixels), Viewed.same_pixels
     view_failed = Signal(int, str)  # token, reason
     discovered = Signal(object)  # list[Path], in chunks, in a stable order
     discovery_done = Signal()
@@ -49,7 +49,7 @@ class StudyWorker(QObject):
 
     def _dispatch(self, r: Report) -> None:
         if isinstance(r, Viewed):
-            self.view_loaded.emit(r.token, r.study)
+            self.view_loaded.emit(r.token, r.study, r.same_pixels)
         elif isinstance(r, ViewFailed):
             self.view_failed.emit(r.token, r.reason)
         else:
@@ -93,9 +93,10 @@ class StudyWorker(QObject):
         finally:
             self.discovery_done.emit()
 
-    def load_for_view(self, token: int, path: Path) -> None:
-        """Decode ``path`` for the screen; answered by ``view_loaded`` or ``view_failed``."""
-        self._analysis.view(token, path)
+    def load_for_view(self, token: int, path: Path, fingerprint: str | None = None) -> None:
+        """Decode ``path`` for the screen; answered by ``view_loaded`` (which says whether the
+        file still holds the pixels of ``fingerprint``, when given) or ``view_failed``."""
+        self._analysis.view(token, path, fingerprint)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child process and every thread (called when the window closes); True when all ended."""

@@ -69,6 +69,13 @@ def earlier_pixel_sha256(study: Study) -> Iterator[str]:
             return
 
 
+def holds_pixels(study: Study, fingerprint: str) -> bool:
+    """Whether ``study`` has the pixels of ``fingerprint``, under today's version or an earlier
+    one: a file replaced since its result was stored (a new CD under the same names) must
+    not be shown under that result."""
+    return fingerprint == pixel_sha256(study) or fingerprint in earlier_pixel_sha256(study)
+
+
 def _narrowed(pixels: np.ndarray) -> np.ndarray | None:
     """``pixels`` in the first of _NARROW that holds every value exactly, or None."""
     if pixels.size == 0:

@@ -279,23 +279,25 @@ class LatestOnlyLoader:
     """Loads the study on screen, in the background; only the newest request matters.
 
     Holding N to step through a list queues nothing: a request made while another is
-    loading replaces the waiting one.
+    loading replaces the waiting one. A request may carry the fingerprint of the pixels the
+    caller holds a result for; ``done`` gets it back with the study, on the loader's thread,
+    to tell whether the file still holds those pixels.
     """
 
     def __init__(self, loader: Callable[[Path], Study],
-                 done: Callable[[int, Study], None], failed: Callable[[int, str], None]) -> None:
+                 done: Callable[[int, Study, str | None], None], failed: Callable[[int, str], None]) -> None:
         self._load = loader
         self._done = done
         self._failed = failed
         self._cond = threading.Condition()
-        self._request: tuple[int, Path] | None = None
+        self._request: tuple[int, Path, str | None] | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="lunglens-view-loader", daemon=True)
         self._thread.start()
 
-    def request(self, token: int, path: Path) -> None:
+    def request(self, token: int, path: Path, fingerprint: str | None = None) -> None:
         with self._cond:
-            self._request = (token, Path(path))
+            self._request = (token, Path(path), fingerprint)
             self._cond.notify()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -312,11 +314,9 @@ class LatestOnlyLoader:
                     self._cond.wait()
                 if self._stopping:
                     return
-                token, path = self._request
+                token, path, fingerprint = self._request
                 self._request = None
             try:
-                study = self._load(path)
-            except Exception as err:  # noqa: BLE001
+                self._done(token, self._load(path), fingerprint)
+            except Exception as err:  # noqa: BLE001 -- said, and the next request is served
                 self._failed(token, describe_error(path, err))
-            else:
-                self._done(token, study)

@@ -315,6 +315,7 @@ class MainWindow(QMainWindow):
         self._preset: tuple[str, tuple[float, float] | None] = ("default", None)  # the last one applied
         for name in PRESETS:
             self.preset_box.addItem(f"Window: {name}", name)
+        self.preset_box.setCurrentIndex(0)  # not the placeholder: no window has been changed by hand
         self.preset_box.activated.connect(lambda i: self.apply_preset(self.preset_box.itemData(i)))
         tb.addWidget(self.preset_box)
 
@@ -339,6 +340,8 @@ class MainWindow(QMainWindow):
         c.model.rowsInserted.connect(self._rows_added)
         c.model.dataChanged.connect(self._model_changed)
         c.model.progress_changed.connect(self._counts_changed)
+        if c.model.rowCount():  # the worklist was listed before this window was there: show its top
+            QTimer.singleShot(0, self._select_first)
         self.viewer.cursor_info.connect(self.cursor_label.setText)
         d = c.display
         d.overlay_changed.connect(self._sync_actions)
@@ -485,6 +488,9 @@ class MainWindow(QMainWindow):
         self._view_note = ""
         if ctx is None or ctx.study is None:
             self.viewer.clear(ctx.problem if ctx else "")
+            self._preset = ("default", None)  # nothing of the film shown before stays in the toolbar
+            self.preset_box.setCurrentIndex(0)
+            self.cursor_label.clear()
             self.result_panel.show_item(ctx.item if ctx else None)
             self.tags.set_tags([], self.controller.model.show_identifiers)
             self.setWindowTitle("LungLens")

@@ -75,6 +75,10 @@ def test_results_are_stored_as_they_arrive_and_restored(window, qtbot, app_setti
         assert item.prediction.warnings == items[path].prediction.warnings
         assert c2.model.thumbnail(c2.model.key_of_path(path)) is not None
     assert "3 analysed" in win2.study_list.count_label.text()
+    # The top of the list is on screen at once (it was an empty viewer under "Window: custom").
+    qtbot.waitUntil(lambda: c2.context is not None and c2.context.study is not None, timeout=10_000)
+    top = max(restored.values(), key=lambda it: it.prediction.probability)
+    assert c2.context.item.path == top.path and win2.preset_box.currentText() == "Window: default"
     # Selecting a restored study reloads its pixels; the heat-map comes from the stored attribution grid.
     win2.study_list.select_key(c2.model.key_of_path(real_dicom))
     wait_idle(qtbot, c2)
@@ -160,17 +164,53 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
 
     win2 = open_window(qtbot, app_settings)
     c2 = win2.controller
-    win2.study_list.select_row(0)
+    win2.open_paths([kermany_samples["NORMAL"][5]])  # a film on screen, its window changed by hand
     wait_idle(qtbot, c2)
-    item = c2.model.items()[0]
+    win2.study_list.select_key(c2.model.key_of_path(kermany_samples["NORMAL"][5]))
+    qtbot.waitUntil(lambda: c2.context is not None and c2.context.study is not None, timeout=10_000)
+    win2.apply_preset("lung")
+    c2.display.set_window(40.0, 80.0)
+    assert win2.preset_box.currentIndex() == -1 and win2.cursor_label.text()
+    win2.study_list.select_key(c2.model.key_of_path(gone))
+    wait_idle(qtbot, c2)
+    item = c2.model.item(c2.model.key_of_path(gone))
     assert item.status is Status.DONE and item.prediction.probability == probability
     ctx = c2.context
     assert ctx.study is None and "no longer available" in ctx.problem and "moved-away.jpeg" in ctx.problem
+    # Nothing of the film shown before stays in the toolbar or the status bar.
+    assert win2.preset_box.currentText() == "Window: default" and win2.cursor_label.text() == ""
     assert win2.viewer.message.isVisibleTo(win2) and "no longer available" in win2.viewer.message.text()
     assert win2.result_panel.gauge.value == pytest.approx(probability)  # the stored result is still shown
     # Exporting says why it cannot, in the status bar; no dialog, no traceback.
     win2.export_view()
     assert "no longer available" in win2.statusBar().currentMessage()
+    close_window(win2)
+
+
+def test_a_restored_study_whose_file_was_replaced_never_shows_the_new_image_under_its_result(
+        window, qtbot, app_settings, isolated_user_dirs, kermany_samples, tmp_path):
+    """A new CD under the same file names: IM000001 is another patient now. The window showed
+    that film under the old result (> 99 %, another patient's) and exported it so."""
+    c = window.controller
+    film = tmp_path / "IM000001.jpeg"
+    shutil.copyfile(kermany_samples["PNEUMONIA"][5], film)
+    window.open_paths([film])
+    wait_idle(qtbot, c)
+    probability = c.model.items()[0].prediction.probability
+    close_window(window)
+    shutil.copyfile(kermany_samples["NORMAL"][5], film)  # same name, another film
+
+    win2 = open_window(qtbot, app_settings)
+    c2 = win2.controller
+    win2.study_list.select_row(0)
+    wait_idle(qtbot, c2)
+    ctx = c2.context
+    assert ctx.item.prediction.probability == probability  # the stored result stands...
+    assert ctx.study is None and ctx.prediction is None and "replaced by another image" in ctx.problem  # ...alone
+    assert win2.viewer.message.isVisibleTo(win2) and "replaced by another image" in win2.viewer.message.text()
+    win2.export_view()
+    assert "replaced by another image" in win2.statusBar().currentMessage()
+    assert not list(isolated_user_dirs.rglob("*.pdf"))
     close_window(win2)
 
 

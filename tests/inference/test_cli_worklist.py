@@ -19,7 +19,7 @@ import pytest
 
 from inference.audit import AuditLog
 from inference.cli import main
-from inference.hashing import earlier_pixel_sha256, float32_sha256, pixel_sha256
+from inference.hashing import earlier_pixel_sha256, float32_sha256, holds_pixels, pixel_sha256
 from inference.loaders import DECODING, load_study
 from inference.thumbnail import THUMBNAIL_SIZE, make_thumbnail
 from inference.userdirs import worklist_path
@@ -161,6 +161,18 @@ def test_a_jpeg_study_stored_under_the_earlier_decoder_is_still_recognised(tmp_p
     assert again["cached"] is True and again["probability"] == fresh["probability"]
     with Worklist() as wl:
         assert [r.pixel_sha256 for r in wl.records()] == [pixel_sha256(now)]
+
+
+def test_a_file_holds_the_pixels_of_its_fingerprint_under_any_version(tmp_path: Path, real_dicom: Path) -> None:
+    """What the window checks before it shows a stored result's file (a file replaced since
+    must not be shown under it), without calling a film stored by an earlier version replaced."""
+    film = tmp_path / "cr.dcm"
+    film.write_bytes(real_dicom.read_bytes())
+    now, before = load_study(film), load_study(film, decoding=DECODING - 1)
+    other = load_study(write_png(tmp_path / "other.png", 5))
+    assert holds_pixels(now, pixel_sha256(now))
+    assert holds_pixels(now, float32_sha256(now.pixels)) and holds_pixels(now, float32_sha256(before.pixels))
+    assert not holds_pixels(now, pixel_sha256(other)) and not holds_pixels(other, pixel_sha256(now))
 
 
 def test_version_2_hashes_narrow_pixels_narrow_and_others_as_version_1() -> None:
