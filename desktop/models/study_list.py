@@ -169,10 +169,8 @@ class StudyListModel(QAbstractListModel):
         use (before they are inserted: they go straight to their place); returns the keys."""
         if not items:
             return []
-        if self._operating is not None:
-            for item in items:
-                if item.prediction is not None and follows(item.prediction, self._active_profile):
-                    item.prediction = item.prediction.at(self._operating)
+        for item in items:
+            self._read(item)
         first = len(self._items)
         self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
         keys = []
@@ -301,12 +299,23 @@ class StudyListModel(QAbstractListModel):
 
     def apply_operating_point(self, profile: SiteProfile | None, operating: OperatingPoint) -> None:
         """Read every finished result of the active model and profile at ``operating`` (the
-        probabilities do not change). Other results keep their own reading: see ``follows``."""
+        probabilities do not change). Other results are read at their own point: see ``_read``."""
         self._active_profile, self._operating = profile, operating
         for item in self._items:
-            if item.prediction is not None and follows(item.prediction, profile):
-                item.prediction = item.prediction.at(operating)
+            self._read(item)
         self._all_changed()
+
+    def _read(self, item: StudyItem) -> None:
+        """Read ``item``'s result at the operating point in use if it follows it, else at the
+        point stored with it (its own): what a row says never depends on which points were in
+        use earlier in the session (a restart read such a row at its own point, the session at
+        the last one its profile had been read at)."""
+        if item.prediction is None or self._operating is None:
+            return
+        if follows(item.prediction, self._active_profile):
+            item.prediction = item.prediction.at(self._operating)
+        elif item.record is not None:
+            item.prediction = item.prediction.at(item.record.operating)
 
     def reads_elsewhere(self, item: StudyItem) -> bool:
         """Whether a finished result keeps the reading of another model or site profile than the

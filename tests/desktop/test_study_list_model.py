@@ -39,14 +39,14 @@ def test_rows_follow_results_and_sort_by_suspicion(model_and_proxy):
     jobs = model.add_paths([Path(f"/x/{n}.png") for n in "abcde"])
     keys = {p.stem: k for k, p in jobs}
     assert [model.item(k).status for k, _ in jobs] == [Status.QUEUED] * 5
-    model.set_result(keys["a"], _pred(0.20), np.zeros((4, 4), np.uint8))
-    model.set_result(keys["b"], _pred(0.91), np.zeros((4, 4), np.uint8))
-    model.set_result(keys["c"], _pred(0.99, in_scope=False), np.zeros((4, 4), np.uint8))
+    model.set_result(keys["a"], _pred(0.20))
+    model.set_result(keys["b"], _pred(0.91))
+    model.set_result(keys["c"], _pred(0.99, in_scope=False))
     model.set_failed(keys["d"], "d.png: truncated")
     # Above the threshold, not reliable, failed, still queued -- and below the threshold last.
     assert _order(proxy) == ["b.png", "c.png", "d.png", "e.png", "a.png"]
     # A later, more suspicious result moves to the top while the list is shown.
-    model.set_result(keys["e"], _pred(0.97), np.zeros((4, 4), np.uint8))
+    model.set_result(keys["e"], _pred(0.97))
     assert _order(proxy)[0] == "e.png"
     proxy.set_mode("opened")
     assert _order(proxy) == [f"{n}.png" for n in "abcde"]
@@ -62,7 +62,7 @@ def test_error_reason_is_the_tooltip_and_sentence_follows_result(model_and_proxy
     model.set_failed(k1, "bad.dcm: the file ends before its pixel data")
     idx = model.index(model.row_of(k1))
     assert idx.data(Qt.ItemDataRole.ToolTipRole) == "bad.dcm: the file ends before its pixel data"
-    model.set_result(k2, _pred(0.87), np.zeros((4, 4), np.uint8))
+    model.set_result(k2, _pred(0.87))
     idx = model.index(model.row_of(k2))
     assert idx.data(SentenceRole) == "Above the review threshold (50 %)"
     assert idx.data(Qt.ItemDataRole.ToolTipRole) == (
@@ -75,7 +75,7 @@ def test_keys_never_repeat_after_clear(model_and_proxy):
     model.clear()
     second = [k for k, _ in model.add_paths([Path("/x/b.png")])]
     assert set(first).isdisjoint(second)
-    model.set_result(first[0], _pred(0.9), np.zeros((4, 4), np.uint8))  # a late result of the old batch
+    model.set_result(first[0], _pred(0.9))  # a late result of the old batch
     assert model.item(second[0]).status is Status.QUEUED
 
 
@@ -95,7 +95,7 @@ def test_as_opened_stays_a_strict_order_after_removals(model_and_proxy):
 def test_cancelled_rows_do_not_overwrite_results(model_and_proxy):
     model, _ = model_and_proxy
     (k, _), = model.add_paths([Path("/x/a.png")])
-    model.set_result(k, _pred(0.3), np.zeros((4, 4), np.uint8))
+    model.set_result(k, _pred(0.3))
     model.set_cancelled(k)
     assert model.item(k).status is Status.DONE
 
@@ -105,9 +105,9 @@ def test_new_operating_point_relabels_without_inference(model_and_proxy):
 
     model, _ = model_and_proxy
     (k, _), (other, _) = model.add_paths([Path("/x/a.png"), Path("/x/other-site.png")])
-    model.set_result(k, _pred(0.35), np.zeros((4, 4), np.uint8))
+    model.set_result(k, _pred(0.35))
     elsewhere = replace(_pred(0.35), profile=replace(PROFILE.info, sha256="1" * 64))
-    model.set_result(other, elsewhere, np.zeros((4, 4), np.uint8))
+    model.set_result(other, elsewhere)
     low = replace(PROFILE.operating_point(), threshold=0.2)
     model.apply_operating_point(PROFILE, low)
     pred = model.item(k).prediction
@@ -187,3 +187,29 @@ def test_the_study_on_screen_keeps_a_visible_row_while_results_sort_the_list(qtb
     widget.view.scrollToTop()
     model.set_result(jobs[1][0], make_prediction(0.5))
     assert not widget.view.visualRect(widget.view.currentIndex()).intersects(widget.view.viewport().rect())
+
+
+def test_a_result_of_another_profile_is_read_at_its_own_point_whatever_was_in_use_before(model_and_proxy):
+    """A clinic activated its own profile: the results of the one before kept the point last
+    used with it in this session, and took the one stored with them after a restart (a
+    flagged study read "below the threshold" just by restarting). Now always their own."""
+    from dataclasses import replace
+
+    from inference.worklist import WorklistRecord
+
+    model, _ = model_and_proxy
+    balanced, high = PROFILE.operating_point("balanced"), PROFILE.operating_point("high_sensitivity")
+    study = Study(Path("/x/a.png"), np.zeros((8, 8), np.float32), (0.0, 1.0), StudyMetadata())
+    record = WorklistRecord.from_prediction(
+        study, make_prediction(0.4, balanced, model=PROFILE.model, profile=PROFILE.info), "0" * 64)
+    model.apply_operating_point(PROFILE, balanced)
+    (k,) = model.add_restored([record])
+    model.apply_operating_point(PROFILE, high)  # the reader reads at high sensitivity
+    assert model.item(k).prediction.operating == high and model.item(k).prediction.is_positive
+    clinic = replace(PROFILE, sha256="1" * 64)
+    model.apply_operating_point(clinic, clinic.operating_point("balanced"))
+    assert model.item(k).prediction.operating == balanced and not model.item(k).prediction.is_positive
+    restarted = StudyListModel()  # the same list after a restart reads the same
+    restarted.apply_operating_point(clinic, clinic.operating_point("balanced"))
+    (k,) = restarted.add_restored([record])
+    assert restarted.item(k).prediction.operating == balanced
