@@ -351,24 +351,28 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         geo, state = self.settings.window_geometry(), self.settings.window_state()
-        self._fit_docks_when_shown = state is None  # a first start: the docks' widths suit the window's
+        self._fit_docks_when_shown = True  # see showEvent
         if geo is None or not self.restoreGeometry(geo):
             self._first_geometry()
         if state is not None:
             self.restoreState(state)
 
     def showEvent(self, event: QShowEvent) -> None:
-        """At first start on a narrow window, the list and the result panel give the film room:
-        at 1024 x 600 their 330 and 370 px left it 260 px, the smallest pane."""
+        """On a narrow window the list and the result panel give the film room, at first start
+        and when a layout saved on a wider screen would squeeze it: at 1024 x 600 their 330 and
+        370 px left it 260 px, the smallest pane."""
         super().showEvent(event)
         if self._fit_docks_when_shown:
             self._fit_docks_when_shown = False
             width = self.width()
-            if width < DOCKS_FULL_WIDTH_FROM:  # the result panel no narrower than its words need
-                panel = self.result_dock.widget()
-                needed = panel.widget().minimumSizeHint().width() + panel.verticalScrollBar().sizeHint().width() + 8
-                self.resizeDocks([self.studies_dock, self.result_dock], [width * 22 // 100, max(width * 29 // 100, needed)],
-                                 Qt.Orientation.Horizontal)
+            if width >= DOCKS_FULL_WIDTH_FROM:
+                return
+            panel = self.result_dock.widget()  # the result panel no narrower than its words need
+            needed = panel.widget().minimumSizeHint().width() + panel.verticalScrollBar().sizeHint().width() + 8
+            docks = [(dock, w) for dock, w in ((self.studies_dock, width * 22 // 100),
+                                               (self.result_dock, max(width * 29 // 100, needed))) if not dock.isHidden()]
+            if sum(dock.width() for dock, _ in docks) > sum(w for _, w in docks) * 11 // 10:  # else the reader's stay
+                self.resizeDocks([dock for dock, _ in docks], [w for _, w in docks], Qt.Orientation.Horizontal)
 
     def _first_geometry(self) -> None:
         """1440 x 900, or what the screen has room for (a 1366 x 768 laptop got a window taller

@@ -205,6 +205,33 @@ def test_window_layout_is_remembered(qtbot, app_settings, bundled_model):
     QApplication.processEvents()
 
 
+def test_a_layout_saved_on_a_wider_screen_leaves_the_film_room(qtbot, app_settings, bundled_model):
+    """Docks of a 1920-px session came back at their widths on a 1024-px screen and left the
+    film a quarter of the window; a narrow window now fits them, as at first start."""
+    from desktop.controller import StudyController
+    from desktop.widgets.qt_main_window import MainWindow
+
+    c1 = StudyController(app_settings)
+    w1 = MainWindow(c1)
+    w1.show()
+    w1.resize(780, 560)  # the offscreen screen is 800x600
+    qtbot.waitExposed(w1)
+    w1.resizeDocks([w1.studies_dock, w1.result_dock], [330, 370], Qt.Orientation.Horizontal)
+    QApplication.processEvents()
+    wide, film = w1.studies_dock.width() + w1.result_dock.width(), w1.viewer.width()
+    w1.close()
+    c2 = StudyController(app_settings)
+    w2 = MainWindow(c2)
+    qtbot.addWidget(w2)
+    w2.show()
+    QApplication.processEvents()
+    assert w2.studies_dock.width() + w2.result_dock.width() < wide * 0.9
+    assert w2.viewer.width() > film + 50
+    w2.close()
+    w1.deleteLater()
+    QApplication.processEvents()
+
+
 def test_changing_the_provider_restarts_the_engine(window, qtbot, kermany_samples):
     c = window.controller
     old_worker = c.worker
