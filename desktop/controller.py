@@ -176,7 +176,7 @@ def _read_latest(path: Path, after_id: int, up_to_id: int, control: TaskControl,
         for start in range(0, len(ids), batch):
             if control.cancelled():
                 return
-            control.deliver(worklist.records_by_id(ids[start:start + batch]))
+            control.deliver(worklist.records_by_id(ids[start:start + batch], decode_thumbnails=False))
             control.progress(min(start + batch, len(ids)), len(ids))
             time.sleep(0)
 
@@ -407,7 +407,7 @@ class StudyController(QObject):
                 self._restore_in_background(self.worklist.last_id())
                 return 0
             ids = sorted(self.worklist.latest_ids(after_id=self._restored_up_to))  # listed as first stored
-            records = self.worklist.records_by_id(ids)
+            records = self.worklist.records_by_id(ids, decode_thumbnails=False)  # decoded when drawn
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
@@ -469,6 +469,9 @@ class StudyController(QObject):
         try:
             unlisted = self._unlisted(step)
             self.model.add_restored(unlisted, [self._restore_order_offset + (r.id or 0) for r in unlisted])
+            # The listed rows out of the collector's sight, as settle_memory did for the rest: the
+            # full collections they would bring, over a growing heap, stalled the window 0.2-0.3 s.
+            gc.freeze()
         finally:
             if self._restore_queue:
                 QTimer.singleShot(0, lambda: self._restore_step(task))
@@ -480,7 +483,6 @@ class StudyController(QObject):
         self._restoring, self._restore_queue, self._restore_done_reading = None, [], False
         self._removed_while_restoring.clear()
         self.restoring_changed.emit(False)
-        gc.freeze()  # the new records out of the collector's sight, as settle_memory did for the rest
         if self._restore_again and not self._closed:
             self._restore_again = False
             self.restore()

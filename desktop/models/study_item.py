@@ -69,6 +69,7 @@ class StudyItem:
     status: Status = Status.QUEUED
     error: str = ""  # the reason, ready to show, when status is ERROR
     thumbnail: np.ndarray | None = None  # uint8 [h, w]: inference.thumbnail.make_thumbnail
+    thumbnail_png: bytes | None = None  # or, restored from the worklist, as stored there (see WorklistRecord)
     metadata: StudyMetadata | None = None
     prediction: Prediction | None = None  # with its attribution grid, without the gate's features
     load_warnings: list[str] = field(default_factory=list)
@@ -81,9 +82,9 @@ class StudyItem:
     def from_record(cls, record: WorklistRecord, order: int) -> StudyItem:
         """A finished study restored from the worklist: its file need not exist any more."""
         return cls(path=Path(record.study_path), status=Status.DONE, thumbnail=record.thumbnail,
-                   metadata=record.study_metadata, prediction=record.to_prediction(),
-                   order=order, record=replace(record, thumbnail=None),
-                   cached=True, restored=True)
+                   thumbnail_png=record.thumbnail_png, metadata=record.study_metadata,
+                   prediction=record.to_prediction(), order=order,
+                   record=replace(record, thumbnail=None, thumbnail_png=None), cached=True, restored=True)
 
     @property
     def name(self) -> str:

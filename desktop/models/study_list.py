@@ -7,6 +7,7 @@ a cancelled batch can never land on a newer row.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ MetaLineRole = Qt.ItemDataRole.UserRole + 3
 SentenceRole = Qt.ItemDataRole.UserRole + 4
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+THUMBNAILS_DECODED = 500  # a few screens of the list
 
 
 def gray_qimage(pixels: np.ndarray) -> QImage:
@@ -59,6 +61,10 @@ class StudyListModel(QAbstractListModel):
         self._row_of: dict[int, int] = {}
         self._key_of_path: dict[Path, int] = {}  # the latest row listing each file
         self._thumbs: dict[int, QImage] = {}
+        # Restored rows' thumbnails stay PNG until drawn; the last THUMBNAILS_DECODED drawn are
+        # kept decoded (10,000 decoded thumbnails held 120 MB more, and took 4 s to decode).
+        self._thumb_pngs: dict[int, bytes] = {}
+        self._decoded: OrderedDict[int, QImage] = OrderedDict()
         self._next_key = 1
         self._next_order = 0  # never reused: "as opened" stays a strict order after removals
         self._show_identifiers = False
@@ -90,7 +96,7 @@ class StudyListModel(QAbstractListModel):
                 lines.append(present(item.prediction).summary)
             return "\n".join(filter(None, lines))
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumbs.get(key)
+            return self.thumbnail(key)
         if role == ItemRole:
             return item
         if role == KeyRole:
@@ -110,7 +116,20 @@ class StudyListModel(QAbstractListModel):
 
     def thumbnail(self, key: int) -> QImage | None:
         """The row's thumbnail as a QImage (for the delegate; see ``data``'s note on None)."""
-        return self._thumbs.get(key)
+        image = self._thumbs.get(key)
+        if image is not None:
+            return image
+        image = self._decoded.get(key)
+        if image is not None:
+            self._decoded.move_to_end(key)
+            return image
+        png = self._thumb_pngs.get(key)
+        if png is None:
+            return None
+        image = self._decoded[key] = QImage.fromData(png, "PNG")
+        if len(self._decoded) > THUMBNAILS_DECODED:
+            self._decoded.popitem(last=False)
+        return image
 
     def item_at(self, row: int) -> StudyItem:
         return self._items[row]
@@ -183,10 +202,16 @@ class StudyListModel(QAbstractListModel):
             self._key_of_path[item.path] = key
             if item.thumbnail is not None:
                 self._thumbs[key] = gray_qimage(item.thumbnail)
+            elif item.thumbnail_png is not None:
+                self._thumb_pngs[key] = item.thumbnail_png
             keys.append(key)
         self.endInsertRows()
         self.progress_changed.emit()
         return keys
+
+    def _forget_thumbnail(self, key: int) -> None:
+        for thumbnails in (self._thumbs, self._thumb_pngs, self._decoded):
+            thumbnails.pop(key, None)
 
     def key_of_path(self, path: Path) -> int | None:
         """The row already listing ``path`` (the latest one), or None."""
@@ -200,7 +225,7 @@ class StudyListModel(QAbstractListModel):
         self.beginRemoveRows(QModelIndex(), row, row)
         item = self._items.pop(row)
         del self._keys[row]
-        self._thumbs.pop(key, None)
+        self._forget_thumbnail(key)
         self._row_versions.pop(key, None)
         self._row_of = {k: r for r, k in enumerate(self._keys)}
         if self._key_of_path.get(item.path) == key:
@@ -216,6 +241,8 @@ class StudyListModel(QAbstractListModel):
         self._row_of.clear()
         self._key_of_path.clear()
         self._thumbs.clear()
+        self._thumb_pngs.clear()
+        self._decoded.clear()
         self.endResetModel()
         self.progress_changed.emit()
 
@@ -233,6 +260,7 @@ class StudyListModel(QAbstractListModel):
         item.thumbnail = thumbnail
         item.metadata = metadata
         item.load_warnings = list(warnings)
+        self._forget_thumbnail(key)
         self._thumbs[key] = gray_qimage(thumbnail)
         self._changed(key)
 

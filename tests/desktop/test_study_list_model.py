@@ -195,13 +195,9 @@ def test_a_result_of_another_profile_is_read_at_its_own_point_whatever_was_in_us
     flagged study read "below the threshold" just by restarting). Now always their own."""
     from dataclasses import replace
 
-    from inference.worklist import WorklistRecord
-
     model, _ = model_and_proxy
     balanced, high = PROFILE.operating_point("balanced"), PROFILE.operating_point("high_sensitivity")
-    study = Study(Path("/x/a.png"), np.zeros((8, 8), np.float32), (0.0, 1.0), StudyMetadata())
-    record = WorklistRecord.from_prediction(
-        study, make_prediction(0.4, balanced, model=PROFILE.model, profile=PROFILE.info), "0" * 64)
+    record = _record("/x/a.png", 0.4, balanced)
     model.apply_operating_point(PROFILE, balanced)
     (k,) = model.add_restored([record])
     model.apply_operating_point(PROFILE, high)  # the reader reads at high sensitivity
@@ -213,3 +209,35 @@ def test_a_result_of_another_profile_is_read_at_its_own_point_whatever_was_in_us
     restarted.apply_operating_point(clinic, clinic.operating_point("balanced"))
     (k,) = restarted.add_restored([record])
     assert restarted.item(k).prediction.operating == balanced
+
+
+def test_restored_thumbnails_are_decoded_when_drawn_and_only_the_last_few_are_kept(model_and_proxy, monkeypatch):
+    """10,000 restored rows held 120 MB of decoded thumbnails and took 4 s to decode; the
+    list draws a screenful."""
+    from dataclasses import replace
+
+    from desktop.models import study_list
+    from inference.imageops import encode_png
+
+    monkeypatch.setattr(study_list, "THUMBNAILS_DECODED", 2)
+    model, _ = model_and_proxy
+    pixels = (np.arange(64 * 96) % 251).astype(np.uint8).reshape(64, 96)
+    keys = model.add_restored([replace(_record(f"/x/{i}.png", 0.4), thumbnail_png=encode_png(pixels)) for i in range(3)])
+    assert not model._decoded and model.item(keys[0]).thumbnail is None
+    image = model.thumbnail(keys[0])
+    assert (image.width(), image.height()) == (96, 64)
+    assert [image.pixelColor(x, 7).red() for x in (0, 50, 95)] == [pixels[7, x] for x in (0, 50, 95)]
+    model.thumbnail(keys[1])
+    model.thumbnail(keys[0])  # drawn again: kept
+    model.thumbnail(keys[2])
+    assert list(model._decoded) == [keys[0], keys[2]]
+    assert model.thumbnail(keys[1]) is not None  # decoded again when needed
+
+
+def _record(path: str, probability: float, operating: OperatingPoint | None = None):
+    from inference.worklist import WorklistRecord
+
+    study = Study(Path(path), np.zeros((8, 8), np.float32), (0.0, 1.0), StudyMetadata())
+    prediction = make_prediction(probability, operating or PROFILE.operating_point(), model=PROFILE.model,
+                                 profile=PROFILE.info)
+    return WorklistRecord.from_prediction(study, prediction, "0" * 64)

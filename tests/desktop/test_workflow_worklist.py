@@ -339,7 +339,7 @@ def test_results_another_program_adds_join_the_list_and_only_new_rows_are_read(
     read: list[int] = []
     records_by_id = Worklist.records_by_id
     monkeypatch.setattr(Worklist, "records_by_id",
-                        lambda wl, ids: (lambda got: (read.append(len(got)), got)[1])(records_by_id(wl, ids)))
+                        lambda wl, ids, **kw: (lambda got: (read.append(len(got)), got)[1])(records_by_id(wl, ids, **kw)))
     add_elsewhere(films[0])
     add_elsewhere(films[1])
     assert c.restore() == 2 and read == [2]
@@ -378,8 +378,8 @@ def test_a_long_worklist_is_read_off_the_gui_thread_and_listed_with_the_window_u
     monkeypatch.setattr(controller_module, "RESTORE_STEP", 2)
     on_gui_thread: list[bool] = []
     records_by_id = Worklist.records_by_id
-    monkeypatch.setattr(Worklist, "records_by_id", lambda wl, ids: (
-        on_gui_thread.append(threading.current_thread() is threading.main_thread()), records_by_id(wl, ids))[1])
+    monkeypatch.setattr(Worklist, "records_by_id", lambda wl, ids, **kw: (
+        on_gui_thread.append(threading.current_thread() is threading.main_thread()), records_by_id(wl, ids, **kw))[1])
     monkeypatch.setattr(controller_module, "_read_latest", partial(controller_module._read_latest, batch=2))
     win = open_window(qtbot, app_settings)
     c = win.controller
