@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, QSize, Qt, QTimer
+from PySide6.QtCore import QBuffer, QEvent, QIODevice, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QKeySequence,
                            QPixmap, QShowEvent)
 from PySide6.QtWidgets import (
@@ -151,6 +152,8 @@ class MainWindow(QMainWindow):
         fit_top_level(self)
         self._show_engine("", controller.manifest_error)
         self.result_panel.set_operating_point(controller.operating_point())
+        self.viewer.viewport().installEventFilter(self)  # a click, drag or wheel on the film: see _reader_acts
+        self.study_list.view.setFocus()  # the keys' home: arrows, Home and End did nothing on the viewer
 
     # -- construction ----------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -207,8 +210,24 @@ class MainWindow(QMainWindow):
         self.addAction(a)  # shortcuts work even with the menu bar hidden
         return a
 
+    def _study_action(self, *args: Any, **kwargs: Any) -> QAction:
+        """An action on how the study on screen is shown (see _reader_acts)."""
+        a = self._action(*args, **kwargs)
+        a.triggered.connect(self._reader_acts)
+        return a
+
+    def _reader_acts(self) -> None:
+        """The reader is at work on the study on screen (a verdict, an export, the window, a
+        zoom): the window never takes them away from it (see _reader_has_moved)."""
+        self._chosen_by_window = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.viewer.viewport() and event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel):
+            self._reader_acts()
+        return super().eventFilter(watched, event)
+
     def _build_actions(self) -> None:
-        c, d, v = self.controller, self.controller.display, self.viewer
+        d, v = self.controller.display, self.viewer
         self.act_open = self._action("Open…", self.open_files_dialog, ("O", "Ctrl+O"), tip="Open studies (O)")
         self.act_open_folder = self._action("Open Folder…", self.open_folder_dialog, ("Ctrl+Shift+O",),
                                             tip="Open every study in a folder and its sub-folders")
@@ -230,17 +249,28 @@ class MainWindow(QMainWindow):
                                       tip="Every analysis and export, newest first")
         self.act_settings = self._action("Settings…", self.open_settings, ("Ctrl+,",))
         self.act_quit = self._action("Quit", self.close, ("Ctrl+Q",))
-        self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N", "Space"))
+        self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N",))
         self.act_prev = self._action("Previous Study", lambda: self.study_list.step(-1), ("P",))
-        self.act_heatmap = self._action("Heat-map", d.set_overlay_visible, ("H",), checkable=True,
+        # Del and Space act on the list or the film only: in the tags list Del removed the study,
+        # and Space on the heat-map check box opened the next patient.
+        self.act_next_space = QAction("Next Study", self)
+        self.act_next_space.setShortcut(QKeySequence("Space"))
+        self.act_next_space.triggered.connect(lambda: self.study_list.step(1))
+        for action in (self.act_remove, self.act_next_space):
+            self.removeAction(action)
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.study_list.view.addAction(action)
+            self.viewer.addAction(action)
+        self.act_heatmap = self._study_action("Heat-map", d.set_overlay_visible, ("H",), checkable=True,
                                         tip="Show or hide the heat-map of this study (H)")
-        self.act_invert = self._action("Invert", d.set_invert, ("I",), checkable=True, tip="Invert grey levels (I)")
-        self.act_wl = self._action("Window/Level Drag", v.set_wl_mode, ("W",), checkable=True,
+        self.act_invert = self._study_action("Invert", d.set_invert, ("I",), checkable=True, tip="Invert grey levels (I)")
+        self.act_wl = self._study_action("Window/Level Drag", v.set_wl_mode, ("W",), checkable=True,
                                    tip="Left-drag changes window/level (right-drag always does) (W)")
-        self.act_fit = self._action("Fit", v.fit, ("F",), tip="Fit the image to the window (F)")
-        self.act_one = self._action("1:1", v.one_to_one, ("1",), tip="One image pixel per screen pixel (1)")
-        self.act_reset = self._action("Reset", v.reset, ("R",), tip="Default window, not inverted, fitted (R)")
-        self.act_cancel = self._action("Cancel Batch", c.cancel, ("Esc",))
+        self.act_fit = self._study_action("Fit", v.fit, ("F",), tip="Fit the image to the window (F)")
+        self.act_one = self._study_action("1:1", v.one_to_one, ("1",), tip="One image pixel per screen pixel (1)")
+        self.act_reset = self._study_action("Reset", v.reset, ("R",), tip="Default window, not inverted, fitted (R)")
+        self.act_cancel = self._action("Cancel Batch", self.cancel_batch, ("Esc",),
+                                       tip="Stop the batch, after asking (Esc); finished results are kept")
         self.act_retry = self._action("Retry Failed and Cancelled", self._retry_all)
         self.act_about = self._action("About LungLens and the Model…", self.open_about)
         self.act_shortcuts = self._action("Keyboard Shortcuts…", self.open_shortcuts, ("F1",))
@@ -451,8 +481,27 @@ class MainWindow(QMainWindow):
             self._chosen_by_window = self.study_list.current_key()
 
     def _reader_has_moved(self) -> bool:
+        """Whether the study on screen is the reader's: chosen, or acted on (_reader_acts)."""
         current = self.study_list.current_key()
         return bool(current) and current != self._chosen_by_window
+
+    def cancel_batch(self) -> None:
+        """Esc: stop the batch, once the reader says so (an Esc meant for a closed dialog or
+        the tags filter cancelled 107 studies without a word)."""
+        c = self.controller
+        if not c.busy:
+            return
+        left = c.model.counts()
+        waiting = left[Status.QUEUED] + left[Status.LOADING] + left[Status.RUNNING]
+        left = (f"{waiting} {'study is' if waiting == 1 else 'studies are'} not analysed yet" if waiting
+                else "the folder is still being listed")
+        answer = QMessageBox.question(
+            self, "Stop the batch",
+            f"Stop analysing? {left[0].upper()}{left[1:]}.\n\n"
+            "Finished results are kept; Analysis → Retry Failed and Cancelled analyses the rest later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            c.cancel()
 
     def _batch_started(self, first: int) -> None:
         """Show the first study opened, unless the reader has chosen one: the top of the list
@@ -466,7 +515,8 @@ class MainWindow(QMainWindow):
         """When the batch ends, a reader still on the film shown first (the first opened, before
         any result) is taken to the most suspicious study *of that batch* -- not to the top of
         the whole list, which may hold other patients restored from the worklist; one who has
-        moved on stays where they are."""
+        moved on, or acted on the film shown (a verdict, the window, a zoom), stays where they
+        are: the next key would have acted on another patient."""
         if self._reader_has_moved() or self.study_list.sort_box.currentData() != "suspicion":
             return
         batch = set(self.controller.batch)
@@ -650,6 +700,8 @@ class MainWindow(QMainWindow):
         if not keys:
             self.statusBar().showMessage("Select a study to remove first", 4000)
             return
+        if self._key_on_screen("removal") is None:
+            return
         removal = self.controller.remove(keys)
         kept = ""
         if removal.busy:
@@ -739,9 +791,25 @@ class MainWindow(QMainWindow):
                 self._say_profile_in_use()
 
     # -- site calibration and reader verdicts ------------------------------------------------------
+    def _key_on_screen(self, what: str) -> int | None:
+        """The key of the study the reader sees, or None (and why, in the status bar) while the
+        highlighted one is still loading: a verdict or Del given then landed on the highlighted
+        study while the film, title and result on screen were still the one before."""
+        key = self.study_list.current_key()
+        ctx = self.controller.context
+        if key and (ctx is None or ctx.key != key):
+            item = self.controller.model.item(key)
+            name = item.name if item is not None else "The next study"
+            self.statusBar().showMessage(f"{name} is not on screen yet: {what} not done. Try again once it is.", 6000)
+            return None
+        return key
+
     def give_verdict(self, verdict: str | None) -> None:
         """Store the reader's verdict on the study on screen (Shift+P, Shift+N, Shift+U)."""
-        key = self.study_list.current_key()
+        key = self._key_on_screen("verdict")
+        if key is None:
+            return
+        self._reader_acts()
         problem = self.controller.set_verdict(key, verdict)
         item = self.controller.model.item(key)
         if problem:
@@ -794,17 +862,17 @@ class MainWindow(QMainWindow):
     def shortcut_rows(self) -> list[tuple[str, str]]:
         """(what, keys) for every action with a key, read from the actions themselves, so the
         list can never differ from what the keys do."""
-        rows = []
-        for action in self.actions():
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+        rows: dict[str, list[str]] = {}
+        for action in self.findChildren(QAction, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
             if not keys:
                 continue
             what = action.text().replace("&", "").rstrip("…")
             # An item of a submenu says which ("Reader Verdict: Pneumonia", not "Pneumonia").
             submenus = [m for m in action.associatedObjects()
                         if isinstance(m, QMenu) and isinstance(m.parentWidget(), QMenu)]
-            rows.append((f"{submenus[0].title().replace('&', '')}: {what}" if submenus else what, keys))
-        return rows
+            rows.setdefault(f"{submenus[0].title().replace('&', '')}: {what}" if submenus else what, []).extend(keys)
+        return [(what, ", ".join(keys)) for what, keys in rows.items()]
 
     def open_shortcuts(self) -> None:
         rows = "".join(f"<tr><td>{escape(what)}</td><td style='padding-left:16px'><b>{escape(keys)}</b></td></tr>"
@@ -827,6 +895,7 @@ class MainWindow(QMainWindow):
         self.export_formats[file_filter] = handler
 
     def export_view(self) -> None:
+        self._reader_acts()
         ctx = self.controller.context
         if ctx is None or ctx.study is None:
             why = (ctx.problem or ctx.item.error) if ctx is not None else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from desktop.models.study_item import Status
 from inference import heatmap
@@ -209,7 +209,7 @@ def test_settings_and_about_fit_a_small_screen_and_scroll(window):
         dialog.close()
 
 
-def test_a_batch_can_be_cancelled_while_its_folder_is_still_being_listed(window, qtbot, study_copies):
+def test_a_batch_can_be_cancelled_while_its_folder_is_still_being_listed(window, qtbot, study_copies, monkeypatch):
     """Cancel was disabled until the first files were listed, and a Cancel then let the
     listing go on: all 2,000 films were analysed."""
     from tests.desktop.gui_helpers import wait_idle
@@ -218,7 +218,10 @@ def test_a_batch_can_be_cancelled_while_its_folder_is_still_being_listed(window,
     folder = study_copies(300)
     window.open_paths([folder])
     assert window.act_cancel.isEnabled() and window.progress_label.text() == "listing files…"
-    window.act_cancel.trigger()  # before the listing has handed over a single file
+    answers = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.append(a[2]) or QMessageBox.StandardButton.Yes)
+    window.act_cancel.trigger()  # before the listing has handed over a single file (Esc asks first)
+    assert answers and "still being listed" in answers[0]
     wait_idle(qtbot, c)
     assert c.model.rowCount() == 0 and not window.act_cancel.isEnabled()
     window.open_paths([folder])  # and the next opening is not dropped

@@ -58,9 +58,11 @@ def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     window.study_list.select_row(0)
     wait_idle(qtbot, c)
     assert c.context.item.path == paths[0]
-    window.setFocus()
+    window.activateWindow()
+    window.study_list.view.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.study_list.view)
     for key, expected in ((Qt.Key.Key_N, paths[1]), (Qt.Key.Key_Space, paths[2]), (Qt.Key.Key_P, paths[1])):
-        qtbot.keyClick(window, key)
+        qtbot.keyClick(window.study_list.view, key)
         wait_idle(qtbot, c)
         assert c.context.item.path == expected, key
     qtbot.keyClick(window, Qt.Key.Key_I)
@@ -79,6 +81,66 @@ def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     qtbot.keyClick(window, Qt.Key.Key_1)  # 1:1 -- one image pixel per device pixel
     vb = window.viewer.vb
     assert vb.viewRect().width() == pytest.approx(vb.width() * window.viewer.devicePixelRatioF(), rel=0.02)
+
+
+def test_space_and_del_act_on_the_list_and_the_film_only(window, qtbot, kermany_samples):
+    """Space on the heat-map check box opened the next patient, and Del in the DICOM tags
+    removed the study: on a control, the key is the control's."""
+    c = window.controller
+    paths = kermany_samples["NORMAL"][:2]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    window.study_list.select_key(c.model.key_of_path(paths[0]))
+    wait_idle(qtbot, c)
+    window.activateWindow()
+    box = window.overlay_controls.visible_box
+    box.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is box)
+    checked = box.isChecked()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert c.context.item.path == paths[0] and box.isChecked() is not checked
+    tags = window.tags.tree
+    tags.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is tags)
+    qtbot.keyClick(tags, Qt.Key.Key_Delete)
+    assert c.model.rowCount() == 2
+    window.study_list.view.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.study_list.view)
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Delete)
+    assert c.model.rowCount() == 1
+
+
+def test_a_verdict_or_removal_waits_for_the_film_to_be_on_screen(window, qtbot, kermany_samples):
+    """N then Shift+U before the next film had loaded: the verdict landed on the highlighted
+    study while the film, title and result on screen were still the one before."""
+    c = window.controller
+    paths = kermany_samples["NORMAL"][:2]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    window.study_list.select_key(c.model.key_of_path(paths[0]))
+    wait_idle(qtbot, c)
+    second = c.model.key_of_path(paths[1])
+    window.study_list.select_key(second)  # highlighted; its film is loaded in the background
+    window.give_verdict("unsure")
+    window.remove_selected()
+    assert c.model.item(second).record.verdict is None and c.model.rowCount() == 2
+    assert "not on screen yet" in window.statusBar().currentMessage()
+    wait_idle(qtbot, c)
+    window.give_verdict("unsure")
+    assert c.model.item(second).record.verdict == "unsure"
+
+
+def test_the_end_of_a_batch_never_takes_a_reader_off_a_film_they_acted_on(window, qtbot, kermany_samples):
+    """The batch ended and the window went to its most suspicious study; the status bar still
+    named the film the reader had just marked, and their next verdict went to the other one."""
+    c = window.controller
+    first = kermany_samples["NORMAL"][0]
+    window.open_paths([first, *kermany_samples["PNEUMONIA"][:8]])
+    qtbot.waitUntil(lambda: c.context is not None and c.context.item.path == first
+                    and c.model.item(c.context.key).status is Status.DONE, timeout=60_000)
+    window.give_verdict("no pneumonia")
+    wait_idle(qtbot, c, 120_000)
+    assert c.context.item.path == first and window.study_list.current_key() == c.context.key
 
 
 def test_window_presets_change_the_levels(window, qtbot, real_dicom):
