@@ -700,7 +700,7 @@ class MainWindow(QMainWindow):
         if not keys:
             self.statusBar().showMessage("Select a study to remove first", 4000)
             return
-        if self._key_on_screen("removal") is None:
+        if len(keys) == 1 and self._key_on_screen("removal") is None:  # rows picked in the list are what they show
             return
         removal = self.controller.remove(keys)
         kept = ""
