@@ -271,6 +271,14 @@ class _Reuse:
     thumbnail: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class _KeepFailure:
+    """A file that could not be read, for the writer thread to keep in the worklist."""
+
+    path: Path
+    reason: str
+
+
 class _QueueSink:
     """PipelineSink in the child: shrink what the parent needs and send it.
 
@@ -283,7 +291,7 @@ class _QueueSink:
         self._store = store  # an inference.result_store.ResultStore, or None
         self._lock = threading.Lock()
         self._thumbs: dict[int, np.ndarray] = {}  # key -> thumbnail, until its result is kept
-        self._writes: queue.Queue[_Keep | _Reuse | None] = queue.Queue()
+        self._writes: queue.Queue[_Keep | _Reuse | _KeepFailure | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         if store is not None:
             self._writer = threading.Thread(target=self._write_loop, name="lunglens-writer", daemon=True)
@@ -322,8 +330,10 @@ class _QueueSink:
         else:
             self._send(key, compact, record, cached=False)
 
-    def failed(self, key: int, reason: str) -> None:
+    def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:
         self._thumb(key)
+        if unreadable is not None and self._writer is not None:
+            self._writes.put(_KeepFailure(unreadable, reason))
         self._events.put(Failed(key, reason))
 
     def cancelled(self, key: int) -> None:
@@ -337,6 +347,9 @@ class _QueueSink:
         # The store reports what it could not keep itself (storage_failed) and returns the
         # record either way: the result is shown whether or not it was kept.
         while (job := self._writes.get()) is not None:
+            if isinstance(job, _KeepFailure):
+                self._store.keep_failure(job.path, job.reason)  # never raises
+                continue
             try:
                 if isinstance(job, _Keep):
                     self._send(job.key, job.prediction, self._store.keep(job.record), cached=False)

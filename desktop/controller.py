@@ -39,7 +39,7 @@ from inference.profile import SiteProfile
 from inference.profile_library import load_active
 from inference.study import Study
 from inference.userdirs import audit_log_path, data_dir, worklist_path
-from inference.worklist import Worklist, WorklistError, WorklistLocked, WorklistRecord
+from inference.worklist import Failure, Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 from .analysis_messages import (
     Cancelled,
@@ -249,6 +249,7 @@ class StudyController(QObject):
         self.audit_path = audit_path
         self.worklist: Worklist | None = None
         self._restored_up_to = 0  # the last worklist row id restore() has read
+        self._failures_up_to = 0  # and the last failure's
         self._restoring: BackgroundTask | None = None  # a long worklist being read (_restore_in_background)
         self._restore_queue: list[WorklistRecord] = []  # read, not listed yet
         self._restore_done_reading = False  # its thread has handed over every row
@@ -393,32 +394,53 @@ class StudyController(QObject):
             self._storage_failed(f"The worklist could not be changed ({err})")
 
     def restore(self) -> int:
-        """List every study stored in the worklist (the latest result per file) that is not
-        listed already; returns how many. Only the rows added since the last call are read:
-        the DICOM node's films join the list this way, and reading all 10,000 rows of a
-        long-used worklist for each of them held the window for 4 s a film."""
+        """List every study stored in the worklist (the latest result per file), and every file
+        kept as failed, that is not listed already; returns how many. Only the rows added since
+        the last call are read: the DICOM node's films join the list this way, and reading all
+        10,000 rows of a long-used worklist for each of them held the window for 4 s a film."""
         if self.worklist is None:
             return 0
         if self._restoring is not None:
             self._restore_again = True  # rows added meanwhile: read once this listing is done
             return 0
+        records: list[WorklistRecord] = []
         try:
+            failures = self.worklist.failures(after_id=self._failures_up_to)
             if self.worklist.count(after_id=self._restored_up_to) > RESTORE_AT_ONCE_UP_TO:
                 self._restore_in_background(self.worklist.last_id())
-                return 0
-            ids = sorted(self.worklist.latest_ids(after_id=self._restored_up_to))  # listed as first stored
-            records = self.worklist.records_by_id(ids, decode_thumbnails=False)  # decoded when drawn
+            else:
+                ids = sorted(self.worklist.latest_ids(after_id=self._restored_up_to))  # listed as first stored
+                records = self.worklist.records_by_id(ids, decode_thumbnails=False)  # decoded when drawn
+                self._restored_up_to = max(ids, default=self._restored_up_to)
         except (WorklistError, sqlite3.Error) as err:  # an unreadable list must not stop the app
             self._storage["worklist"] = f"The worklist could not be read ({err})"
             return 0
-        self._restored_up_to = max(ids, default=self._restored_up_to)
-        return len(self.model.add_restored(self._unlisted(records)))
+        self._failures_up_to = max((f.id or 0 for f in failures), default=self._failures_up_to)
+        listed = self.model.add_restored(self._listable(records))
+        # After the results: a file with a result and a failure (a film replaced by a broken one) shows its result.
+        return len(listed) + len(self.model.add_failed(
+            [f for f in failures if self.model.key_of_path(Path(f.study_path)) is None]))
 
-    def _unlisted(self, records: list[WorklistRecord]) -> list[WorklistRecord]:
-        """Those of ``records`` whose file is not listed (a study opened since has its own
-        result) nor removed while a long worklist is listed (an older row must not bring it back)."""
-        return [r for r in records if self.model.key_of_path(Path(r.study_path)) is None
-                and Path(r.study_path) not in self._removed_while_restoring]
+    def _listable(self, records: list[WorklistRecord]) -> list[WorklistRecord]:
+        """Those of ``records`` to list: not a file listed already (a study opened since has
+        its own result), nor one removed while a long worklist is listed (an older row must
+        not bring it back). A file listed as failed gives its row to its result (the DICOM
+        node analysed it since)."""
+        listable = []
+        for record in records:
+            path = Path(record.study_path)
+            key = self.model.key_of_path(path)
+            if path in self._removed_while_restoring:
+                continue
+            if key is not None:
+                item = self.model.item(key)
+                if item is None or item.status is not Status.ERROR or key in self._pending:
+                    continue
+                self.model.remove(key)
+                if key == self._view_key:
+                    self.select(0)
+            listable.append(record)
+        return listable
 
     @property
     def restoring(self) -> bool:
@@ -467,8 +489,8 @@ class StudyController(QObject):
             return  # a clear, closing, or a later restore took over
         step, self._restore_queue = self._restore_queue[:RESTORE_STEP], self._restore_queue[RESTORE_STEP:]
         try:
-            unlisted = self._unlisted(step)
-            self.model.add_restored(unlisted, [self._restore_order_offset + (r.id or 0) for r in unlisted])
+            listable = self._listable(step)
+            self.model.add_restored(listable, [self._restore_order_offset + (r.id or 0) for r in listable])
             # The listed rows out of the collector's sight, as settle_memory did for the rest: the
             # full collections they would bring, over a growing heap, stalled the window 0.2-0.3 s.
             gc.freeze()
@@ -543,6 +565,13 @@ class StudyController(QObject):
             except (WorklistError, sqlite3.Error) as err:
                 self._worklist_failed(err)
         self.model.put_back(back)
+        if self.worklist is not None:  # a file that had failed is kept as failed again
+            try:
+                for item in back:
+                    if item.status is Status.ERROR:
+                        self.worklist.add_failure(Failure(str(item.path), item.error))
+            except (WorklistError, sqlite3.Error) as err:
+                self._worklist_failed(err)
         return len(back)
 
     def clear_worklist(self) -> bool:

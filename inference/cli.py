@@ -279,7 +279,7 @@ class _OutcomeQueue:
         self._put(Outcome(self._inputs[r.key], prediction=r.prediction, read_ms=r.read_ms, study=r.study,
                           fingerprint=r.fingerprint, stored=r.stored))
 
-    def failed(self, key: int, reason: str) -> None:
+    def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:  # noqa: ARG002 -- said, not kept
         self._put(Outcome(self._inputs[key], error=reason))
 
     def cancelled(self, key: int) -> None:  # only at shutdown, when nothing reads any more

@@ -159,6 +159,7 @@ class Analyser:
                      f" [{'; '.join(words.warnings)}]" if words.warnings else "")
         if result.error:
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
+            self.results.keep_failure(job.path, f"{job.path.name}: {result.error}")  # the window lists it
             if self.outbox is not None:
                 result = replace(result, queued=self._queue_failure(job, reason_for_pacs))
         if job.pending_marker is not None:

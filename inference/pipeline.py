@@ -63,7 +63,8 @@ class PipelineSink(Protocol):
     def started(self, key: Key, stage: str) -> None: ...  # stage: "loading" | "running"
     def loaded(self, key: Key, study: Study) -> None: ...
     def analysed(self, result: Analysed) -> None: ...
-    def failed(self, key: Key, reason: str) -> None: ...
+    # ``unreadable``: the file, when the failure is the file's (it could not be read), not the model's.
+    def failed(self, key: Key, reason: str, unreadable: Path | None = None) -> None: ...
     def cancelled(self, key: Key) -> None: ...
 
 
@@ -251,7 +252,7 @@ class BatchPipeline:
     def _settle(self, item: _Decoded) -> None:
         job, study = item.job, item.study
         if item.failure:
-            self._sink.failed(job.key, item.failure)
+            self._sink.failed(job.key, item.failure, job.path)
             return
         if study is None or not self._current(job.generation):
             self._sink.cancelled(job.key)

@@ -30,7 +30,7 @@ from .decision import OperatingPoint
 from .hashing import earlier_pixel_sha256, pixel_sha256
 from .prediction import Prediction
 from .study import Study, StudyMetadata
-from .worklist import BUSY_TIMEOUT_S, Worklist, WorklistError, WorklistLocked, WorklistRecord
+from .worklist import BUSY_TIMEOUT_S, Failure, Worklist, WorklistError, WorklistLocked, WorklistRecord
 
 log = logging.getLogger(__name__)
 RETRY_LOCKED_S = 5.0  # how often a worklist another program keeps locked is tried again
@@ -142,15 +142,33 @@ class ResultStore:
         try:
             return worklist.add(record)
         except WorklistLocked as err:
-            self.worklist = None
-            worklist.close()
-            self._locked(err)
+            self._lost_to_lock(worklist, err)
             self.held.append(record)
         except (WorklistError, sqlite3.Error) as err:
             log.warning("could not store the result of %s", record.study_path, exc_info=True)
             self._report(f"{Path(record.study_path).name}: the result could not be saved in the worklist "
                          f"({type(err).__name__}: {err}).")
         return record
+
+    def keep_failure(self, study_path: Path, reason: str) -> None:
+        """Keep that ``study_path`` could not be analysed: the window lists it after a restart,
+        and lists the DICOM node's at all. Best effort: unlike a result it is not held while
+        the worklist is locked (the batch says it anyway)."""
+        worklist = self._reopened()
+        if worklist is None:
+            return
+        try:
+            worklist.add_failure(Failure(str(study_path), reason))
+        except WorklistLocked as err:
+            self._lost_to_lock(worklist, err)
+        except (WorklistError, sqlite3.Error):
+            log.warning("could not keep that %s could not be analysed", study_path, exc_info=True)
+
+    def _lost_to_lock(self, worklist: Worklist, err: WorklistLocked) -> None:
+        """A lock held past the busy timeout: the list is let go and tried again later."""
+        self.worklist = None
+        worklist.close()
+        self._locked(err)
 
     def _locked(self, err: WorklistLocked) -> None:
         self._retry_at = time.monotonic() + RETRY_LOCKED_S
@@ -177,10 +195,8 @@ class ResultStore:
             try:
                 saved.append(replace(worklist.add(record), thumbnail=None))
             except WorklistLocked as err:  # locked again at once: hold the rest
-                self.worklist = None
-                worklist.close()
+                self._lost_to_lock(worklist, err)
                 self.held = held[i:]
-                self._locked(err)
                 return None
             except (WorklistError, sqlite3.Error) as err:
                 log.warning("could not store the result of %s", record.study_path, exc_info=True)

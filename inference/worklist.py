@@ -80,6 +80,18 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (study_path, pixel_sha256, model_sha256)
 );
 CREATE INDEX IF NOT EXISTS results_by_hash ON results (pixel_sha256, model_sha256);
+-- Files that could not be analysed, until they are (the trigger, in the result's own commit)
+-- or removed. Not a schema version of its own: an older LungLens reads the file as before.
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_path TEXT NOT NULL UNIQUE,
+    reason TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS a_result_ends_its_files_failure AFTER INSERT ON results
+BEGIN DELETE FROM failures WHERE study_path = NEW.study_path; END;
+CREATE TRIGGER IF NOT EXISTS a_new_result_ends_its_files_failure AFTER UPDATE ON results
+BEGIN DELETE FROM failures WHERE study_path = NEW.study_path; END;
 """
 
 _JSON_FIELDS = ("metadata", "scope_reasons", "warnings", "timings_ms")
@@ -99,6 +111,18 @@ def utc_now() -> str:
 def verdict_label(verdict: str | None) -> int | None:
     """1 for "pneumonia", 0 for "no pneumonia"; None for "unsure" or no verdict."""
     return _VERDICT_LABELS.get(verdict or "")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be analysed. It is kept until the file is analysed or removed
+    from the list, so that after a restart the list still shows a film that needs a look
+    (and the DICOM node's failures reach the window at all)."""
+
+    study_path: str
+    reason: str  # as the list shows it: the file's name, then why
+    failed_at: str = field(default_factory=utc_now)
+    id: int | None = None  # row id once stored (ids of failures and of results are apart)
 
 
 class WorklistError(LungLensError):
@@ -448,6 +472,18 @@ class Worklist:
                     raise WorklistLocked(self._locked_text()) from exc
                 raise
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection (see :meth:`_session`) in one write transaction: all of it or none."""
+        with self._session() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     @property
     def schema_version(self) -> int:
         with self._session():
@@ -596,12 +632,32 @@ class Worklist:
         return cur.rowcount > 0
 
     def take_path(self, study_path: str | Path) -> list[WorklistRecord]:
-        """Delete every result stored for one file (any pixels, any model) and return them, so
-        that the window can offer to undo the removal (:meth:`put_back`)."""
-        with self._session():
-            rows = self._conn.execute("DELETE FROM results WHERE study_path=? RETURNING *",
-                                      (str(study_path),)).fetchall()
+        """Delete every result stored for one file (any pixels, any model) and its failure,
+        and return the results, so that the window can offer to undo the removal (:meth:`put_back`)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM failures WHERE study_path=?", (str(study_path),))
+            rows = conn.execute("DELETE FROM results WHERE study_path=? RETURNING *", (str(study_path),)).fetchall()
         return sorted((_record(r) for r in rows), key=lambda r: r.id or 0)
+
+    def add_failure(self, failure: Failure) -> Failure:
+        """Keep that a file could not be analysed (replacing an earlier failure of it, under a
+        new id: :meth:`failures` after an id finds it). Its results, if any, stay."""
+        with self._session():
+            (row_id,) = self._conn.execute(
+                "INSERT OR REPLACE INTO failures (study_path, reason, failed_at) VALUES (?, ?, ?) RETURNING id",
+                (failure.study_path, failure.reason, failure.failed_at)).fetchall()[0]
+        return replace(failure, id=int(row_id))
+
+    def failures(self, after_id: int = 0) -> list[Failure]:
+        """The files that could not be analysed (since the failure of id ``after_id``), oldest first."""
+        with self._session():
+            try:
+                rows = self._conn.execute("SELECT * FROM failures WHERE id > ? ORDER BY id", (after_id,)).fetchall()
+            except sqlite3.OperationalError as exc:  # a file no LungLens with failures has written to
+                if "no such table" in str(exc):
+                    return []
+                raise
+        return [Failure(r["study_path"], r["reason"], r["failed_at"], int(r["id"])) for r in rows]
 
     def put_back(self, records: list[WorklistRecord]) -> int:
         """Store records taken out by :meth:`take_path` again under their own row ids: the list
@@ -619,8 +675,9 @@ class Worklist:
 
     def clear(self) -> None:
         """Empty the worklist (the audit log keeps its history)."""
-        with self._session():
-            self._conn.execute("DELETE FROM results")
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM failures")
+            conn.execute("DELETE FROM results")
 
     def close(self) -> None:
         with self._lock:

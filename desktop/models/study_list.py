@@ -29,7 +29,7 @@ from inference.prediction import Prediction
 from inference.presentation import present
 from inference.profile import SiteProfile
 from inference.study import StudyMetadata
-from inference.worklist import WorklistRecord
+from inference.worklist import Failure, WorklistRecord
 
 from .study_item import Status, StudyItem, follows, metadata_line, suspicion_key
 
@@ -165,6 +165,12 @@ class StudyListModel(QAbstractListModel):
         places in the opening order or at ``orders`` (see :meth:`reserve_order`); returns their keys."""
         orders = orders if orders is not None else [self._opened() for _ in records]
         return self._append([StudyItem.from_record(record, order) for record, order in zip(records, orders)])
+
+    def add_failed(self, failures: Sequence[Failure]) -> list[int]:
+        """Append files the worklist keeps as failed (in an earlier session, or by the DICOM
+        node), with their reasons; returns their keys."""
+        return self._append([StudyItem(path=Path(f.study_path), status=Status.ERROR, error=f.reason,
+                                       order=self._opened(), restored=True) for f in failures])
 
     def _opened(self) -> int:
         """The next place in the opening order (the row count would repeat one after a removal)."""

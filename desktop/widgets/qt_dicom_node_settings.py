@@ -232,7 +232,7 @@ class NodeStatus(QLabel):
     """The status bar's node line; it runs ``lunglens serve`` while the node is enabled."""
 
     state_changed = Signal(str)
-    arrived = Signal()  # the node analysed a film into the worklist: the list can show it
+    arrived = Signal()  # the node put a film's result (or failure) in the worklist: the list can show it
     _counted = Signal(int)  # the outbox's length, counted off the GUI thread
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, poll_ms: int = 2000,
@@ -309,15 +309,15 @@ class NodeStatus(QLabel):
                 self._set("listening", line.split("listening on", 1)[1].split(";")[0].strip())
 
     def _read_log(self) -> None:
-        """The node's log: a film analysed means a new row in the worklist; the last line is
-        kept to say why the node stopped, if it does."""
+        """The node's log: a film analysed, or one it could not analyse, means a new row in the
+        worklist (a result or a failure); the last line is kept to say why the node stopped."""
         if self.process is None:
             return
         text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
         lines = [line for line in text.splitlines() if line.strip()]
         if lines:
             self._last_log = lines[-1]
-        if any(line.startswith("lunglens serve: analysed ") for line in lines):
+        if any(line.startswith(("lunglens serve: analysed ", "lunglens serve: could not analyse ")) for line in lines):
             self.arrived.emit()
 
     def _finished(self, code: int, status: QProcess.ExitStatus) -> None:

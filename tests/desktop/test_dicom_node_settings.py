@@ -93,7 +93,13 @@ def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings,
 @pytest.mark.slow
 def test_a_film_sent_to_the_node_shows_up_in_the_window(qtbot, app_settings, request, isolated_user_dirs) -> None:  # type: ignore[no-untyped-def]
     """The X-ray unit sends a film (storescu) to the node the window runs: it is analysed
-    into the worklist and listed in the window, with its result."""
+    into the worklist and listed in the window, with its result. A film the node cannot
+    analyse is listed too, as failed, with the reason (it reached only the node's log)."""
+    import numpy as np
+    import pydicom
+
+    from desktop.models.study_item import Status
+    from tests.fixtures.dicom_factory import write_dicom
     from tests.fixtures.dicom_peers import store
 
     port = free_port()
@@ -101,16 +107,20 @@ def test_a_film_sent_to_the_node_shows_up_in_the_window(qtbot, app_settings, req
     window = request.getfixturevalue("window")  # started the node, as the app does
     qtbot.waitUntil(lambda: window.node_status.state == "listening", timeout=60000)
     film = Path(__file__).resolve().parents[2] / "resources" / "samples" / "sample-pneumonia.dcm"
-    sent = store(port, [film], "-xs", calling="XRAY1")
+    tiny = isolated_user_dirs.parent / "tiny.dcm"
+    write_dicom(tiny, np.full((1, 1), 5, np.uint16))  # received fine, refused by the loader
+    sent = store(port, [film, tiny], "-xs", calling="XRAY1")
     assert sent.returncode == 0, sent.stdout + sent.stderr
-    import pydicom
 
-    uid = pydicom.dcmread(film, stop_before_pixels=True).SOPInstanceUID
-    kept = isolated_user_dirs / "node" / "received" / f"{uid}.dcm"
+    def received(path: Path) -> Path:
+        return isolated_user_dirs / "node" / "received" / f"{pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID}.dcm"
     model = window.controller.model
-    qtbot.waitUntil(lambda: model.key_of_path(kept) is not None, timeout=60000)
-    item = model.item(model.key_of_path(kept))
+    qtbot.waitUntil(lambda: model.key_of_path(received(film)) is not None
+                    and model.key_of_path(received(tiny)) is not None, timeout=60000)
+    item = model.item(model.key_of_path(received(film)))
     assert item.record is not None or item.prediction is not None
+    failed = model.item(model.key_of_path(received(tiny)))
+    assert failed.status is Status.ERROR and "too small" in failed.error
 
 
 def test_the_node_decides_with_the_windows_site_profile_and_operating_point(qtbot, app_settings, request,  # type: ignore[no-untyped-def]

@@ -214,6 +214,38 @@ def test_a_restored_study_whose_file_was_replaced_never_shows_the_new_image_unde
     close_window(win2)
 
 
+def test_a_file_that_could_not_be_read_is_still_listed_as_failed_after_a_restart(
+        window, qtbot, app_settings, isolated_user_dirs, kermany_samples, tmp_path):
+    """The list puts failed studies above everything below the threshold, because they still
+    need a look; after a restart they were gone, and the batch looked complete."""
+    c = window.controller
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(kermany_samples["NORMAL"][0].read_bytes()[:400])  # cut short
+    window.open_paths([kermany_samples["NORMAL"][1], broken])
+    wait_idle(qtbot, c)
+    reason = c.model.item(c.model.key_of_path(broken)).error
+    assert "broken.jpeg" in reason
+    close_window(window)
+
+    def kept_as_failed() -> list[str]:
+        with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
+            return [f.reason for f in wl.failures()]
+    assert kept_as_failed() == [reason]
+    win2 = open_window(qtbot, app_settings)
+    c2 = win2.controller
+    item = c2.model.item(c2.model.key_of_path(broken))
+    assert item.status is Status.ERROR and item.error == reason
+    assert "1 failed" in win2.study_list.count_label.text()
+    removal = c2.remove([c2.model.key_of_path(broken)])  # removed: no longer kept...
+    assert len(removal.items) == 1 and kept_as_failed() == []
+    assert c2.undo_remove() == 1 and kept_as_failed() == [reason]  # ...unless put back
+    shutil.copyfile(kermany_samples["NORMAL"][2], broken)  # mended, and analysed again
+    c2.retry(c2.model.key_of_path(broken))
+    wait_idle(qtbot, c2)
+    assert c2.model.item(c2.model.key_of_path(broken)).status is Status.DONE and kept_as_failed() == []
+    close_window(win2)
+
+
 def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_user_dirs, kermany_samples, monkeypatch):
     data = isolated_user_dirs
     c = window.controller

@@ -200,6 +200,8 @@ def test_a_film_that_cannot_be_analysed_gets_an_sr_saying_so_and_why(node: tuple
     assert "Not analysed: image is too small (1x1 px)" in dump
     assert "Probability of pneumonia" not in dump  # no number where there is none
     assert any("could not analyse" in line and "too small" in line for line in serve.err.lines)
+    with Worklist(serve.data_dir / "worklist.sqlite3") as worklist:  # for the window to list
+        assert any("too small" in f.reason for f in worklist.failures())
 
 
 def subprocess_run(argv: list[str]) -> str:

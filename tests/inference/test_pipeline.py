@@ -44,8 +44,8 @@ class Recorder:
     def analysed(self, result: Analysed) -> None:
         self._settle(result.key, "analysed", result)
 
-    def failed(self, key: int, reason: str) -> None:
-        self._settle(key, "failed", reason)
+    def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:
+        self._settle(key, "failed", (reason, unreadable))
 
     def cancelled(self, key: int) -> None:
         self._settle(key, "cancelled")
@@ -87,7 +87,8 @@ def test_every_study_is_settled_once_in_submission_order_with_bounded_lookahead(
         assert pipe.shutdown(10)
     assert [key for key, _, _ in sink.settled] == list(range(len(paths)))  # in order, each once
     assert [how for _, how, _ in sink.settled] == ["analysed"] * 8 + ["failed", "failed"]
-    assert "8-missing.png" in sink.settled[8][2] and "9-garbage.dcm" in sink.settled[9][2]
+    assert "8-missing.png" in sink.settled[8][2][0] and "9-garbage.dcm" in sink.settled[9][2][0]
+    assert [sink.settled[i][2][1] for i in (8, 9)] == [missing, garbage]  # the file's failure: kept as such
     first = sink.settled[0][2]
     assert first.study.path == films[0] and 0 < first.prediction.probability < 1 and first.read_ms > 0
     assert sink.most_held <= 3  # never more decoded studies held than the look-ahead

@@ -137,6 +137,34 @@ def test_each_files_newest_row_the_most_probable_first(tmp_path, kermany_samples
         assert wl.last_id() == 0 and wl.latest_ids() == []
 
 
+def test_a_failure_is_kept_until_its_file_is_analysed_or_removed(tmp_path, kermany_samples):
+    """A file that could not be analysed stays in the worklist, so that a restarted window
+    still lists it; a result for the file (however stored) ends it, in the same commit."""
+    from inference.worklist import Failure
+
+    a, b, c = kermany_samples["NORMAL"][:3]
+    with Worklist(tmp_path / "wl.sqlite3") as wl:
+        fa = wl.add_failure(Failure(str(a), f"{a.name}: truncated"))
+        fb = wl.add_failure(Failure(str(b), f"{b.name}: not an image"))
+        assert [(f.study_path, f.reason) for f in wl.failures()] == [(str(a), f"{a.name}: truncated"),
+                                                                     (str(b), f"{b.name}: not an image")]
+        again = wl.add_failure(Failure(str(a), f"{a.name}: still truncated"))  # failed again: found after its id
+        assert again.id > fb.id and [f.id for f in wl.failures(after_id=fb.id)] == [again.id]
+        assert fa.id not in {f.id for f in wl.failures()}
+        wl.add(_record(a))  # analysed at last
+        assert [f.study_path for f in wl.failures()] == [str(b)]
+        wl.add_failure(Failure(str(c), "c"))
+        wl.add(_record(c))
+        wl.add(_record(c))  # the same result again (an update, not an insert) after a new failure
+        wl.add_failure(Failure(str(c), "c"))
+        wl.add(_record(c))
+        assert [f.study_path for f in wl.failures()] == [str(b)]
+        assert wl.take_path(b) == [] and wl.failures() == []  # removed from the list
+        wl.add_failure(Failure(str(b), "b"))
+        wl.clear()
+        assert wl.failures() == [] and wl.records() == []
+
+
 def test_remove_and_clear(tmp_path, kermany_samples):
     with Worklist(tmp_path / "wl.sqlite3") as wl:
         recs = [wl.add(_record(f)) for f in kermany_samples["NORMAL"][:3]]
