@@ -273,8 +273,10 @@ class _Reuse:
 
 @dataclass(frozen=True)
 class _KeepFailure:
-    """A file that could not be read, for the writer thread to keep in the worklist."""
+    """A file that could not be read, for the writer thread to keep in the worklist, then
+    report (a removal at once would come before the failure is kept, and not remove it)."""
 
+    key: int
     path: Path
     reason: str
 
@@ -333,8 +335,9 @@ class _QueueSink:
     def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:
         self._thumb(key)
         if unreadable is not None and self._writer is not None:
-            self._writes.put(_KeepFailure(unreadable, reason))
-        self._events.put(Failed(key, reason))
+            self._writes.put(_KeepFailure(key, unreadable, reason))
+        else:
+            self._events.put(Failed(key, reason))
 
     def cancelled(self, key: int) -> None:
         self._thumb(key)
@@ -347,18 +350,19 @@ class _QueueSink:
         # The store reports what it could not keep itself (storage_failed) and returns the
         # record either way: the result is shown whether or not it was kept.
         while (job := self._writes.get()) is not None:
-            if isinstance(job, _KeepFailure):
-                self._store.keep_failure(job.path, job.reason)  # never raises
-                continue
             try:
-                if isinstance(job, _Keep):
+                if isinstance(job, _KeepFailure):
+                    self._store.keep_failure(job.path, job.reason)
+                    self._events.put(Failed(job.key, job.reason))
+                elif isinstance(job, _Keep):
                     self._send(job.key, job.prediction, self._store.keep(job.record), cached=False)
                 else:
                     record = self._store.reuse(job.path, job.metadata, job.stored, job.prediction, job.thumbnail)
                     self._send(job.key, job.prediction, record, cached=True)
             except Exception:  # noqa: BLE001 -- never lose the writer: the next results still need it
                 log.warning("could not report the result for study %s", job.key, exc_info=True)
-                self._events.put(Failed(job.key, "the result could not be reported (see the log)"))
+                self._events.put(Failed(job.key, job.reason if isinstance(job, _KeepFailure)
+                                        else "the result could not be reported (see the log)"))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write and send what is queued, then stop the writer."""

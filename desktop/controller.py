@@ -255,6 +255,7 @@ class StudyController(QObject):
         self._restore_done_reading = False  # its thread has handed over every row
         self._restore_order_offset = 0  # a row's place in the opening order is its id plus this
         self._removed_while_restoring: set[Path] = set()
+        self._restore_failures: list[Failure] = []  # read with it, listed once its results are
         self._restore_again = False
         self._storage: dict[str, str] = {"worklist": problem} if problem else {}  # what -> why not kept
         self._lock_deadline = 0.0
@@ -294,7 +295,7 @@ class StudyController(QObject):
         self.worklist = wl
         self._storage.pop("worklist", None)
         if wl.set_aside is not None:
-            self._restored_up_to = 0  # a new file: none of its rows have been read
+            self._restored_up_to = self._failures_up_to = 0  # a new file: none of its rows have been read
             self._storage["worklist"] = wl.set_aside.message()
 
     def _wait_for_worklist(self) -> None:
@@ -417,29 +418,37 @@ class StudyController(QObject):
             return 0
         self._failures_up_to = max((f.id or 0 for f in failures), default=self._failures_up_to)
         listed = self.model.add_restored(self._listable(records))
-        # After the results: a file with a result and a failure (a film replaced by a broken one) shows its result.
-        return len(listed) + len(self.model.add_failed(
-            [f for f in failures if self.model.key_of_path(Path(f.study_path)) is None]))
+        if self._restoring is not None:  # listed after its results, as here: see _list_failures
+            self._restore_failures = failures
+            return 0
+        return len(listed) + self._list_failures(failures)
+
+    def _list_failures(self, failures: list[Failure]) -> int:
+        """List the files kept as failed whose file is not listed: after the results read with
+        them, so a file with a result and a failure shows its result (a failed row would give
+        way to it under the reader's eyes)."""
+        return len(self.model.add_failed([f for f in failures if self.model.key_of_path(Path(f.study_path)) is None
+                                          and Path(f.study_path) not in self._removed_while_restoring]))
 
     def _listable(self, records: list[WorklistRecord]) -> list[WorklistRecord]:
         """Those of ``records`` to list: not a file listed already (a study opened since has
         its own result), nor one removed while a long worklist is listed (an older row must
-        not bring it back). A file listed as failed gives its row to its result (the DICOM
-        node analysed it since)."""
+        not bring it back). A file listed as failed from the worklist (by the DICOM node, say)
+        takes its result in its own row, read after the failure: the node analysed it since."""
         listable = []
         for record in records:
             path = Path(record.study_path)
             key = self.model.key_of_path(path)
             if path in self._removed_while_restoring:
                 continue
-            if key is not None:
-                item = self.model.item(key)
-                if item is None or item.status is not Status.ERROR or key in self._pending:
-                    continue
-                self.model.remove(key)
+            if key is None:
+                listable.append(record)
+                continue
+            item = self.model.item(key)
+            if item is not None and item.restored and item.status is Status.ERROR:
+                self.model.set_restored(key, record)
                 if key == self._view_key:
-                    self.select(0)
-            listable.append(record)
+                    self.select(key)  # the reader stays on it, now with its result
         return listable
 
     @property
@@ -500,9 +509,14 @@ class StudyController(QObject):
             elif self._restore_done_reading:
                 self._end_restoring()
 
-    def _end_restoring(self) -> None:
-        """The listing is over, done or dropped (a clear, closing): what it still holds is not listed."""
+    def _end_restoring(self, dropped: bool = False) -> None:
+        """The listing is over, done or ``dropped`` (a clear, closing): what it still holds is not listed."""
+        if self._restoring is not None:
+            self._restoring.cancel()  # a clear: the thread stops reading what would be thrown away
+        if not dropped:
+            self._list_failures(self._restore_failures)
         self._restoring, self._restore_queue, self._restore_done_reading = None, [], False
+        self._restore_failures = []
         self._removed_while_restoring.clear()
         self.restoring_changed.emit(False)
         if self._restore_again and not self._closed:
@@ -588,7 +602,7 @@ class StudyController(QObject):
                 return False
         if self._restoring is not None:
             self._restore_again = False
-            self._end_restoring()
+            self._end_restoring(dropped=True)
         self.last_removal = None
         self.model.clear()
         self.select(0)
@@ -847,9 +861,11 @@ class StudyController(QObject):
             self.view_image.emit(None)
             return
         self._view_loading = True
-        # A result's file is checked to hold the pixels the result is of: a file replaced since
-        # (a new CD's IM000001 is another patient) showed under the stored result, and exported so.
-        stored = item.record.pixel_sha256 if item.status is Status.DONE and item.record is not None else None
+        # A result from an earlier session is checked to be of the pixels its file holds now: a
+        # file replaced since (a new CD's IM000001 is another patient) showed under the stored
+        # result, and exported so. (This session's were hashed when analysed; hashing costs a
+        # large film 100 ms or more at every N.)
+        stored = (item.record.pixel_sha256 or None) if item.restored and item.record is not None else None
         self.worker.load_for_view(self._view_token, item.path, stored)
 
     @property

@@ -158,8 +158,9 @@ class Analyser:
             log.info("analysed %s (%s): %s%s", job.shown, job.source, words.summary,
                      f" [{'; '.join(words.warnings)}]" if words.warnings else "")
         if result.error:
+            # Kept before it is said: the window reads the worklist when its log says so.
+            self.results.keep_failure(job.path, f"{job.path.name}: {result.error}")
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
-            self.results.keep_failure(job.path, f"{job.path.name}: {result.error}")  # the window lists it
             if self.outbox is not None:
                 result = replace(result, queued=self._queue_failure(job, reason_for_pacs))
         if job.pending_marker is not None:

@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE TRIGGER IF NOT EXISTS a_result_ends_its_files_failure AFTER INSERT ON results
 BEGIN DELETE FROM failures WHERE study_path = NEW.study_path; END;
-CREATE TRIGGER IF NOT EXISTS a_new_result_ends_its_files_failure AFTER UPDATE ON results
+CREATE TRIGGER IF NOT EXISTS a_new_result_ends_its_files_failure AFTER UPDATE OF analysed_at ON results
 BEGIN DELETE FROM failures WHERE study_path = NEW.study_path; END;
 """
 
@@ -651,12 +651,7 @@ class Worklist:
     def failures(self, after_id: int = 0) -> list[Failure]:
         """The files that could not be analysed (since the failure of id ``after_id``), oldest first."""
         with self._session():
-            try:
-                rows = self._conn.execute("SELECT * FROM failures WHERE id > ? ORDER BY id", (after_id,)).fetchall()
-            except sqlite3.OperationalError as exc:  # a file no LungLens with failures has written to
-                if "no such table" in str(exc):
-                    return []
-                raise
+            rows = self._conn.execute("SELECT * FROM failures WHERE id > ? ORDER BY id", (after_id,)).fetchall()
         return [Failure(r["study_path"], r["reason"], r["failed_at"], int(r["id"])) for r in rows]
 
     def put_back(self, records: list[WorklistRecord]) -> int:

@@ -166,6 +166,20 @@ class StudyListModel(QAbstractListModel):
         orders = orders if orders is not None else [self._opened() for _ in records]
         return self._append([StudyItem.from_record(record, order) for record, order in zip(records, orders)])
 
+    def set_restored(self, key: int, record: WorklistRecord) -> None:
+        """A row listed from the worklist takes a newer result from it, in place (its key and
+        its place in the opening order stay)."""
+        row = self._row_of.get(key)
+        if row is None:
+            return
+        item = self._items[row] = StudyItem.from_record(record, self._items[row].order)
+        self._read(item)
+        self._forget_thumbnail(key)
+        if item.thumbnail_png is not None:
+            self._thumb_pngs[key] = item.thumbnail_png
+        self._changed(key)
+        self.progress_changed.emit()
+
     def add_failed(self, failures: Sequence[Failure]) -> list[int]:
         """Append files the worklist keeps as failed (in an earlier session, or by the DICOM
         node), with their reasons; returns their keys."""
@@ -263,7 +277,7 @@ class StudyListModel(QAbstractListModel):
         item = self.item(key)
         if item is None:
             return
-        item.thumbnail = thumbnail
+        item.thumbnail, item.thumbnail_png = thumbnail, None
         item.metadata = metadata
         item.load_warnings = list(warnings)
         self._forget_thumbnail(key)
@@ -278,6 +292,7 @@ class StudyListModel(QAbstractListModel):
         item.prediction = prediction
         item.record = record
         item.cached = cached
+        item.restored = False  # a result of this session
         item.status = Status.DONE
         item.error = ""
         self._changed(key)
@@ -322,6 +337,8 @@ class StudyListModel(QAbstractListModel):
             return None
         item.status = Status.QUEUED
         item.error = ""
+        # Not shown with its new film meanwhile (its pixels may have changed: a new CD under the same names).
+        item.prediction, item.record = None, None
         self._changed(key)
         self.progress_changed.emit()
         return item.path

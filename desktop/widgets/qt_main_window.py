@@ -152,7 +152,19 @@ class MainWindow(QMainWindow):
         fit_top_level(self)
         self._show_engine("", controller.manifest_error)
         self.result_panel.set_operating_point(controller.operating_point())
-        self.viewer.viewport().installEventFilter(self)  # a click, drag or wheel on the film: see _reader_acts
+        # Controls that use Space or Del themselves get them (Space on the heat-map check box
+        # opened the next patient; Del in the DICOM tags removed the study); elsewhere they are
+        # the window's: Next Study, Remove.
+        space, delete = int(Qt.Key.Key_Space), int(Qt.Key.Key_Delete)
+        self._own_keys: dict[QObject, set[int]] = {
+            w: {space} for w in (self.overlay_controls.visible_box, self.preset_box, self.study_list.sort_box,
+                                 self.cancel_button, self.undo_button)}
+        self._own_keys[self.tags.tree] = {space, delete}
+        self._film = self.viewer.viewport()  # a click, drag or wheel on it: see _reader_acts
+        for widget in (*self._own_keys, self._film):
+            widget.installEventFilter(self)
+        self.overlay_controls.visible_box.toggled.connect(self._reader_acts)  # by hand: the window's own are blocked
+        self.overlay_controls.opacity.valueChanged.connect(self._reader_acts)
         self.study_list.view.setFocus()  # the keys' home: arrows, Home and End did nothing on the viewer
 
     # -- construction ----------------------------------------------------------------------------
@@ -186,6 +198,7 @@ class MainWindow(QMainWindow):
         self.undo_button.hide()
         self._removal_message = ""
         self._chosen_by_window = 0  # the study the window chose to show (not the reader), while it is shown
+        self._acted_on = 0  # the study the reader last acted on (_reader_acts)
         self.ask_before_closing = True  # False when a signal closes it (logging out must not wait on a question)
         self._view_note = ""  # the status message about the film on screen (shown reduced)
         sb.messageChanged.connect(self._status_message_changed)
@@ -218,12 +231,16 @@ class MainWindow(QMainWindow):
 
     def _reader_acts(self) -> None:
         """The reader is at work on the study on screen (a verdict, an export, the window, a
-        zoom): the window never takes them away from it (see _reader_has_moved)."""
-        self._chosen_by_window = 0
+        zoom): the end of the batch never takes them away from it (_to_most_suspicious)."""
+        self._acted_on = self.study_list.current_key()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.viewer.viewport() and event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel):
+        kind = event.type()
+        if kind in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel) and watched is self._film:
             self._reader_acts()
+        elif kind == QEvent.Type.ShortcutOverride and event.key() in self._own_keys.get(watched, ()):  # type: ignore[attr-defined]
+            event.accept()  # the key goes to the control, not to the window's shortcut
+            return True
         return super().eventFilter(watched, event)
 
     def _build_actions(self) -> None:
@@ -249,18 +266,8 @@ class MainWindow(QMainWindow):
                                       tip="Every analysis and export, newest first")
         self.act_settings = self._action("Settings…", self.open_settings, ("Ctrl+,",))
         self.act_quit = self._action("Quit", self.close, ("Ctrl+Q",))
-        self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N",))
+        self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N", "Space"))
         self.act_prev = self._action("Previous Study", lambda: self.study_list.step(-1), ("P",))
-        # Del and Space act on the list or the film only: in the tags list Del removed the study,
-        # and Space on the heat-map check box opened the next patient.
-        self.act_next_space = QAction("Next Study", self)
-        self.act_next_space.setShortcut(QKeySequence("Space"))
-        self.act_next_space.triggered.connect(lambda: self.study_list.step(1))
-        for action in (self.act_remove, self.act_next_space):
-            self.removeAction(action)
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            self.study_list.view.addAction(action)
-            self.viewer.addAction(action)
         self.act_heatmap = self._study_action("Heat-map", d.set_overlay_visible, ("H",), checkable=True,
                                         tip="Show or hide the heat-map of this study (H)")
         self.act_invert = self._study_action("Invert", d.set_invert, ("I",), checkable=True, tip="Invert grey levels (I)")
@@ -400,7 +407,8 @@ class MainWindow(QMainWindow):
             panel = self.result_dock.widget()  # the result panel no narrower than its words need
             needed = panel.widget().minimumSizeHint().width() + panel.verticalScrollBar().sizeHint().width() + 8
             docks = [(dock, w) for dock, w in ((self.studies_dock, width * 22 // 100),
-                                               (self.result_dock, max(width * 29 // 100, needed))) if not dock.isHidden()]
+                                               (self.result_dock, max(width * 29 // 100, needed)))
+                     if not dock.isHidden() and not dock.isFloating()]  # those beside the film
             if sum(dock.width() for dock, _ in docks) > sum(w for _, w in docks) * 11 // 10:  # else the reader's stay
                 self.resizeDocks([dock for dock, _ in docks], [w for _, w in docks], Qt.Orientation.Horizontal)
 
@@ -500,7 +508,7 @@ class MainWindow(QMainWindow):
             f"Stop analysing? {left[0].upper()}{left[1:]}.\n\n"
             "Finished results are kept; Analysis → Retry Failed and Cancelled analyses the rest later.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer == QMessageBox.StandardButton.Yes:
+        if answer == QMessageBox.StandardButton.Yes and c.busy:  # it may have ended meanwhile
             c.cancel()
 
     def _batch_started(self, first: int) -> None:
@@ -517,7 +525,8 @@ class MainWindow(QMainWindow):
         the whole list, which may hold other patients restored from the worklist; one who has
         moved on, or acted on the film shown (a verdict, the window, a zoom), stays where they
         are: the next key would have acted on another patient."""
-        if self._reader_has_moved() or self.study_list.sort_box.currentData() != "suspicion":
+        if (self._reader_has_moved() or self._acted_on == self.study_list.current_key()
+                or self.study_list.sort_box.currentData() != "suspicion"):
             return
         batch = set(self.controller.batch)
         proxy, model = self.study_list.proxy, self.controller.model
@@ -582,6 +591,7 @@ class MainWindow(QMainWindow):
         pixels = self.viewer.pixels
         if pixels is None:
             return
+        self._reader_acts()
         d = self.controller.display
         window = preset_window(pixels, name, d.default_window)
         self._preset = (name, window)  # before set_window: _window_changed names it
@@ -700,8 +710,6 @@ class MainWindow(QMainWindow):
         if not keys:
             self.statusBar().showMessage("Select a study to remove first", 4000)
             return
-        if len(keys) == 1 and self._key_on_screen("removal") is None:  # rows picked in the list are what they show
-            return
         removal = self.controller.remove(keys)
         kept = ""
         if removal.busy:
@@ -799,7 +807,7 @@ class MainWindow(QMainWindow):
         ctx = self.controller.context
         if key and (ctx is None or ctx.key != key):
             item = self.controller.model.item(key)
-            name = item.name if item is not None else "The next study"
+            name = item.name if item is not None else "The study"
             self.statusBar().showMessage(f"{name} is not on screen yet: {what} not done. Try again once it is.", 6000)
             return None
         return key
@@ -862,17 +870,17 @@ class MainWindow(QMainWindow):
     def shortcut_rows(self) -> list[tuple[str, str]]:
         """(what, keys) for every action with a key, read from the actions themselves, so the
         list can never differ from what the keys do."""
-        rows: dict[str, list[str]] = {}
-        for action in self.findChildren(QAction, options=Qt.FindChildOption.FindDirectChildrenOnly):
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+        rows = []
+        for action in self.actions():
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
             if not keys:
                 continue
             what = action.text().replace("&", "").rstrip("…")
             # An item of a submenu says which ("Reader Verdict: Pneumonia", not "Pneumonia").
             submenus = [m for m in action.associatedObjects()
                         if isinstance(m, QMenu) and isinstance(m.parentWidget(), QMenu)]
-            rows.setdefault(f"{submenus[0].title().replace('&', '')}: {what}" if submenus else what, []).extend(keys)
-        return [(what, ", ".join(keys)) for what, keys in rows.items()]
+            rows.append((f"{submenus[0].title().replace('&', '')}: {what}" if submenus else what, keys))
+        return rows
 
     def open_shortcuts(self) -> None:
         rows = "".join(f"<tr><td>{escape(what)}</td><td style='padding-left:16px'><b>{escape(keys)}</b></td></tr>"
@@ -895,6 +903,8 @@ class MainWindow(QMainWindow):
         self.export_formats[file_filter] = handler
 
     def export_view(self) -> None:
+        if self._key_on_screen("export") is None:  # right-click → Export at once exported the study before
+            return
         self._reader_acts()
         ctx = self.controller.context
         if ctx is None or ctx.study is None:

@@ -241,3 +241,13 @@ def _record(path: str, probability: float, operating: OperatingPoint | None = No
     prediction = make_prediction(probability, operating or PROFILE.operating_point(), model=PROFILE.model,
                                  profile=PROFILE.info)
     return WorklistRecord.from_prediction(study, prediction, "0" * 64)
+
+
+def test_a_study_queued_again_shows_no_result_until_its_new_one(model_and_proxy):
+    """Opening a new CD under the same names analyses IM000001 again in its row: the old
+    result (another patient's, maybe) must not stand beside the new film meanwhile."""
+    model, _ = model_and_proxy
+    (k,) = model.add_restored([_record("/x/IM000001", 0.99)])
+    assert model.reopen(k) == Path("/x/IM000001")
+    item = model.item(k)
+    assert item.status is Status.QUEUED and item.prediction is None and item.record is None

@@ -83,9 +83,10 @@ def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     assert vb.viewRect().width() == pytest.approx(vb.width() * window.viewer.devicePixelRatioF(), rel=0.02)
 
 
-def test_space_and_del_act_on_the_list_and_the_film_only(window, qtbot, kermany_samples):
+def test_space_and_del_are_the_windows_except_on_controls_that_use_them(window, qtbot, kermany_samples):
     """Space on the heat-map check box opened the next patient, and Del in the DICOM tags
-    removed the study: on a control, the key is the control's."""
+    removed the study: on such a control the key is the control's; anywhere else (the
+    result panel a click gave the focus to, say) it is Next Study and Remove."""
     c = window.controller
     paths = kermany_samples["NORMAL"][:2]
     window.open_paths(paths)
@@ -104,15 +105,22 @@ def test_space_and_del_act_on_the_list_and_the_film_only(window, qtbot, kermany_
     qtbot.waitUntil(lambda: QApplication.focusWidget() is tags)
     qtbot.keyClick(tags, Qt.Key.Key_Delete)
     assert c.model.rowCount() == 2
-    window.study_list.view.setFocus()
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.study_list.view)
-    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Delete)
-    assert c.model.rowCount() == 1
+    panel = window.result_panel
+    panel.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is panel)
+    qtbot.keyClick(panel, Qt.Key.Key_Space)
+    wait_idle(qtbot, c)
+    assert c.context.item.path == paths[1]
+    qtbot.keyClick(panel, Qt.Key.Key_Delete)
+    assert c.model.rowCount() == 1 and c.model.key_of_path(paths[1]) is None
 
 
-def test_a_verdict_or_removal_waits_for_the_film_to_be_on_screen(window, qtbot, kermany_samples):
+def test_a_verdict_or_export_waits_for_the_film_to_be_on_screen(window, qtbot, kermany_samples, monkeypatch):
     """N then Shift+U before the next film had loaded: the verdict landed on the highlighted
-    study while the film, title and result on screen were still the one before."""
+    study while the film, title and result on screen were still the one before; right-click
+    then Export at once exported the study before. (Del names what it removed, with Undo.)"""
+    from PySide6.QtWidgets import QFileDialog
+
     c = window.controller
     paths = kermany_samples["NORMAL"][:2]
     window.open_paths(paths)
@@ -121,13 +129,18 @@ def test_a_verdict_or_removal_waits_for_the_film_to_be_on_screen(window, qtbot, 
     wait_idle(qtbot, c)
     second = c.model.key_of_path(paths[1])
     window.study_list.select_key(second)  # highlighted; its film is loaded in the background
+    asked: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: asked.append(a[2]) or ("", ""))
     window.give_verdict("unsure")
-    window.remove_selected()
-    assert c.model.item(second).record.verdict is None and c.model.rowCount() == 2
+    assert c.model.item(second).record.verdict is None
     assert "not on screen yet" in window.statusBar().currentMessage()
+    window.export_view()
+    assert asked == [] and "not on screen yet" in window.statusBar().currentMessage()
     wait_idle(qtbot, c)
     window.give_verdict("unsure")
     assert c.model.item(second).record.verdict == "unsure"
+    window.export_view()
+    assert asked and paths[1].stem in asked[0]
 
 
 def test_the_end_of_a_batch_never_takes_a_reader_off_a_film_they_acted_on(window, qtbot, kermany_samples):
@@ -141,6 +154,9 @@ def test_the_end_of_a_batch_never_takes_a_reader_off_a_film_they_acted_on(window
     window.give_verdict("no pneumonia")
     wait_idle(qtbot, c, 120_000)
     assert c.context.item.path == first and window.study_list.current_key() == c.context.key
+    window.open_paths([kermany_samples["NORMAL"][1]])  # but a film opened next is shown, as ever
+    qtbot.waitUntil(lambda: c.context is not None and c.context.item.path == kermany_samples["NORMAL"][1],
+                    timeout=60_000)
 
 
 def test_window_presets_change_the_levels(window, qtbot, real_dicom):

@@ -246,6 +246,38 @@ def test_a_file_that_could_not_be_read_is_still_listed_as_failed_after_a_restart
     close_window(win2)
 
 
+def test_a_failed_row_from_the_worklist_takes_its_result_in_place(qtbot, app_settings, isolated_user_dirs,
+                                                                   kermany_samples):
+    """The DICOM node could not analyse a film, then could (sent again): the row the reader is
+    on takes the result. It was removed and listed anew, and the reader found themselves on
+    another patient."""
+    from inference.hashing import pixel_sha256
+    from inference.worklist import Failure, WorklistRecord
+    from tests.inference.workflow_fixtures import prediction_for, raster_study
+
+    film, other = kermany_samples["PNEUMONIA"][:2]
+    with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
+        study = raster_study(other)
+        wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.9), pixel_sha256(study)))
+        wl.add_failure(Failure(str(film), f"{film.name}: the node could not read it"))
+    win = open_window(qtbot, app_settings)
+    c = win.controller
+    key = c.model.key_of_path(film)
+    assert c.model.item(key).status is Status.ERROR
+    win.study_list.select_key(key)
+    wait_idle(qtbot, c)
+    with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
+        study = raster_study(film)
+        wl.add(WorklistRecord.from_prediction(study, prediction_for(study, 0.2), pixel_sha256(study)))
+        assert wl.failures() == []
+    c.restore()  # as the node's log line makes the window do
+    wait_idle(qtbot, c)
+    assert c.model.key_of_path(film) == key and c.model.item(key).status is Status.DONE
+    assert win.study_list.current_key() == key and c.context.key == key and c.context.study is not None
+    assert c.context.item.prediction.probability == pytest.approx(0.2)
+    close_window(win)
+
+
 def test_remove_and_clear_the_worklist(window, qtbot, app_settings, isolated_user_dirs, kermany_samples, monkeypatch):
     data = isolated_user_dirs
     c = window.controller

@@ -142,8 +142,13 @@ def test_a_failure_is_kept_until_its_file_is_analysed_or_removed(tmp_path, kerma
     still lists it; a result for the file (however stored) ends it, in the same commit."""
     from inference.worklist import Failure
 
-    a, b, c = kermany_samples["NORMAL"][:3]
+    a, b, c, d = kermany_samples["NORMAL"][:4]
     with Worklist(tmp_path / "wl.sqlite3") as wl:
+        rd = wl.add(_record(d))
+        wl.add_failure(Failure(str(d), "d: broken since"))
+        wl.set_verdict(rd.id, "unsure")  # a verdict is not a new result
+        assert [f.study_path for f in wl.failures()] == [str(d)]
+        wl.take_path(d)
         fa = wl.add_failure(Failure(str(a), f"{a.name}: truncated"))
         fb = wl.add_failure(Failure(str(b), f"{b.name}: not an image"))
         assert [(f.study_path, f.reason) for f in wl.failures()] == [(str(a), f"{a.name}: truncated"),
