@@ -469,7 +469,9 @@ class StudyController(QObject):
         task.failed.connect(lambda why: self._restore_read(task, problem=why))
         self._restoring, self._restore_order_offset = task, first - after - 1
         self.restoring_changed.emit(True)
-        task.start()
+        # Once the event loop runs: the window is shown first (reading beside its building
+        # took the GIL from it and showed it 0.3 s later).
+        QTimer.singleShot(0, lambda: task.start() if task is self._restoring and not self._closed else None)
 
     def _restore_arrived(self, task: BackgroundTask, records: list[WorklistRecord]) -> None:
         if task is not self._restoring or self._closed:
@@ -659,7 +661,8 @@ class StudyController(QObject):
         self._finish_saving()  # held results being saved: let them reach the worklist
         if self._restoring is not None:  # a long worklist still being read: stop the reading thread
             self._restoring.cancel()
-            self._restoring.wait(2.0)
+            if self._restoring.running:
+                self._restoring.wait(2.0)
         self.worker.cancel()
         stopped = self.worker.shutdown(timeout)
         if self.worklist is not None:
