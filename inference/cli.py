@@ -63,6 +63,7 @@ class Outcome:
     study: Study | None = field(default=None, repr=False)  # kept only until its overlay is written
     fingerprint: str = ""  # inference.hashing.pixel_sha256 of the study's pixels
     stored: WorklistRecord | None = field(default=None, repr=False)  # the worklist's answer, when cached
+    unreadable: bool = False  # failed because the file could not be read (kept as such in the worklist)
 
     @property
     def cached(self) -> bool:
@@ -279,8 +280,8 @@ class _OutcomeQueue:
         self._put(Outcome(self._inputs[r.key], prediction=r.prediction, read_ms=r.read_ms, study=r.study,
                           fingerprint=r.fingerprint, stored=r.stored))
 
-    def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:  # noqa: ARG002 -- said, not kept
-        self._put(Outcome(self._inputs[key], error=reason))
+    def failed(self, key: int, reason: str, unreadable: Path | None = None) -> None:
+        self._put(Outcome(self._inputs[key], error=reason, unreadable=unreadable is not None))
 
     def cancelled(self, key: int) -> None:  # only at shutdown, when nothing reads any more
         pass
@@ -323,6 +324,8 @@ class _Emitter:
             if self.store.worklist is not None:  # the window lists it later without reading the file again
                 record = replace(record, thumbnail=make_thumbnail(outcome.study))
             self.store.keep(record)
+        elif outcome.unreadable:  # the window lists it as failed until it is analysed
+            self.store.keep_failure(outcome.path, outcome.error)
         outcome.study = None
         counts["studies"] += 1
         counts["failed"] += not outcome.ok

@@ -73,6 +73,22 @@ def test_the_same_pixels_under_another_name_are_cached_and_stored_under_that_nam
         assert sorted(r.study_path for r in wl.records()) == [str(original), str(copy)]
 
 
+def test_a_file_that_cannot_be_read_is_kept_as_failed_until_it_is_analysed(tmp_path: Path, capsys) -> None:
+    """The window lists it as failed after the run (classify's failures were only printed)."""
+    good = write_png(tmp_path / "a.png", 5)
+    broken = tmp_path / "b.png"
+    broken.write_bytes(good.read_bytes()[:60])
+    assert main(["classify", "--json", str(good), str(broken)]) == 1
+    first = json_lines(capsys.readouterr().out)
+    assert [bool(r.get("error")) for r in first] == [False, True]
+    with Worklist() as wl:
+        assert [(f.study_path, f.reason) for f in wl.failures()] == [(str(broken), first[1]["error"])]
+    broken.write_bytes(good.read_bytes())
+    classify(capsys, str(broken))
+    with Worklist() as wl:
+        assert wl.failures() == []
+
+
 def test_no_worklist_neither_reads_nor_writes_it(tmp_path: Path, capsys) -> None:
     img = str(write_png(tmp_path / "x.png", 4))
     classify(capsys, img)
