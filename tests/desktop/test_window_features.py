@@ -83,16 +83,22 @@ def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     assert vb.viewRect().width() == pytest.approx(vb.width() * window.viewer.devicePixelRatioF(), rel=0.02)
 
 
-def test_space_and_del_are_the_windows_except_on_controls_that_use_them(window, qtbot, kermany_samples):
-    """Space on the heat-map check box opened the next patient, and Del in the DICOM tags
-    removed the study: on such a control the key is the control's; anywhere else (the
-    result panel a click gave the focus to, say) it is Next Study and Remove."""
+def _first_of_two_on_screen(window, qtbot, kermany_samples) -> list[Path]:
+    """Two films analysed, the first on screen; returns their paths."""
     c = window.controller
     paths = kermany_samples["NORMAL"][:2]
     window.open_paths(paths)
     wait_idle(qtbot, c)
     window.study_list.select_key(c.model.key_of_path(paths[0]))
     wait_idle(qtbot, c)
+    return paths
+
+
+def test_space_and_del_are_the_windows_except_on_controls_that_use_them(window, qtbot, kermany_samples):
+    """Space on the heat-map check box opened the next patient, and Del in the DICOM tags
+    removed the study: on such a control the key is the control's; anywhere else (the
+    result panel a click gave the focus to, say) it is Next Study and Remove."""
+    c, paths = window.controller, _first_of_two_on_screen(window, qtbot, kermany_samples)
     window.activateWindow()
     box = window.overlay_controls.visible_box
     box.setFocus()
@@ -121,12 +127,7 @@ def test_a_verdict_or_export_waits_for_the_film_to_be_on_screen(window, qtbot, k
     then Export at once exported the study before. (Del names what it removed, with Undo.)"""
     from PySide6.QtWidgets import QFileDialog
 
-    c = window.controller
-    paths = kermany_samples["NORMAL"][:2]
-    window.open_paths(paths)
-    wait_idle(qtbot, c)
-    window.study_list.select_key(c.model.key_of_path(paths[0]))
-    wait_idle(qtbot, c)
+    c, paths = window.controller, _first_of_two_on_screen(window, qtbot, kermany_samples)
     second = c.model.key_of_path(paths[1])
     window.study_list.select_key(second)  # highlighted; its film is loaded in the background
     asked: list[str] = []

@@ -151,15 +151,20 @@ def test_a_cached_result_follows_the_current_operating_point(window, qtbot, isol
     assert _analyses(isolated_user_dirs)[-1]["operating_point"] == "custom"
 
 
+def _analysed_then_closed(window, qtbot, film: Path, at: Path) -> float:
+    """``film`` copied to ``at``, analysed and the window closed; returns its probability."""
+    shutil.copyfile(film, at)
+    window.open_paths([at])
+    wait_idle(qtbot, window.controller)
+    probability = window.controller.model.items()[0].prediction.probability
+    close_window(window)
+    return probability
+
+
 def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app_settings, isolated_user_dirs,
                                                               kermany_samples, tmp_path, monkeypatch):
-    c = window.controller
     gone = tmp_path / "moved-away.jpeg"
-    shutil.copyfile(kermany_samples["PNEUMONIA"][5], gone)
-    window.open_paths([gone])
-    wait_idle(qtbot, c)
-    probability = c.model.items()[0].prediction.probability
-    close_window(window)
+    probability = _analysed_then_closed(window, qtbot, kermany_samples["PNEUMONIA"][5], gone)
     gone.unlink()
 
     win2 = open_window(qtbot, app_settings)
@@ -191,13 +196,8 @@ def test_a_restored_study_whose_file_was_replaced_never_shows_the_new_image_unde
         window, qtbot, app_settings, isolated_user_dirs, kermany_samples, tmp_path):
     """A new CD under the same file names: IM000001 is another patient now. The window showed
     that film under the old result (> 99 %, another patient's) and exported it so."""
-    c = window.controller
     film = tmp_path / "IM000001.jpeg"
-    shutil.copyfile(kermany_samples["PNEUMONIA"][5], film)
-    window.open_paths([film])
-    wait_idle(qtbot, c)
-    probability = c.model.items()[0].prediction.probability
-    close_window(window)
+    probability = _analysed_then_closed(window, qtbot, kermany_samples["PNEUMONIA"][5], film)
     shutil.copyfile(kermany_samples["NORMAL"][5], film)  # same name, another film
 
     win2 = open_window(qtbot, app_settings)
