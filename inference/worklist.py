@@ -580,9 +580,9 @@ class Worklist:
 
     def latest_ids(self, after_id: int = 0, up_to_id: int | None = None) -> list[int]:
         """The id of each file's newest result among the rows added since ``after_id`` (up to
-        ``up_to_id``; see :meth:`count`), the most probable first. A window lists a long worklist in this order
-        (:meth:`records_by_id`, a batch at a time), so the top of its list is there, and
-        stays put, long before the rest is read. Cheap: nothing is decoded."""
+        ``up_to_id``; see :meth:`count`), the most probable first. A window lists a long
+        worklist in this order (:meth:`records_by_id`, a batch at a time), so the top of its
+        list is there, and stays put, long before the rest is read. Nothing is decoded."""
         with self._session():
             rows = self._conn.execute(
                 "SELECT id FROM results WHERE id IN (SELECT MAX(id) FROM results WHERE id > ? AND id <= ? "
