@@ -489,7 +489,7 @@ class MainWindow(QMainWindow):
             self._chosen_by_window = self.study_list.current_key()
 
     def _reader_has_moved(self) -> bool:
-        """Whether the study on screen is the reader's: chosen, or acted on (_reader_acts)."""
+        """Whether the study on screen is one the reader chose (not the window)."""
         current = self.study_list.current_key()
         return bool(current) and current != self._chosen_by_window
 
@@ -525,7 +525,8 @@ class MainWindow(QMainWindow):
         the whole list, which may hold other patients restored from the worklist; one who has
         moved on, or acted on the film shown (a verdict, the window, a zoom), stays where they
         are: the next key would have acted on another patient."""
-        if (self._reader_has_moved() or self._acted_on == self.study_list.current_key()
+        current = self.study_list.current_key()
+        if (self._reader_has_moved() or (current and self._acted_on == current)
                 or self.study_list.sort_box.currentData() != "suspicion"):
             return
         batch = set(self.controller.batch)
@@ -801,8 +802,8 @@ class MainWindow(QMainWindow):
     # -- site calibration and reader verdicts ------------------------------------------------------
     def _key_on_screen(self, what: str) -> int | None:
         """The key of the study the reader sees, or None (and why, in the status bar) while the
-        highlighted one is still loading: a verdict or Del given then landed on the highlighted
-        study while the film, title and result on screen were still the one before."""
+        highlighted one is still loading: a verdict or an export given then landed on the
+        highlighted study while the film, title and result on screen were still the one before."""
         key = self.study_list.current_key()
         ctx = self.controller.context
         if key and (ctx is None or ctx.key != key):
