@@ -234,7 +234,7 @@ class StudyController(QObject):
         self._context: ViewContext | None = None
         self._restart_pending = False
         self._closed = False
-        self.last_removal: Removal | None = None  # what Undo Remove puts back
+        self.last_removal: Removal | None = None  # what Undo (Ctrl+Z) puts back
         # Worker reports are applied in batches, at most every FLUSH_MS: at 100 studies a
         # second, one list update and repaint per report would keep the GUI thread busy.
         self._updates: list[tuple[Any, tuple[Any, ...]]] = []

@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.controller.cancel)
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Put the removed studies back in the list and the worklist file (Ctrl+Z)")
-        self.undo_button.clicked.connect(self.undo_remove)
+        self.undo_button.clicked.connect(self.undo)
         self.undo_button.hide()
         self._removal_message = ""
         self._chosen_by_window = 0  # the study the window chose to show (not the reader), while it is shown
@@ -256,10 +256,10 @@ class MainWindow(QMainWindow):
         self.act_remove = self._action("Remove from Worklist", self.remove_selected, ("Del",),
                                        tip="Take the selected studies out of the list and the worklist file "
                                            "(Ctrl+Z puts them back)")
-        self.act_undo_remove = self._action("Undo Remove", self.undo_remove, ("Ctrl+Z",),
-                                            tip="Put the last removed studies back in the list and the "
-                                                "worklist file (Ctrl+Z)")
-        self.act_undo_remove.setEnabled(False)
+        self.act_undo = self._action("Undo", self.undo, ("Ctrl+Z",),
+                                     tip="Undo the last removal or verdict (Ctrl+Z)")
+        self.act_undo.setEnabled(False)
+        self._last_verdict: tuple[int, str | None] | None = None  # (key, the verdict before): what Ctrl+Z gives back
         self.act_clear = self._action("Clear Worklist…", self.clear_worklist,
                                       tip="Empty the list and the saved worklist (the audit log is kept)")
         self.act_audit = self._action("Audit Log…", self.open_audit_log,
@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Analysis")
         m.addActions([self.act_cancel, self.act_retry])
         m.addSeparator()
-        m.addActions([self.act_remove, self.act_undo_remove, self.act_clear])
+        m.addActions([self.act_remove, self.act_undo, self.act_clear])
         m.addSeparator()
         verdicts = m.addMenu("Reader Verdict")
         verdicts.addActions([*self.act_verdicts.values(), self.act_withdraw_verdict])
@@ -723,12 +723,31 @@ class MainWindow(QMainWindow):
         what = removal.items[0].name if n == 1 else f"{n} studies"
         where = "the list and the worklist file" if self.controller.worklist is not None else "the list"
         self._removal_message = " · ".join(filter(None, [f"Removed {what} from {where} — Undo: Ctrl+Z", kept]))
-        self.act_undo_remove.setEnabled(True)
+        self._undoes("Remove")
         self.statusBar().showMessage(self._removal_message, 15000)
 
-    def undo_remove(self) -> None:
+    def _undoes(self, what: str) -> None:
+        """Ctrl+Z now undoes the last action, ``what`` ("Remove" or "Verdict"), and only that: it
+        had put back a study removed long before when the reader meant to take back a verdict."""
+        if what == "Remove":
+            self._last_verdict = None
+        else:
+            self.controller.last_removal = None
+        self.act_undo.setText(f"Undo {what}")
+        self.act_undo.setEnabled(True)
+
+    def undo(self) -> None:
+        """Ctrl+Z: take back the last removal or verdict (see _undoes)."""
+        self.act_undo.setEnabled(False)
+        if self._last_verdict is not None:
+            (key, before), self._last_verdict = self._last_verdict, None
+            item = self.controller.model.item(key)
+            problem = self.controller.set_verdict(key, before)
+            name = item.name if item is not None else "the study"
+            self.statusBar().showMessage(problem or (f"Verdict on {name} back to {before}" if before
+                                                     else f"Verdict on {name} withdrawn"), 5000)
+            return
         n = self.controller.undo_remove()
-        self.act_undo_remove.setEnabled(False)
         self.statusBar().showMessage(f"Put {n} {'study' if n == 1 else 'studies'} back" if n else
                                      "Nothing to put back: the removed studies are listed again", 5000)
 
@@ -749,7 +768,8 @@ class MainWindow(QMainWindow):
             "The files themselves are not touched, and the audit log keeps its history.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Yes and c.clear_worklist():
-            self.act_undo_remove.setEnabled(False)
+            self.act_undo.setEnabled(False)
+            self._last_verdict = None
             self.statusBar().showMessage("Worklist cleared", 4000)
 
     def shown_items(self) -> list:
@@ -819,13 +839,16 @@ class MainWindow(QMainWindow):
         if key is None:
             return
         self._reader_acts()
-        problem = self.controller.set_verdict(key, verdict)
         item = self.controller.model.item(key)
+        before = item.record.verdict if item is not None and item.record is not None else None
+        problem = self.controller.set_verdict(key, verdict)
         if problem:
             self.statusBar().showMessage(problem, 6000)
         elif item is not None:
+            self._last_verdict = (key, before)
+            self._undoes("Verdict")
             said = f"Reader verdict on {item.name}: {verdict}" if verdict else f"Verdict on {item.name} withdrawn"
-            self.statusBar().showMessage(said, 4000)
+            self.statusBar().showMessage(f"{said} — Undo: Ctrl+Z", 4000)
 
     def open_calibration_wizard(self) -> None:
         """The wizard runs beside the window (not modal to it: reading goes on meanwhile)."""

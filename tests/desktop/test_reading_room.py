@@ -67,17 +67,44 @@ def test_removing_studies_says_so_offers_undo_and_keeps_every_count_in_step(wind
     assert {r.study_path for r in _stored(window)} == {str(p) for p in films} - {str(p) for p in chosen}
     message = window.statusBar().currentMessage()
     assert "Removed 3 studies from the list and the worklist file" in message and "Ctrl+Z" in message
-    assert window.undo_button.isVisibleTo(window) and window.act_undo_remove.isEnabled()
+    assert window.undo_button.isVisibleTo(window) and window.act_undo.isEnabled()
     assert c.context is not None and c.context.item.path not in chosen  # a remaining study is on screen
 
     # Undo puts back the same rows of the worklist file, the same list, the same counts.
-    window.act_undo_remove.trigger()  # Ctrl+Z
+    window.act_undo.trigger()  # Ctrl+Z
     assert _counts(window) == (5, "5 studies · 5 analysed", "5 of 5 analysed")
     assert _stored(window) == before  # same ids, same results
     assert {it.path for it in c.model.items()} == set(films)
     assert all(it.prediction is not None and it.thumbnail is not None for it in c.model.items())
     assert "Put 3 studies back" in window.statusBar().currentMessage()
-    assert not window.undo_button.isVisibleTo(window) and not window.act_undo_remove.isEnabled()
+    assert not window.undo_button.isVisibleTo(window) and not window.act_undo.isEnabled()
+
+
+def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtbot, kermany_samples):
+    """Ctrl+Z after a wrong verdict key put back a study removed long before, and left the
+    verdict: it now undoes the last action, a verdict as a removal."""
+    c = window.controller
+    films = kermany_samples["NORMAL"][:3]
+    window.open_paths(films)
+    wait_idle(qtbot, c)
+    gone = window.shown_items()[2].path
+    window.study_list.select_key(c.model.key_of_path(gone))
+    wait_idle(qtbot, c)
+    window.remove_selected()
+    on_screen = window.shown_items()[0]
+    window.study_list.select_key(c.model.key_of_path(on_screen.path))
+    wait_idle(qtbot, c)
+    key = c.model.key_of_path(on_screen.path)
+    window.give_verdict("pneumonia")
+    window.give_verdict("unsure")  # the wrong key
+    assert "Ctrl+Z" in window.statusBar().currentMessage() and window.act_undo.text() == "Undo Verdict"
+    window.act_undo.trigger()
+    assert c.model.item(key).record.verdict == "pneumonia" and c.model.key_of_path(gone) is None
+    assert "back to pneumonia" in window.statusBar().currentMessage() and not window.act_undo.isEnabled()
+    window.act_undo.trigger()  # nothing more to undo: the removal before the verdicts stays
+    assert c.model.key_of_path(gone) is None and c.model.item(key).record.verdict == "pneumonia"
+    with Worklist(window.controller.worklist_path) as wl:
+        assert {r.study_path: r.verdict for r in wl.records()}[str(on_screen.path)] == "pneumonia"
 
 
 def test_one_removal_names_the_study(window, qtbot, kermany_samples):
