@@ -52,11 +52,11 @@ def float32_sha256(pixels: np.ndarray) -> str:
     return _sha256(f"{_shape(pixels)};", pixels)
 
 
-def earlier_pixel_sha256(study: Study) -> Iterator[str]:
-    """The fingerprints ``study`` had under earlier versions where they differ from today's,
-    cheapest first: its pixels hashed as float32, then, for a JPEG-baseline DICOM, its file
-    decoded again by the earlier decoders (nothing if it cannot be read any more)."""
-    today = pixel_sha256(study)
+def earlier_pixel_sha256(study: Study, today: str) -> Iterator[str]:
+    """The fingerprints ``study`` had under earlier versions where they differ from ``today``'s
+    (its :func:`pixel_sha256`, which every caller has already), cheapest first: its pixels
+    hashed as float32, then, for a JPEG-baseline DICOM, its file decoded again by the earlier
+    decoders (nothing if it cannot be read any more)."""
     as_float = float32_sha256(study.pixels)
     if as_float != today:
         yield as_float
@@ -73,7 +73,8 @@ def holds_pixels(study: Study, fingerprint: str) -> bool:
     """Whether ``study`` has the pixels of ``fingerprint``, under today's version or an earlier
     one: a file replaced since its result was stored (a new CD under the same names) must
     not be shown under that result."""
-    return fingerprint == pixel_sha256(study) or fingerprint in earlier_pixel_sha256(study)
+    today = pixel_sha256(study)
+    return fingerprint == today or fingerprint in earlier_pixel_sha256(study, today)
 
 
 def _narrowed(pixels: np.ndarray) -> np.ndarray | None:

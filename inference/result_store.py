@@ -100,7 +100,7 @@ class ResultStore:
         if stored is not None:
             return stored
         known = worklist.fingerprints_of(study.path, engine.profile.model.sha256) - {fingerprint}
-        for earlier in earlier_pixel_sha256(study) if known else []:
+        for earlier in earlier_pixel_sha256(study, fingerprint) if known else []:
             if earlier in known and worklist.recall(earlier, engine.profile, study.metadata) is not None:
                 worklist.rekey(earlier, fingerprint)
                 return worklist.recall(fingerprint, engine.profile, study.metadata)
