@@ -155,10 +155,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .result_store import ResultStore
     from .userdirs import worklist_path
 
-    stop = threading.Event()
+    stop = threading.Event()  # set by the main thread once a signal has asked (the threads wait on it)
+    asked: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # Only a note: stop.set() here could deadlock on the lock the main thread holds inside
+        # stop.wait() when the signal comes in (Event's lock is not reentrant); a SIGTERM left
+        # the node running for the 30 s a CI test waited.
+        asked.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -219,12 +223,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             thread.start()
         print("lunglens serve: ready", flush=True)
         next_expiry = 0.0
-        while not stop.wait(0.5):
+        while not asked:
+            time.sleep(0.5)
             if args.keep_received is not None and time.monotonic() >= next_expiry:
                 next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
                 if removed := folders.expire(args.keep_received):
                     log.info("deleted %d received film%s kept over %g days (--keep-received)", removed,
                              "" if removed == 1 else "s", args.keep_received)
+        stop.set()
         print("lunglens serve: stopping", flush=True)
         if node is not None:
             node.stop()
