@@ -984,9 +984,9 @@ class StudyController(QObject):
         return restart
 
     # -- reader verdicts ---------------------------------------------------------------------------
-    def set_verdict(self, key: int, verdict: str | None) -> str:
-        """Store the reader's verdict on a study's result in the worklist, with the time (None
-        withdraws it); returns "" or why it cannot be stored."""
+    def set_verdict(self, key: int, verdict: str | None, at: str | None = None) -> str:
+        """Store the reader's verdict on a study's result in the worklist, with the time (now, or
+        ``at``; None withdraws it); returns "" or why it cannot be stored."""
         self._finish_saving()  # a result being saved gets its row, which the verdict is stored on
         item = self.model.item(key)
         if item is None:
@@ -996,7 +996,7 @@ class StudyController(QObject):
         if self.worklist is None:
             return self.storage_error or "The worklist is not available"
         try:
-            record = self.worklist.set_verdict(item.record.id, verdict)
+            record = self.worklist.set_verdict(item.record.id, verdict, at)
         except (WorklistError, sqlite3.Error) as err:  # locked, read-only...: say it, carry on
             self._worklist_failed(err)
             return f"The verdict could not be saved ({err})"

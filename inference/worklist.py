@@ -609,15 +609,16 @@ class Worklist:
             rows = self._conn.execute("SELECT * FROM results WHERE verdict IS NOT NULL ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
-    def set_verdict(self, record_id: int, verdict: str | None) -> WorklistRecord | None:
+    def set_verdict(self, record_id: int, verdict: str | None, at: str | None = None) -> WorklistRecord | None:
         """Store the reader's verdict ("pneumonia", "no pneumonia", "unsure") with the time it
-        was given; None withdraws it. Returns the updated record, or None if there is no such row."""
+        was given (now, or ``at``: a verdict put back by an undo keeps its first time); None
+        withdraws it. Returns the updated record, or None if there is no such row."""
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(map(repr, VERDICTS))}, not {verdict!r}")
         with self._session():
             row = self._conn.execute(
                 "UPDATE results SET verdict=?, verdict_at=? WHERE id=? RETURNING *",
-                (verdict, utc_now() if verdict is not None else None, record_id),
+                (verdict, (at or utc_now()) if verdict is not None else None, record_id),
             ).fetchall()
         return _record(row[0]) if row else None
 

@@ -259,7 +259,8 @@ class MainWindow(QMainWindow):
         self.act_undo = self._action("Undo", self.undo, ("Ctrl+Z",),
                                      tip="Undo the last removal or verdict (Ctrl+Z)")
         self.act_undo.setEnabled(False)
-        self._last_verdict: tuple[int, str | None] | None = None  # (key, the verdict before): what Ctrl+Z gives back
+        # (key, the verdict before, when it was given): what Ctrl+Z gives back
+        self._last_verdict: tuple[int, str | None, str | None] | None = None
         self.act_clear = self._action("Clear Worklist…", self.clear_worklist,
                                       tip="Empty the list and the saved worklist (the audit log is kept)")
         self.act_audit = self._action("Audit Log…", self.open_audit_log,
@@ -288,7 +289,8 @@ class MainWindow(QMainWindow):
             for verdict, text, key in (("pneumonia", "Pneumonia", "Shift+P"),
                                        ("no pneumonia", "No Pneumonia", "Shift+N"),
                                        ("unsure", "Unsure", "Shift+U"))}
-        self.act_withdraw_verdict = self._action("Withdraw Verdict", lambda: self.give_verdict(None))
+        self.act_withdraw_verdict = self._action("Withdraw Verdict", lambda: self.give_verdict(None), ("Shift+W",),
+                                                 tip="Take back the reader's verdict on this study (Shift+W)")
         self.act_calibrate = self._action("Calibrate for this Site…", self.open_calibration_wizard,
                                           tip="Measure LungLens on this site's labelled films and set its "
                                               "calibration and operating points")
@@ -740,9 +742,9 @@ class MainWindow(QMainWindow):
         """Ctrl+Z: take back the last removal or verdict (see _undoes)."""
         self.act_undo.setEnabled(False)
         if self._last_verdict is not None:
-            (key, before), self._last_verdict = self._last_verdict, None
+            (key, before, before_at), self._last_verdict = self._last_verdict, None
             item = self.controller.model.item(key)
-            problem = self.controller.set_verdict(key, before)
+            problem = self.controller.set_verdict(key, before, before_at)
             name = item.name if item is not None else "the study"
             self.statusBar().showMessage(problem or (f"Verdict on {name} back to {before}" if before
                                                      else f"Verdict on {name} withdrawn"), 5000)
@@ -834,18 +836,19 @@ class MainWindow(QMainWindow):
         return key
 
     def give_verdict(self, verdict: str | None) -> None:
-        """Store the reader's verdict on the study on screen (Shift+P, Shift+N, Shift+U)."""
+        """Store the reader's verdict on the study on screen (Shift+P, Shift+N, Shift+U; Shift+W withdraws it)."""
         key = self._key_on_screen("verdict")
         if key is None:
             return
         self._reader_acts()
         item = self.controller.model.item(key)
-        before = item.record.verdict if item is not None and item.record is not None else None
+        record = item.record if item is not None else None
+        before, before_at = (record.verdict, record.verdict_at) if record is not None else (None, None)
         problem = self.controller.set_verdict(key, verdict)
         if problem:
             self.statusBar().showMessage(problem, 6000)
         elif item is not None:
-            self._last_verdict = (key, before)
+            self._last_verdict = (key, before, before_at)
             self._undoes("Verdict")
             said = f"Reader verdict on {item.name}: {verdict}" if verdict else f"Verdict on {item.name} withdrawn"
             self.statusBar().showMessage(f"{said} — Undo: Ctrl+Z", 4000)

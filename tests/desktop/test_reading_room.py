@@ -80,7 +80,7 @@ def test_removing_studies_says_so_offers_undo_and_keeps_every_count_in_step(wind
     assert not window.undo_button.isVisibleTo(window) and not window.act_undo.isEnabled()
 
 
-def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtbot, kermany_samples):
+def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtbot, kermany_samples, monkeypatch):
     """Ctrl+Z after a wrong verdict key put back a study removed long before, and left the
     verdict: it now undoes the last action, a verdict as a removal."""
     c = window.controller
@@ -95,11 +95,15 @@ def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtb
     window.study_list.select_key(c.model.key_of_path(on_screen.path))
     wait_idle(qtbot, c)
     key = c.model.key_of_path(on_screen.path)
+    clock = iter(["2026-12-02T03:00:00+00:00", "2026-12-02T03:00:07+00:00"])
+    monkeypatch.setattr("inference.worklist.utc_now", lambda: next(clock))
     window.give_verdict("pneumonia")
     window.give_verdict("unsure")  # the wrong key
+    assert c.model.item(key).record.verdict_at == "2026-12-02T03:00:07+00:00"
     assert "Ctrl+Z" in window.statusBar().currentMessage() and window.act_undo.text() == "Undo Verdict"
     window.act_undo.trigger()
     assert c.model.item(key).record.verdict == "pneumonia" and c.model.key_of_path(gone) is None
+    assert c.model.item(key).record.verdict_at == "2026-12-02T03:00:00+00:00"  # as given, not at the undo
     assert "back to pneumonia" in window.statusBar().currentMessage() and not window.act_undo.isEnabled()
     window.act_undo.trigger()  # nothing more to undo: the removal before the verdicts stays
     assert c.model.key_of_path(gone) is None and c.model.item(key).record.verdict == "pneumonia"

@@ -193,7 +193,7 @@ def test_verdict_keys_are_stored_in_the_worklist_with_their_time(window, qtbot, 
     model = c.model
     line = model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole)
     assert line.startswith("read: no pneumonia · JPEG")
-    window.act_withdraw_verdict.trigger()
+    qtbot.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ShiftModifier)  # withdraws it
     assert not model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole).startswith("read:")
     with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
         assert wl.with_verdicts() == []
