@@ -386,6 +386,9 @@ class MainWindow(QMainWindow):
         d.overlay_changed.connect(self._sync_actions)
         d.invert_changed.connect(self._sync_actions)
         d.window_changed.connect(self._window_changed)
+        if c.context is None or c.context.study is None:  # no film yet: no heat-map reads as shown
+            d.set_overlay_visible(False)
+            self.act_heatmap.setEnabled(False)
         self._sync_actions()
 
     def _restore_layout(self) -> None:
@@ -554,7 +557,10 @@ class MainWindow(QMainWindow):
         self._view_note = ""
         if ctx is None or ctx.study is None:
             self.viewer.clear(ctx.problem if ctx else "")
-            self._preset = ("default", None)  # nothing of the film shown before stays in the toolbar
+            # Nothing of the film shown before stays in the toolbar: no heat-map reads as shown.
+            self.controller.display.set_overlay_visible(False)
+            self.act_heatmap.setEnabled(False)
+            self._preset = ("default", None)
             self.preset_box.setCurrentIndex(0)
             self.cursor_label.clear()
             self.result_panel.show_item(ctx.item if ctx else None)
@@ -562,6 +568,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("LungLens")
             return
         self._preset = ("default", None)
+        self.act_heatmap.setEnabled(True)
         self.viewer.set_image(ctx.study.pixels, ctx.study.window)
         self.preset_box.setCurrentIndex(0)
         self.tags.set_tags(ctx.study.tags, self.controller.model.show_identifiers)

@@ -176,6 +176,9 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     win2.apply_preset("lung")
     c2.display.set_window(40.0, 80.0)
     assert win2.preset_box.currentIndex() == -1 and win2.cursor_label.text()
+    if not win2.act_heatmap.isChecked():
+        win2.act_heatmap.trigger()  # H: the map shown, muted, on this film
+    assert win2.act_heatmap.isChecked()
     win2.study_list.select_key(c2.model.key_of_path(gone))
     wait_idle(qtbot, c2)
     item = c2.model.item(c2.model.key_of_path(gone))
@@ -184,11 +187,15 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     assert ctx.study is None and "no longer available" in ctx.problem and "moved-away.jpeg" in ctx.problem
     # Nothing of the film shown before stays in the toolbar or the status bar.
     assert win2.preset_box.currentText() == "Window: default" and win2.cursor_label.text() == ""
+    assert not win2.act_heatmap.isChecked() and not win2.act_heatmap.isEnabled()  # no map reads as shown
     assert win2.viewer.message.isVisibleTo(win2) and "no longer available" in win2.viewer.message.text()
     assert win2.result_panel.gauge.value == pytest.approx(probability)  # the stored result is still shown
     # Exporting says why it cannot, in the status bar; no dialog, no traceback.
     win2.export_view()
     assert "no longer available" in win2.statusBar().currentMessage()
+    win2.study_list.select_key(c2.model.key_of_path(kermany_samples["NORMAL"][5]))
+    qtbot.waitUntil(lambda: c2.context is not None and c2.context.study is not None, timeout=10_000)
+    assert win2.act_heatmap.isEnabled()
     close_window(win2)
 
 
