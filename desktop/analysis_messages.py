@@ -69,6 +69,9 @@ class View:
     token: int
     path: Path
     fingerprint: str | None = None  # of the pixels the window holds a result for (see Viewed)
+    # The study the reader is likely to open next (N): decoded once this one is served, so
+    # that it is on screen without waiting for its decode.
+    ahead: Path | None = None
 
 
 @dataclass(frozen=True)

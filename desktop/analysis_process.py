@@ -137,11 +137,12 @@ class AnalysisProcess:
                 child.in_flight.update(k for k, _ in jobs)
                 child.commands.put(Jobs(jobs))
 
-    def view(self, token: int, path: Path, fingerprint: str | None = None) -> None:
-        """Decode ``path`` for the screen; answered by a Viewed or ViewFailed report."""
+    def view(self, token: int, path: Path, fingerprint: str | None = None, ahead: Path | None = None) -> None:
+        """Decode ``path`` for the screen, then ``ahead`` into the cache; answered by a Viewed
+        or ViewFailed report."""
         with self._live_child() as child:
             if child is not None:
-                child.viewing = View(token, Path(path), fingerprint)
+                child.viewing = View(token, Path(path), fingerprint, ahead)
                 child.commands.put(child.viewing)
 
     @contextmanager
@@ -405,10 +406,18 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
     decoded = DecodedStudies(load_study)
     pipeline = BatchPipeline(lambda: Engine.load(provider=provider, threads=threads, profile=profile), sink,
                              decoded.load, loader_threads=loader_threads, memory=store)
-    view = LatestOnlyLoader(decoded.load,
-                            lambda token, study, fingerprint: events.put(Viewed(
-                                token, for_display(study), fingerprint is None or holds_pixels(study, fingerprint))),
-                            lambda token, reason: events.put(ViewFailed(token, reason)))
+    # The study after the one on screen is decoded once that one is served, on a thread of
+    # its own: N then finds it in ``decoded``, and P (or a click elsewhere) never waits behind it.
+    read_ahead = LatestOnlyLoader(decoded.load, lambda *_: None, lambda *_: None)
+    ahead_of: dict[int, Path] = {}  # the newest View's token -> its ahead (replaced whole)
+
+    def viewed(token: int, study: Study, fingerprint: str | None) -> None:
+        events.put(Viewed(token, for_display(study), fingerprint is None or holds_pixels(study, fingerprint)))
+        ahead = ahead_of.get(token)
+        if ahead is not None:
+            read_ahead.request(token, ahead)
+
+    view = LatestOnlyLoader(decoded.load, viewed, lambda token, reason: events.put(ViewFailed(token, reason)))
     parent = mp.parent_process()
     while True:
         try:
@@ -419,6 +428,7 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
                 # events pipe any more, so its feeder thread could block a normal exit.
                 events.cancel_join_thread()
                 view.shutdown(2.0)
+                read_ahead.shutdown(2.0)
                 pipeline.shutdown(2.0)
                 sink.close(2.0)  # commit finished results: the next window restores them
                 os._exit(0)
@@ -430,9 +440,11 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
         elif isinstance(msg, SetOperating):
             pipeline.operating = msg.operating
         elif isinstance(msg, View):
+            ahead_of = {msg.token: msg.ahead} if msg.ahead is not None else {}
             view.request(msg.token, msg.path, msg.fingerprint)
         elif isinstance(msg, Stop):
             view.shutdown()
+            read_ahead.shutdown()
             pipeline.shutdown()
             sink.close()
             if store is not None:

@@ -231,6 +231,7 @@ class StudyController(QObject):
         self._view_token = 0
         self._view_key = 0
         self._view_loading = False
+        self.read_ahead = True  # decode the study after the one on screen (bench/stepping.py turns it off to compare)
         self._context: ViewContext | None = None
         self._restart_pending = False
         self._closed = False
@@ -853,8 +854,9 @@ class StudyController(QObject):
         return not self.busy and not self._view_loading and self._restoring is None
 
     # -- the study on screen ---------------------------------------------------------------------
-    def select(self, key: int) -> None:
-        """Show a study: the analysis process decodes it (or has it from the batch) in the background."""
+    def select(self, key: int, ahead: int = 0) -> None:
+        """Show a study: the analysis process decodes it (or has it from the batch) in the
+        background, and then the study ``ahead`` (the one the reader is likely to open next)."""
         item = self.model.item(key)
         self._view_key = key
         self._view_token += 1
@@ -869,7 +871,8 @@ class StudyController(QObject):
         # result, and exported so. (This session's were hashed when analysed; hashing costs a
         # large film 100 ms or more at every N.)
         stored = (item.record.pixel_sha256 or None) if item.restored and item.record is not None else None
-        self.worker.load_for_view(self._view_token, item.path, stored)
+        next_item = self.model.item(ahead) if ahead and self.read_ahead else None
+        self.worker.load_for_view(self._view_token, item.path, stored, next_item.path if next_item else None)
 
     @property
     def context(self) -> ViewContext | None:

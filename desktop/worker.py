@@ -93,10 +93,12 @@ class StudyWorker(QObject):
         finally:
             self.discovery_done.emit()
 
-    def load_for_view(self, token: int, path: Path, fingerprint: str | None = None) -> None:
-        """Decode ``path`` for the screen; answered by ``view_loaded`` (which says whether the
-        file still holds the pixels of ``fingerprint``, when given) or ``view_failed``."""
-        self._analysis.view(token, path, fingerprint)
+    def load_for_view(self, token: int, path: Path, fingerprint: str | None = None,
+                      ahead: Path | None = None) -> None:
+        """Decode ``path`` for the screen, then ``ahead`` (the study likely next) into the
+        cache; answered by ``view_loaded`` (which says whether the file still holds the
+        pixels of ``fingerprint``, when given) or ``view_failed``."""
+        self._analysis.view(token, path, fingerprint, ahead)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the child process and every thread (called when the window closes); True when all ended."""

@@ -360,7 +360,8 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         c = self.controller
-        self.study_list.current_key_changed.connect(c.select)
+        # With the study the reader is likely to open next, N's, decoded ahead.
+        self.study_list.current_key_changed.connect(lambda key: c.select(key, self.study_list.key_after(key)))
         c.view_image.connect(self._show_context)
         c.view_result.connect(self._show_result)
         c.progress.connect(self._progress)

@@ -271,6 +271,14 @@ class StudyListWidget(QWidget):
         if self._current_shown:
             self.view.scrollTo(self.view.currentIndex(), QAbstractItemView.ScrollHint.EnsureVisible)
 
+    def key_after(self, key: int) -> int:
+        """The study after ``key`` in the order shown (the one N opens), 0 at the end."""
+        row = self.model.row_of(key)
+        if row is None:
+            return 0
+        after = self.proxy.index(self.proxy.mapFromSource(self.model.index(row)).row() + 1, 0)
+        return int(after.data(KeyRole)) if after.isValid() else 0
+
     def step(self, delta: int) -> None:
         """Next (+1) / previous (-1) study in the order shown."""
         n = self.proxy.rowCount()

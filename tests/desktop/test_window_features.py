@@ -49,6 +49,30 @@ def test_drop_and_recent_files_open_through_the_same_path(window, qtbot, kermany
     assert window.recent_menu.actions()[0].text() == str(tmp_path / "drop")
 
 
+def test_the_study_n_opens_is_decoded_ahead(window, qtbot, kermany_samples, monkeypatch):
+    """Each film shown names the one N goes to next, in the order shown, for the analysis
+    process to decode meanwhile (test_analysis_process shows it does)."""
+    c = window.controller
+    paths = kermany_samples["NORMAL"][:3]
+    window.open_paths(paths)
+    wait_idle(qtbot, c)
+    asked: list[tuple[Path, Path | None]] = []
+    real = c.worker.load_for_view
+    monkeypatch.setattr(c.worker, "load_for_view", lambda token, path, fingerprint=None, ahead=None: (
+        asked.append((path, ahead)), real(token, path, fingerprint, ahead)))
+    for mode in ("opened", "suspicion"):
+        window.study_list.proxy.set_mode(mode)
+        order = [item.path for item in window.shown_items()]
+        window.study_list.select_row(2)
+        asked.clear()
+        window.study_list.select_row(0)
+        for _ in range(2):
+            window.study_list.step(1)
+        wait_idle(qtbot, c)
+        assert asked == [(order[0], order[1]), (order[1], order[2]), (order[2], None)], mode
+    assert [item.path for item in window.shown_items()] != paths  # two orders, not one twice
+
+
 def test_keyboard_navigation_and_view_keys(window, qtbot, kermany_samples):
     c = window.controller
     paths = kermany_samples["NORMAL"][:3]
