@@ -197,17 +197,20 @@ def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, group
 SCREENING = "Screening default: "  # how the high-sensitivity point's description begins
 
 
-def describe(name: str, target: float, same_as_balanced: bool, met: bool, n_positive: int) -> str:
-    """What an operating point is, in words (``met``, ``n_positive``: see :func:`operating_thresholds`)."""
+def describe(name: str, target: float, same_as_balanced: bool, met: bool, n_positive: int,
+             grouping: str = "patient") -> str:
+    """What an operating point is, in words (``met``, ``n_positive``: see :func:`operating_thresholds`;
+    ``grouping``: what the bootstrap resampled, "patient" or "film")."""
     if name == "high_sensitivity":
         if met:
             text = (f"{SCREENING}the most specific threshold whose sensitivity on these films is "
-                    f">= {target:.0%} with 95 % confidence (lower end of its patient-bootstrap interval), "
+                    f">= {target:.0%} with 95 % confidence (lower end of its {grouping}-bootstrap interval), "
                     f"so few pneumonias are missed.")
         else:
+            had = f"{n_positive}" if grouping == "patient" else f"{n_positive} films, each counted as a patient"
             text = (f"{SCREENING}No threshold showed a sensitivity of at least {target * 100:.0f} % with 95 % "
                     f"confidence on these films: that needs at least {patients_needed(target)} patients with "
-                    f"pneumonia, all found, and these had {n_positive}. So this is the most sensitive threshold: "
+                    f"pneumonia, all found, and these had {had}. So this is the most sensitive threshold: "
                     f"every pneumonia film here is at or above it.")
         if same_as_balanced:
             text += " Here it coincides with the balanced point, which is already that sensitive."
@@ -261,8 +264,10 @@ def roc_points(y: np.ndarray, score: np.ndarray, max_points: int = 200) -> list[
 
 
 def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
-             target_sensitivity: float = 0.95, n_boot: int = 1000) -> Fit:
-    """Calibrate and set the operating points on one site's labelled films (0 NORMAL, 1 PNEUMONIA)."""
+             target_sensitivity: float = 0.95, n_boot: int = 1000, grouping: str = "patient") -> Fit:
+    """Calibrate and set the operating points on one site's labelled films (0 NORMAL, 1 PNEUMONIA);
+    ``groups`` are what the bootstrap resamples (``grouping``: "patient", or "film" when each
+    film is its own group; None: films)."""
     y = np.asarray(y, dtype=np.int64)
     logit = np.asarray(logit, dtype=np.float64)
     if len(y) != len(logit):
@@ -270,7 +275,9 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
     if not 0.5 <= target_sensitivity < 1.0:
         raise ValueError(f"target sensitivity must be between 0.5 and 1, got {target_sensitivity}")
     check_counts(y)
-    groups = np.asarray(groups) if groups is not None else np.arange(len(y)).astype(str)
+    if groups is None:
+        groups, grouping = np.arange(len(y)).astype(str), "film"
+    groups = np.asarray(groups)
     calibration, cv = choose_calibration(y, logit, groups)
     prob = np.asarray(calibration.probability(logit))
     raw = M.sigmoid(logit)
@@ -280,8 +287,11 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
     ops = {}
     for name, thr in thresholds.items():
         se, sp = sens_spec_estimates(y, prob, thr, groups, n_boot)
+        # The words follow the interval shown: at 100 % it is the exact bound, which a few
+        # patients keep below the target even where a higher threshold's bootstrap reached it.
+        shown_met = met and se.lo >= target_sensitivity
         ops[name] = OperatingPoint(name, float(thr), se, sp,
-                                   describe(name, target_sensitivity, same, met, n_positive))
+                                   describe(name, target_sensitivity, same, shown_met, n_positive, grouping))
     return Fit(
         calibration=calibration,
         cv_ece=cv,

@@ -41,21 +41,24 @@ class Measured:
 
     def resampled(self) -> Resampled:
         """What the bootstrap intervals resample. Patients, as :func:`patient_group` finds them
-        ("patient" when every film has one, else "film": the patients we know, the other films
-        alone) -- unless they do not tell the patients of a class apart: fewer than
-        :data:`MIN_PER_CLASS` among its films is what a blanked or uniform PatientID (or one file
-        name in every folder) looks like, and resampling so few groups gives intervals of no
-        width around a threshold chosen on them. Then every film is its own group, and the
-        reason is given."""
+        (the films of no known patient each alone; "film" only when no film names one) --
+        unless they do not tell the patients of a class apart: one "patient" holding half of a
+        class's films is what a blanked or uniform PatientID (or one file name in every folder)
+        looks like, and resampling so few groups gives intervals of no width around a threshold
+        chosen on them. Then every film is its own group, and the reason is given. A few real
+        patients with several films each stay patients: counted as films, 19 children's 83
+        films claimed a sensitivity of 95 % with 95 % confidence, which needs 72 children."""
         y, groups = np.asarray(self.labels), np.asarray(self.groups)
         for label, name in enumerate(LABELS):
-            films, patients = int((y == label).sum()), len(np.unique(groups[y == label]))
-            if films >= MIN_PER_CLASS and patients < MIN_PER_CLASS:
+            _, sizes = np.unique(groups[y == label], return_counts=True)
+            films, patients = int(sizes.sum()), len(sizes)
+            if films >= MIN_PER_CLASS and 2 * int(sizes.max()) >= films:
                 return Resampled([f"film:{p}" for p in self.paths], "film", (
-                    f"the {films} {name} films name only {patients} patient{'' if patients == 1 else 's'} (the same "
-                    f"PatientID or file name on many films, as anonymisation can leave them), so the 95 % intervals "
-                    f"resample films instead of patients: they are too narrow if a child has several films here"))
-        return Resampled(list(self.groups), "patient" if all(not g.startswith("film:") for g in groups) else "film")
+                    f"the {films} {name} films name only {patients} patient{'' if patients == 1 else 's'}"
+                    f"{f', one of them on {int(sizes.max())} films' if patients > 1 else ''} (the same PatientID or "
+                    f"file name on many films, as anonymisation can leave them), so the 95 % intervals resample "
+                    f"films instead of patients: they are too narrow if a child has several films here"))
+        return Resampled(list(self.groups), "film" if all(g.startswith("film:") for g in groups) else "patient")
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,6 @@ def calibrate(engine: Engine, measured: Measured, name: str, description: str | 
     """
     resampled = measured.resampled()
     fit = fit_site(np.asarray(measured.labels), np.asarray(measured.logits), np.asarray(resampled.groups),
-                   target_sensitivity=target_sensitivity, n_boot=n_boot)
+                   target_sensitivity=target_sensitivity, n_boot=n_boot, grouping=resampled.grouping)
     return make_profile(fit, engine.model_info, name=name, source=describe_source(measured, description),
                         grouping=resampled.grouping)

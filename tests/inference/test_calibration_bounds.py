@@ -41,3 +41,32 @@ def test_enough_patients_show_the_target():
     assert hs.sensitivity.value == 1.0 and hs.sensitivity.lo == pytest.approx(all_of_n_lower_bound(80))
     assert hs.sensitivity.lo >= 0.95
     assert hs.description.startswith("Screening default: the most specific threshold")
+
+
+def test_few_children_with_several_films_each_are_resampled_as_children():
+    """19 children's 83 pneumonia films had been resampled as 83 films, and the profile claimed
+    the 95 % target that needs 72 children; only a "patient" holding half a class (a blanked
+    PatientID) makes the films their own groups."""
+    from pathlib import Path
+
+    from inference.site_calibration import Measured
+
+    y, logit, groups = _separable(19, 40, films_each=1)
+    films_of = np.r_[np.full(19, 3), np.full(40, 1)]  # each child with pneumonia: 3 films (57)
+    y, logit, groups = (np.repeat(a, films_of) for a in (y, logit, groups))
+    measured = Measured(paths=[Path(f"{i}.dcm") for i in range(len(y))], labels=list(y), logits=list(logit),
+                        groups=[f"patient:{g}" for g in groups])
+    resampled = measured.resampled()
+    assert (resampled.grouping, resampled.note) == ("patient", "")
+    fit = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300, grouping=resampled.grouping)
+    hs = fit.operating_points["high_sensitivity"]
+    assert hs.sensitivity.lo == pytest.approx(all_of_n_lower_bound(19)) and hs.sensitivity.lo < 0.95
+    assert "at least 72 patients" in hs.description and "these had 19." in hs.description
+
+    blanked = Measured(paths=measured.paths, labels=measured.labels, logits=measured.logits,
+                       groups=["patient:ANONYMOUS" if label else g for label, g in zip(y, measured.groups)])
+    resampled = blanked.resampled()
+    assert resampled.grouping == "film" and "the 57 PNEUMONIA films name only 1 patient (" in resampled.note
+    hs = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300,
+                  grouping=resampled.grouping).operating_points["high_sensitivity"]
+    assert "these had 57 films, each counted as a patient" in hs.description
