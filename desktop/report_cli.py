@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
         except OSError as exc:
             _error(f"{args.dicom_sc}: cannot write the DICOM file ({exc})")
             failed = True
-        except (ValueError, TypeError, AttributeError) as exc:  # a source header highdicom refuses
+        except (LungLensError, ValueError, TypeError, AttributeError) as exc:  # a source header highdicom refuses
             _error(f"{args.dicom_sc}: cannot build a Secondary Capture from {study.path.name} ({exc})")
             failed = True
         else:

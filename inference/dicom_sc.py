@@ -17,7 +17,6 @@ import warnings
 from pathlib import Path
 
 import highdicom as hd
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -26,6 +25,7 @@ from .derived_uids import derived_uids, result_content, study_uid_for
 from .overlay import Picture, ascii_text, burn_in, render_picture
 from .prediction import Prediction
 from .presentation import NOT_RELIABLE, present
+from .source_header import UTF8, study_header
 from .study import Study
 from .userdirs import write_private
 
@@ -123,9 +123,10 @@ def build_secondary_capture(study: Study, prediction: Prediction, picture: Pictu
             ref.ReferencedSOPClassUID = source.SOPClassUID
             ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
             sc.SourceImageSequence = [ref]
+        sc.SpecificCharacterSet = UTF8  # the source's names, decoded by its own set (inference.source_header)
     else:
         sex = source.get("PatientSex") if source is not None else None
-        sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set="ISO_IR 192",
+        sc = hd.sc.SCImage(study_instance_uid=generate_uid(), specific_character_set=UTF8,
                            patient_sex=sex or None, **common)
         if anonymize:
             _copy_age(source, sc)
@@ -186,7 +187,7 @@ def _source_dataset(study: Study) -> Dataset | None:
     """
     if study.metadata.source_format != "DICOM":
         return None
-    ds = pydicom.dcmread(study.path, stop_before_pixels=True)
+    ds = study_header(study)
     if ds.get("PatientSex") not in (None, "", "M", "F", "O"):
         ds.PatientSex = ""
     for keyword, pattern in _DATE_TIME_PATTERNS.items():

@@ -34,7 +34,6 @@ import warnings
 from pathlib import Path
 
 import highdicom as hd
-import pydicom
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -43,10 +42,10 @@ from pydicom.uid import ExplicitVRLittleEndian
 from . import __version__
 from .dicom_sc import DISCLAIMER, MANUFACTURER, dataset_bytes
 from .derived_uids import DerivedUids, derived_uids, device_uid, result_content
-from .errors import LungLensError
 from .population import in_population
 from .prediction import ModelInfo, Prediction
 from .presentation import present
+from .source_header import UTF8, SourceNotDicomError, read_header, study_header
 from .study import Study
 from .userdirs import write_private
 
@@ -78,10 +77,6 @@ YES = CodedConcept("373066001", "SCT", "Yes")
 NO = CodedConcept("373067005", "SCT", "No")
 UNKNOWN = CodedConcept("261665006", "SCT", "Unknown")
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
-
-
-class SourceNotDicomError(LungLensError):
-    """An SR was asked for a study that is not a DICOM image: it has no study to join."""
 
 
 def result_code(prediction: Prediction) -> CodedConcept:
@@ -182,7 +177,7 @@ def _report(source: Dataset, group: hd.sr.MeasurementsAndQualitativeEvaluations,
         # The patient's name is copied exactly as the source has it, odd form or not.
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
         sr = _comprehensive_sr(source, report, uids)
-    sr.SpecificCharacterSet = "ISO_IR 192"  # the summary's dash and any accented name
+    sr.SpecificCharacterSet = UTF8  # the summary's dash and any accented name
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "LungLens"
     now = _dt.datetime.now()
@@ -212,18 +207,18 @@ def write_sr(study: Study, prediction: Prediction, out: str | Path) -> Path:
 
 
 def source_header(study: Study) -> Dataset:
-    """The source's header, without pixels; refused for a study that is not DICOM."""
-    if study.metadata.source_format != "DICOM":
-        raise SourceNotDicomError(
-            f"{study.path.name}: a DICOM SR joins the source's study, and a {study.metadata.source_format or 'raster'} "
-            "file has none; use a DICOM study")
-    return header_of(study.path)
+    """The header ``study`` was loaded with, made harmless for an SR that joins its study;
+    refused for a study that is not DICOM or lacks what the SR must refer to."""
+    return _joinable(study_header(study), study.path)
 
 
 def header_of(path: Path) -> Dataset:
     """A DICOM file's header, without pixels, made harmless for an SR that joins its study
-    (:class:`SourceNotDicomError` when it lacks what the SR must refer to)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    (:class:`SourceNotDicomError` when it cannot be read or lacks what the SR must refer to)."""
+    return _joinable(read_header(path), path)
+
+
+def _joinable(ds: Dataset, path: Path) -> Dataset:
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
         if not ds.get(keyword):
             raise SourceNotDicomError(f"{path.name}: the DICOM header has no {keyword}; the SR could not "

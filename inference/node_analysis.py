@@ -196,7 +196,8 @@ class Analyser:
             if heatmap.applies(prediction):
                 self.outbox.put(build_secondary_capture(study, prediction), "sc", record.pixel_sha256)
                 queued.append("sc")
-        except (LungLensError, OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination, exc)
+        except Exception as exc:  # noqa: BLE001 -- one film's header must never stop the node (it had: see inference.source_header)
+            log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination,
+                        getattr(exc, "reason", None) or exc)
         return queued
 

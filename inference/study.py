@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Study:
     warnings: list[str] = field(default_factory=list)
     # Free-form (keyword, value) pairs of the DICOM header for the tags panel; empty for rasters.
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # (tag "(0010,0010)", keyword, value)
+    # A DICOM file's header as it was loaded, without its pixel data (None for rasters): what
+    # the SR and the capture join (inference.source_header), never the file read again.
+    header: Dataset | None = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -63,6 +63,8 @@ def _load(path: Path, data: bytes, decoding: int) -> Study:
             window = robust_window(pixels)
 
     meta = metadata(ds, ts, photometric, rows, cols)
+    tags = dicom_tags(ds)
+    del ds.PixelData  # decoded: the header stays with the study, for its exports
     return Study(
         path=path,
         pixels=pixels,
@@ -71,7 +73,8 @@ def _load(path: Path, data: bytes, decoding: int) -> Study:
         warnings=study_warnings(
             meta, rows, cols, colour=colour, frames=frames, transparent=transparent, shown=pixels.shape[:2]
         ),
-        tags=dicom_tags(ds),
+        tags=tags,
+        header=ds,
     )
 
 

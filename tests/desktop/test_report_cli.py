@@ -196,3 +196,31 @@ def test_the_command_line_writes_every_output_for_its_user_alone(tmp_path, data_
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
     assert modes == dict.fromkeys(["r.pdf", "c.dcm", "s.dcm", "r.csv", "sample-pneumonia_cam.png"], 0o600)
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("charset, name", [
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese: no SC nor SR could be built
+    (None, "Núñez^José"),  # Latin-1 bytes under no declared set: the SC had copied them as they were
+])
+def test_a_film_without_file_meta_gives_both_dicom_exports_with_the_name_intact(
+        charset, name, qapp, tiny_model, data_dir, tmp_path, kermany_samples, capsys):
+    """The exports join the header the film was loaded with, not the file read again: a film
+    without preamble or file meta (an old CD's) had given a traceback and no SR."""
+    from tests.fixtures.dicom_factory import read_gray, write_dicom
+
+    tags = {"PatientName": name, "PatientID": "P1"}
+    if charset is not None:
+        tags["SpecificCharacterSet"] = charset
+    film = write_dicom(tmp_path / "old-cd.dcm", read_gray(kermany_samples["PNEUMONIA"][0]), "implicit",
+                       no_file_meta=True, tags=tags)
+    if charset is None:
+        assert name.encode("latin-1") in film.read_bytes()  # pydicom's fallback: Latin-1, no set said
+    sc, sr = tmp_path / "sc.dcm", tmp_path / "sr.dcm"
+    code = lunglens(["report", str(film), "--dicom-sc", str(sc), "--sr", str(sr)])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    for written in (sc, sr):
+        ds = pydicom.dcmread(written)
+        assert str(ds.PatientName).rstrip() == name and ds.SpecificCharacterSet == "ISO_IR 192"
+    assert dciodvfy(sc)[0] == []

@@ -339,6 +339,31 @@ def test_a_film_in_the_hot_folder_is_analysed_once(node: tuple[Serve, StoreScp],
     assert film.stat().st_mtime_ns == before.st_mtime_ns
 
 
+def test_an_old_cds_film_without_file_meta_and_a_japanese_name_reaches_the_pacs_and_the_node_goes_on(
+        node: tuple[Serve, StoreScp], kermany_gray: np.ndarray) -> None:
+    """A film with no preamble and no file meta (an old CD's export) is read by the loader; its
+    SR had read the file again without that leniency, and the error stopped all analysis in
+    the node for good, which still answered C-STORE. A header in the Japanese character set
+    (ISO 2022 IR 87) gave no SR and no capture at all."""
+    serve, pacs = node
+    hot = Path(serve.args[serve.args.index("--hot-folder") + 1])
+    name = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    film = write_dicom(hot.parent / "old-cd.dcm", kermany_gray, "implicit", no_file_meta=True,
+                       tags={"SpecificCharacterSet": ["", "ISO 2022 IR 87"], "PatientName": name,
+                             "PatientID": "OLDCD1"})
+    film.rename(hot / "old-cd.dcm")
+    wait_for(lambda: serve.count(f"analysed {hot / 'old-cd.dcm'} (hot-folder)") == 1, 30, "the old CD's film")
+
+    def sr() -> pydicom.Dataset | None:
+        return next((ds for ds in map(pydicom.dcmread, pacs.files())
+                     if ds.Modality == "SR" and ds.PatientID == "OLDCD1"), None)
+    report = wait_for(sr, 30, "its SR at the PACS")
+    assert str(report.PatientName) == name and report.SpecificCharacterSet == "ISO_IR 192"
+    assert serve.count("could not be queued") == 0
+    (hot / "after.png").write_bytes((SAMPLES / "sample-normal.png").read_bytes())
+    wait_for(lambda: serve.count(f"analysed {hot / 'after.png'} (hot-folder)") == 1, 30, "the next film")
+
+
 def test_the_hot_folder_log_names_films_by_their_whole_path(node: tuple[Serve, StoreScp]) -> None:
     """Each child's folder of an export often holds a file of the same name: by its base name
     alone the log could not say whose film failed."""

@@ -170,5 +170,5 @@ def test_report_sr_writes_the_same_sr_and_dsrdump_reads_it(tmp_path: Path, capsy
     assert exports[-1]["what"] == "structured_report" and exports[-1]["destination"] == out.name
 
     assert lunglens(["report", str(SAMPLES / "sample-pneumonia.png"), "--sr", str(tmp_path / "x.dcm")]) == 1
-    assert "a DICOM SR joins the source's study" in capsys.readouterr().err
+    assert "a DICOM export joins the source's study" in capsys.readouterr().err
     assert lunglens(["report", str(SAMPLES / "sample-pneumonia.dcm"), "--sr", str(out), "--anonymize"]) == 2
