@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -693,8 +694,9 @@ class StudyController(QObject):
 
     # -- opening -------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> None:
-        """Files and folders (recursively): listed at once as queued, analysed in the background."""
-        paths = [Path(p) for p in paths]
+        """Files and folders (recursively): listed at once as queued, analysed in the background.
+        Absolute, as the worklist and Open Recent keep them (inference.loaders.files.iter_study_files)."""
+        paths = [Path(os.path.abspath(p)) for p in paths]
         if not paths:
             return
         for p in paths:

@@ -8,6 +8,7 @@ what exports write is in :mod:`desktop.exports`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -431,7 +432,8 @@ class MainWindow(QMainWindow):
     # -- opening ----------------------------------------------------------------------------------
     def open_paths(self, paths: list[str | Path]) -> None:
         """The one entry point for every way of opening (menu, drop, command line, recent)."""
-        existing_dirs = [Path(p) for p in paths if Path(p).is_dir()]
+        paths = [Path(os.path.abspath(p)) for p in paths]  # the folder it started in is not the next one's
+        existing_dirs = [p for p in paths if p.is_dir()]
         if existing_dirs:
             self.settings.last_dir = str(existing_dirs[-1])
         elif paths:

@@ -50,10 +50,13 @@ def iter_study_files(
     A file named explicitly is always yielded (even a missing one, so the caller reports
     it); a folder yields its visible candidate files in natural name order (IM2 before
     IM10), then, with ``recursive``, its visible sub-folders' files in the same order,
-    following symlinked folders once (cycles are cut).
+    following symlinked folders once (cycles are cut). Paths are absolute (not resolved: a
+    link is a study of its own): a film the worklist keeps under a path relative to where a
+    command ran was stored again from elsewhere, and "no longer available" to a window
+    started in another folder.
     """
     for raw in paths:
-        path = Path(raw)
+        path = Path(os.path.abspath(raw))
         if path.is_dir():
             yield from _walk(path, recursive, _visited(path))
         else:

@@ -49,6 +49,19 @@ def test_drop_and_recent_files_open_through_the_same_path(window, qtbot, kermany
     assert window.recent_menu.actions()[0].text() == str(tmp_path / "drop")
 
 
+def test_a_film_named_relative_to_the_folder_lunglens_started_in_is_listed_and_kept_whole(
+        window, qtbot, kermany_samples, monkeypatch):
+    """``lunglens IM-0001.jpeg`` from the film's folder: the worklist and Open Recent had kept
+    the bare name, "no longer available" to the next window started elsewhere."""
+    c = window.controller
+    film = kermany_samples["NORMAL"][0]
+    monkeypatch.chdir(film.parent)
+    window.open_paths([film.name])
+    wait_idle(qtbot, c)
+    assert [item.path for item in c.model.items()] == [film]
+    assert c.settings.recent[0] == str(film) and c.settings.last_dir == str(film.parent)
+
+
 def test_the_study_n_opens_is_decoded_ahead(window, qtbot, kermany_samples, monkeypatch):
     """Each film shown names the one N goes to next, in the order shown, for the analysis
     process to decode meanwhile (test_analysis_process shows it does)."""

@@ -52,6 +52,19 @@ def test_a_rerun_answers_every_finished_study_from_the_worklist(tmp_path: Path, 
     assert audited == [False] * 3 + [True] * 3  # every result shown is audited, cached ones as such
 
 
+def test_a_film_named_relative_to_where_the_command_runs_is_kept_under_its_whole_path(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """Named from three folders, a film had three rows in the worklist, each "no longer
+    available" to a window started anywhere else."""
+    film = write_png(tmp_path / "cd" / "films" / "a.png", 3)
+    for cwd, name in ((film.parent, "a.png"), (tmp_path / "cd", "films/a.png"), (tmp_path, "cd/films/../films/a.png")):
+        monkeypatch.chdir(cwd)
+        (result,) = classify(capsys, name)
+        assert result["path"] == str(film)
+    with Worklist() as wl:
+        assert [r.study_path for r in wl.records()] == [str(film)]
+
+
 def test_a_cached_result_is_read_at_this_runs_threshold(tmp_path: Path, capsys) -> None:
     img = str(write_png(tmp_path / "x.png", 7))
     (fresh,) = classify(capsys, img)
