@@ -70,3 +70,21 @@ def test_few_children_with_several_films_each_are_resampled_as_children():
     hs = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300,
                   grouping=resampled.grouping).operating_points["high_sensitivity"]
     assert "these had 57 films, each counted as a patient" in hs.description
+
+
+def test_films_the_model_separates_perfectly_are_not_calibrated_to_certainty():
+    """22 + 22 separated films had given a Platt slope of 11: every new film "> 99 %" or
+    "< 1 %". Platt's targets keep the calibrated probabilities within what 22 films show."""
+    from inference.calibration import fit
+    from inference.metrics import fit_platt
+
+    y, logit, _ = _separable(22, 22)  # logits 1 to 4 and -4 to -1
+    assert fit_platt(y, logit)[0] > 20  # maximum likelihood: a film at logit 1 reads "> 99 %"
+    for method in ("platt", "temperature"):
+        calibration = fit(method, y, logit)
+        assert calibration.slope < 2, method
+        near = calibration.probability(np.array([-1.0, 1.0]))  # the films nearest the other class
+        assert 0.1 < near[0] < 0.5 < near[1] < 0.9, method
+    # Films it does not separate are fitted by maximum likelihood, as before.
+    y[0] = 0  # a PNEUMONIA film labelled NORMAL: scores overlap
+    assert (fit("platt", y, logit).slope, fit("platt", y, logit).intercept) == fit_platt(y, logit)
