@@ -136,6 +136,8 @@ class SiteProfile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SiteProfile:
+        if not isinstance(data, dict):  # a list or a string is JSON too
+            raise ValueError(f"not a LungLens site profile (a JSON {type(data).__name__}, not an object)")
         if data.get("format") != FORMAT:
             raise ValueError(f"not a LungLens site profile (format {data.get('format')!r})")
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
@@ -195,7 +197,7 @@ class SiteProfile:
             raise ProfileError(f"{path}: no such profile") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{path}: cannot read the profile ({exc})") from exc
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # any shape a hand-edit leaves
             reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ProfileError(f"{path}: not a usable site profile: {reason}") from exc
         if model is not None:

@@ -91,7 +91,12 @@ def _keep(profile: SiteProfile, data: bytes, stem: str | None) -> Path:
 
 
 def _free_path(folder: Path, stem: str, sha256: str) -> Path:
-    """``<stem>.profile.json``, or ``<stem>-2.profile.json``... when another profile has that name."""
+    """The file already holding this profile, under any name (imported again from a copy named
+    otherwise, it had been listed twice); else ``<stem>.profile.json``, or
+    ``<stem>-2.profile.json``... when another profile has that name."""
+    for kept in kept_profiles()[0]:
+        if kept.profile.sha256 == sha256:
+            return kept.path
     n = 1
     while True:
         path = folder / f"{stem if n == 1 else f'{stem}-{n}'}{SUFFIX}"

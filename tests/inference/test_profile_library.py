@@ -54,6 +54,10 @@ def test_an_imported_profile_is_copied_byte_for_byte(shipped: SiteProfile, tmp_p
     assert kept.path.read_bytes() == SHIPPED.read_bytes()  # so its hash is the one results record
     assert SiteProfile.load(kept.path).sha256 == shipped.sha256
     assert mode(kept.path) == 0o600 and plot_paths(kept.path).roc.is_file()
+    copy = tmp_path / "usb" / "clinic copy.json"  # the same profile under another name: one entry
+    copy.write_bytes(SHIPPED.read_bytes())
+    assert import_profile(copy, shipped.model).path == kept.path
+    assert [k.path for k in kept_profiles()[0]] == [kept.path]
 
 
 def test_another_models_profile_and_garbage_are_refused_and_nothing_is_kept(shipped: SiteProfile,
@@ -63,10 +67,14 @@ def test_another_models_profile_and_garbage_are_refused_and_nothing_is_kept(ship
     with pytest.raises(ProfileError, match="made for model lunglens-cxr 0.9.0"):
         import_profile(stale, shipped.model)
     garbage = tmp_path / "notes.json"
-    garbage.write_text('{"hello": 1}')
-    with pytest.raises(ProfileError, match="not a usable site profile"):
-        import_profile(garbage, shipped.model)
+    for text in ('{"hello": 1}', "[1, 2]", '"x"'):  # a list or a string had raised AttributeError
+        garbage.write_text(text)
+        with pytest.raises(ProfileError, match="not a usable site profile"):
+            import_profile(garbage, shipped.model)
     assert list(profiles_dir().iterdir()) == []
+    write_private(profiles_dir() / "hand-edited.profile.json", b"[1, 2]")  # Settings lists the rest, says why
+    kept, problems = kept_profiles()
+    assert kept == [] and len(problems) == 1 and "a JSON list, not an object" in problems[0]
 
 
 def test_the_active_profile_falls_back_to_the_shipped_one_saying_why(shipped: SiteProfile, tmp_path: Path) -> None:
