@@ -10,6 +10,7 @@ else the DICOM study, else the film stands alone.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,13 @@ def patient_group(patient_id: str, path: Path, study_uid: str = "") -> str:
 
 
 def label_of_folder(path: Path, root: Path) -> int | None:
-    """0/1 from the nearest folder named NORMAL or PNEUMONIA between ``root`` and the file.
+    """0/1 from the nearest folder named NORMAL or PNEUMONIA from ``root`` itself (a clinic
+    chooses its NORMAL and PNEUMONIA folders as often as the folder holding them) to the file.
 
     ``path`` may be a folder: one that cannot be listed stands in the listing for its films
     (:func:`inference.loaders.files.iter_study_files`), and an unreadable NORMAL folder must
     be reported as a film that failed, not passed over because its own name was not looked at."""
-    parts = path.relative_to(root).parts
+    parts = (root.name, *path.relative_to(root).parts)
     for part in reversed(parts if path.is_dir() else parts[:-1]):
         if part.upper() in LABELS:
             return LABELS.index(part.upper())
@@ -92,7 +94,7 @@ def _each_once(films: list[tuple[LabelledFilm, str]]) -> list[LabelledFilm]:
 def from_folders(roots: list[Path]) -> list[LabelledFilm]:
     """Every study file under a NORMAL or PNEUMONIA folder below any of ``roots``, once."""
     films = []
-    for root in roots:
+    for root in map(Path, map(os.path.abspath, roots)):  # as iter_study_files names the films
         if not root.is_dir():
             raise LabelError(f"{root}: not a folder")
         for path in iter_study_files([root], recursive=True):

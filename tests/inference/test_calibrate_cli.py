@@ -149,6 +149,20 @@ def test_a_film_named_twice_counts_once(tmp_path: Path, films, no_model, capsys:
     assert not (tmp_path / "p.json").exists()
 
 
+def test_the_normal_and_pneumonia_folders_themselves_can_be_chosen(tmp_path: Path, films, no_model,
+                                                                   capsys: pytest.CaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing site/NORMAL and site/PNEUMONIA had been refused: "no labelled films found ...
+    put them in folders named NORMAL and PNEUMONIA", which is what was chosen."""
+    link_films(tmp_path / "site", films, {"NORMAL": N_PER_CLASS, "PNEUMONIA": 12})
+    monkeypatch.chdir(tmp_path / "site")
+    assert main(["calibrate", "NORMAL", "PNEUMONIA", "--out", str(tmp_path / "p.json")]) == 2
+    assert "only 12 PNEUMONIA films" in capsys.readouterr().err  # both folders read, by their own names
+    monkeypatch.chdir(tmp_path / "site" / "PNEUMONIA")
+    assert main(["calibrate", ".", "../NORMAL", "--out", str(tmp_path / "p.json")]) == 2
+    assert "only 12 PNEUMONIA films" in capsys.readouterr().err
+
+
 def test_no_labelled_films_and_ambiguous_sources_exit_2(tmp_path: Path, films, no_model,
                                                         capsys: pytest.CaptureFixture) -> None:
     unsorted = tmp_path / "unsorted"
