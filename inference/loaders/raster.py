@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,17 @@ _CONVERT = {"P": "RGB", "PA": "RGBA", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "
 EXIF_ORIENTATION = 0x0112
 
 
+@dataclass(frozen=True)
+class DecodedRaster:
+    """What the decode worker hands back: the first image (reduced when huge), the full size,
+    and how many images the file holds (a multi-page TIFF: only the first is analysed)."""
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    pages: int = 1
+
+
 def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     """The bytes of a PNG/JPEG/BMP/TIFF file -> Study (grey, float32, values as stored)."""
     size = raster_size(data, fmt) or (_tiff_size(data) if fmt == "TIFF" else None)
@@ -36,7 +48,8 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
     _check_complete(path, data, fmt)
     if fmt == "JPEG":
         check_jpeg(path, data, "JPEG", None)
-    img, (width, height) = budget.run(path, decode_raster, path, data, fmt)
+    decoded = budget.run(path, decode_raster, path, data, fmt)
+    img, width, height = decoded.pixels, decoded.width, decoded.height
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
@@ -60,31 +73,32 @@ def load_raster(path: Path, data: bytes, fmt: str) -> Study:
         window=robust_window(pixels),
         metadata=meta,
         warnings=study_warnings(
-            meta, height, width, colour=colour, transparent=transparent, shown=pixels.shape[:2]
+            meta, height, width, colour=colour, frames=decoded.pages, transparent=transparent,
+            shown=pixels.shape[:2]
         ),
     )
 
 
-def decode_raster(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
-    """The first image in the file, reduced when huge, and its full (width, height): what the
-    decode worker runs. Grey, grey+alpha, RGB or RGBA, bit depth kept.
+def decode_raster(path: Path, data: bytes, fmt: str) -> DecodedRaster:
+    """The first image in the file, reduced when huge, with its full size: what the decode
+    worker runs. Grey, grey+alpha, RGB or RGBA, bit depth kept.
 
     TIFF goes to tifffile first: Pillow reads 16-bit colour TIFFs as 8 bits.
     """
     decoders = (_tifffile, _pillow) if fmt == "TIFF" else (_pillow,)
     for decode in decoders:
         try:
-            img, size = decode(path, data, fmt)
+            img = decode(path, data, fmt)
         except (StudyLoadError, MemoryError):
             raise
         except Exception:  # any decoder failure (damaged data, unknown variant): try the next
             continue
-        if img.size:
-            return img, size
+        if img.pixels.size:
+            return img
     raise PixelDecodeError(path, f"{fmt} image could not be decoded (the file may be damaged)")
 
 
-def _pillow(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
+def _pillow(path: Path, data: bytes, fmt: str) -> DecodedRaster:
     """Pillow's header (size, mode) is checked before anything is decoded; a huge JPEG is
     decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (``draft``), other formats reduced
     by Pillow's box filter, which needs no full-size numpy copy."""
@@ -100,14 +114,16 @@ def _pillow(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, i
         if mode == "RGB" and "transparency" in im.info:
             mode = "RGBA"
         orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+        pages = getattr(im, "n_frames", 1)
         img = im.convert(mode) if mode else im
         factor = reduction_factor(*img.size)
         if factor > 1:
             try:
                 img = img.reduce(factor)
             except ValueError:  # a mode the box filter does not take (16-bit grey)
-                return upright(reduce_pixels(np.asarray(img), factor), orientation, (width, height))
-        return upright(np.asarray(img), orientation, (width, height))
+                img = reduce_pixels(np.asarray(img), factor)
+        pixels, (w, h) = upright(np.asarray(img), orientation, (width, height))
+        return DecodedRaster(pixels, w, h, pages)
 
 
 def upright(img: np.ndarray, orientation: object, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -127,20 +143,26 @@ def upright(img: np.ndarray, orientation: object, size: tuple[int, int]) -> tupl
     return np.ascontiguousarray(op(img)), (size[1], size[0]) if turned else size
 
 
-def _tifffile(path: Path, data: bytes, fmt: str) -> tuple[np.ndarray, tuple[int, int]]:
+def _tifffile(path: Path, data: bytes, fmt: str) -> DecodedRaster:
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages[0]
         budget.check_memory(path, int(np.prod(page.shape)) * page.dtype.itemsize, f"the {fmt} image")
         arr = page.asarray()
+        min_is_white = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
+        pages = len(tif.pages)
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] > 4:  # planar RGB(A)
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim not in (2, 3):
         raise ValueError(f"not a 2-D image: {arr.shape}")
+    if min_is_white and arr.ndim == 2 and arr.dtype.kind == "u":
+        # Bone bright, as a MONOCHROME1 DICOM is turned: read as stored, a film from a
+        # scanner writing MinIsWhite was analysed as its negative ("looks rotated ... lateral").
+        arr = np.iinfo(arr.dtype).max - arr
     height, width = arr.shape[:2]
     check_size(path, width, height)
-    return reduce_pixels(arr, reduction_factor(width, height)), (width, height)
+    return DecodedRaster(reduce_pixels(arr, reduction_factor(width, height)), width, height, pages)
 
 
 def _check_complete(path: Path, data: bytes, fmt: str) -> None:

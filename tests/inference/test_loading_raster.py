@@ -79,6 +79,26 @@ def test_compressed_16_bit_tiff_loads_exactly(tmp_path, film12):
     np.testing.assert_array_equal(load_study(path).pixels, film12)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_min_is_white_tiff_is_read_bone_bright_as_its_twin(tmp_path, kermany_gray, dtype):
+    """A scanner writing PhotometricInterpretation MinIsWhite: read as stored, the film was
+    analysed as its own negative (87 %, "not reliable", "looks rotated ... or lateral")."""
+    stored = (kermany_gray.astype(np.uint16) * (257 if dtype == np.uint16 else 1)).astype(dtype)
+    twin, negative = tmp_path / "twin.tif", tmp_path / "miniswhite.tif"
+    tifffile.imwrite(twin, stored, photometric="minisblack")
+    tifffile.imwrite(negative, np.iinfo(dtype).max - stored, photometric="miniswhite")
+    np.testing.assert_array_equal(load_study(negative).pixels, load_study(twin).pixels)
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_is_analysed(tmp_path, kermany_gray):
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, np.stack([kermany_gray, kermany_gray[::-1]]), photometric="minisblack")
+    study = load_study(path)
+    np.testing.assert_array_equal(study.pixels, kermany_gray.astype(np.float32))
+    assert "Multi-frame image (2 frames): only the first frame is shown and analysed." in study.warnings
+    assert not any("Multi-frame" in w for w in load_study(write_raster(tmp_path / "one.tif", kermany_gray)).warnings)
+
+
 @pytest.mark.parametrize("planar", [False, True])
 def test_16_bit_colour_tiff_keeps_its_depth(tmp_path, film12, planar):
     """Pillow would read it as 8 bits; tifffile, tried first for TIFF, does not."""
