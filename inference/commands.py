@@ -131,10 +131,11 @@ def positive_int(text: str) -> int:
 
 
 def probability(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
+    """An argparse type: a threshold above 0 and below 1 (at 0 every film is flagged, at 1
+    none can be, and neither may read "0 %" or "100 %")."""
     value = parsed_number(text, float)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 1: {text}")
     return value
 
 

@@ -135,15 +135,15 @@ def test_table_and_summary_without_json(tmp_path: Path, capsys: pytest.CaptureFi
     good = write_png(tmp_path / "chest.png", 6)
     bad = tmp_path / "scan.dcm"
     bad.write_bytes(b"%PDF-1.4\n" + b"\0" * 300)
-    assert main(["classify", str(good), str(bad), "--threshold", "0"]) == 1
+    assert main(["classify", str(good), str(bad), "--threshold", "0.000001"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["FILE", "P(PNEU)", "RESULT", "NOTES"]
-    assert out[1].startswith(str(good)) and "Above the review threshold (0 %)" in out[1]
+    assert out[1].startswith(str(good)) and "Above the review threshold (< 0.1 %)" in out[1]
     assert out[2].startswith(str(bad)) and "FAILED" in out[2] and "scan.dcm" in out[2]
     assert out[1].index("Above") == out[2].index("FAILED")  # aligned columns
     assert out[-2].startswith("2 studies: 1 above the review threshold, 0 not reliable, 1 failed, in ")
     assert "CPU" in out[-2] and "tiny-cxr" in out[-2]
-    assert out[-1] == ("Review threshold 0 % (custom operating point, site profile 'tiny test profile'); "
+    assert out[-1] == ("Review threshold < 0.1 % (custom operating point, site profile 'tiny test profile'); "
                        "its sensitivity and specificity have not been measured")
     assert not any("likely" in line for line in out)
 
@@ -170,7 +170,7 @@ def test_out_of_scope_inputs_are_flagged_not_dropped(tmp_path: Path, capsys: pyt
     # worklist filtered on NORMAL returned a photograph).
     assert record["label"] in {"NORMAL", "PNEUMONIA"} and record["result"] == "unreliable"
     assert any("blank" in r for r in record["scope_reasons"])
-    assert main(["classify", str(blank), "--threshold", "0"]) == 0
+    assert main(["classify", str(blank), "--threshold", "0.000001"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "Not reliable" in out[1] and "OUT OF SCOPE, result not reliable: image is blank" in out[1]
     assert "threshold (" not in out[1]  # never called above or below the threshold
@@ -213,12 +213,15 @@ def test_a_profile_of_another_model_or_unreadable_is_a_usage_error(tmp_path: Pat
 
 
 def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for edge in ("0", "1"):  # every film flagged, or none can be: refused, as "0 %" and "100 %" are never shown
+        assert main(["classify", str(tmp_path / "x.png"), "--threshold", edge]) == 2
+        assert "must be above 0 and below 1" in capsys.readouterr().err
     img = write_png(tmp_path / "x.png", 7)
-    main(["classify", "--json", str(img), "--threshold", "1"])
-    main(["classify", "--json", str(img), "--threshold", "0"])
+    main(["classify", "--json", str(img), "--threshold", "0.999999"])
+    main(["classify", "--json", str(img), "--threshold", "0.000001"])
     strict, lax = json_lines(capsys.readouterr().out)
     assert strict["probability"] == lax["probability"]
-    assert (strict["label"], strict["operating_point"], strict["threshold"]) == ("NORMAL", "custom", 1.0)
+    assert (strict["label"], strict["operating_point"], strict["threshold"]) == ("NORMAL", "custom", 0.999999)
     assert lax["label"] == "PNEUMONIA"
 
 
