@@ -18,7 +18,7 @@ from datetime import date
 from .study import StudyMetadata
 
 ADULT_YEARS = 18.0
-TRAINED_AGES = (1.0, 5.0)  # years; the Kermany cohort
+TRAINED_AGES = (1.0, 5.0)  # years; the Kermany cohort: aged 1 to 5 in whole years, so from 1.0 to under 6.0
 AGE_NOT_RECORDED = "Patient age not recorded: the model is validated for children aged 1–5 only."
 
 _AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
@@ -77,8 +77,8 @@ def patient_age(meta: StudyMetadata) -> PatientAge | None:
     examination date is a header error and gives no age.
     """
     years = age_in_years(meta.patient_age)
-    if years is not None:
-        return PatientAge(years, _readable(years))
+    if years is not None:  # "000Y" reads "0 years", not "0 days"
+        return PatientAge(years, _readable(years) if years else f"0 {_unit_word(meta.patient_age)}s")
     born = parse_date(meta.patient_birth_date)
     taken = parse_date(meta.study_date) or parse_date(meta.acquisition_date)
     if born is None or taken is None or taken < born:
@@ -91,17 +91,30 @@ def in_population(meta: StudyMetadata) -> bool | None:
     """Whether the patient's age is within the ages the model was trained on; None when the
     study does not record it (the DICOM SR codes the three answers)."""
     age = patient_age(meta)
-    return None if age is None else TRAINED_AGES[0] <= age.years <= TRAINED_AGES[1]
+    return None if age is None else _trained(age.years)
+
+
+def _trained(years: float) -> bool:
+    """Aged 1 to 5: a child of 5 years and 6 months is 5, and had been told that "5 years" is
+    outside 1–5."""
+    return TRAINED_AGES[0] <= years < TRAINED_AGES[1] + 1
+
+
+def _unit_word(age: str) -> str:
+    m = _AGE.match(age or "")
+    return {"D": "day", "W": "week", "M": "month"}.get(m.group(2).upper() if m else "", "year")
 
 
 def population_warnings(meta: StudyMetadata) -> list[str]:
     """Warnings when the patient is not known to be in the population the model was validated on."""
     age = patient_age(meta)
+    written = meta.patient_age.strip()
+    if written and age_in_years(written) is None:  # something no one can read as an age ("n/a", "4.5Y")
+        # Said even where the birth date gives an age: the two may not be of one patient.
+        other = f"; the birth date gives {age.text}" if age is not None else ""
+        return [f"Patient age unreadable (the DICOM header says {written!r}{other}): the model is validated "
+                f"for children aged 1–5 only."]
     if age is None:
-        written = meta.patient_age.strip()
-        if written:  # a header that holds something no one can read as an age ("n/a", "4.5Y")
-            return [f"Patient age unreadable (the DICOM header says {written!r}): the model is validated "
-                    f"for children aged 1–5 only."]
         return [AGE_NOT_RECORDED]
     lo, hi = TRAINED_AGES
     if age.years >= ADULT_YEARS:
@@ -109,7 +122,7 @@ def population_warnings(meta: StudyMetadata) -> list[str]:
             f"Adult patient (age {age.described}): the model was trained on children aged "
             f"{lo:.0f}–{hi:.0f} only; its probability has not been validated for adults."
         ]
-    if age.years < lo or age.years > hi:
+    if not _trained(age.years):
         via = ", from the birth date," if age.from_birth_date else ""
         return [
             f"Patient age {age.text}{via} is outside the {lo:.0f}–{hi:.0f} years the model was trained on; "

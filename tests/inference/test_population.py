@@ -13,6 +13,7 @@ from inference.loaders import load_study
 from inference.population import (
     AGE_NOT_RECORDED,
     age_in_years,
+    in_population,
     parse_date,
     patient_age,
     population_warnings,
@@ -77,6 +78,23 @@ def test_population_warnings_for_adults_other_ages_and_unknown_ages() -> None:
             f"Patient age unreadable (the DICOM header says {written!r}): the model is validated for children "
             f"aged 1–5 only."]
     assert AGE_NOT_RECORDED == "Patient age not recorded: the model is validated for children aged 1–5 only."
+
+
+def test_a_child_of_five_and_a_half_is_five_and_no_age_is_said_as_nonsense() -> None:
+    """"Patient age 5 years ... is outside the 1–5 years" had contradicted itself (5 y 6 m, or
+    070M); "000Y" read "0 days"; an unreadable PatientAge beside a birth date was not said."""
+    for meta in (StudyMetadata(patient_age="070M"), StudyMetadata(patient_age="005Y"),
+                 StudyMetadata(patient_birth_date="20180701", study_date="20240131")):  # 5 y 7 m
+        assert population_warnings(meta) == [] and in_population(meta) is True
+    (six,) = population_warnings(StudyMetadata(patient_age="072M"))
+    assert six.startswith("Patient age 6 years is outside the 1–5 years") and in_population(
+        StudyMetadata(patient_age="072M")) is False
+    (newborn,) = population_warnings(StudyMetadata(patient_age="000Y"))
+    assert newborn.startswith("Patient age 0 years is outside")
+    (both,) = population_warnings(StudyMetadata(patient_age="45 years", patient_birth_date="20210101",
+                                                study_date="20240131"))
+    assert both == ("Patient age unreadable (the DICOM header says '45 years'; the birth date gives 3 years): "
+                    "the model is validated for children aged 1–5 only.")
 
 
 def test_the_dicom_loader_reads_the_birth_and_acquisition_dates(tmp_path: Path, kermany_gray: np.ndarray) -> None:
