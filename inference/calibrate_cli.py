@@ -39,11 +39,12 @@ from .engine import Engine
 from .errors import LungLensError, ModelError
 from .plots import PlotPaths, plot_paths, profile_stem, write_plots
 from .prediction import ModelInfo
+from .decision import threshold_text
 from .presentation import target_note
 from .profile import FORMAT as PROFILE_FORMAT
 from .profile import UNCALIBRATED, SiteProfile
 from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
-                               verdict_films)
+                               label_check_note, verdict_films)
 from .sitefilms import LABELS, LabelError, LabelledFilm, from_csv, from_folders
 from .userdirs import worklist_path
 from .worklist import Worklist
@@ -252,10 +253,12 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
     ]
     for op in profile.operating_points.values():
         default = " (default)" if op.name == profile.default_operating_point else ""
-        lines.append(f"  {op.display_name}{default}: threshold {op.threshold:.3f}, "
+        lines.append(f"  {op.display_name}{default}: threshold {threshold_text(op.threshold)}, "
                      f"sensitivity {op.sensitivity.percent()}, specificity {op.specificity.percent()}")
     if shortfall := target_note(profile):
         lines.append(f"  {shortfall}")
+    if check := label_check_note(measured, profile):
+        lines.append(f"  {check}")
     lines.append(
         f"All figures are measured on the {len(measured.labels)} films above, the same the profile was fitted on: "
         f"95 % intervals by bootstrap over {profile.grouping}s ({n_boot} resamples). Expect somewhat lower "

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import MIN_PER_CLASS, fit_site
+from .decision import probability_text
 from .engine import Engine
 from .errors import LungLensError
 from .loaders import load_study
@@ -170,3 +171,23 @@ def calibrate(engine: Engine, measured: Measured, name: str, description: str | 
                    target_sensitivity=target_sensitivity, n_boot=n_boot, grouping=resampled.grouping)
     return make_profile(fit, engine.model_info, name=name, source=describe_source(measured, description),
                         grouping=resampled.grouping)
+
+
+LABEL_CHECK_BELOW = 0.5  # default-point specificity under which the films that set it are named
+
+
+def label_check_note(measured: Measured, profile: SiteProfile, shown: int = 3) -> str:
+    """A note naming the PNEUMONIA films the model scores lowest when the default point flags
+    most NORMAL films ("" otherwise). Short of the target, that point is the lowest-scoring
+    pneumonia film; one NORMAL film filed under PNEUMONIA set it to "threshold 0.000,
+    specificity 0.0 %" and nothing said why."""
+    op = profile.operating_point(None)
+    if op.specificity is None or op.specificity.value >= LABEL_CHECK_BELOW:
+        return ""
+    positive = [(p, z) for p, y, z in zip(measured.paths, measured.labels, measured.logits) if y == 1]
+    lowest = sorted(positive, key=lambda film: film[1])[:shown]
+    names = ", ".join(f"{path.name} ({probability_text(float(profile.calibration.probability(z)))})"
+                      for path, z in lowest)
+    return (f"Check the labels: the default point flags {1 - op.specificity.value:.0%} of the NORMAL films here. "
+            f"Its threshold is set by the PNEUMONIA films the model scores lowest: {names}. One film filed under "
+            f"PNEUMONIA by mistake is enough to set it.")

@@ -54,6 +54,7 @@ from inference.site_calibration import (
     WorklistFilms,
     calibrate,
     folders_source,
+    label_check_note,
     measure,
     verdict_films,
 )
@@ -465,6 +466,8 @@ class ResultPage(QWizardPage):
                  "set the thresholds: expect somewhat lower figures on new films."]
         if shortfall := target_note(self.profile):
             notes.append(shortfall)
+        if check := label_check_note(run.measured, self.profile):
+            notes.append(check)
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:

@@ -19,6 +19,7 @@ from PIL import Image
 from inference import calibrate_cli
 from inference.calibrate_cli import main
 from inference.cli import main as classify_main
+from inference.decision import threshold_text
 from inference.engine import Engine
 from inference.hashing import pixel_sha256
 from inference.loaders import load_study
@@ -215,9 +216,9 @@ def test_calibrating_labelled_folders_writes_a_profile_and_plots_that_classify_u
     assert f"Calibration: {profile.calibration.method}" in summary and "cross-validated ECE (temperature" in summary
     assert f"AUC {profile.metrics['auc'].plain()}" in summary
     assert f"ECE {profile.metrics['ece_before'].plain()} before calibration" in summary
-    assert (f"high sensitivity (default): threshold {hs.threshold:.3f}, sensitivity {hs.sensitivity.percent()}, "
+    assert (f"high sensitivity (default): threshold {threshold_text(hs.threshold)}, sensitivity {hs.sensitivity.percent()}, "
             f"specificity {hs.specificity.percent()}") in summary
-    assert f"balanced: threshold {bal.threshold:.3f}" in summary
+    assert f"balanced: threshold {threshold_text(bal.threshold)}" in summary
     assert "measured on the 48 films above, the same the profile was fitted on" in summary
     assert "bootstrap over patients (200 resamples)" in summary
     # 24 pneumonia patients cannot show 95 % sensitivity with 95 % confidence (72 all found can): said.

@@ -88,3 +88,30 @@ def test_films_the_model_separates_perfectly_are_not_calibrated_to_certainty():
     # Films it does not separate are fitted by maximum likelihood, as before.
     y[0] = 0  # a PNEUMONIA film labelled NORMAL: scores overlap
     assert (fit("platt", y, logit).slope, fit("platt", y, logit).intercept) == fit_platt(y, logit)
+
+
+def test_a_default_point_that_flags_most_normal_films_names_the_films_that_set_it():
+    """One NORMAL film filed under PNEUMONIA set the default to "threshold 0.000, specificity
+    0.0 %", exit 0, and nothing said why."""
+    from pathlib import Path
+
+    from inference.prediction import ModelInfo
+    from inference.profile import make_profile
+    from inference.site_calibration import Measured, label_check_note
+
+    y, logit, groups = _separable(30, 30)
+    y, logit, groups = np.append(y, 1), np.append(logit, -5.0), np.append(groups, "misfiled")  # a NORMAL film filed PNEUMONIA
+    paths = [Path(f"film{i}.png") for i in range(len(y) - 1)] + [Path("NORMAL2-IM-0279-0001.jpeg")]
+    measured = Measured(paths=paths, labels=list(y), logits=list(logit), groups=list(groups))
+
+    def note(labels: np.ndarray, logits: np.ndarray) -> str:
+        fit = fit_site(labels, logits, groups[:len(labels)], n_boot=200)
+        profile = make_profile(fit, ModelInfo("m", "1", "0" * 64), name="site", source="test", grouping="patient")
+        return label_check_note(Measured(paths=paths[:len(labels)], labels=list(labels), logits=list(logits),
+                                         groups=list(groups[:len(labels)])), profile)
+
+    text = note(y, logit)
+    assert text.startswith("Check the labels: the default point flags 100% of the NORMAL films here.")
+    assert "NORMAL2-IM-0279-0001.jpeg (< 1 %)" in text.split("lowest: ")[1].split(",")[0]
+    assert note(y[:-1], logit[:-1]) == ""  # the same films without it: nothing to check
+    assert measured.paths[-1].name in text
