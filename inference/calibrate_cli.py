@@ -177,6 +177,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             print(f"skipped {error}", file=sys.stderr)
         for path, reasons in measured.outside.items():
             print(f"left out (not reliable: outside the model's intended use) {path}: {reasons}", file=sys.stderr)
+        for path, original in measured.duplicates.items():
+            print(f"left out (the same image as {original}) {path}", file=sys.stderr)
         if not measured.labels:
             raise Failure(f"none of the {len(films)} labelled films could be analysed; no profile written")
         source = f"labels from {args.labels.name}" if args.labels else folders_source(args.dirs)
@@ -185,7 +187,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         profile = calibrate(engine, measured, name=name, description=args.description or source,
                             target_sensitivity=args.target_sensitivity, n_boot=args.bootstrap)
     except CalibrationDataError as exc:
-        failed = f" ({_films(len(measured.errors))} could not be analysed)" if measured.errors else ""
+        failed = f" ({_films(len(measured.errors))} could not be used)" if measured.errors else ""
         raise UsageError(f"{exc}{failed}; no profile written") from None
     try:
         profile.save(args.out)
@@ -267,7 +269,10 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
     if note := measured.resampled().note:
         lines.append(f"Note: {note}.")
     if measured.errors:
-        lines.append(f"Skipped: {_films(len(measured.errors))} could not be analysed (listed above).")
+        lines.append(f"Skipped: {_films(len(measured.errors))} could not be used (listed above).")
+    if measured.duplicates:
+        lines.append(f"Left out: {_films(len(measured.duplicates))} holding the same image as another film here "
+                     f"(listed above), each image counted once.")
     if measured.outside:
         lines.append(f"Left out: {_films(len(measured.outside))} the input gate called not reliable, outside the "
                      f"model's intended use (listed above): no threshold is applied to such films, so they do not "

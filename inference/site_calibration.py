@@ -19,6 +19,7 @@ from .calibration import MIN_PER_CLASS, fit_site
 from .decision import probability_text
 from .engine import Engine
 from .errors import LungLensError
+from .hashing import pixel_sha256
 from .loaders import load_study
 from .prediction import ModelInfo
 from .profile import SiteProfile, make_profile
@@ -39,6 +40,9 @@ class Measured:
     # no threshold is ever applied to such a film (25 photographs among a clinic's NORMAL
     # films took its AUC from 0.975 to 0.902 and its specificity from 79 % to 66 %, unsaid).
     outside: dict[Path, str] = field(default_factory=dict)
+    # Film -> the film of the same image measured first: the same radiograph under two names
+    # (copied into two folders) was counted twice, 12 images passing the minimum of 20.
+    duplicates: dict[Path, Path] = field(default_factory=dict)
 
     def resampled(self) -> Resampled:
         """What the bootstrap intervals resample. Patients, as :func:`patient_group` finds them
@@ -74,8 +78,10 @@ class Resampled:
 def measure(engine: Engine, films: list[LabelledFilm],
             progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> Measured:
-    """Run the model on every film (its raw logit does not depend on any profile)."""
+    """Run the model on every film (its raw logit does not depend on any profile). An image met
+    again under another name is measured once; one given both labels is an error, both left out."""
     out = Measured()
+    first_of: dict[str, int] = {}  # pixel fingerprint -> index in out's lists
     for i, film in enumerate(films):
         if cancelled is not None and cancelled():
             break
@@ -90,6 +96,13 @@ def measure(engine: Engine, films: list[LabelledFilm],
                 if progress is not None:
                     progress(i + 1, len(films))
                 continue
+            fingerprint = pixel_sha256(study)
+            if fingerprint in first_of:
+                _same_image(out, first_of[fingerprint], film)
+                if progress is not None:
+                    progress(i + 1, len(films))
+                continue
+            first_of[fingerprint] = len(out.paths)
             out.paths.append(film.path)
             out.labels.append(film.label)
             out.logits.append(prediction.logit)
@@ -97,7 +110,29 @@ def measure(engine: Engine, films: list[LabelledFilm],
             out.groups.append(patient_group(meta.patient_id, film.path, meta.study_instance_uid))
         if progress is not None:
             progress(i + 1, len(films))
+    _drop(out, {j for j, label in enumerate(out.labels) if label < 0})
     return out
+
+
+def _same_image(out: Measured, first: int, film: LabelledFilm) -> None:
+    """``film`` holds the image measured ``first``: left out; with the other label, an error,
+    and the first is marked (label -1) to be left out too."""
+    original = out.paths[first]
+    if out.labels[first] in (film.label, -1):
+        out.duplicates[film.path] = original
+        return
+    out.errors.append(f"{film.path}: the same image as {original}, which is labelled "
+                      f"{LABELS[out.labels[first]]}, not {LABELS[film.label]}; both left out")
+    out.labels[first] = -1
+
+
+def _drop(out: Measured, indices: set[int]) -> None:
+    """Take the films at ``indices`` out of the measured lists."""
+    if not indices:
+        return
+    keep = [j for j in range(len(out.paths)) if j not in indices]
+    out.paths, out.labels, out.logits, out.groups = ([values[j] for j in keep] for values in
+                                                     (out.paths, out.labels, out.logits, out.groups))
 
 
 @dataclass

@@ -471,7 +471,10 @@ class ResultPage(QWizardPage):
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
-            notes.append(f"{len(run.measured.errors)} film(s) could not be analysed and were left out.")
+            notes.append(f"{len(run.measured.errors)} film(s) could not be used and were left out.")
+        if run.measured.duplicates:
+            notes.append(f"{len(run.measured.duplicates)} film(s) holding the same image as another film were left "
+                         "out: each image is counted once.")
         if outside := run.measured.outside:
             notes.append(f"{len(outside)} film(s) the input gate called not reliable (outside the model's intended "
                          "use) were left out, as no threshold applies to them: "

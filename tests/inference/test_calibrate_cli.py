@@ -150,6 +150,27 @@ def test_a_film_named_twice_counts_once(tmp_path: Path, films, no_model, capsys:
     assert not (tmp_path / "p.json").exists()
 
 
+def test_the_same_image_under_two_names_counts_once_and_with_both_labels_is_left_out(
+        tmp_path: Path, films, capsys: pytest.CaptureFixture) -> None:
+    """Copies, not links: 12 radiographs copied into two folders each had passed the minimum of
+    20 PNEUMONIA films, and one filed under both labels was counted as both."""
+    site = tmp_path / "site"
+    for label, files in (("NORMAL", films["NORMAL"]), ("PNEUMONIA", films["PNEUMONIA"][:12])):
+        for copy in ("a", "b"):
+            (site / copy / label).mkdir(parents=True, exist_ok=True)
+            for f in files:
+                (site / copy / label / f.name).write_bytes(f.read_bytes())
+    both = site / "a" / "NORMAL" / f"again-{films['PNEUMONIA'][0].name}"
+    both.write_bytes(films["PNEUMONIA"][0].read_bytes())
+    assert main(["calibrate", str(site), "--out", str(tmp_path / "p.json"), "--bootstrap", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "only 11 PNEUMONIA films" in err  # 12 images, one of them also filed NORMAL: left out
+    assert (f"{site / 'a' / 'PNEUMONIA' / films['PNEUMONIA'][0].name}: the same image as {both}, which is "
+            f"labelled NORMAL, not PNEUMONIA; both left out") in err
+    assert f"left out (the same image as {site / 'a' / 'PNEUMONIA' / films['PNEUMONIA'][1].name})" in err
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_the_normal_and_pneumonia_folders_themselves_can_be_chosen(tmp_path: Path, films, no_model,
                                                                    capsys: pytest.CaptureFixture,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,7 +287,7 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     profile = SiteProfile.load(out)
     assert (profile.n_normal, profile.n_pneumonia, profile.name) == (21, 21, "site")
     assert profile.source.startswith("labels from labels.csv: 42 films")
-    assert "Skipped: 2 films could not be analysed (listed above)." in captured.out
+    assert "Skipped: 2 films could not be used (listed above)." in captured.out
     assert (tmp_path / "site.roc.png").is_file() and (tmp_path / "site.reliability.png").is_file()
 
     # Failures that leave too few films of a class: refused, saying both.
@@ -275,7 +296,7 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     labels.write_text("\n".join(rows) + "\n")
     assert main(["calibrate", "--labels", str(labels), "--out", str(tmp_path / "short.json")]) == 2
     err = capsys.readouterr().err
-    assert "only 20 NORMAL" not in err and "only 19 NORMAL films" in err and "(1 film could not be analysed)" in err
+    assert "only 20 NORMAL" not in err and "only 19 NORMAL films" in err and "(1 film could not be used)" in err
     assert not (tmp_path / "short.json").exists()
 
 
@@ -292,7 +313,7 @@ def test_a_labelled_folder_that_cannot_be_read_is_named_not_passed_over(
     assert main(["calibrate", str(root), "--out", str(out), "--bootstrap", "100"]) == 1
     captured = capsys.readouterr()
     assert f"skipped {locked}: permission denied: the folder cannot be read" in captured.err
-    assert "Skipped: 1 film could not be analysed (listed above)." in captured.out
+    assert "Skipped: 1 film could not be used (listed above)." in captured.out
     assert SiteProfile.load(out).n_normal == 21
 
 
