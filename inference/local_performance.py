@@ -24,7 +24,7 @@ from . import metrics as M
 from .calibration import estimate, sens_spec_estimates
 from .decision import Estimate, OperatingPoint
 from .profile import ProfileInfo, SiteProfile
-from .site_calibration import verdict_films
+from .site_calibration import VERDICTS_SOURCE, verdict_films
 from .worklist import WorklistRecord
 
 MIN_PER_CLASS = 10
@@ -46,10 +46,23 @@ class LocalPerformance:
     sensitivity: Estimate | None = None
     specificity: Estimate | None = None
     too_few: str = ""  # why no figures are given ("" when they are)
+    caveat: str = ""  # when the profile was fitted on these very verdicts (see fitted_on_verdicts)
 
     @property
     def n(self) -> int:
         return self.n_pneumonia + self.n_no_pneumonia
+
+
+def fitted_on_verdicts(profile: SiteProfile) -> str:
+    """What to say when the profile in use was fitted on the worklist's verdicts ("" if not):
+    its thresholds were set on the very studies measured here, whose figures then read as the
+    profile's own, not as a fresh check."""
+    if not profile.source.startswith(VERDICTS_SOURCE):
+        return ""
+    made = f" on {profile.created[:10]}" if profile.created else ""
+    return (f"This profile was fitted{made} on the reader verdicts in this worklist: the verdicts it was "
+            "fitted on set its thresholds, so on them it looks better than on new studies. Only verdicts "
+            "given since are a fresh check.")
 
 
 def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, operating: OperatingPoint,
@@ -61,7 +74,7 @@ def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, o
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     resampled = measured.resampled()
     base = dict(profile=profile.info, operating=operating, n_pneumonia=n_pos, n_no_pneumonia=n_neg,
-                grouping=resampled.grouping, skipped=films.skipped)
+                grouping=resampled.grouping, skipped=films.skipped, caveat=fitted_on_verdicts(profile))
     if n_pos < min_per_class or n_neg < min_per_class:
         return LocalPerformance(**base, too_few=(
             f"Too few verdicts to measure anything yet: {n_pos} “pneumonia” and {n_neg} “no pneumonia”. "

@@ -44,6 +44,8 @@ def performance_html(result: LocalPerformance) -> str:
         f"{result.n_no_pneumonia} “no pneumonia”"
         + (f"<br><span style='color:{dim}'>Left out: {escape(left)}</span>" if left else "") + "</p>",
     ]
+    if result.caveat:
+        lines.append(f"<p style='color:{theme.WARNING}'>{escape(result.caveat)}</p>")
     if result.too_few:
         lines.append(f"<p style='font-size:12pt'>{escape(result.too_few)}</p>")
         return "".join(lines)

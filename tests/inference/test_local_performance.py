@@ -82,3 +82,18 @@ def test_too_few_verdicts_of_a_class_give_no_figures_but_say_so() -> None:
                                      f"and 25 “no pneumonia”. At least {MIN_PER_CLASS} of each are needed")
     nothing = local_performance([], PROFILE, PROFILE.operating_point())
     assert nothing.n == 0 and "0 “pneumonia” and 0 “no pneumonia”" in nothing.too_few
+
+
+def test_a_profile_fitted_on_these_verdicts_says_its_figures_are_not_a_fresh_check() -> None:
+    """Help → Local performance had shown a profile fitted on the worklist's verdicts, measured
+    on those same verdicts, under "how the profile does on this site's studies"."""
+    from inference.site_calibration import VERDICTS_SOURCE
+
+    records, _, _ = reader_set(14, 16)
+    operating = PROFILE.operating_point("balanced")
+    assert local_performance(records, PROFILE, operating, n_boot=100).caveat == ""
+    fitted_here = replace(PROFILE, source=f"{VERDICTS_SOURCE}: 30 films (16 NORMAL, 14 PNEUMONIA)",
+                          created="2026-11-30T03:00:00+00:00")
+    caveat = local_performance(records, fitted_here, operating, n_boot=100).caveat
+    assert caveat.startswith("This profile was fitted on 2026-11-30 on the reader verdicts in this worklist")
+    assert "Only verdicts given since are a fresh check." in caveat
