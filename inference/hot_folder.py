@@ -102,8 +102,10 @@ class HotFolder:
 
     def __init__(self, folder: Path, submit: Submit, seen: SeenFiles | None = None, settle: float = 2.0,
                  poll: float = 1.0, move_to: Path | None = None) -> None:
-        self.folder = folder
-        self.move_to = move_to
+        # Whole paths, as the films it lists are named: a relative --hot-folder had made every
+        # move fail, and the error stopped the node's analysis.
+        self.folder = Path(os.path.abspath(folder))
+        self.move_to = Path(os.path.abspath(move_to)) if move_to is not None else None
         self.seen = seen if seen is not None else SeenFiles()
         self.settle = settle
         self.poll = poll
@@ -162,16 +164,16 @@ class HotFolder:
     def _move(self, path: Path) -> None:
         """``path`` to the same relative place under :attr:`move_to`, never over another file
         (a name already taken gets a numbered suffix); a failure is said and the file stays."""
-        target = self.move_to / path.relative_to(self.folder)
-        n = 1
-        while target.exists():
-            target = target.with_name(f"{path.stem}-{n}{path.suffix}")
-            n += 1
         try:
+            target = self.move_to / path.relative_to(self.folder)
+            n = 1
+            while target.exists():
+                target = target.with_name(f"{path.stem}-{n}{path.suffix}")
+                n += 1
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), str(target))  # a copy and delete across devices (a USB stick)
-        except OSError as exc:
-            log.warning("could not move %s to %s: %s", path, target.parent, exc)
+        except (OSError, ValueError) as exc:
+            log.warning("could not move %s to %s: %s", path, self.move_to, exc)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -131,9 +131,12 @@ class Analyser:
                 job = self._jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
-            result = self.analyse(job)
-            if job.done is not None:
-                job.done(result)
+            try:
+                result = self.analyse(job)
+                if job.done is not None:
+                    job.done(result)
+            except Exception:  # noqa: BLE001 -- the node's one analysis thread must outlive any film
+                log.exception("the analysis of %s ended in an unexpected error; the node goes on", job.shown)
 
     # ------------------------------------------------------------------ one film
     def analyse(self, job: Job) -> JobResult:

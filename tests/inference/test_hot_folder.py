@@ -129,6 +129,18 @@ def test_processed_files_move_out_only_when_asked(tmp_path: Path) -> None:
     assert late.exists() and not (done_dir / "late.png").exists()
 
 
+def test_folders_named_relative_to_where_serve_started_still_move_films(tmp_path: Path, monkeypatch) -> None:
+    """`serve --hot-folder inbox --move-processed done`: the films are listed under whole paths,
+    and the move raised ValueError, which stopped the node's analysis thread."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "film.png").write_bytes(PNG)
+    monkeypatch.chdir(tmp_path)
+    watch = HotFolder(Path("inbox"), Collector(), SeenFiles(tmp_path / "seen.jsonl"), settle=1.0,
+                      move_to=Path("done"))
+    assert watch.scan(now=0.0) == [] and watch.scan(now=2.0) == [tmp_path / "inbox" / "film.png"]
+    assert (tmp_path / "done" / "film.png").read_bytes() == PNG
+
+
 def test_an_unreadable_file_stays_until_it_changes_then_moves_once_analysed(tmp_path: Path) -> None:
     """A film copied with pauses longer than the settle time is unreadable at first: moved out
     then, it would be finished outside the folder and never analysed."""
