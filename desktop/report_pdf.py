@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QTextOption
 
 from inference import __version__
 from inference.overlay import Picture, render_picture
@@ -118,14 +118,15 @@ class _Page:
 
     def text(self, x: float, y: float, w: float, h: float, s: str, flags=None, color: QColor = INK) -> float:
         """Draw wrapped text in a box (mm); returns the height it used (mm). A number keeps its
-        "%" on its line ("> 99" with "%" below it)."""
-        flags = flags if flags is not None else (Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        flags = flags | Qt.TextFlag.TextWordWrap
+        "%" on its line ("> 99" with "%" below it); a word longer than a line may break (a
+        patient name of 80 letters without a space ran off the page)."""
+        option = QTextOption(flags if flags is not None else (Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop))
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # the text itself unchanged
         s = s.replace(" %", "\u00a0%").replace("> ", ">\u00a0").replace("< ", "<\u00a0")
         self.p.setPen(color)
         rect = QRectF(_mm(x), _mm(y), _mm(w), _mm(h))
-        used = self.p.boundingRect(rect, flags, s)
-        self.p.drawText(rect, flags, s)
+        used = self.p.boundingRect(rect, s, option)
+        self.p.drawText(rect, s, option)
         return used.height() * 25.4 / DPI
 
     # ------------------------------------------------------------------- page

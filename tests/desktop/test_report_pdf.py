@@ -95,3 +95,21 @@ def test_unwritable_destination_is_a_clear_error(qapp, tmp_path, kermany_samples
     study = raster_study(kermany_samples["NORMAL"][0])
     with pytest.raises(OSError, match=r"r\.pdf: cannot write the PDF there \(No such file or directory\)"):
         write_report_pdf(tmp_path / "missing" / "r.pdf", study, prediction_for(study, 0.5))
+
+
+def test_a_name_longer_than_a_line_wraps_on_the_page(qapp, tmp_path, real_dicom):
+    """A patient name of 110 letters without a space ran off the page, clipped."""
+    from dataclasses import replace
+
+    long_name = "Wolfeschlegelsteinhausenbergerdorff" * 3 + "^Hubert"
+    study = identified(dicom_study(real_dicom))
+    study = replace(study, metadata=replace(study.metadata, patient_name=long_name))
+    out = write_report_pdf(tmp_path / "long.pdf", study, prediction_for(study, 0.2), show_identifiers=True)
+    lines: dict[float, str] = {}
+
+    def visit(text, cm, tm, font, size):  # pypdf's text visitor: each run with its matrix
+        y = round(cm[5] + tm[5], 1)
+        lines[y] = lines.get(y, "") + text.replace("\u200b", "")
+    pypdf.PdfReader(str(out)).pages[0].extract_text(visitor_text=visit)
+    holding = [y for y, text in lines.items() if "Wolfeschlegel" in text or "Hubert" in text]
+    assert len(holding) >= 2  # on two lines, not one running past the margin
