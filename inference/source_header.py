@@ -53,10 +53,14 @@ def read_header(path: Path) -> Dataset:
 
 def in_utf8(ds: Dataset) -> Dataset:
     """``ds`` with every text value decoded by its declared character set (pydicom's
-    fallbacks for an unknown one) and declared UTF-8, as the exports write it."""
+    fallbacks for an unknown one) and declared UTF-8, as the exports write it; as it was, its
+    own set still declared, when that fails part-way (the values not yet decoded would be
+    read as UTF-8, and a Latin-1 name garbled)."""
     try:
-        ds.decode()
-    except Exception:  # noqa: BLE001 -- a value that cannot be decoded stays as it is; the export says the rest
+        decoded = copy.deepcopy(ds)
+        decoded.decode()
+    except Exception:  # noqa: BLE001 -- kept as it came; the export says what it cannot write
         log.debug("could not decode every text value of a DICOM header", exc_info=True)
-    ds.SpecificCharacterSet = UTF8
-    return ds
+        return ds
+    decoded.SpecificCharacterSet = UTF8
+    return decoded
