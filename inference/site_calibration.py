@@ -27,6 +27,9 @@ from .sitefilms import LABELS, LabelledFilm, patient_group
 from .worklist import WorklistRecord, verdict_label
 
 
+FEW_PATIENTS = 10  # fewer in a class of 20 films or more: the IDs do not tell its patients apart
+
+
 @dataclass
 class Measured:
     """The model's raw logits on labelled films, with each film's patient group."""
@@ -48,16 +51,16 @@ class Measured:
         """What the bootstrap intervals resample. Patients, as :func:`patient_group` finds them
         (the films of no known patient each alone; "film" only when no film names one) --
         unless they do not tell the patients of a class apart: one "patient" holding half of a
-        class's films is what a blanked or uniform PatientID (or one file name in every folder)
-        looks like, and resampling so few groups gives intervals of no width around a threshold
-        chosen on them. Then every film is its own group, and the reason is given. A few real
+        class's films, or fewer than :data:`FEW_PATIENTS` for 20 films or more, is what a blanked
+        or uniform PatientID (or one per day, or one file name in every folder) looks like, and
+        resampling so few groups gives intervals of no width around a threshold chosen on them. Then every film is its own group, and the reason is given. A few real
         patients with several films each stay patients: counted as films, 19 children's 83
         films claimed a sensitivity of 95 % with 95 % confidence, which needs 72 children."""
         y, groups = np.asarray(self.labels), np.asarray(self.groups)
         for label, name in enumerate(LABELS):
             _, sizes = np.unique(groups[y == label], return_counts=True)
             films, patients = int(sizes.sum()), len(sizes)
-            if films >= MIN_PER_CLASS and 2 * int(sizes.max()) >= films:
+            if films >= MIN_PER_CLASS and (2 * int(sizes.max()) >= films or patients < FEW_PATIENTS):
                 return Resampled([f"film:{p}" for p in self.paths], "film", (
                     f"the {films} {name} films name only {patients} patient{'' if patients == 1 else 's'}"
                     f"{f', one of them on {int(sizes.max())} films' if patients > 1 else ''} (the same PatientID or "
@@ -217,12 +220,13 @@ def label_check_note(measured: Measured, profile: SiteProfile, shown: int = 3) -
     pneumonia film; one NORMAL film filed under PNEUMONIA set it to "threshold 0.000,
     specificity 0.0 %" and nothing said why."""
     op = profile.operating_point(None)
-    if op.specificity is None or op.specificity.value >= LABEL_CHECK_BELOW:
+    if op.name != "high_sensitivity" or op.specificity is None or op.specificity.value >= LABEL_CHECK_BELOW:
         return ""
+    flagged = round((1 - op.specificity.value) * profile.n_normal)
     positive = [(p, z) for p, y, z in zip(measured.paths, measured.labels, measured.logits) if y == 1]
     lowest = sorted(positive, key=lambda film: film[1])[:shown]
     names = ", ".join(f"{path.name} ({probability_text(float(profile.calibration.probability(z)))})"
                       for path, z in lowest)
-    return (f"Check the labels: the default point flags {1 - op.specificity.value:.0%} of the NORMAL films here. "
+    return (f"Check the labels: the default point flags {flagged} of the {profile.n_normal} NORMAL films here. "
             f"Its threshold is set by the PNEUMONIA films the model scores lowest: {names}. One film filed under "
             f"PNEUMONIA by mistake is enough to set it.")

@@ -67,6 +67,10 @@ def test_few_children_with_several_films_each_are_resampled_as_children():
                        groups=["patient:ANONYMOUS" if label else g for label, g in zip(y, measured.groups)])
     resampled = blanked.resampled()
     assert resampled.grouping == "film" and "the 57 PNEUMONIA films name only 1 patient (" in resampled.note
+    per_day = Measured(paths=measured.paths, labels=measured.labels, logits=measured.logits,  # 3 IDs: 3 days
+                       groups=[f"patient:day{i % 3}" if label else g for i, (label, g) in enumerate(zip(y, measured.groups))])
+    assert per_day.resampled().grouping == "film"
+    assert "the 57 PNEUMONIA films name only 3 patients, one of them on 19 films (" in per_day.resampled().note
     hs = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300,
                   grouping=resampled.grouping).operating_points["high_sensitivity"]
     assert "these had 57 films, each counted as a patient" in hs.description
@@ -102,7 +106,6 @@ def test_a_default_point_that_flags_most_normal_films_names_the_films_that_set_i
     y, logit, groups = _separable(30, 30)
     y, logit, groups = np.append(y, 1), np.append(logit, -5.0), np.append(groups, "misfiled")  # a NORMAL film filed PNEUMONIA
     paths = [Path(f"film{i}.png") for i in range(len(y) - 1)] + [Path("NORMAL2-IM-0279-0001.jpeg")]
-    measured = Measured(paths=paths, labels=list(y), logits=list(logit), groups=list(groups))
 
     def note(labels: np.ndarray, logits: np.ndarray) -> str:
         fit = fit_site(labels, logits, groups[:len(labels)], n_boot=200)
@@ -111,7 +114,6 @@ def test_a_default_point_that_flags_most_normal_films_names_the_films_that_set_i
                                          groups=list(groups[:len(labels)])), profile)
 
     text = note(y, logit)
-    assert text.startswith("Check the labels: the default point flags 100% of the NORMAL films here.")
+    assert text.startswith("Check the labels: the default point flags 30 of the 30 NORMAL films here.")
     assert "NORMAL2-IM-0279-0001.jpeg (< 1 %)" in text.split("lowest: ")[1].split(",")[0]
     assert note(y[:-1], logit[:-1]) == ""  # the same films without it: nothing to check
-    assert measured.paths[-1].name in text
