@@ -83,21 +83,45 @@ def patient_age(meta: StudyMetadata) -> PatientAge | None:
     taken = parse_date(meta.study_date) or parse_date(meta.acquisition_date)
     if born is None or taken is None or taken < born:
         return None
-    years = (taken - born).days / 365.25
+    years = _years_between(born, taken)
     return PatientAge(years, _readable(years), from_birth_date=True)
+
+
+def _years_between(born: date, taken: date) -> float:
+    """Whole years by the calendar, and the part of the year since the last birthday: a child
+    on their first birthday is 1 (days / 365.25 had made them 0.9993, "11 months")."""
+    whole = taken.year - born.year - ((taken.month, taken.day) < (born.month, born.day))
+    last = _birthday(born, born.year + whole)
+    return whole + (taken - last).days / (_birthday(born, born.year + whole + 1) - last).days
+
+
+def _birthday(born: date, year: int) -> date:
+    """The birthday in ``year`` (29 February falls on 28 February in other years)."""
+    try:
+        return born.replace(year=year)
+    except ValueError:
+        return born.replace(year=year, day=28)
 
 
 def in_population(meta: StudyMetadata) -> bool | None:
     """Whether the patient's age is within the ages the model was trained on; None when the
     study does not record it (the DICOM SR codes the three answers)."""
     age = patient_age(meta)
-    return None if age is None else _trained(age.years)
+    if age is None or _unreadable(meta):  # a header whose age cannot be read: not known to be in it
+        return None
+    return _trained(age.years)
 
 
 def _trained(years: float) -> bool:
     """Aged 1 to 5: a child of 5 years and 6 months is 5, and had been told that "5 years" is
     outside 1–5."""
     return TRAINED_AGES[0] <= years < TRAINED_AGES[1] + 1
+
+
+def _unreadable(meta: StudyMetadata) -> str:
+    """What the header writes as PatientAge when no one can read it as an age ("n/a", "4.5Y"); else ""."""
+    written = meta.patient_age.strip()
+    return written if written and age_in_years(written) is None else ""
 
 
 def _unit_word(age: str) -> str:
@@ -108,24 +132,22 @@ def _unit_word(age: str) -> str:
 def population_warnings(meta: StudyMetadata) -> list[str]:
     """Warnings when the patient is not known to be in the population the model was validated on."""
     age = patient_age(meta)
-    written = meta.patient_age.strip()
-    if written and age_in_years(written) is None:  # something no one can read as an age ("n/a", "4.5Y")
+    out = []
+    if written := _unreadable(meta):
         # Said even where the birth date gives an age: the two may not be of one patient.
         other = f"; the birth date gives {age.text}" if age is not None else ""
-        return [f"Patient age unreadable (the DICOM header says {written!r}{other}): the model is validated "
-                f"for children aged 1–5 only."]
-    if age is None:
+        out.append(f"Patient age unreadable (the DICOM header says {written!r}{other}): the model is validated "
+                   f"for children aged 1–5 only.")
+    elif age is None:
         return [AGE_NOT_RECORDED]
     lo, hi = TRAINED_AGES
-    if age.years >= ADULT_YEARS:
-        return [
-            f"Adult patient (age {age.described}): the model was trained on children aged "
-            f"{lo:.0f}–{hi:.0f} only; its probability has not been validated for adults."
-        ]
-    if not _trained(age.years):
+    if age is None:
+        return out
+    if age.years >= ADULT_YEARS:  # every adult's result says so, whatever else the header holds
+        out.append(f"Adult patient (age {age.described}): the model was trained on children aged "
+                   f"{lo:.0f}–{hi:.0f} only; its probability has not been validated for adults.")
+    elif not _trained(age.years):
         via = ", from the birth date," if age.from_birth_date else ""
-        return [
-            f"Patient age {age.text}{via} is outside the {lo:.0f}–{hi:.0f} years the model was trained on; "
-            f"interpret the result with care."
-        ]
-    return []
+        out.append(f"Patient age {age.text}{via} is outside the {lo:.0f}–{hi:.0f} years the model was trained "
+                   f"on; interpret the result with care.")
+    return out

@@ -95,6 +95,12 @@ def test_a_child_of_five_and_a_half_is_five_and_no_age_is_said_as_nonsense() -> 
                                                 study_date="20240131"))
     assert both == ("Patient age unreadable (the DICOM header says '45 years'; the birth date gives 3 years): "
                     "the model is validated for children aged 1–5 only.")
+    conflicting = StudyMetadata(patient_age="4.5Y", patient_birth_date="20210101", study_date="20240131")
+    assert in_population(conflicting) is None  # not known to be in it: the SR codes "unknown"
+    unread, adult = population_warnings(StudyMetadata(patient_age="n/a", patient_birth_date="19800101",
+                                                      study_date="20240131"))
+    assert unread.startswith("Patient age unreadable") and adult.startswith("Adult patient (age 44 years, from")
+    assert population_warnings(StudyMetadata(patient_birth_date="20230131", study_date="20240131")) == []  # 1 today
 
 
 def test_the_dicom_loader_reads_the_birth_and_acquisition_dates(tmp_path: Path, kermany_gray: np.ndarray) -> None:
