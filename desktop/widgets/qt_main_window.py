@@ -389,8 +389,7 @@ class MainWindow(QMainWindow):
         d.invert_changed.connect(self._sync_actions)
         d.window_changed.connect(self._window_changed)
         if c.context is None or c.context.study is None:  # no film yet: no heat-map reads as shown
-            d.set_overlay_visible(False)
-            self.act_heatmap.setEnabled(False)
+            self._heatmap_applies(False)
         self._sync_actions()
 
     def _restore_layout(self) -> None:
@@ -560,9 +559,7 @@ class MainWindow(QMainWindow):
         self._view_note = ""
         if ctx is None or ctx.study is None:
             self.viewer.clear(ctx.problem if ctx else "")
-            # Nothing of the film shown before stays in the toolbar: no heat-map reads as shown.
-            self.controller.display.set_overlay_visible(False)
-            self.act_heatmap.setEnabled(False)
+            self._heatmap_applies(False)  # nothing of the film shown before stays in the toolbar
             self._preset = ("default", None)
             self.preset_box.setCurrentIndex(0)
             self.cursor_label.clear()
@@ -571,7 +568,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("LungLens")
             return
         self._preset = ("default", None)
-        self.act_heatmap.setEnabled(True)
+        self._heatmap_applies(True)
         self.viewer.set_image(ctx.study.pixels, ctx.study.window)
         self.preset_box.setCurrentIndex(0)
         self.tags.set_tags(ctx.study.tags, self.controller.model.show_identifiers)
@@ -581,6 +578,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(note, 10000)
             self._view_note = note
         self._show_result(ctx)
+
+    def _heatmap_applies(self, film_on_screen: bool) -> None:
+        """The heat-map's controls (H, the toolbar button, the panel's box) work only over a film:
+        over an empty viewer none of them may read as a map shown."""
+        if not film_on_screen:
+            self.controller.display.set_overlay_visible(False)
+        self.act_heatmap.setEnabled(film_on_screen)
+        self.overlay_controls.visible_box.setEnabled(film_on_screen)
 
     def _show_result(self, ctx: ViewContext) -> None:
         self.result_panel.show_item(ctx.item)

@@ -188,6 +188,8 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     # Nothing of the film shown before stays in the toolbar or the status bar.
     assert win2.preset_box.currentText() == "Window: default" and win2.cursor_label.text() == ""
     assert not win2.act_heatmap.isChecked() and not win2.act_heatmap.isEnabled()  # no map reads as shown
+    box = win2.overlay_controls.visible_box
+    assert not box.isChecked() and not box.isEnabled()
     assert win2.viewer.message.isVisibleTo(win2) and "no longer available" in win2.viewer.message.text()
     assert win2.result_panel.gauge.value == pytest.approx(probability)  # the stored result is still shown
     # Exporting says why it cannot, in the status bar; no dialog, no traceback.
@@ -195,7 +197,7 @@ def test_a_restored_study_whose_file_is_gone_keeps_its_result(window, qtbot, app
     assert "no longer available" in win2.statusBar().currentMessage()
     win2.study_list.select_key(c2.model.key_of_path(kermany_samples["NORMAL"][5]))
     qtbot.waitUntil(lambda: c2.context is not None and c2.context.study is not None, timeout=10_000)
-    assert win2.act_heatmap.isEnabled()
+    assert win2.act_heatmap.isEnabled() and box.isEnabled()
     close_window(win2)
 
 
