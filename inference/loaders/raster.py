@@ -114,7 +114,8 @@ def _pillow(path: Path, data: bytes, fmt: str) -> DecodedRaster:
         if mode == "RGB" and "transparency" in im.info:
             mode = "RGBA"
         orientation = im.getexif().get(EXIF_ORIENTATION, 1)
-        pages = getattr(im, "n_frames", 1)
+        # A TIFF's pages; not a phone JPEG's preview or gain map (MPO), which is no second film.
+        pages = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
         img = im.convert(mode) if mode else im
         factor = reduction_factor(*img.size)
         if factor > 1:
@@ -151,15 +152,17 @@ def _tifffile(path: Path, data: bytes, fmt: str) -> DecodedRaster:
         budget.check_memory(path, int(np.prod(page.shape)) * page.dtype.itemsize, f"the {fmt} image")
         arr = page.asarray()
         min_is_white = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
-        pages = len(tif.pages)
+        bits = int(page.bitspersample)
+        pages = sum(1 for p in tif.pages if not getattr(p, "is_reduced", False))  # not thumbnails
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] > 4:  # planar RGB(A)
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim not in (2, 3):
         raise ValueError(f"not a 2-D image: {arr.shape}")
     if min_is_white and arr.ndim == 2 and arr.dtype.kind == "u":
-        # Bone bright, as a MONOCHROME1 DICOM is turned: read as stored, a film from a
-        # scanner writing MinIsWhite was analysed as its negative ("looks rotated ... lateral").
-        arr = np.iinfo(arr.dtype).max - arr
+        # Bone bright, as a MONOCHROME1 DICOM is turned, over the range the file's bits hold
+        # (12-bit data in 16-bit words): read as stored, a film from a scanner writing
+        # MinIsWhite was analysed as its negative ("looks rotated ... lateral").
+        arr = ((1 << min(bits, arr.dtype.itemsize * 8)) - 1) - arr
     height, width = arr.shape[:2]
     check_size(path, width, height)
     return DecodedRaster(reduce_pixels(arr, reduction_factor(width, height)), width, height, pages)

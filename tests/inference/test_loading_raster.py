@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from inference.loaders import load_study
 from tests.fixtures.dicom_factory import write_dicom, write_raster
@@ -90,6 +91,12 @@ def test_a_min_is_white_tiff_is_read_bone_bright_as_its_twin(tmp_path, kermany_g
     np.testing.assert_array_equal(load_study(negative).pixels, load_study(twin).pixels)
 
 
+def test_a_12_bit_min_is_white_tiff_is_turned_over_its_own_range(tmp_path, film12):
+    negative = tmp_path / "miniswhite12.tif"
+    tifffile.imwrite(negative, (4095 - film12).astype(np.uint16), photometric="miniswhite", bitspersample=12)
+    np.testing.assert_array_equal(load_study(negative).pixels, film12.astype(np.float32))
+
+
 def test_a_multi_page_tiff_says_only_its_first_page_is_analysed(tmp_path, kermany_gray):
     path = tmp_path / "pages.tif"
     tifffile.imwrite(path, np.stack([kermany_gray, kermany_gray[::-1]]), photometric="minisblack")
@@ -97,6 +104,14 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_analysed(tmp_path, kerman
     np.testing.assert_array_equal(study.pixels, kermany_gray.astype(np.float32))
     assert "Multi-frame image (2 frames): only the first frame is shown and analysed." in study.warnings
     assert not any("Multi-frame" in w for w in load_study(write_raster(tmp_path / "one.tif", kermany_gray)).warnings)
+    with tifffile.TiffWriter(tmp_path / "thumb.tif") as tif:  # a film and its reduced-resolution thumbnail
+        tif.write(kermany_gray, photometric="minisblack")
+        tif.write(kermany_gray[::4, ::4], photometric="minisblack", subfiletype=1)
+    assert not any("Multi-frame" in w for w in load_study(tmp_path / "thumb.tif").warnings)
+    phone = tmp_path / "phone.jpg"  # a camera JPEG with a second picture (MPO): one film
+    picture = Image.fromarray(kermany_gray).convert("RGB")
+    picture.save(phone, format="MPO", save_all=True, append_images=[picture])
+    assert not any("Multi-frame" in w for w in load_study(phone).warnings)
 
 
 @pytest.mark.parametrize("planar", [False, True])
