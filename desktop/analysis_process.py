@@ -427,8 +427,8 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
                 # The window was killed: do not linger as an orphan. Nobody reads the
                 # events pipe any more, so its feeder thread could block a normal exit.
                 events.cancel_join_thread()
+                read_ahead.shutdown(0.0)  # told, not waited for: see Stop
                 view.shutdown(2.0)
-                read_ahead.shutdown(2.0)
                 pipeline.shutdown(2.0)
                 sink.close(2.0)  # commit finished results: the next window restores them
                 os._exit(0)
@@ -443,8 +443,10 @@ def _child_main(commands: Any, events: Any, provider: str, threads: int | None, 
             ahead_of = {msg.token: msg.ahead} if msg.ahead is not None else {}
             view.request(msg.token, msg.path, msg.fingerprint)
         elif isinstance(msg, Stop):
+            # A decode ahead is not waited for (its thread is a daemon): the window gives this
+            # process 10 s in all, which the results still to be saved need.
+            read_ahead.shutdown(0.0)
             view.shutdown()
-            read_ahead.shutdown()
             pipeline.shutdown()
             sink.close()
             if store is not None:

@@ -82,7 +82,9 @@ class AppSettings:
     @property
     def custom_threshold(self) -> float:
         try:
-            return min(max(float(self._get("decision/custom_threshold", 0.5)), 0.0), 1.0)
+            # The Settings dialog's range, 1-99 %: a file edited to 0 or 1 would flag every film or
+            # none, and the DICOM node refuses such a --threshold.
+            return min(max(float(self._get("decision/custom_threshold", 0.5)), 0.01), 0.99)
         except (TypeError, ValueError):
             return 0.5
 

@@ -167,7 +167,7 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
                        help="an operating point of the site profile, e.g. high_sensitivity or balanced "
                        "(default: the profile's default)")
     point.add_argument("--threshold", type=probability, default=None, metavar="T",
-                       help="a custom review threshold on the probability (0..1), whose sensitivity and "
+                       help="a custom review threshold on the probability (above 0, below 1), whose sensitivity and "
                        "specificity nobody measured")
 
 

@@ -160,6 +160,11 @@ def test_the_node_decides_with_the_windows_site_profile_and_operating_point(qtbo
     app_settings.operating_point, app_settings.custom_threshold = "custom", 0.4
     window.controller.apply_settings({"decision"})
     assert window.controller.node_arguments()[-2:] == ["--threshold", "0.4"]
+    # One edited in the settings file to 0 or 1 is read within the dialog's 1-99 %: the node
+    # refuses a threshold of 0 or 1 and would not have started.
+    for edited, read in ((0.0, 0.01), (1.0, 0.99)):
+        app_settings.q.setValue("decision/custom_threshold", edited)
+        assert app_settings.custom_threshold == read
 
 
 def test_the_status_line_counts_the_outbox_off_the_gui_thread(qtbot, app_settings, isolated_user_dirs,

@@ -140,13 +140,13 @@ def test_a_cached_result_follows_the_current_operating_point(window, qtbot, isol
     wait_idle(qtbot, c)
     probability = c.model.items()[0].prediction.probability
     # A custom threshold just above the probability: the cached answer must say NORMAL at it.
-    c.settings.operating_point, c.settings.custom_threshold = "custom", min(probability + 0.01, 1.0)
+    c.settings.operating_point, c.settings.custom_threshold = "custom", min(probability + 0.01, 0.99)
     c.apply_settings({"decision"})
     window.open_paths([path])
     wait_idle(qtbot, c)
     item = c.model.items()[0]
     assert item.cached and item.prediction.operating_point == "custom"
-    assert item.prediction.threshold == pytest.approx(min(probability + 0.01, 1.0))
+    assert item.prediction.threshold == pytest.approx(min(probability + 0.01, 0.99))
     assert item.prediction.label == "NORMAL"
     assert _analyses(isolated_user_dirs)[-1]["operating_point"] == "custom"
 
