@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     if isinstance(chosen_point(engine, args, ap), int):  # refused before the study is even read
         return EXIT_USAGE
     try:
-        study = load_study(args.study)
+        study = load_study(Path(os.path.abspath(args.study)))  # named whole, as every other command does
         prediction = engine.predict(study, threshold=args.threshold, operating_point=args.operating_point)
     except LungLensError as exc:
         _error(str(exc))

@@ -94,17 +94,15 @@ def _free_path(folder: Path, stem: str, sha256: str) -> Path:
     """The file already holding this profile, under any name (imported again from a copy named
     otherwise, it had been listed twice); else ``<stem>.profile.json``, or
     ``<stem>-2.profile.json``... when another profile has that name."""
-    for kept in kept_profiles()[0]:
-        if kept.profile.sha256 == sha256:
-            return kept.path
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        try:
+            if SiteProfile.load(path).sha256 == sha256:
+                return path
+        except ProfileError:
+            continue  # listed in Settings with its reason (kept_profiles)
     n = 1
-    while True:
+    while True:  # a name taken by another profile, or a damaged file, keeps it; this one takes another
         path = folder / f"{stem if n == 1 else f'{stem}-{n}'}{SUFFIX}"
         if not path.exists():
             return path
-        try:
-            if SiteProfile.load(path).sha256 == sha256:
-                return path  # the same profile imported twice: one file
-        except ProfileError:
-            pass  # a damaged file keeps its name; this one takes another
         n += 1
