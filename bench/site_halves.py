@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from inference import metrics as M  # noqa: E402
 from inference.calibration import fit_site  # noqa: E402
 from inference.engine import Engine  # noqa: E402
+from inference.hashing import pixel_sha256  # noqa: E402
 from inference.loaders import load_study  # noqa: E402
 from inference.profile import UNCALIBRATED, SiteProfile  # noqa: E402
 from inference.sitefilms import file_name_patient, from_folders  # noqa: E402
@@ -54,6 +55,19 @@ def logits(engine: Engine, films, transform=None) -> tuple[np.ndarray, np.ndarra
         out.append(prediction.logit)
         in_scope.append(prediction.in_scope)
     return np.asarray(out), np.asarray(in_scope)
+
+
+def once_per_image(films: list) -> list:
+    """Each image once, as `lunglens calibrate` measures a site (the site sample holds four
+    pairs of identical films)."""
+    seen: set[str] = set()
+    kept = []
+    for film in films:
+        fingerprint = pixel_sha256(load_study(film.path))
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            kept.append(film)
+    return kept
 
 
 def evaluate(y: np.ndarray, prob: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     engine = Engine.load(args.models, provider="cpu", profile=UNCALIBRATED)
     shipped = SiteProfile.load(engine.model_path.parent / engine.manifest.default_profile, engine.model_info)
-    films = from_folders([args.site])
+    films = once_per_image(from_folders([args.site]))
     y = np.array([f.label for f in films])
     groups = np.array([file_name_patient(f.path) or str(f.path) for f in films])
     z = {"site": logits(engine, films), "shifted site": logits(engine, films, shifted)}
