@@ -125,17 +125,34 @@ class Outbox:
                           sop_instance_uid=str(ds.SOPInstanceUID), what=what, pixel_sha256=pixel_sha256)
         data = dataset_bytes(ds)
         with self._lock:
-            write_private(self._state_path(item), _state_bytes(item))
-            write_private(self._object_path(item), data)
+            try:  # the object first: a state file without one would be left behind, unsent
+                write_private(self._object_path(item), data)
+                write_private(self._state_path(item), _state_bytes(item))
+            except OSError:  # a full disk: nothing half-kept; the caller keeps the film to try again
+                self._object_path(item).unlink(missing_ok=True)
+                raise
         self._wake.set()
         return item
 
     def items(self) -> list[OutboxItem]:
-        """Every object waiting, oldest first (a state file lost in a crash means "due now")."""
+        """Every object waiting, oldest first (a state file lost in a crash means "due now"). An
+        object that cannot be read at all is moved to ``unreadable/`` and said: it had stopped
+        every pass, and every result behind it."""
         out = []
         for path in sorted(self.folder.glob("*.dcm")):
-            out.append(self._read_state(path.stem))
+            try:
+                out.append(self._read_state(path.stem))
+            except Exception as exc:  # noqa: BLE001 -- pydicom raises many types for a damaged file
+                self._set_aside(path, exc)
         return out
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        aside = private_dir(self.folder / "unreadable")
+        log.error("outbox: %s cannot be read (%s); moved to %s, not sent", path.name, exc, aside)
+        with self._lock:
+            for stray in (path, path.with_suffix(".json")):
+                if stray.exists():
+                    stray.replace(aside / stray.name)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.folder.glob("*.dcm"))
@@ -150,6 +167,8 @@ class Outbox:
             return SendReport([], [])
         errors = self._send(self.destination, [(item, self._object_path(item)) for item in due])
         sent, failed = [], []
+        if len(errors) < len(due):  # the PACS takes objects again: the others waiting go next, oldest first
+            self._due_now({item.id for item in due}, now)
         with self._lock:
             for item in due:
                 error = errors.get(item.id)
@@ -173,13 +192,29 @@ class Outbox:
                         max(0.0, item.next_attempt - time.time()), item.last_error)
         return SendReport(sent, failed)
 
+    def _due_now(self, but: set[str], now: float) -> None:
+        """Every item waiting (but ``but``) due at ``now``: after an outage each kept its own
+        backoff, and results came in after newer ones, up to 5 minutes late."""
+        waiting = self.items()
+        with self._lock:
+            for item in waiting:
+                if item.id not in but and item.next_attempt > now and self._object_path(item).exists():
+                    item.next_attempt = now
+                    write_private(self._state_path(item), _state_bytes(item))
+        self._wake.set()
+
     def next_due(self) -> float | None:
         """When the next item is due (time.time()), or None when the outbox is empty."""
         items = self.items()
         return min(item.next_attempt for item in items) if items else None
 
     def run(self, stop: threading.Event, idle: float = 1.0) -> None:
-        """Send until ``stop`` is set, sleeping until the next item is due (or something is put)."""
+        """Send until ``stop`` is set, sleeping until the next item is due (or something is put).
+        A start tries everything waiting at once, oldest first: a restart is a retry."""
+        try:
+            self._due_now(set(), time.time())
+        except OSError:
+            log.exception("outbox: could not read what is waiting")
         while not stop.is_set():
             try:
                 self.send_due()
@@ -206,6 +241,8 @@ class Outbox:
             return OutboxItem(**data)
         except (OSError, ValueError, TypeError):
             ds = pydicom.dcmread(self.folder / f"{item_id}.dcm", stop_before_pixels=True, force=True)
+            if not ds.get("SOPInstanceUID"):
+                raise ValueError("not a DICOM object LungLens made (no SOP Instance UID)") from None
             what = item_id.rsplit("-", 1)[-1]
             return OutboxItem(id=item_id, sop_class_uid=str(ds.get("SOPClassUID", "")),
                               sop_instance_uid=str(ds.get("SOPInstanceUID", "")), what=what)
@@ -241,7 +278,7 @@ def c_store_sender(calling_aet: str, timeout: float = 10.0) -> Sender:
                 try:
                     ds = pydicom.dcmread(path)
                     status = assoc.send_c_store(ds)
-                except (OSError, ValueError, RuntimeError) as exc:
+                except Exception as exc:  # noqa: BLE001 -- one object's fault is its own, not the others'
                     errors[item.id] = f"{type(exc).__name__}: {exc}"
                     continue
                 code = getattr(status, "Status", None)

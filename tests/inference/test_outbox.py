@@ -5,6 +5,7 @@ against a DCMTK ``storescp`` and an Orthanc started by the tests on loopback por
 from __future__ import annotations
 
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,62 @@ def test_a_result_waits_privately_backs_off_and_survives_a_restart(sr: pydicom.D
     assert [(i.id, i.attempts) for i in again.items()] == [(item.id, 1)]
     assert again.send_due(now=waiting.next_attempt + 1).sent[0].id == item.id
     assert pacs.stored == [sr.SOPInstanceUID] and len(again) == 0
+    assert list((tmp_path / "outbox").iterdir()) == []
+
+
+def test_once_the_pacs_takes_objects_again_everything_waiting_goes_oldest_first(sr: pydicom.Dataset,
+                                                                              tmp_path: Path) -> None:
+    """After an outage each result kept its own backoff: a new result went at once while older
+    ones waited up to 5 minutes more."""
+    pacs, where = FakePacs(), Destination("PACS", "127.0.0.1", 1)
+    box = Outbox(tmp_path / "outbox", where, sender=pacs, backoff=Backoff(first=300, maximum=300))
+    older = box.put(sr, "sr")
+    assert box.send_due().failed  # the PACS is down: next try in 300 s
+    pacs.down = False
+    newer = box.put(sr, "sc")
+    assert [i.id for i in box.send_due().sent] == [newer.id]  # due at once, and taken
+    assert [i.id for i in box.send_due().sent] == [older.id]  # the one waiting goes next, not in 300 s
+    # A restart tries everything waiting at once, whatever its backoff said.
+    pacs.down = True
+    box.put(sr, "sr")
+    box.send_due()
+    pacs.down = False
+    stop = threading.Event()
+    runner = threading.Thread(target=box.run, args=(stop, 0.05))
+    runner.start()
+    try:
+        wait_for(lambda: len(box) == 0, 10, "the restarted outbox to send what waited")
+    finally:
+        stop.set()
+        runner.join(5)
+
+
+def test_an_unreadable_object_is_set_aside_and_the_others_are_sent(sr: pydicom.Dataset, tmp_path: Path) -> None:
+    """One such file (a disk error, a hand-placed file) had stopped every pass and every result behind it."""
+    pacs, where = FakePacs(), Destination("PACS", "127.0.0.1", 1)
+    pacs.down = False
+    box = Outbox(tmp_path / "outbox", where, sender=pacs)
+    (tmp_path / "outbox" / "00000000000000000001-sr.dcm").write_bytes(b"not DICOM at all")
+    good = box.put(sr, "sr")
+    assert [i.id for i in box.send_due().sent] == [good.id] and len(box) == 0
+    assert (tmp_path / "outbox" / "unreadable" / "00000000000000000001-sr.dcm").exists()
+
+
+def test_a_result_that_cannot_be_kept_leaves_nothing_half_written(sr: pydicom.Dataset, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk had left a state file without its object."""
+    from inference import outbox
+
+    box = Outbox(tmp_path / "outbox", Destination("PACS", "127.0.0.1", 1), sender=FakePacs())
+    real = outbox.write_private
+
+    def full(path: Path, data: bytes) -> Path:
+        if path.suffix == ".json":
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(outbox, "write_private", full)
+    with pytest.raises(OSError):
+        box.put(sr, "sr")
     assert list((tmp_path / "outbox").iterdir()) == []
 
 
