@@ -40,6 +40,7 @@ from pydicom.uid import (
 
 VERIFICATION = UID("1.2.840.10008.1.1")
 
+from .dicom_sc import MANUFACTURER
 from .userdirs import data_dir, private_dir, write_private
 
 log = logging.getLogger("lunglens.serve")
@@ -311,6 +312,12 @@ class DicomNode:
         if name is None:
             log.warning("refused a C-STORE with an invalid SOP Instance UID %r", sop_instance[:80])
             return CANNOT_UNDERSTAND
+        if _made_here(event):  # a PACS routing everything back: taken, not analysed as a film
+            log.info("received %s, LungLens's own Secondary Capture, from %s: not analysed", name,
+                     event.assoc.requestor.ae_title)  # type: ignore[attr-defined]
+            with self._lock:
+                self._storing.add(id(event.assoc))  # type: ignore[attr-defined]
+            return SUCCESS
         film = self.folders.received / name
         marker = self.folders.pending / f"{name}.pending"
         try:
@@ -375,3 +382,15 @@ def echo(host: str, port: int, called_aet: str, calling_aet: str = DEFAULT_AET, 
         return EchoResult(True, f"{called_aet} at {host}:{port} answered the C-ECHO in {ms:.0f} ms", ms)
     return EchoResult(False, f"{called_aet} at {host}:{port} answered the C-ECHO with status "
                              f"{'none' if code is None else f'0x{code:04X}'}", ms)
+
+
+def _made_here(event: object) -> bool:
+    """A Secondary Capture LungLens made (its heat-map picture), sent back by a PACS that routes
+    every new object: analysed as a film, it had put a "Not reliable ... 96 %" SR in the study."""
+    try:
+        ds = event.dataset  # type: ignore[attr-defined]
+        return str(ds.get("Manufacturer", "")) == MANUFACTURER and str(ds.get("SOPClassUID", "")).startswith(
+            "1.2.840.10008.5.1.4.1.1.7")
+    except Exception:  # noqa: BLE001 -- a request that cannot be read is kept, and its analysis says why
+        return False
+

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from . import heatmap
 from .dicom_sc import build_secondary_capture
 from .dicom_sr import build_failure_sr, build_sr, source_header
 from .engine import Engine
-from .errors import LungLensError
+from .errors import LungLensError, TruncatedFileError
 from .hashing import pixel_sha256
 from .loaders import load_study
 from .loaders.files import sniff_file
@@ -89,6 +90,21 @@ class JobResult:
         return self.record is not None
 
 
+RETRY_OUTPUTS_S = 60.0  # how often outputs that could not be kept (a full disk) are tried again
+HELD_FOR_RETRY = 20  # films whose outputs wait in memory for it; past that, their pending marker stays for the next start
+
+
+@dataclass
+class _Unqueued:
+    """A film analysed whose outputs the outbox could not keep yet (``queued``: those it did)."""
+
+    job: Job
+    study: Study
+    prediction: Prediction
+    record: WorklistRecord
+    queued: list[str]
+
+
 class Analyser:
     """Analyses jobs one at a time on its own thread (:meth:`start`, :meth:`submit`, :meth:`stop`)."""
 
@@ -105,6 +121,8 @@ class Analyser:
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unqueued: list[_Unqueued] = []  # only touched by the analysis thread
+        self._retry_at = 0.0
         self.analysed = 0
 
     def start(self) -> None:
@@ -130,6 +148,7 @@ class Analyser:
             try:
                 job = self._jobs.get(timeout=0.2)
             except queue.Empty:
+                self._while_idle()
                 continue
             try:
                 result = self.analyse(job)
@@ -138,16 +157,44 @@ class Analyser:
             except Exception:  # noqa: BLE001 -- the node's one analysis thread must outlive any film
                 log.exception("the analysis of %s ended in an unexpected error; the node goes on", job.shown)
 
+    def _while_idle(self) -> None:
+        """What waits for a quiet moment: results held while the worklist was locked (saved
+        once it is free, not only when the next film comes), and outputs a full disk could not keep."""
+        try:
+            self.results.retry_held()
+            if self._unqueued and time.monotonic() >= self._retry_at:
+                self.retry_outputs()
+        except Exception:  # noqa: BLE001 -- said; the node goes on
+            log.exception("a retry while idle failed")
+
+    def retry_outputs(self) -> None:
+        """Put in the outbox what a full disk kept out of it, oldest first, until it fails again."""
+        assert self.outbox is not None
+        while self._unqueued:
+            waiting = self._unqueued[0]
+            queued, again = self._queue_outputs(waiting.study, waiting.prediction, waiting.record, waiting.queued)
+            waiting.queued += queued
+            if again:
+                self._retry_at = time.monotonic() + RETRY_OUTPUTS_S
+                return
+            self._unqueued.pop(0)
+            log.info("the results of %s are queued for %s now", waiting.job.shown, self.outbox.destination)
+            if waiting.job.pending_marker is not None:
+                waiting.job.pending_marker.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ one film
     def analyse(self, job: Job) -> JobResult:
         """Analyse one film: worklist, audit, outbox. Never raises for a bad film."""
         reason_for_pacs = ""  # why it failed, as the failure SR may say it
+        still_copying = False  # a hot-folder file cut short: the folder takes it again once it changes
+        unqueued = False
         try:
             study = load_study(job.path)
             prediction = self.engine.predict(study, threshold=self.threshold, operating_point=self.operating_point)
         except LungLensError as exc:
             result = JobResult(job.path, error=getattr(exc, "reason", str(exc)))
             reason_for_pacs = result.error
+            still_copying = job.source == "hot-folder" and isinstance(exc, TruncatedFileError)
         except Exception as exc:  # one broken film must never stop the node
             log.debug("unexpected failure on %s", job.path, exc_info=True)
             result = JobResult(job.path, error=f"unexpected error ({type(exc).__name__}: {exc})")
@@ -155,7 +202,11 @@ class Analyser:
         else:
             record = self.results.keep(WorklistRecord.from_prediction(study, prediction, pixel_sha256(study),
                                                                       make_thumbnail(study)))
-            queued = self._queue_outputs(study, prediction, record) if self.outbox is not None else []
+            queued, unqueued = self._queue_outputs(study, prediction, record) if self.outbox is not None else ([], False)
+            if unqueued:  # kept in memory, and its pending marker kept, until there is room
+                if len(self._unqueued) < HELD_FOR_RETRY:
+                    self._unqueued.append(_Unqueued(job, study, prediction, record, queued))
+                self._retry_at = time.monotonic() + RETRY_OUTPUTS_S
             result = JobResult(job.path, record=record, queued=queued)
             words = present(prediction)  # with its warnings: an adult's result must not read as validated
             log.info("analysed %s (%s): %s%s", job.shown, job.source, words.summary,
@@ -164,9 +215,11 @@ class Analyser:
             # Kept before it is said: the window reads the worklist when its log says so.
             self.results.keep_failure(job.path, f"{job.path.name}: {result.error}")
             log.warning("could not analyse %s (%s): %s", job.shown, job.source, result.error)
-            if self.outbox is not None:
+            # Not for a hot-folder file cut short: it may still be being copied, and a "Not
+            # analysed" SR sent now would stay in the PACS beside its result.
+            if self.outbox is not None and not still_copying:
                 result = replace(result, queued=self._queue_failure(job, reason_for_pacs))
-        if job.pending_marker is not None:
+        if job.pending_marker is not None and not unqueued:
             job.pending_marker.unlink(missing_ok=True)
         self.analysed += 1
         return result
@@ -185,22 +238,29 @@ class Analyser:
             return []
         return ["sr"]
 
-    def _queue_outputs(self, study: Study, prediction: Prediction, record: WorklistRecord) -> list[str]:
+    def _queue_outputs(self, study: Study, prediction: Prediction, record: WorklistRecord,
+                       already: list[str] | None = None) -> tuple[list[str], bool]:
         """Put the SR (every DICOM film) and the overlay's Secondary Capture (in-scope films at
-        or above the threshold: where the window shows the heat-map) in the outbox."""
+        or above the threshold: where the window shows the heat-map) in the outbox, but those
+        ``already`` there; returns what it put, and whether to try again (the outbox could not
+        keep one: a full disk, which a later try may find freed; a full disk had lost them)."""
         assert self.outbox is not None
         if study.metadata.source_format != "DICOM":
-            return []
+            return [], False
+        kinds = ["sr", "sc"] if heatmap.applies(prediction) else ["sr"]
         queued: list[str] = []
         try:
-            source = source_header(study)
-            self.outbox.put(build_sr(study, prediction, source), "sr", record.pixel_sha256)
-            queued.append("sr")
-            if heatmap.applies(prediction):
-                self.outbox.put(build_secondary_capture(study, prediction), "sc", record.pixel_sha256)
-                queued.append("sc")
+            for kind in (k for k in kinds if k not in (already or [])):
+                ds = (build_sr(study, prediction, source_header(study)) if kind == "sr"
+                      else build_secondary_capture(study, prediction))
+                self.outbox.put(ds, kind, record.pixel_sha256)
+                queued.append(kind)
+        except OSError as exc:
+            log.warning("results of %s could not be kept for %s (%s); tried again in %.0f s", study.path.name,
+                        self.outbox.destination, exc.strerror or exc, RETRY_OUTPUTS_S)
+            return queued, True
         except Exception as exc:  # noqa: BLE001 -- one film's header must never stop the node (it had: see inference.source_header)
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination,
                         getattr(exc, "reason", None) or exc)
-        return queued
+        return queued, False
 

@@ -150,6 +150,13 @@ class ResultStore:
                          f"({type(err).__name__}: {err}).")
         return record
 
+    def retry_held(self) -> None:
+        """Save the results held while the worklist was locked, if it is time to try it again
+        (the DICOM node calls this while idle: they had waited for the next film, and a node
+        killed meanwhile lost them)."""
+        if self.held:
+            self._reopened()
+
     def keep_failure(self, study_path: Path, reason: str) -> None:
         """Keep that ``study_path`` could not be analysed: the window lists it after a restart,
         and lists the DICOM node's at all. Best effort: unlike a result it is not held while

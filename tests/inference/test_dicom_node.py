@@ -364,6 +364,27 @@ def test_an_old_cds_film_without_file_meta_and_a_japanese_name_reaches_the_pacs_
     wait_for(lambda: serve.count(f"analysed {hot / 'after.png'} (hot-folder)") == 1, 30, "the next film")
 
 
+def test_its_own_secondary_capture_routed_back_is_taken_not_analysed(node: tuple[Serve, StoreScp],
+                                                                     tmp_path: Path) -> None:
+    """A PACS that routes every new object back had had the heat-map picture analysed as a film,
+    and a "Not reliable ... 96 %" SR filed in the patient's study."""
+    from inference.dicom_sc import write_secondary_capture
+    from inference.engine import Engine
+    from inference.loaders import load_study
+
+    serve, _ = node
+    study = load_study(SAMPLES / "sample-pneumonia.dcm")
+    capture = write_secondary_capture(study, Engine.load(provider="cpu", threads=1).predict(study),
+                                      tmp_path / "capture.dcm")
+    uid = pydicom.dcmread(capture, stop_before_pixels=True).SOPInstanceUID
+    sent = store(serve.port, [capture], "-xe")  # explicit VR little endian
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    wait_for(lambda: serve.count(f"received {uid}.dcm, LungLens's own Secondary Capture") == 1, 30,
+             "the capture to be taken")
+    time.sleep(1.0)
+    assert serve.count(f"analysed {uid}.dcm") == 0 and serve.count(f"could not analyse {uid}.dcm") == 0
+
+
 def test_the_hot_folder_log_names_films_by_their_whole_path(node: tuple[Serve, StoreScp]) -> None:
     """Each child's folder of an export often holds a file of the same name: by its base name
     alone the log could not say whose film failed."""

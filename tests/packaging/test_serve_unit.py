@@ -24,6 +24,8 @@ def test_the_unit_runs_the_node_confined_and_is_not_enabled_by_the_package() -> 
     assert "ExecStart=/usr/bin/lunglens serve $LUNGLENS_SERVE_OPTIONS" in lines
     assert {"DynamicUser=yes", "StateDirectory=lunglens", "Environment=LUNGLENS_DATA_DIR=/var/lib/lunglens",
             "KillSignal=SIGTERM", "ProtectSystem=strict", "UMask=0077"} <= lines
+    # The usual DICOM port, 104: a dynamic user without it could not bind, and restarted every 10 s.
+    assert {"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"} <= lines
     assert f"EnvironmentFile=-{build.SERVE_DEFAULTS}" in lines
     defaults = build.serve_defaults()
     assert "LUNGLENS_SERVE_OPTIONS=--bind 127.0.0.1 --port 11112" in defaults.splitlines()  # loopback by default
