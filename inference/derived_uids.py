@@ -43,10 +43,17 @@ def derived_uids(kind: str, source: Dataset | None, content: Sequence[str]) -> D
     source_uid = str(source.get("SOPInstanceUID") or "") if source is not None else ""
     if source is None or not source_uid:
         return DerivedUids(generate_uid(), generate_uid(), generate_uid())
-    header = hashlib.sha256(str(source).encode("utf-8", "replace")).hexdigest()
+    header = hashlib.sha256(str(_described(source)).encode("utf-8", "replace")).hexdigest()
     # One string with separators: pydicom joins a list of sources with nothing between them.
     made_of = "\0".join([kind, source_uid, header, *content, __version__])
     return DerivedUids(*(generate_uid(entropy_srcs=[f"{part}\0{made_of}"]) for part in ("series", "instance", "tracking")))
+
+
+def _described(source: Dataset) -> Dataset:
+    """The header as it describes the patient, study and film, not how its pixels are encoded:
+    the file meta and the Image Pixel group (0028) differ between one film sent as JPEG 2000
+    and sent again uncompressed, which had filed a second SR."""
+    return Dataset({tag: element for tag, element in source.items() if tag.group not in (0x0002, 0x0028, 0x7FE0)})
 
 
 def result_content(prediction: Prediction) -> list[str]:

@@ -106,6 +106,12 @@ def test_the_same_result_gets_the_same_uids_and_another_operating_point_new_ones
     assert other.SOPInstanceUID != a.SOPInstanceUID and other.SeriesInstanceUID != a.SeriesInstanceUID
     assert a.SOPInstanceUID not in (a.SeriesInstanceUID, a.StudyInstanceUID, a.CurrentRequestedProcedureEvidenceSequence[0]
                                    .ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+    # The same film sent again in another transfer syntax: its pixels' encoding is not its
+    # description (a JPEG 2000 film re-sent uncompressed had filed a second SR).
+    as_sent, recoded = (pydicom.dcmread(real_dicom, stop_before_pixels=True) for _ in range(2))
+    recoded.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    recoded.PhotometricInterpretation, recoded.LossyImageCompression = "MONOCHROME2", "01"
+    assert build_sr(study, prediction, recoded).SOPInstanceUID == build_sr(study, prediction, as_sent).SOPInstanceUID
 
 
 def test_an_out_of_scope_film_is_reported_not_reliable_with_its_reasons(engine: Engine, tmp_path: Path) -> None:
