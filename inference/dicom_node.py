@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import socket
 import threading
@@ -123,6 +124,17 @@ class NodeFolders:
     @classmethod
     def default(cls) -> NodeFolders:
         return cls(data_dir() / "node")
+
+    def unwritable(self) -> str:
+        """Why films cannot be kept here ("" when they can): a node on a read-only data folder
+        had said "ready" and answered C-ECHO, then refused every film it was sent."""
+        try:
+            probe = self.received / f".write-test-{os.getpid()}"
+            write_private(probe, b"")
+            probe.unlink()
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        return ""
 
     def _sub(self, name: str) -> Path:
         private_dir(self.root)  # mkdir's parents would get the umask's mode

@@ -175,6 +175,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for warning in engine.warnings:
             log.warning("%s", warning)
         folders = NodeFolders.default()
+        if problem := folders.unwritable():
+            log.error("cannot keep received films in %s (%s): the node did not start", folders.root, problem)
+            return EXIT_FAILED
         said: set[str] = set()
 
         def warn_once(reason: str) -> None:  # the store would say it again at every film

@@ -77,7 +77,10 @@ def tighten(path: Path) -> None:
     mode = stat.S_IMODE(st.st_mode)
     shared = stat.S_ISDIR(st.st_mode) and mode & (stat.S_ISVTX | stat.S_IWOTH)
     if mode & 0o077 and st.st_uid == os.getuid() and not shared:
-        path.chmod(mode & ~0o077)
+        try:
+            path.chmod(mode & ~0o077)
+        except OSError:  # a read-only file system: whoever writes there next says so, with the reason
+            pass
 
 
 def create_private(path: Path) -> bool:

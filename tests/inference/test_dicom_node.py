@@ -11,6 +11,7 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -383,6 +384,27 @@ def test_its_own_secondary_capture_routed_back_is_taken_not_analysed(node: tuple
              "the capture to be taken")
     time.sleep(1.0)
     assert serve.count(f"analysed {uid}.dcm") == 0 and serve.count(f"could not analyse {uid}.dcm") == 0
+
+
+def test_a_read_only_data_folder_stops_the_node_at_start_saying_why(tmp_path: Path) -> None:
+    """It had crashed with a traceback (a folder left 0755 could not be tightened), or said
+    "ready", answered C-ECHO and then refused every film."""
+    from tests.inference.test_worklist_safety import _can_mount_read_only
+
+    reason = _can_mount_read_only()
+    if reason:
+        pytest.skip(f"a read-only mount is needed (as root in CI, chmod does not stop writes): {reason}")
+    data = tmp_path / "data"
+    (data / "node" / "received").mkdir(parents=True)
+    (data / "node").chmod(0o755)  # as an older LungLens or a lax umask left it
+    script = (f"mount --bind {data} {data} && mount -o remount,ro,bind {data} {data} && "
+              f"exec {sys.executable} -m desktop.main serve --port 0")
+    run = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "LUNGLENS_DATA_DIR": str(data)})
+    assert run.returncode == 1, run.stdout + run.stderr
+    said = run.stdout + run.stderr
+    assert f"cannot keep received films in {data / 'node'} (Read-only file system): the node did not start" in said
+    assert "Traceback" not in said and "ready" not in said
 
 
 def test_the_hot_folder_log_names_films_by_their_whole_path(node: tuple[Serve, StoreScp]) -> None:
