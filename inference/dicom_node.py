@@ -339,6 +339,8 @@ class DicomNode:
                 self._storing.add(id(event.assoc))  # type: ignore[attr-defined]
         except OSError as exc:
             log.error("could not keep a received film (%s): %s", name, exc)
+            with self._lock:  # a film was offered: not "it offered kinds of object this node refuses"
+                self._storing.add(id(event.assoc))  # type: ignore[attr-defined]
             return OUT_OF_RESOURCES
         calling = event.assoc.requestor.ae_title  # type: ignore[attr-defined]
         log.info("received %s from %s", name, calling)

@@ -246,6 +246,7 @@ class NodeStatus(QLabel):
         self.state = "off"
         self.detail = ""
         self._last_log = ""
+        self._send_problem = ""  # the outbox's last failure to send, while results wait
         self.waiting = 0  # results in the outbox, as last counted
         self._counting = False
         self._counted.connect(self._show_count)
@@ -317,6 +318,11 @@ class NodeStatus(QLabel):
         lines = [line for line in text.splitlines() if line.strip()]
         if lines:
             self._last_log = lines[-1]
+        for line in lines:  # why results wait: the outbox's count alone had said nothing of it
+            if line.startswith("lunglens serve: could not send "):
+                self._send_problem = line.removeprefix("lunglens serve: ")
+            elif line.startswith("lunglens serve: sent "):
+                self._send_problem = ""
         if any(line.startswith(("lunglens serve: analysed ", "lunglens serve: could not analyse ")) for line in lines):
             self.arrived.emit()
 
@@ -379,8 +385,9 @@ class NodeStatus(QLabel):
                  "listening": f"listening on {detail}",
                  "stopped": "stopped", "failed": "stopped with an error"}[state]
         self.setText(f"DICOM node: {words}" + (f" · outbox {waiting}" if waiting or state == "listening" else ""))
+        problem = f"\nLast try: {self._send_problem}" if waiting and self._send_problem else ""
         self.setToolTip(detail if state in ("failed", "off") and detail else
-                        f"{waiting} result{'s' if waiting != 1 else ''} waiting to be sent")
+                        f"{waiting} result{'s' if waiting != 1 else ''} waiting to be sent{problem}")
         if changed:
             self.state_changed.emit(state)
 

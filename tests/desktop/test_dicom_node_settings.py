@@ -13,6 +13,7 @@ from PySide6.QtCore import QProcess
 
 from desktop.widgets.qt_dicom_node_settings import DicomNodePage, NodeOptions, NodeSettings, NodeStatus
 from tests.fixtures.dicom_peers import StoreScp, echo, free_port
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.gui
 
@@ -70,8 +71,11 @@ def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings,
         assert status.text() == f"DICOM node: listening on 127.0.0.1:{port} as LUNGLENS · outbox 0"
         assert echo(port, calling="ANY").returncode == 0
         outbox = isolated_user_dirs / "node" / "outbox"
-        (outbox / "0001-sr.dcm").write_bytes(b"")  # a result waiting for the PACS
+        # A result waiting for the PACS, which is not there: the tooltip says why it waits.
+        (outbox / "0001-sr.dcm").write_bytes((REPO / "resources" / "samples" / "sample-pneumonia.dcm").read_bytes())
         qtbot.waitUntil(lambda: status.text().endswith("outbox 1"), timeout=5000)
+        qtbot.waitUntil(lambda: "Last try: could not send SR" in status.toolTip(), timeout=20000)
+        assert status.toolTip().startswith("1 result waiting to be sent") and "did not answer" in status.toolTip()
         (outbox / "0001-sr.dcm").unlink()  # sent: the line follows at its next count
         qtbot.waitUntil(lambda: status.text().endswith("outbox 0"), timeout=5000)
 
