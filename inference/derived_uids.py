@@ -50,10 +50,12 @@ def derived_uids(kind: str, source: Dataset | None, content: Sequence[str]) -> D
 
 
 def _described(source: Dataset) -> Dataset:
-    """The header as it describes the patient, study and film, not how its pixels are encoded:
-    the file meta and the Image Pixel group (0028) differ between one film sent as JPEG 2000
-    and sent again uncompressed, which had filed a second SR."""
-    return Dataset({tag: element for tag, element in source.items() if tag.group not in (0x0002, 0x0028, 0x7FE0)})
+    """The header as it describes the patient, study and film, not how it is encoded: the file
+    meta and the Image Pixel group (0028) differ between one film sent as JPEG 2000 and sent
+    again uncompressed, which had filed a second SR, and private elements read as UN from an
+    implicit-VR copy and with their VR from an explicit one (group lengths too)."""
+    return Dataset({tag: element for tag, element in source.items()
+                    if tag.group not in (0x0002, 0x0028, 0x7FE0) and not tag.is_private and tag.element != 0})
 
 
 def result_content(prediction: Prediction) -> list[str]:

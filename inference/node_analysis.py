@@ -206,7 +206,13 @@ class Analyser:
             if unqueued:  # kept in memory, and its pending marker kept, until there is room
                 if len(self._unqueued) < HELD_FOR_RETRY:
                     self._unqueued.append(_Unqueued(job, study, prediction, record, queued))
-                self._retry_at = time.monotonic() + RETRY_OUTPUTS_S
+                    self._retry_at = time.monotonic() + RETRY_OUTPUTS_S
+                    log.warning("the results of %s wait for room: tried again every %.0f s", job.shown,
+                                RETRY_OUTPUTS_S)
+                else:
+                    log.warning("the results of %s are not kept (%d films already wait for room)%s", job.shown,
+                                HELD_FOR_RETRY, "; it is analysed again at the next start"
+                                if job.pending_marker is not None else "")
             result = JobResult(job.path, record=record, queued=queued)
             words = present(prediction)  # with its warnings: an adult's result must not read as validated
             log.info("analysed %s (%s): %s%s", job.shown, job.source, words.summary,
@@ -256,8 +262,8 @@ class Analyser:
                 self.outbox.put(ds, kind, record.pixel_sha256)
                 queued.append(kind)
         except OSError as exc:
-            log.warning("results of %s could not be kept for %s (%s); tried again in %.0f s", study.path.name,
-                        self.outbox.destination, exc.strerror or exc, RETRY_OUTPUTS_S)
+            log.warning("results of %s could not be kept for %s (%s)", study.path.name, self.outbox.destination,
+                        exc.strerror or exc)
             return queued, True
         except Exception as exc:  # noqa: BLE001 -- one film's header must never stop the node (it had: see inference.source_header)
             log.warning("results of %s could not be queued for %s: %s", study.path.name, self.outbox.destination,

@@ -125,11 +125,12 @@ class Outbox:
                           sop_instance_uid=str(ds.SOPInstanceUID), what=what, pixel_sha256=pixel_sha256)
         data = dataset_bytes(ds)
         with self._lock:
-            try:  # the object first: a state file without one would be left behind, unsent
-                write_private(self._object_path(item), data)
+            try:  # the state first: the sender lists objects, and must never meet one without its state
                 write_private(self._state_path(item), _state_bytes(item))
+                write_private(self._object_path(item), data)
             except OSError:  # a full disk: nothing half-kept; the caller keeps the film to try again
                 self._object_path(item).unlink(missing_ok=True)
+                self._state_path(item).unlink(missing_ok=True)
                 raise
         self._wake.set()
         return item
@@ -142,8 +143,13 @@ class Outbox:
         for path in sorted(self.folder.glob("*.dcm")):
             try:
                 out.append(self._read_state(path.stem))
+            except OSError as exc:  # this time only (a file being written, a passing I/O error)
+                log.warning("outbox: %s cannot be read now (%s); tried again later", path.name, exc.strerror or exc)
             except Exception as exc:  # noqa: BLE001 -- pydicom raises many types for a damaged file
-                self._set_aside(path, exc)
+                try:
+                    self._set_aside(path, exc)
+                except OSError as moving:
+                    log.error("outbox: %s cannot be read (%s) nor set aside (%s)", path.name, exc, moving)
         return out
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
@@ -167,8 +173,6 @@ class Outbox:
             return SendReport([], [])
         errors = self._send(self.destination, [(item, self._object_path(item)) for item in due])
         sent, failed = [], []
-        if len(errors) < len(due):  # the PACS takes objects again: the others waiting go next, oldest first
-            self._due_now({item.id for item in due}, now)
         with self._lock:
             for item in due:
                 error = errors.get(item.id)
@@ -180,8 +184,16 @@ class Outbox:
                 item.attempts += 1
                 item.last_error = error
                 item.next_attempt = time.time() + self.backoff.delay(item.attempts)
-                write_private(self._state_path(item), _state_bytes(item))
+                try:
+                    write_private(self._state_path(item), _state_bytes(item))
+                except OSError as exc:  # a full disk: it is tried again at the next pass (run waits a while)
+                    log.warning("outbox: could not note the next try of %s (%s)", item.id, exc.strerror or exc)
                 failed.append(item)
+        if sent:  # the PACS takes objects again: the others waiting go next, oldest first
+            try:
+                self._due_now({item.id for item in due}, now)
+            except OSError as exc:  # a full disk: they keep their own times
+                log.warning("outbox: could not bring the waiting results forward (%s)", exc.strerror or exc)
         for item in sent:
             log.info("sent %s %s to %s", item.what.upper(), item.sop_instance_uid, self.destination)
             if self._on_sent is not None:
@@ -216,12 +228,15 @@ class Outbox:
         except OSError:
             log.exception("outbox: could not read what is waiting")
         while not stop.is_set():
+            due, stalled = None, True
             try:
-                self.send_due()
+                report = self.send_due()
+                due, stalled = self.next_due(), bool(report.failed) and not report.sent
             except Exception:  # a bug in one pass must not end the sending for good
                 log.exception("outbox: sending failed")
-            due = self.next_due()
-            wait = idle if due is None else min(idle, max(0.05, due - time.time()))
+            # After a pass that sent nothing, never sooner than ``idle``: a backoff the disk could
+            # not keep would otherwise be retried twenty times a second.
+            wait = idle if due is None or stalled else min(idle, max(0.05, due - time.time()))
             self._wake.wait(wait)
             self._wake.clear()
 

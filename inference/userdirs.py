@@ -15,6 +15,7 @@ mean nothing and the folder's ACL (the user's profile) is what keeps it private.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -79,8 +80,9 @@ def tighten(path: Path) -> None:
     if mode & 0o077 and st.st_uid == os.getuid() and not shared:
         try:
             path.chmod(mode & ~0o077)
-        except OSError:  # a read-only file system: whoever writes there next says so, with the reason
-            pass
+        except OSError as exc:
+            if exc.errno != errno.EROFS:  # read-only: whoever writes there next says so, with the reason
+                raise
 
 
 def create_private(path: Path) -> bool:

@@ -12,6 +12,7 @@ Settings live under ``dicom_node/`` in the app's QSettings (:class:`NodeSettings
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -285,6 +286,7 @@ class NodeStatus(QLabel):
             self._start()
 
     def _start(self) -> None:
+        self._send_problem = ""  # a new node, perhaps to another PACS: the old failure is not its own
         options = self.store.load()
         if not options.enabled or options.problem():
             self._set("off", options.problem())
@@ -319,8 +321,8 @@ class NodeStatus(QLabel):
         if lines:
             self._last_log = lines[-1]
         for line in lines:  # why results wait: the outbox's count alone had said nothing of it
-            if line.startswith("lunglens serve: could not send "):
-                self._send_problem = line.removeprefix("lunglens serve: ")
+            if line.startswith("lunglens serve: could not send "):  # without "(attempt n, next in s)", soon stale
+                self._send_problem = re.sub(r" \(attempt \d+, next in [^)]*\)", "", line.removeprefix("lunglens serve: "))
             elif line.startswith("lunglens serve: sent "):
                 self._send_problem = ""
         if any(line.startswith(("lunglens serve: analysed ", "lunglens serve: could not analyse ")) for line in lines):

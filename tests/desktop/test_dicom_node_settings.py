@@ -76,6 +76,7 @@ def test_the_status_line_runs_the_node_and_shows_its_outbox(qtbot, app_settings,
         qtbot.waitUntil(lambda: status.text().endswith("outbox 1"), timeout=5000)
         qtbot.waitUntil(lambda: "Last try: could not send SR" in status.toolTip(), timeout=20000)
         assert status.toolTip().startswith("1 result waiting to be sent") and "did not answer" in status.toolTip()
+        assert "attempt" not in status.toolTip()  # "next in 5 s" would stand still on screen
         (outbox / "0001-sr.dcm").unlink()  # sent: the line follows at its next count
         qtbot.waitUntil(lambda: status.text().endswith("outbox 0"), timeout=5000)
 

@@ -111,6 +111,8 @@ def test_the_same_result_gets_the_same_uids_and_another_operating_point_new_ones
     as_sent, recoded = (pydicom.dcmread(real_dicom, stop_before_pixels=True) for _ in range(2))
     recoded.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     recoded.PhotometricInterpretation, recoded.LossyImageCompression = "MONOCHROME2", "01"
+    as_sent.add_new(0x00090010, "LO", "MODALITY VENDOR")  # a private block: LO read explicitly,
+    recoded.add_new(0x00090010, "UN", b"MODALITY VENDOR ")  # UN from an implicit-VR copy
     assert build_sr(study, prediction, recoded).SOPInstanceUID == build_sr(study, prediction, as_sent).SOPInstanceUID
 
 

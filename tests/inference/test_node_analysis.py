@@ -43,8 +43,10 @@ def test_outputs_a_full_disk_could_not_keep_are_queued_once_there_is_room(engine
     marker.touch()
     real_put = Outbox.put
     full = {"disk": True}
+    tries: list[str] = []
 
     def put(self, ds, what, pixel_sha256=""):
+        tries.append(what)
         if full["disk"]:
             raise OSError(28, "No space left on device")
         return real_put(self, ds, what, pixel_sha256)
@@ -52,8 +54,9 @@ def test_outputs_a_full_disk_could_not_keep_are_queued_once_there_is_room(engine
 
     result = node.analyse(Job(film, "dicom", pending_marker=marker))
     assert result.ok and result.queued == [] and marker.exists()  # kept for the next start, too
+    assert tries == ["sr"]
     node._while_idle()  # not yet time: nothing tried
-    assert len(node.outbox) == 0
+    assert tries == ["sr"] and len(node.outbox) == 0
     full["disk"] = False
     monkeypatch.setattr(node_analysis, "RETRY_OUTPUTS_S", 0.0)
     node._retry_at = 0.0

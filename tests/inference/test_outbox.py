@@ -125,14 +125,15 @@ def test_an_unreadable_object_is_set_aside_and_the_others_are_sent(sr: pydicom.D
 
 def test_a_result_that_cannot_be_kept_leaves_nothing_half_written(sr: pydicom.Dataset, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full disk had left a state file without its object."""
+    """A full disk had left a state file without its object (the object's write failing after
+    the state's)."""
     from inference import outbox
 
     box = Outbox(tmp_path / "outbox", Destination("PACS", "127.0.0.1", 1), sender=FakePacs())
     real = outbox.write_private
 
     def full(path: Path, data: bytes) -> Path:
-        if path.suffix == ".json":
+        if path.suffix == ".dcm":
             raise OSError(28, "No space left on device")
         return real(path, data)
     monkeypatch.setattr(outbox, "write_private", full)
