@@ -53,9 +53,10 @@ class Measured:
         unless they do not tell the patients of a class apart: one "patient" holding half of a
         class's films, or fewer than :data:`FEW_PATIENTS` for 20 films or more, is what a blanked
         or uniform PatientID (or one per day, or one file name in every folder) looks like, and
-        resampling so few groups gives intervals of no width around a threshold chosen on them. Then every film is its own group, and the reason is given. A few real
-        patients with several films each stay patients: counted as films, 19 children's 83
-        films claimed a sensitivity of 95 % with 95 % confidence, which needs 72 children."""
+        resampling so few groups gives intervals of no width around a threshold chosen on them.
+        Then every film is its own group, and the reason is given. A few real patients with
+        several films each stay patients: counted as films, 19 children's 83 films claimed a
+        sensitivity of 95 % with 95 % confidence, which needs 72 children."""
         y, groups = np.asarray(self.labels), np.asarray(self.groups)
         for label, name in enumerate(LABELS):
             _, sizes = np.unique(groups[y == label], return_counts=True)
