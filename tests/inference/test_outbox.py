@@ -153,7 +153,7 @@ def test_pacs_down_then_up_delivers_to_storescp(sr: pydicom.Dataset, tmp_path: P
     try:
         wait_for(lambda: box.send_due().sent or len(box) == 0, 20, "the outbox to deliver")
         assert len(box) == 0
-        stored = [pydicom.dcmread(f) for f in pacs.files()]
+        stored = [pydicom.dcmread(f) for f in wait_for(pacs.files, 10, "the stored file, written whole")]
         assert [ds.SOPInstanceUID for ds in stored] == [sr.SOPInstanceUID]
         assert stored[0].StudyInstanceUID == pydicom.dcmread(SOURCE, stop_before_pixels=True).StudyInstanceUID
     finally:
