@@ -402,9 +402,10 @@ def _made_here(event: object) -> bool:
     """A Secondary Capture LungLens made (its heat-map picture), sent back by a PACS that routes
     every new object: analysed as a film, it had put a "Not reliable ... 96 %" SR in the study."""
     try:
-        ds = event.dataset  # type: ignore[attr-defined]
-        return str(ds.get("Manufacturer", "")) == MANUFACTURER and str(ds.get("SOPClassUID", "")).startswith(
-            "1.2.840.10008.5.1.4.1.1.7")
+        # The request names its SOP class: a film (CR, DX) is not decoded a second time to learn it.
+        if not str(event.request.AffectedSOPClassUID).startswith("1.2.840.10008.5.1.4.1.1.7"):  # type: ignore[attr-defined]
+            return False
+        return str(event.dataset.get("Manufacturer", "")) == MANUFACTURER  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 -- a request that cannot be read is kept, and its analysis says why
         return False
 
