@@ -31,14 +31,13 @@ class SourceNotDicomError(LungLensError):
 
 
 def study_header(study: Study) -> Dataset:
-    """A copy (the exports change it) of the header ``study`` was loaded with, its text in
-    UTF-8; read from its file for a study loaded without one."""
+    """A copy (the exports change it; :func:`in_utf8` makes it) of the header ``study`` was
+    loaded with, its text in UTF-8; read from its file for a study loaded without one."""
     if study.metadata.source_format != "DICOM":
         raise SourceNotDicomError(
             f"{study.path.name}: a DICOM export joins the source's study, and a "
             f"{study.metadata.source_format or 'raster'} file has none; use a DICOM study")
-    header = copy.deepcopy(study.header) if study.header is not None else read_header(study.path)
-    return in_utf8(header)
+    return in_utf8(study.header) if study.header is not None else read_header(study.path)
 
 
 def read_header(path: Path) -> Dataset:
@@ -52,15 +51,15 @@ def read_header(path: Path) -> Dataset:
 
 
 def in_utf8(ds: Dataset) -> Dataset:
-    """``ds`` with every text value decoded by its declared character set (pydicom's
+    """A copy of ``ds`` with every text value decoded by its declared character set (pydicom's
     fallbacks for an unknown one) and declared UTF-8, as the exports write it; as it was, its
     own set still declared, when that fails part-way (the values not yet decoded would be
-    read as UTF-8, and a Latin-1 name garbled)."""
+    read as UTF-8, and a Latin-1 name garbled). ``ds`` itself is never changed."""
     try:
         decoded = copy.deepcopy(ds)
         decoded.decode()
     except Exception:  # noqa: BLE001 -- kept as it came; the export says what it cannot write
         log.debug("could not decode every text value of a DICOM header", exc_info=True)
-        return ds
+        return copy.deepcopy(ds)
     decoded.SpecificCharacterSet = UTF8
     return decoded
