@@ -5,6 +5,15 @@ The same code as ``lunglens calibrate`` (:mod:`inference.site_calibration`), run
 split, which the training split does not contain. No weights are trained on them; they only
 set the calibration and the operating points, as a clinic's own films would. Writes
 ``<model>.profile.json`` beside the model and names it in the manifest.
+
+The shipped default point is fitted with a target sensitivity of 93 % (``lunglens calibrate``'s
+own default is 95 %). Model 2.6 is asked for sensitivity ≥ 0.95 *and* specificity ≥ 0.85 on films
+it was not fitted on. Cross-fitted on the site sample (``bench/shipped_target.py``: five folds by
+patient, each judged at the point fitted on the other four), a 95 % target gives a median
+0.974 and 0.819: the lower bound it must clear sits at the fifth-lowest pneumonia film of 174,
+and more normal films lie above that one. A 93 % target gives 0.960 and 0.863, and 92 % lets the
+sensitivity fall below 0.95 (0.954). The rule is the same; only its target differs, and the
+profile records it.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from inference.site_calibration import calibrate, measure
 from inference.sitefilms import from_folders
 
 DEFAULT_SITE = Path("../shared/data/kermany-cxr-224/site-sample")
+SHIPPED_TARGET = 0.93
 DESCRIPTION = "site sample (other patients of the official test split, Kermany 2018)"
 
 
@@ -28,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--site", type=Path, default=DEFAULT_SITE)
     p.add_argument("--models", type=Path, default=Path("resources/models"))
     p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--target-sensitivity", type=float, default=SHIPPED_TARGET,
+                   help=f"the default point's target (default {SHIPPED_TARGET:g}; see above)")
     args = p.parse_args(argv)
     manifest_path = find_manifest(args.models)
     engine = Engine.load(manifest_path, provider="cpu", profile=UNCALIBRATED)
@@ -36,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(measured.errors), file=sys.stderr)
         return 1
     profile = calibrate(engine, measured, name="LungLens default (site sample)", description=DESCRIPTION,
-                        n_boot=args.bootstrap)
+                        target_sensitivity=args.target_sensitivity, n_boot=args.bootstrap)
     out = manifest_path.parent / f"{engine.manifest.name}{SUFFIX}"
     profile.save(out)
     data = json.loads(manifest_path.read_text(encoding="utf-8"))
