@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from .commands import (EXIT_FAILED, EXIT_OK, add_decision_arguments, add_profile_argument, add_provider_arguments,
                        chosen_point, load_engine, usage_error)
@@ -27,6 +28,14 @@ from .dicom_node import DEFAULT_AET, DEFAULT_PORT, BindRefused, DicomNode, NodeC
 from .outbox import Backoff, Destination, DestinationError
 
 log = logging.getLogger("lunglens.serve")
+# Every line the node writes starts with its local time and UTC offset: an IT person reading
+# a redirected log after a night's outage needs to know when a send failed, not only that it did.
+STAMP = "%Y-%m-%d %H:%M:%S%z"
+
+
+def say(text: str, file: TextIO | None = None) -> None:
+    """One status line, stamped as the log's lines are."""
+    print(f"{time.strftime(STAMP)} lunglens serve: {text}", file=file or sys.stdout, flush=True)
 
 EPILOG = """\
 what it sends (with --send-to), for every DICOM film received or found in the hot folder:
@@ -144,7 +153,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                        "moved files would be analysed again")
     if args.no_listen and args.hot_folder is None:
         return usage_error(parser, "--no-listen needs --hot-folder: there would be nothing to analyse")
-    logging.basicConfig(level=logging.INFO, format="lunglens serve: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s lunglens serve: %(message)s", datefmt=STAMP,
+                        stream=sys.stderr)
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its own chatter; we say what matters
     logging.getLogger("highdicom").setLevel(logging.WARNING)
 
@@ -192,7 +202,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                             backoff=Backoff(first=min(5.0, args.retry_max), maximum=args.retry_max),
                             on_sent=audit_delivery(results.audit, args.send_to))
         analyser = Analyser(engine, results, outbox, threshold=args.threshold, operating_point=args.operating_point)
-        print(f"lunglens serve: deciding with site profile {engine.profile.name!r}, {point_text(point)}", flush=True)
+        say(f"deciding with site profile {engine.profile.name!r}, {point_text(point)}")
         threads: list[threading.Thread] = []
         node = None
         if not args.no_listen:
@@ -201,19 +211,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             try:
                 host, port = node.start()
             except OSError as exc:
-                print(f"lunglens serve: cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}",
-                      file=sys.stderr)
+                say(f"cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", sys.stderr)
                 return EXIT_FAILED
             allowed = ", ".join(sorted(args.allow)) or "any (loopback only)"
-            print(f"lunglens serve: listening on {host}:{port} as {args.aet}; calling AE titles allowed: {allowed}",
-                  flush=True)
+            say(f"listening on {host}:{port} as {args.aet}; calling AE titles allowed: {allowed}")
         for film, marker in folders.parked():
             log.info("analysing %s, received before the last stop", film.name)
             analyser.submit(Job(film, "dicom", marker))
         analyser.start()
         if outbox is not None:
-            print(f"lunglens serve: sending results to {args.send_to} ({len(outbox)} waiting in the outbox)",
-                  flush=True)
+            say(f"sending results to {args.send_to} ({len(outbox)} waiting in the outbox)")
             threads.append(threading.Thread(target=outbox.run, args=(stop,), name="lunglens-outbox", daemon=True))
         if args.hot_folder is not None:
             hot = HotFolder(args.hot_folder, lambda path, done: analyser.submit(
@@ -221,10 +228,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 settle=args.settle,
                 poll=min(1.0, args.settle / 2), move_to=args.move_processed)
             threads.append(threading.Thread(target=hot.run, args=(stop,), name="lunglens-hot-folder", daemon=True))
-            print(f"lunglens serve: watching {args.hot_folder}", flush=True)
+            say(f"watching {args.hot_folder}")
         for thread in threads:
             thread.start()
-        print("lunglens serve: ready", flush=True)
+        say("ready")
         next_expiry = 0.0
         while not asked:
             time.sleep(0.5)
@@ -234,7 +241,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     log.info("deleted %d received film%s kept over %g days (--keep-received)", removed,
                              "" if removed == 1 else "s", args.keep_received)
         stop.set()
-        print("lunglens serve: stopping", flush=True)
+        say("stopping")
         if node is not None:
             node.stop()
         if outbox is not None:
@@ -244,9 +251,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             thread.join(timeout=3.0)
         parked = len(folders.parked())
         waiting = len(outbox) if outbox is not None else 0
-        print(f"lunglens serve: stopped ({analyser.analysed} analysed, {parked} parked for the next start, "
-              f"{waiting} waiting in the outbox){'' if finished else '; the analysis did not end in time'}",
-              flush=True)
+        say(f"stopped ({analyser.analysed} analysed, {parked} parked for the next start, "
+            f"{waiting} waiting in the outbox){'' if finished else '; the analysis did not end in time'}")
         return EXIT_OK
     finally:
         for sig, handler in previous.items():

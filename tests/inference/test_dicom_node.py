@@ -7,6 +7,7 @@ SIGTERM obeyed within seconds."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import struct
@@ -104,6 +105,9 @@ def test_echo_from_an_allowed_ae_title_succeeds_and_others_are_refused(node: tup
     assert wait_for(lambda: serve.count("refused an association") >= 2, 10, "the refusals to be logged")
     assert serve.count("'STRANGER', called AE 'LUNGLENS'): that calling AE title is not allowed") == 1
     assert serve.count("called AE 'NOTLUNGLENS'): this node is 'LUNGLENS'") == 1
+    # Every line says when, with the UTC offset: a redirected log is read after the night it covers.
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} lunglens serve: ")
+    assert serve.log() and all(stamped.match(line) for line in serve.log().splitlines()), serve.log()
 
 
 def test_jpeg_baseline_and_jpeg2000_films_are_kept_analysed_audited_and_reported(
