@@ -61,7 +61,9 @@ def audit_delivery(audit: AuditLog, destination: Destination) -> Callable[[Outbo
 
 @dataclass(frozen=True)
 class Job:
-    """One film to analyse; ``done`` is called with its result (the hot folder remembers it)."""
+    """One film to analyse; ``done`` is called with its result (the hot folder remembers it,
+    and moves it out if asked) -- once its outputs are in the outbox, not before: a hot-folder
+    film whose outputs a full disk kept out is analysed again at the next start."""
 
     path: Path
     source: str  # "dicom" (received) or "hot-folder"
@@ -84,6 +86,7 @@ class JobResult:
     record: WorklistRecord | None = None  # None when it failed
     error: str = ""  # why it failed, without the file's name
     queued: list[str] = field(default_factory=list)  # "sr", "sc": what was put in the outbox
+    waiting: bool = False  # outputs the outbox could not keep yet (a full disk): not done until they are
 
     @property
     def ok(self) -> bool:
@@ -103,6 +106,11 @@ class _Unqueued:
     prediction: Prediction
     record: WorklistRecord
     queued: list[str]
+
+    def done(self) -> None:
+        """Tell the job's source (the hot folder) the film is done, now its outputs are queued."""
+        if self.job.done is not None:
+            self.job.done(JobResult(self.job.path, record=self.record, queued=self.queued))
 
 
 class Analyser:
@@ -151,11 +159,17 @@ class Analyser:
                 self._while_idle()
                 continue
             try:
-                result = self.analyse(job)
-                if job.done is not None:
-                    job.done(result)
+                self.run(job)
             except Exception:  # noqa: BLE001 -- the node's one analysis thread must outlive any film
                 log.exception("the analysis of %s ended in an unexpected error; the node goes on", job.shown)
+
+    def run(self, job: Job) -> JobResult:
+        """Analyse ``job`` and tell its source, unless its outputs wait for room (then
+        :meth:`retry_outputs` tells it once they are queued)."""
+        result = self.analyse(job)
+        if job.done is not None and not result.waiting:
+            job.done(result)
+        return result
 
     def _while_idle(self) -> None:
         """What waits for a quiet moment: results held while the worklist was locked (saved
@@ -181,6 +195,7 @@ class Analyser:
             log.info("the results of %s are queued for %s now", waiting.job.shown, self.outbox.destination)
             if waiting.job.pending_marker is not None:
                 waiting.job.pending_marker.unlink(missing_ok=True)
+            waiting.done()
 
     # ------------------------------------------------------------------ one film
     def analyse(self, job: Job) -> JobResult:
@@ -212,8 +227,8 @@ class Analyser:
                 else:
                     log.warning("the results of %s are not kept (%d films already wait for room)%s", job.shown,
                                 HELD_FOR_RETRY, "; it is analysed again at the next start"
-                                if job.pending_marker is not None else "")
-            result = JobResult(job.path, record=record, queued=queued)
+                                if job.pending_marker is not None or job.done is not None else "")
+            result = JobResult(job.path, record=record, queued=queued, waiting=unqueued)
             words = present(prediction)  # with its warnings: an adult's result must not read as validated
             log.info("analysed %s (%s): %s%s", job.shown, job.source, words.summary,
                      f" [{'; '.join(words.warnings)}]" if words.warnings else "")

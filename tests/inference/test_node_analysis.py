@@ -10,6 +10,7 @@ import pytest
 
 from inference import node_analysis
 from inference.engine import Engine
+from inference.hot_folder import ANALYSED, UNREADABLE, HotFolder, SeenFiles
 from inference.node_analysis import Analyser, Job
 from inference.outbox import Destination, Outbox
 from inference.result_store import ResultStore
@@ -62,6 +63,51 @@ def test_outputs_a_full_disk_could_not_keep_are_queued_once_there_is_room(engine
     node._retry_at = 0.0
     node._while_idle()
     assert sorted(item.what for item in node.outbox.items()) == ["sc", "sr"] and not marker.exists()
+
+
+def test_a_hot_folder_film_whose_outputs_wait_for_room_is_done_only_once_they_are_queued(engine, tmp_path,
+                                                                                         monkeypatch):
+    """The hot folder had remembered (and moved out) a film whose SR and capture a full disk kept
+    out of the outbox, so a node stopped before there was room never sent them. Now it is done
+    once they are queued, and a node stopped first analyses it again at its next start."""
+    node = analyser(engine, tmp_path)
+    hot, moved = tmp_path / "hot", tmp_path / "moved"
+    hot.mkdir()
+    film = hot / "film.dcm"
+    film.write_bytes(SAMPLE.read_bytes())
+    real_put = Outbox.put
+    full = {"disk": True}
+
+    def put(self, ds, what, pixel_sha256=""):
+        if full["disk"]:
+            raise OSError(28, "No space left on device")
+        return real_put(self, ds, what, pixel_sha256)
+    monkeypatch.setattr(Outbox, "put", put)
+
+    def folder() -> HotFolder:  # as a node start makes it, on the same remembered files
+        return HotFolder(hot, lambda path, done: jobs.append(
+            Job(path, "hot-folder", done=lambda result: done(ANALYSED if result.ok else UNREADABLE))),
+            seen=SeenFiles(tmp_path / "seen.jsonl"), settle=0.0, move_to=moved)
+
+    jobs: list[Job] = []
+    watcher = folder()
+    watcher.scan(now=0.0)
+    watcher.scan(now=1.0)
+    assert len(jobs) == 1
+    result = node.run(jobs[0])
+    assert film.exists() and len(watcher.seen) == 0  # not remembered, not moved out
+    assert result.ok and result.waiting
+    jobs.clear()
+    restarted = folder()  # a node stopped now: its next start takes the film again
+    restarted.scan(now=0.0)
+    restarted.scan(now=1.0)
+    assert [job.path for job in jobs] == [film]
+    full["disk"] = False
+    monkeypatch.setattr(node_analysis, "RETRY_OUTPUTS_S", 0.0)
+    node._retry_at = 0.0
+    node._while_idle()
+    assert sorted(item.what for item in node.outbox.items()) == ["sc", "sr"]
+    assert not film.exists() and (moved / "film.dcm").exists() and len(watcher.seen) == 1
 
 
 def test_a_result_held_while_the_worklist_was_locked_is_saved_while_the_node_is_idle(engine, tmp_path,
