@@ -33,9 +33,19 @@ log = logging.getLogger("lunglens.serve")
 STAMP = "%Y-%m-%d %H:%M:%S%z"
 
 
+PREFIX = "lunglens serve: "
+
+
 def say(text: str, file: TextIO | None = None) -> None:
     """One status line, stamped as the log's lines are."""
-    print(f"{time.strftime(STAMP)} lunglens serve: {text}", file=file or sys.stdout, flush=True)
+    print(f"{time.strftime(STAMP)} {PREFIX}{text}", file=file or sys.stdout, flush=True)
+
+
+def message_of(line: str) -> str:
+    """What one of the node's lines says, without its time and prefix (the window reads them);
+    a line not of that form (a library's warning) as it is."""
+    _, found, message = line.partition(PREFIX)
+    return message if found else line
 
 EPILOG = """\
 what it sends (with --send-to), for every DICOM film received or found in the hot folder:
@@ -153,7 +163,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                        "moved files would be analysed again")
     if args.no_listen and args.hot_folder is None:
         return usage_error(parser, "--no-listen needs --hot-folder: there would be nothing to analyse")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s lunglens serve: %(message)s", datefmt=STAMP,
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {PREFIX}%(message)s", datefmt=STAMP,
                         stream=sys.stderr)
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its own chatter; we say what matters
     logging.getLogger("highdicom").setLevel(logging.WARNING)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from inference.dicom_node import DEFAULT_AET, DEFAULT_PORT, EchoResult, NodeFolders, echo
 from inference.outbox import Destination, DestinationError
+from inference.serve_cli import message_of
 
 from ..settings import AppSettings
 
@@ -317,15 +318,15 @@ class NodeStatus(QLabel):
         if self.process is None:
             return
         text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace")
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [message_of(line) for line in text.splitlines() if line.strip()]
         if lines:
             self._last_log = lines[-1]
         for line in lines:  # why results wait: the outbox's count alone had said nothing of it
-            if line.startswith("lunglens serve: could not send "):  # without "(attempt n, next in s)", soon stale
-                self._send_problem = re.sub(r" \(attempt \d+, next in [^)]*\)", "", line.removeprefix("lunglens serve: "))
-            elif line.startswith("lunglens serve: sent "):
+            if line.startswith("could not send "):  # without "(attempt n, next in s)", soon stale
+                self._send_problem = re.sub(r" \(attempt \d+, next in [^)]*\)", "", line)
+            elif line.startswith("sent "):
                 self._send_problem = ""
-        if any(line.startswith(("lunglens serve: analysed ", "lunglens serve: could not analyse ")) for line in lines):
+        if any(line.startswith(("analysed ", "could not analyse ")) for line in lines):
             self.arrived.emit()
 
     def _finished(self, code: int, status: QProcess.ExitStatus) -> None:
