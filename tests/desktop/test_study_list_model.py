@@ -197,7 +197,7 @@ def test_a_result_of_another_profile_is_read_at_its_own_point_whatever_was_in_us
 
     model, _ = model_and_proxy
     balanced, high = PROFILE.operating_point("balanced"), PROFILE.operating_point("high_sensitivity")
-    record = _record("/x/a.png", 0.4, balanced)
+    record = _record("/x/a.png", (high.threshold + balanced.threshold) / 2, balanced)  # flagged only at high
     model.apply_operating_point(PROFILE, balanced)
     (k,) = model.add_restored([record])
     model.apply_operating_point(PROFILE, high)  # the reader reads at high sensitivity
