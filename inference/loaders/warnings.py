@@ -66,7 +66,7 @@ def study_warnings(
     if transparent:
         out.append("Image has transparency: the alpha channel was ignored.")
     if shown is not None and tuple(shown[:2]) != (height, width):
-        out.append(f"Very large image ({width}x{height} px): shown and analysed at {shown[1]}x{shown[0]} px.")
+        out.append(f"Very large image ({width}x{height} px): analysed at {shown[1]}x{shown[0]} px.")
     if frames > 1:
         out.append(f"Multi-frame image ({frames} frames): only the first frame is shown and analysed.")
     return out
