@@ -138,6 +138,16 @@ def profile_text(profile: ProfileInfo | None) -> str:
     return f"{profile.name} · sha256 {profile.sha256[:12]}"
 
 
+def local_time_text(at: str) -> str:
+    """A stored UTC time (ISO 8601) as this PC's clock reads it, "2026-12-02 03:12": the window
+    says every time in the reader's local time (a verdict at 15:10 beside an analysis at
+    20:10 UTC read as given before the analysis)."""
+    try:
+        return f"{datetime.fromisoformat(at).astimezone():%Y-%m-%d %H:%M}"
+    except ValueError:
+        return at
+
+
 def reader_text(verdict: str | None, at: str | None, now: datetime | None = None) -> str:
     """The reader's verdict and when it was given, in local time: "pneumonia, 03:12" today,
     "no pneumonia, 2024-03-01 14:05" on another day ("" when there is none)."""

@@ -200,10 +200,11 @@ class ResultPanel(QWidget):
             label.setText("—")
             label.setToolTip("")
             return
-        when = record.analysed_at.replace("T", " ")[:16] + " UTC"
+        when = presentation.local_time_text(record.analysed_at)
         label.setText(f"{when} · from the worklist" if item.cached else when)
-        label.setToolTip("Stored result: this model had already analysed these exact pixels, "
-                         "so it was not run again." if item.cached else "")
+        utc = f"{record.analysed_at.replace('T', ' ')[:16]} UTC"
+        label.setToolTip(f"{utc}. Stored result: this model had already analysed these exact pixels, "
+                         "so it was not run again." if item.cached else utc)
 
 
 def _unbroken(text: str) -> str:
