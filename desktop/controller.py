@@ -95,6 +95,15 @@ class Removal:
     busy: tuple[StudyItem, ...] = ()  # not removed: still being analysed
 
 
+@dataclass(frozen=True)
+class VerdictChange:
+    """A verdict given, with what it replaced (for undo: the verdict before, and its first time)."""
+
+    key: int
+    before: str | None
+    before_at: str | None
+
+
 @dataclass
 class ViewContext:
     """The study on screen: full-resolution pixels and, once known, its full-size prediction."""
@@ -236,7 +245,6 @@ class StudyController(QObject):
         self._context: ViewContext | None = None
         self._restart_pending = False
         self._closed = False
-        self.last_removal: Removal | None = None  # what Undo (Ctrl+Z) puts back
         # Worker reports are applied in batches, at most every FLUSH_MS: at 100 studies a
         # second, one list update and repaint per report would keep the GUI thread busy.
         self._updates: list[tuple[Any, tuple[Any, ...]]] = []
@@ -562,18 +570,12 @@ class StudyController(QObject):
             removed.append(item)
         if self._view_key and self.model.item(self._view_key) is None:
             self.select(0)
-        removal = Removal(tuple(removed), tuple(records), tuple(busy))
-        if removed:
-            self.last_removal = removal
-        return removal
+        return Removal(tuple(removed), tuple(records), tuple(busy))
 
-    def undo_remove(self) -> int:
-        """Put the last removed studies back in the list and their results back in the worklist
-        file, as they were; returns how many came back (a file opened again since is already
+    def undo_remove(self, removal: Removal) -> int:
+        """Put removed studies back in the list and their results back in the worklist file,
+        as they were; returns how many came back (a file opened again since is already
         listed, with its new result, and is not listed twice)."""
-        removal, self.last_removal = self.last_removal, None
-        if removal is None:
-            return 0
         self._finish_saving()
         back = [it for it in removal.items if self.model.key_of_path(it.path) is None]
         paths = {str(it.path) for it in back}
@@ -607,7 +609,6 @@ class StudyController(QObject):
         if self._restoring is not None:
             self._restore_again = False
             self._end_restoring(dropped=True)
-        self.last_removal = None
         self.model.clear()
         self.select(0)
         return True
@@ -996,10 +997,13 @@ class StudyController(QObject):
         item = self.model.item(key)
         if item is None:
             return "Select a study first"
+        if not item.status.finished:
+            return f"{item.name} is still being analysed: give the verdict once its result is shown"
         if item.status is not Status.DONE or item.record is None or item.record.id is None:
             return f"{item.name} has no stored result to give a verdict on"
-        if self.worklist is None:
-            return self.storage_error or "The worklist is not available"
+        if self.worklist is None:  # its own words say results are saved later; a verdict is not
+            return ("Verdict not saved: the worklist cannot be written just now (the banner says why). "
+                    "Give the verdict again once it is back.")
         try:
             record = self.worklist.set_verdict(item.record.id, verdict, at)
         except (WorklistError, sqlite3.Error) as err:  # locked, read-only...: say it, carry on

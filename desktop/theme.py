@@ -78,6 +78,8 @@ QStatusBar {{ color: {TEXT_DIM}; border-top: 1px solid {BORDER}; }}
 QStatusBar QLabel {{ color: {TEXT_DIM}; }}
 QListView, QTableView, QTreeView {{ border: 2px solid transparent; background: {BASE}; }}
 QListView:focus, QTableView:focus, QTreeView:focus, QTextBrowser:focus {{ border: 2px solid {FOCUS}; }}
+FitWidthScrollArea, ViewerWidget {{ border: 2px solid transparent; }}
+FitWidthScrollArea:focus, ViewerWidget:focus {{ border: 2px solid {FOCUS}; }}
 QHeaderView::section {{ background: {SURFACE}; color: {TEXT_DIM}; border: none; padding: 3px 6px; }}
 QLineEdit, QComboBox, QSpinBox, QDoubleSpinBox {{ background: {BASE}; border: 1px solid {BORDER};
     border-radius: 4px; padding: 3px 6px; }}

@@ -38,7 +38,7 @@ from inference.paths import models_dir, resources_dir
 from inference.providers import friendly_name
 
 from .. import exports
-from ..controller import StudyController, ViewContext
+from ..controller import Removal, StudyController, VerdictChange, ViewContext
 from ..platform_quirks import fit_top_level
 from ..models.study_item import Status
 from ..models.windowing import PRESETS, preset_window, window_text
@@ -77,6 +77,7 @@ FIRST_SIZE = (1440, 900)  # the window's size at first start, where the screen h
 DOCKS_FULL_WIDTH_FROM = 1280  # narrower windows start with narrower docks (showEvent)
 READING = "Reading the"  # how the status bar's words on a long worklist being read begin
 CLOSE_SAVE_WAIT_S = 3.0  # how long closing waits for a locked worklist to save what it does not hold
+UNDO_DEPTH = 20  # removals and verdicts Ctrl+Z can take back, the last first
 
 
 def png_bytes(pixmap: QPixmap) -> bytes:
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         self.result_dock = self._dock("Result", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tags_dock = self._dock("DICOM tags", self.tags, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.result_dock, self.tags_dock)
+        self.tags_dock.visibilityChanged.connect(self.tags.set_reachable)  # its tab chosen, or not
         self.result_dock.raise_()
         self.resizeDocks([self.studies_dock, self.result_dock], [330, 370], Qt.Orientation.Horizontal)
 
@@ -161,6 +163,7 @@ class MainWindow(QMainWindow):
             w: {space} for w in (self.overlay_controls.visible_box, self.preset_box, self.study_list.sort_box,
                                  self.cancel_button, self.undo_button)}
         self._own_keys[self.tags.tree] = {space, delete}
+        self._chosen_by_hand = (self.preset_box, self.study_list.sort_box)  # see eventFilter
         self._film = self.viewer.viewport()  # a click, drag or wheel on it: see _reader_acts
         for widget in (*self._own_keys, self._film):
             widget.installEventFilter(self)
@@ -192,7 +195,7 @@ class MainWindow(QMainWindow):
         self.progress_bar = ProgressLine()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the batch (Esc); finished results are kept")
-        self.cancel_button.clicked.connect(self.controller.cancel)
+        self.cancel_button.clicked.connect(self.cancel_batch)  # asks, as Esc does (Space on it had not)
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Put the removed studies back in the list and the worklist file (Ctrl+Z)")
         self.undo_button.clicked.connect(self.undo)
@@ -242,6 +245,9 @@ class MainWindow(QMainWindow):
         elif kind == QEvent.Type.ShortcutOverride and event.key() in self._own_keys.get(watched, ()):  # type: ignore[attr-defined]
             event.accept()  # the key goes to the control, not to the window's shortcut
             return True
+        elif kind == QEvent.Type.Wheel and watched in self._chosen_by_hand and not watched.hasFocus():  # type: ignore[attr-defined]
+            event.ignore()  # a wheel passing over the sort or window box re-sorted the list; it scrolls on
+            return True
         return super().eventFilter(watched, event)
 
     def _build_actions(self) -> None:
@@ -258,18 +264,17 @@ class MainWindow(QMainWindow):
                                        tip="Take the selected studies out of the list and the worklist file "
                                            "(Ctrl+Z puts them back)")
         self.act_undo = self._action("Undo", self.undo, ("Ctrl+Z",),
-                                     tip="Undo the last removal or verdict (Ctrl+Z)")
+                                     tip="Undo the last removal or verdict (Ctrl+Z); again, the one before")
         self.act_undo.setEnabled(False)
-        # (key, the verdict before, when it was given): what Ctrl+Z gives back
-        self._last_verdict: tuple[int, str | None, str | None] | None = None
+        self._undo_stack: list[Removal | VerdictChange] = []  # the last action last; see _push_undo
         self.act_clear = self._action("Clear Worklist…", self.clear_worklist,
                                       tip="Empty the list and the saved worklist (the audit log is kept)")
         self.act_audit = self._action("Audit Log…", self.open_audit_log,
                                       tip="Every analysis and export, newest first")
         self.act_settings = self._action("Settings…", self.open_settings, ("Ctrl+,",))
         self.act_quit = self._action("Quit", self.close, ("Ctrl+Q",))
-        self.act_next = self._action("Next Study", lambda: self.study_list.step(1), ("N", "Space"))
-        self.act_prev = self._action("Previous Study", lambda: self.study_list.step(-1), ("P",))
+        self.act_next = self._action("Next Study", lambda: self._step(1), ("N", "Space"))
+        self.act_prev = self._action("Previous Study", lambda: self._step(-1), ("P",))
         self.act_heatmap = self._study_action("Heat-map", d.set_overlay_visible, ("H",), checkable=True,
                                         tip="Show or hide the heat-map of this study (H)")
         self.act_invert = self._study_action("Invert", d.set_invert, ("I",), checkable=True, tip="Invert grey levels (I)")
@@ -499,6 +504,12 @@ class MainWindow(QMainWindow):
         """Whether the study on screen is one the reader chose (not the window)."""
         current = self.study_list.current_key()
         return bool(current) and current != self._chosen_by_window
+
+    def _step(self, delta: int) -> None:
+        """N/Space and P; at either end of the list it says so (silence there read as a hang)."""
+        if not self.study_list.step(delta) and self.controller.model.rowCount():
+            self.statusBar().showMessage("This is the last study in the list" if delta > 0 else
+                                         "This is the first study in the list", 3000)
 
     def cancel_batch(self) -> None:
         """Esc: stop the batch, once the reader says so (an Esc meant for a closed dialog or
@@ -740,38 +751,44 @@ class MainWindow(QMainWindow):
         what = removal.items[0].name if n == 1 else f"{n} studies"
         where = "the list and the worklist file" if self.controller.worklist is not None else "the list"
         self._removal_message = " · ".join(filter(None, [f"Removed {what} from {where} — Undo: Ctrl+Z", kept]))
-        self._undoes("Remove")
+        self._push_undo(removal)
         self.statusBar().showMessage(self._removal_message, 15000)
 
-    def _undoes(self, what: str) -> None:
-        """Ctrl+Z now undoes the last action, ``what`` ("Remove" or "Verdict"), and only that: it
-        had put back a study removed long before when the reader meant to take back a verdict."""
-        if what == "Remove":
-            self._last_verdict = None
-        else:
-            self.controller.last_removal = None
-        self.act_undo.setText(f"Undo {what}")
-        self.act_undo.setEnabled(True)
+    def _push_undo(self, action: Removal | VerdictChange) -> None:
+        """Ctrl+Z undoes the last action, the next Ctrl+Z the one before, and so on, as in any
+        editor: a verdict given after a removal had silently taken the removal's Undo away (and
+        with the removed study, its verdict)."""
+        self._undo_stack = [*self._undo_stack, action][-UNDO_DEPTH:]
+        self._show_undo()
+
+    def _show_undo(self) -> None:
+        top = self._undo_stack[-1] if self._undo_stack else None
+        self.act_undo.setText("Undo Verdict" if isinstance(top, VerdictChange) else
+                              "Undo Remove" if top is not None else "Undo")
+        self.act_undo.setEnabled(top is not None)
+        self._status_message_changed(self.statusBar().currentMessage())
 
     def undo(self) -> None:
-        """Ctrl+Z: take back the last removal or verdict (see _undoes)."""
-        self.act_undo.setEnabled(False)
-        if self._last_verdict is not None:
-            (key, before, before_at), self._last_verdict = self._last_verdict, None
-            item = self.controller.model.item(key)
-            problem = self.controller.set_verdict(key, before, before_at)
+        """Ctrl+Z: take back the last removal or verdict not yet taken back."""
+        if not self._undo_stack:
+            return
+        action = self._undo_stack.pop()
+        self._show_undo()
+        if isinstance(action, VerdictChange):
+            item = self.controller.model.item(action.key)
+            problem = self.controller.set_verdict(action.key, action.before, action.before_at)
             name = item.name if item is not None else "the study"
-            self.statusBar().showMessage(problem or (f"Verdict on {name} back to {before}" if before
+            self.statusBar().showMessage(problem or (f"Verdict on {name} back to {action.before}" if action.before
                                                      else f"Verdict on {name} withdrawn"), 5000)
             return
-        n = self.controller.undo_remove()
+        n = self.controller.undo_remove(action)
         self.statusBar().showMessage(f"Put {n} {'study' if n == 1 else 'studies'} back" if n else
                                      "Nothing to put back: the removed studies are listed again", 5000)
 
     def _status_message_changed(self, text: str) -> None:
         """The Undo button stands beside the removal message, and goes with it."""
         self.undo_button.setVisible(bool(text) and text == self._removal_message
-                                    and self.controller.last_removal is not None)
+                                    and bool(self._undo_stack) and isinstance(self._undo_stack[-1], Removal))
 
     def clear_worklist(self) -> None:
         c = self.controller
@@ -785,8 +802,8 @@ class MainWindow(QMainWindow):
             "The files themselves are not touched, and the audit log keeps its history.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Yes and c.clear_worklist():
-            self.act_undo.setEnabled(False)
-            self._last_verdict = None
+            self._undo_stack = []
+            self._show_undo()
             self.statusBar().showMessage("Worklist cleared", 4000)
 
     def shown_items(self) -> list:
@@ -859,12 +876,14 @@ class MainWindow(QMainWindow):
         item = self.controller.model.item(key)
         record = item.record if item is not None else None
         before, before_at = (record.verdict, record.verdict_at) if record is not None else (None, None)
+        if item is not None and record is not None and verdict is None and before is None:
+            self.statusBar().showMessage(f"{item.name} has no verdict to withdraw", 4000)
+            return
         problem = self.controller.set_verdict(key, verdict)
         if problem:
             self.statusBar().showMessage(problem, 6000)
         elif item is not None:
-            self._last_verdict = (key, before, before_at)
-            self._undoes("Verdict")
+            self._push_undo(VerdictChange(key, before, before_at))
             said = f"Reader verdict on {item.name}: {verdict}" if verdict else f"Verdict on {item.name} withdrawn"
             self.statusBar().showMessage(f"{said} — Undo: Ctrl+Z", 4000)
 

@@ -4,7 +4,7 @@ and its scale are said under the film (:mod:`desktop.widgets.qt_heatmap_legend`)
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QSlider, QVBoxLayout, QWidget
 from superqt import QLabeledSlider
 
 from ..models.display import DisplayState
@@ -20,6 +20,10 @@ class OverlayControls(QGroupBox):
         self.opacity = QLabeledSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Opacity of the heat-map at full colour, %")
+        # One Tab stop, the slider itself (which draws the focus ring): the labelled slider's
+        # container took focus too, showed nothing, and Right set its own value, 1 %.
+        self.opacity.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.opacity.setFocusProxy(self.opacity.findChild(QSlider))
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Opacity %", self.opacity)

@@ -279,14 +279,17 @@ class StudyListWidget(QWidget):
         after = self.proxy.index(self.proxy.mapFromSource(self.model.index(row)).row() + 1, 0)
         return int(after.data(KeyRole)) if after.isValid() else 0
 
-    def step(self, delta: int) -> None:
-        """Next (+1) / previous (-1) study in the order shown."""
+    def step(self, delta: int) -> bool:
+        """Next (+1) / previous (-1) study in the order shown; False when there is none."""
         n = self.proxy.rowCount()
         if n == 0:
-            return
+            return False
         cur = self.view.currentIndex()
-        row = cur.row() + delta if cur.isValid() else 0
-        self.select_row(min(max(row, 0), n - 1))
+        row = min(max(cur.row() + delta if cur.isValid() else 0, 0), n - 1)
+        if cur.isValid() and row == cur.row():
+            return False
+        self.select_row(row)
+        return True
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.current_key_changed.emit(int(current.data(KeyRole)) if current.isValid() else 0)

@@ -6,7 +6,7 @@ onto more lines, one without spaces (a UID) is elided, and the row's tooltip sho
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, QTimer
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
@@ -83,6 +83,15 @@ class TagsPanel(QWidget):
         self._show_identifiers = False
         self.filter.textChanged.connect(self._apply_filter)
         self.set_tags([], False)
+
+    def set_reachable(self, reachable: bool) -> None:
+        """Whether Tab may stop here: not while the panel lies under another tab of its dock
+        area, where keys typed into the unseen filter vanished ("n ph1")."""
+        policy = Qt.FocusPolicy.StrongFocus if reachable else Qt.FocusPolicy.NoFocus
+        for widget in (self.filter, self.tree):
+            widget.setFocusPolicy(policy)
+            if not reachable and widget.hasFocus():
+                widget.clearFocus()
 
     def set_tags(self, tags: list[tuple[str, str, str]], show_identifiers: bool) -> None:
         self._tags = list(tags)

@@ -80,9 +80,10 @@ def test_removing_studies_says_so_offers_undo_and_keeps_every_count_in_step(wind
     assert not window.undo_button.isVisibleTo(window) and not window.act_undo.isEnabled()
 
 
-def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtbot, kermany_samples, monkeypatch):
+def test_ctrl_z_takes_back_the_last_action_first_then_the_ones_before(window, qtbot, kermany_samples, monkeypatch):
     """Ctrl+Z after a wrong verdict key put back a study removed long before, and left the
-    verdict: it now undoes the last action, a verdict as a removal."""
+    verdict; then a verdict took the removal's Undo away. Now Ctrl+Z undoes the last action, a
+    verdict as a removal, and the next Ctrl+Z the one before."""
     c = window.controller
     films = kermany_samples["NORMAL"][:3]
     window.open_paths(films)
@@ -104,11 +105,17 @@ def test_ctrl_z_takes_back_the_last_verdict_and_only_the_last_action(window, qtb
     window.act_undo.trigger()
     assert c.model.item(key).record.verdict == "pneumonia" and c.model.key_of_path(gone) is None
     assert c.model.item(key).record.verdict_at == "2026-12-02T03:00:00+00:00"  # as given, not at the undo
-    assert "back to pneumonia" in window.statusBar().currentMessage() and not window.act_undo.isEnabled()
-    window.act_undo.trigger()  # nothing more to undo: the removal before the verdicts stays
-    assert c.model.key_of_path(gone) is None and c.model.item(key).record.verdict == "pneumonia"
+    assert "back to pneumonia" in window.statusBar().currentMessage() and window.act_undo.text() == "Undo Verdict"
     with Worklist(window.controller.worklist_path) as wl:
         assert {r.study_path: r.verdict for r in wl.records()}[str(on_screen.path)] == "pneumonia"
+    window.act_undo.trigger()  # the first verdict
+    assert c.model.item(key).record.verdict is None and window.act_undo.text() == "Undo Remove"
+    assert c.model.key_of_path(gone) is None
+    window.act_undo.trigger()  # the removal before the verdicts
+    assert c.model.key_of_path(gone) is not None and "Put 1 study back" in window.statusBar().currentMessage()
+    assert not window.act_undo.isEnabled()
+    window.act_undo.trigger()  # nothing more: nothing changes
+    assert c.model.key_of_path(gone) is not None and c.model.item(key).record.verdict is None
 
 
 def test_one_removal_names_the_study(window, qtbot, kermany_samples):

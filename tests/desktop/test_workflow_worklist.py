@@ -247,7 +247,7 @@ def test_a_file_that_could_not_be_read_is_still_listed_as_failed_after_a_restart
     assert "1 failed" in win2.study_list.count_label.text()
     removal = c2.remove([c2.model.key_of_path(broken)])  # removed: no longer kept...
     assert len(removal.items) == 1 and kept_as_failed() == []
-    assert c2.undo_remove() == 1 and kept_as_failed() == [reason]  # ...unless put back
+    assert c2.undo_remove(removal) == 1 and kept_as_failed() == [reason]  # ...unless put back
     shutil.copyfile(kermany_samples["NORMAL"][2], broken)  # mended, and analysed again
     c2.retry(c2.model.key_of_path(broken))
     wait_idle(qtbot, c2)
