@@ -221,7 +221,7 @@ def describe(name: str, target: float, same_as_balanced: bool, met: bool, n_posi
     if name == "high_sensitivity":
         if met:
             text = (f"{SCREENING}the most specific threshold whose sensitivity on these films is "
-                    f">= {target:.0%} with 95 % confidence (lower end of its {grouping}-bootstrap interval), "
+                    f"at least {target * 100:.0f} % with 95 % confidence (lower end of its {grouping}-bootstrap interval), "
                     f"so few pneumonias are missed.")
         else:
             had = f"{n_positive}" if grouping == "patient" else f"{n_positive} films, each counted as a patient"
