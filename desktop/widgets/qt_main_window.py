@@ -283,6 +283,13 @@ class MainWindow(QMainWindow):
         self.act_fit = self._study_action("Fit", v.fit, ("F",), tip="Fit the image to the window (F)")
         self.act_one = self._study_action("1:1", v.one_to_one, ("1",), tip="One image pixel per screen pixel (1)")
         self.act_reset = self._study_action("Reset", v.reset, ("R",), tip="Default window, not inverted, fitted (R)")
+        # Window and level by keyboard, in steps of the window on screen (the mouse drag had been
+        # the only way, and a reader whose hand is on the keys had no way to brighten a film).
+        self.act_window_keys = [
+            self._study_action(text, lambda _=False, b=bright, c=contrast: self._step_window(b, c), keys,
+                               tip=f"{text} ({' or '.join(keys)}); R resets")
+            for text, keys, bright, contrast in (("Brighter", ("=", "+"), 1, 0), ("Darker", ("-",), -1, 0),
+                                                 ("More Contrast", ("]",), 0, 1), ("Less Contrast", ("[",), 0, -1))]
         self.act_cancel = self._action("Cancel Batch", self.cancel_batch, ("Esc",),
                                        tip="Stop the batch, after asking (Esc); finished results are kept")
         self.act_retry = self._action("Retry Failed and Cancelled", self._retry_all)
@@ -320,6 +327,7 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_heatmap, self.act_invert, self.act_wl])
         m.addSeparator()
         m.addActions([self.act_fit, self.act_one, self.act_reset])
+        m.addActions(self.act_window_keys)
         presets = m.addMenu("Window Preset")
         for name in PRESETS:
             a = QAction(name.capitalize(), self)
@@ -504,6 +512,17 @@ class MainWindow(QMainWindow):
         """Whether the study on screen is one the reader chose (not the window)."""
         current = self.study_list.current_key()
         return bool(current) and current != self._chosen_by_window
+
+    def _step_window(self, brighter: int, contrast: int) -> None:
+        """One step of window/level: the level by a twentieth of the window width (brighter
+        on screen, inverted or not), the width by a fifth."""
+        d = self.controller.display
+        if self.controller.context is None:
+            return
+        center, width = d.window
+        sign = -1 if not d.invert else 1  # a lower level shows the film brighter, unless inverted
+        d.set_window(center + sign * brighter * width / 20.0, width / 1.2 if contrast > 0 else
+                     width * 1.2 if contrast < 0 else width)
 
     def _step(self, delta: int) -> None:
         """N/Space and P; at either end of the list it says so (silence there read as a hang)."""

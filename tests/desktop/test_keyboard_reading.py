@@ -102,3 +102,22 @@ def test_a_wheel_passing_over_the_sort_box_does_not_re_sort(window, qtbot, kerma
                                             Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
                                             Qt.ScrollPhase.NoScrollPhase, False))
     assert box.currentText() != before
+
+
+def test_window_and_level_by_keys(window, qtbot, kermany_samples):  # type: ignore[no-untyped-def]
+    """The mouse drag had been the only way to brighten a film or raise its contrast."""
+    c = window.controller
+    window.open_paths(kermany_samples["NORMAL"][:1])
+    wait_idle(qtbot, c)
+    _focus_home(window, qtbot)
+    start = c.display.window
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Equal)  # brighter: a lower level
+    assert c.display.window[0] < start[0] and c.display.window[1] == start[1]
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_BracketRight)  # more contrast: a narrower window
+    assert c.display.window[1] < start[1]
+    assert window.preset_box.currentIndex() == -1  # the box says the window is set by hand
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_R)
+    assert c.display.window == start
+    c.display.set_invert(True)
+    qtbot.keyClick(window.study_list.view, Qt.Key.Key_Equal)  # inverted, brighter is a higher level
+    assert c.display.window[0] > start[0]
