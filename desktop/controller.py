@@ -97,9 +97,10 @@ class Removal:
 
 @dataclass(frozen=True)
 class VerdictChange:
-    """A verdict given, with what it replaced (for undo: the verdict before, and its first time)."""
+    """A verdict given, with what it replaced (for undo: the verdict before, and its first time).
+    The study by its file: a removal undone meanwhile lists it again under a new key."""
 
-    key: int
+    path: Path
     before: str | None
     before_at: str | None
 
@@ -543,8 +544,8 @@ class StudyController(QObject):
 
     def remove(self, keys: Sequence[int]) -> Removal:
         """Take finished studies out of the list and their results out of the worklist file
-        (the audit log keeps its history); studies still being analysed stay. The removal is
-        kept until the next one so that :meth:`undo_remove` can put it back."""
+        (the audit log keeps its history); studies still being analysed stay. The window keeps the
+        removal returned, so that :meth:`undo_remove` can put it back."""
         self._finish_saving()
         removed: list[StudyItem] = []
         records: list[WorklistRecord] = []

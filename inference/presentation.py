@@ -139,9 +139,9 @@ def profile_text(profile: ProfileInfo | None) -> str:
 
 
 def local_time_text(at: str) -> str:
-    """A stored UTC time (ISO 8601) as this PC's clock reads it, "2026-12-02 03:12": the window
-    says every time in the reader's local time (a verdict at 15:10 beside an analysis at
-    20:10 UTC read as given before the analysis)."""
+    """A stored UTC time (ISO 8601) as this PC's clock reads it, "2026-12-02 03:12": the result
+    panel says when a study was analysed in the same local time as its verdict (a verdict at
+    15:10 beside an analysis at 20:10 UTC read as given before the analysis)."""
     try:
         return f"{datetime.fromisoformat(at).astimezone():%Y-%m-%d %H:%M}"
     except ValueError:

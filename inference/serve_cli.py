@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from datetime import datetime
 from types import FrameType
 from typing import TextIO
 
@@ -28,17 +29,26 @@ from .dicom_node import DEFAULT_AET, DEFAULT_PORT, BindRefused, DicomNode, NodeC
 from .outbox import Backoff, Destination, DestinationError
 
 log = logging.getLogger("lunglens.serve")
-# Every line the node writes starts with its local time and UTC offset: an IT person reading
-# a redirected log after a night's outage needs to know when a send failed, not only that it did.
-STAMP = "%Y-%m-%d %H:%M:%S%z"
-
-
 PREFIX = "lunglens serve: "
+
+
+def stamp(at: float | None = None) -> str:
+    """Local time with its UTC offset, "2026-12-02 21:10:46+0100", which every line the node
+    writes starts with: an IT person reading a redirected log after a night's outage needs to
+    know when a send failed, not only that it did. (From datetime: time.strftime's %z gives the
+    zone's name on Windows.)"""
+    when = datetime.now() if at is None else datetime.fromtimestamp(at)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+class _Stamped(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 -- logging's name
+        return stamp(record.created)
 
 
 def say(text: str, file: TextIO | None = None) -> None:
     """One status line, stamped as the log's lines are."""
-    print(f"{time.strftime(STAMP)} {PREFIX}{text}", file=file or sys.stdout, flush=True)
+    print(f"{stamp()} {PREFIX}{text}", file=file or sys.stdout, flush=True)
 
 
 def message_of(line: str) -> str:
@@ -46,6 +56,7 @@ def message_of(line: str) -> str:
     a line not of that form (a library's warning) as it is."""
     _, found, message = line.partition(PREFIX)
     return message if found else line
+
 
 EPILOG = """\
 what it sends (with --send-to), for every DICOM film received or found in the hot folder:
@@ -163,8 +174,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                        "moved files would be analysed again")
     if args.no_listen and args.hot_folder is None:
         return usage_error(parser, "--no-listen needs --hot-folder: there would be nothing to analyse")
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {PREFIX}%(message)s", datefmt=STAMP,
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Stamped(f"%(asctime)s {PREFIX}%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its own chatter; we say what matters
     logging.getLogger("highdicom").setLevel(logging.WARNING)
 

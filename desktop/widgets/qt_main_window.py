@@ -163,7 +163,11 @@ class MainWindow(QMainWindow):
             w: {space} for w in (self.overlay_controls.visible_box, self.preset_box, self.study_list.sort_box,
                                  self.cancel_button, self.undo_button)}
         self._own_keys[self.tags.tree] = {space, delete}
-        self._chosen_by_hand = (self.preset_box, self.study_list.sort_box)  # see eventFilter
+        # See eventFilter. Not WheelFocus (QComboBox's own): a real wheel gives such a box focus
+        # before any filter sees it, and the box turned all the same.
+        self._chosen_by_hand = (self.preset_box, self.study_list.sort_box)
+        for box in self._chosen_by_hand:
+            box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._film = self.viewer.viewport()  # a click, drag or wheel on it: see _reader_acts
         for widget in (*self._own_keys, self._film):
             widget.installEventFilter(self)
@@ -753,7 +757,7 @@ class MainWindow(QMainWindow):
     def remove_selected(self) -> None:
         """Remove at once and offer Undo, rather than ask: a question asked at every Del is
         soon answered without reading, while Undo (Ctrl+Z, or the button beside the message)
-        mends a wrong key at any time until the next removal."""
+        mends a wrong key later too (see _push_undo)."""
         keys = self.study_list.selected_keys()
         if not keys:
             self.statusBar().showMessage("Select a study to remove first", 4000)
@@ -794,11 +798,17 @@ class MainWindow(QMainWindow):
         action = self._undo_stack.pop()
         self._show_undo()
         if isinstance(action, VerdictChange):
-            item = self.controller.model.item(action.key)
-            problem = self.controller.set_verdict(action.key, action.before, action.before_at)
-            name = item.name if item is not None else "the study"
-            self.statusBar().showMessage(problem or (f"Verdict on {name} back to {action.before}" if action.before
-                                                     else f"Verdict on {name} withdrawn"), 5000)
+            key = self.controller.model.key_of_path(action.path)
+            if key is None:
+                self.statusBar().showMessage(f"{action.path.name} is no longer listed: its verdict stays", 5000)
+                return
+            problem = self.controller.set_verdict(key, action.before, action.before_at)
+            if problem:  # kept, to be tried again once the worklist is back
+                self._push_undo(action)
+                self.statusBar().showMessage(f"Not undone; Ctrl+Z tries again. ({problem})", 8000)
+                return
+            self.statusBar().showMessage(f"Verdict on {action.path.name} back to {action.before}" if action.before
+                                         else f"Verdict on {action.path.name} withdrawn", 5000)
             return
         n = self.controller.undo_remove(action)
         self.statusBar().showMessage(f"Put {n} {'study' if n == 1 else 'studies'} back" if n else
@@ -902,7 +912,7 @@ class MainWindow(QMainWindow):
         if problem:
             self.statusBar().showMessage(problem, 6000)
         elif item is not None:
-            self._push_undo(VerdictChange(key, before, before_at))
+            self._push_undo(VerdictChange(item.path, before, before_at))
             said = f"Reader verdict on {item.name}: {verdict}" if verdict else f"Verdict on {item.name} withdrawn"
             self.statusBar().showMessage(f"{said} — Undo: Ctrl+Z", 4000)
 

@@ -90,6 +90,8 @@ def test_a_wheel_passing_over_the_sort_box_does_not_re_sort(window, qtbot, kerma
     wait_idle(qtbot, c)
     _focus_home(window, qtbot)
     box = window.study_list.sort_box
+    # A real wheel focuses a WheelFocus widget before any filter sees it (sendEvent cannot show it).
+    assert box.focusPolicy() == window.preset_box.focusPolicy() == Qt.FocusPolicy.StrongFocus
     before = box.currentText()
     pos = QPointF(box.width() / 2, box.height() / 2)
     QApplication.sendEvent(box, QWheelEvent(pos, box.mapToGlobal(pos), QPoint(0, 0), QPoint(0, -120),
@@ -121,3 +123,23 @@ def test_window_and_level_by_keys(window, qtbot, kermany_samples):  # type: igno
     c.display.set_invert(True)
     qtbot.keyClick(window.study_list.view, Qt.Key.Key_Equal)  # inverted, brighter is a higher level
     assert c.display.window[0] > start[0]
+
+
+def test_a_verdict_is_undone_on_its_study_after_the_study_was_removed_and_put_back(window, qtbot, kermany_samples):  # type: ignore[no-untyped-def]
+    """The put-back study is listed under a new key: the verdict's Undo had said "Select a
+    study first" and was gone."""
+    c = window.controller
+    window.open_paths(kermany_samples["NORMAL"][:2])
+    wait_idle(qtbot, c)
+    window.study_list.select_row(0)
+    wait_idle(qtbot, c)
+    path = c.context.item.path
+    window.give_verdict("pneumonia")
+    window.remove_selected()
+    assert c.model.key_of_path(path) is None
+    window.act_undo.trigger()  # the removal
+    assert c.model.key_of_path(path) is not None
+    assert c.model.item(c.model.key_of_path(path)).record.verdict == "pneumonia"
+    window.act_undo.trigger()  # the verdict, on the study as listed now
+    assert c.model.item(c.model.key_of_path(path)).record.verdict is None
+    assert window.statusBar().currentMessage() == f"Verdict on {path.name} withdrawn"

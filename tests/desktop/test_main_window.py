@@ -136,7 +136,10 @@ def test_corrupt_file_fails_alone(window, qtbot, monkeypatch, tmp_path, kermany_
     assert not QApplication.activeModalWidget()  # no dialog cascade
 
 
-def test_cancel_stops_a_batch(window, qtbot, study_copies):
+def test_cancel_stops_a_batch(window, qtbot, study_copies, monkeypatch):
+    """Once the reader says Yes to "Stop analysing?" (the "No" case: test_keyboard_reading.py)."""
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.Yes)
     c = window.controller
     folder = study_copies(60)
     window.open_paths([folder])
@@ -144,6 +147,7 @@ def test_cancel_stops_a_batch(window, qtbot, study_copies):
     qtbot.waitUntil(lambda: c.model.counts()[Status.DONE] >= 2, timeout=120_000)
     assert window.cancel_button.isVisible()
     window.cancel_button.click()
+    assert asked == ["Stop the batch"]
     wait_idle(qtbot, c, 30_000)
     counts = c.model.counts()
     assert counts[Status.CANCELLED] > 0
