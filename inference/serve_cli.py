@@ -18,8 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
@@ -42,6 +42,8 @@ def stamp(at: float | None = None) -> str:
 
 
 class _Stamped(logging.Formatter):
+    """The log's lines, stamped as :func:`say` stamps the status lines."""
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 -- logging's name
         return stamp(record.created)
 
