@@ -84,6 +84,14 @@ def test_the_ends_of_the_list_are_said(window, qtbot, kermany_samples):  # type:
     assert window.statusBar().currentMessage() == "This is the first study in the list"
 
 
+def _wheel_down(widget) -> None:  # type: ignore[no-untyped-def]
+    """One notch of a wheel over the middle of ``widget``."""
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    QApplication.sendEvent(widget, QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, -120),
+                                               Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                               Qt.ScrollPhase.NoScrollPhase, False))
+
+
 def test_a_wheel_passing_over_the_sort_box_does_not_re_sort(window, qtbot, kermany_samples):  # type: ignore[no-untyped-def]
     c = window.controller
     window.open_paths(kermany_samples["NORMAL"][:2] + kermany_samples["PNEUMONIA"][:1])
@@ -93,16 +101,11 @@ def test_a_wheel_passing_over_the_sort_box_does_not_re_sort(window, qtbot, kerma
     # A real wheel focuses a WheelFocus widget before any filter sees it (sendEvent cannot show it).
     assert box.focusPolicy() == window.preset_box.focusPolicy() == Qt.FocusPolicy.StrongFocus
     before = box.currentText()
-    pos = QPointF(box.width() / 2, box.height() / 2)
-    QApplication.sendEvent(box, QWheelEvent(pos, box.mapToGlobal(pos), QPoint(0, 0), QPoint(0, -120),
-                                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                                            Qt.ScrollPhase.NoScrollPhase, False))
+    _wheel_down(box)
     assert box.currentText() == before
     box.setFocus()  # chosen, it turns as a box does
     qtbot.waitUntil(box.hasFocus)
-    QApplication.sendEvent(box, QWheelEvent(pos, box.mapToGlobal(pos), QPoint(0, 0), QPoint(0, -120),
-                                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                                            Qt.ScrollPhase.NoScrollPhase, False))
+    _wheel_down(box)
     assert box.currentText() != before
 
 
