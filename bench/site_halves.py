@@ -1,7 +1,7 @@
 """How a site calibration carries over to new films of the same site.
 
     .venv/bin/python bench/site_halves.py [--site DIR] [--repeats 20] [--models DIR]
-                                          [--target-sensitivity 0.95]
+                                          [--target-sensitivity 0.93]
 
 Splits the site sample by patient into a calibration half and an evaluation half (many
 random splits), fits a profile on the first half with the code ``lunglens calibrate`` uses,
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from inference import metrics as M  # noqa: E402
-from inference.calibration import fit_site  # noqa: E402
+from inference.calibration import DEFAULT_TARGET, fit_site  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.hashing import pixel_sha256  # noqa: E402
 from inference.loaders import load_study  # noqa: E402
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="resamples per fit (default 1000, as `lunglens calibrate`: the high-sensitivity "
                         "threshold is a bootstrap lower bound, so fewer resamples move it)")
-    p.add_argument("--target-sensitivity", type=float, default=0.95,
-                   help="as `lunglens calibrate --target-sensitivity` (default 0.95, its default)")
+    p.add_argument("--target-sensitivity", type=float, default=DEFAULT_TARGET,
+                   help=f"as `lunglens calibrate --target-sensitivity` (default {DEFAULT_TARGET:g}, its default)")
     args = p.parse_args(argv)
     engine = Engine.load(args.models, provider="cpu", profile=UNCALIBRATED)
     shipped = SiteProfile.load(engine.model_path.parent / engine.manifest.default_profile, engine.model_info)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import CalibrationDataError, check_counts
+from .calibration import DEFAULT_TARGET, CalibrationDataError, check_counts
 from .commands import (
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_provider_arguments, parsed_number, run_standalone, stopped,
     terminate_as_interrupt,
@@ -88,8 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="the profile's name (default: the file's name)")
     parser.add_argument("--description", default=None, metavar="TEXT",
                         help="where the films come from, shown with every figure (never a patient identifier)")
-    parser.add_argument("--target-sensitivity", type=_target, default=0.95, metavar="S",
-                        help="sensitivity the high-sensitivity point must reach with 95 %% confidence (default 0.95)")
+    parser.add_argument("--target-sensitivity", type=_target, default=DEFAULT_TARGET, metavar="S",
+                        help="sensitivity the high-sensitivity point must reach with 95 %% confidence "
+                             f"(default {DEFAULT_TARGET:g})")
     parser.add_argument("--labels", type=Path, default=None, metavar="CSV", help="path,label rows instead of folders")
     parser.add_argument("--from-worklist", action="store_true",
                         help="use the reader verdicts stored in the worklist (no model run)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import MIN_PER_CLASS, fit_site
+from .calibration import DEFAULT_TARGET, MIN_PER_CLASS, fit_site
 from .decision import probability_text
 from .engine import Engine
 from .errors import LungLensError
@@ -199,7 +199,7 @@ def describe_source(measured: Measured, description: str | None) -> str:
 
 
 def calibrate(engine: Engine, measured: Measured, name: str, description: str | None = None,
-              target_sensitivity: float = 0.95, n_boot: int = 1000) -> SiteProfile:
+              target_sensitivity: float = DEFAULT_TARGET, n_boot: int = 1000) -> SiteProfile:
     """Fit calibration and operating points on measured films and make them a profile.
 
     Raises :class:`inference.calibration.CalibrationDataError` for data that cannot support

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from inference.calibration import MIN_PER_CLASS, CalibrationDataError, check_counts
+from inference.calibration import DEFAULT_TARGET, MIN_PER_CLASS, CalibrationDataError, check_counts
 from inference.engine import Engine
 from inference.prediction import ModelInfo
 from inference.presentation import figures_text, point_text, target_note
@@ -197,7 +197,7 @@ class SourcePage(QWizardPage):
         self.target.setDecimals(1)
         self.target.setSingleStep(1.0)
         self.target.setSuffix(" %")
-        self.target.setValue(95.0)
+        self.target.setValue(DEFAULT_TARGET * 100)
         self.target.setAccessibleName("Target sensitivity")
         self.target.setMaximumWidth(120)
         self.counts = QLabel()

@@ -25,7 +25,7 @@ def test_the_exact_bound():
 
 def test_too_few_patients_cannot_show_the_target_and_the_profile_says_so():
     y, logit, groups = _separable(20, 20, films_each=2)  # 40 films each, but 20 patients each
-    fit = fit_site(y, logit, groups, n_boot=300)
+    fit = fit_site(y, logit, groups, target_sensitivity=0.95, n_boot=300)
     for op in fit.operating_points.values():
         for e in (op.sensitivity, op.specificity):
             assert e.value == 1.0
@@ -58,7 +58,8 @@ def test_few_children_with_several_films_each_are_resampled_as_children():
                         groups=[f"patient:{g}" for g in groups])
     resampled = measured.resampled()
     assert (resampled.grouping, resampled.note) == ("patient", "")
-    fit = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300, grouping=resampled.grouping)
+    fit = fit_site(y, logit, np.asarray(resampled.groups), target_sensitivity=0.95, n_boot=300,
+                   grouping=resampled.grouping)
     hs = fit.operating_points["high_sensitivity"]
     assert hs.sensitivity.lo == pytest.approx(all_of_n_lower_bound(19)) and hs.sensitivity.lo < 0.95
     assert "at least 72 patients" in hs.description and "these had 19." in hs.description
@@ -71,7 +72,7 @@ def test_few_children_with_several_films_each_are_resampled_as_children():
                        groups=[f"patient:day{i % 3}" if label else g for i, (label, g) in enumerate(zip(y, measured.groups))])
     assert per_day.resampled().grouping == "film"
     assert "the 57 PNEUMONIA films name only 3 patients, one of them on 19 films (" in per_day.resampled().note
-    hs = fit_site(y, logit, np.asarray(resampled.groups), n_boot=300,
+    hs = fit_site(y, logit, np.asarray(resampled.groups), target_sensitivity=0.95, n_boot=300,
                   grouping=resampled.grouping).operating_points["high_sensitivity"]
     assert "these had 57 films, each counted as a patient" in hs.description
 
