@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from inference.plots import plot_paths
 from inference.prediction import ModelInfo
-from inference.presentation import figures_text, point_text
+from inference.presentation import figures_text, local_time_text, point_text
 from inference.profile import ProfileError, SiteProfile
 from inference.profile_library import KeptProfile, import_profile, kept_profiles
 
@@ -45,7 +45,7 @@ SHIPPED = ""  # the list's key of the shipped profile (as in AppSettings.site_pr
 def profile_html(profile: SiteProfile, points: bool = True) -> str:
     """A profile's provenance and figures as a short table: what the page and the wizard show
     (``points=False`` leaves the operating points out: the wizard lists them as its choices)."""
-    made = profile.created.replace("T", " ")[:16] + " UTC" if profile.created else "not recorded"
+    made = local_time_text(profile.created) if profile.created else "not recorded"  # as the result panel's times
     unit = "patients" if profile.grouping == "patient" else "films"
     rows = [
         ("Films", f"{escape(profile.source)}<br><span style='color:{theme.TEXT_DIM}'>bootstrap over "

@@ -352,3 +352,20 @@ def test_help_lists_every_keyboard_shortcut_from_the_actions_themselves(window):
     assert (rows["Next Study"], rows["Previous Study"], rows["Heat-map"]) == ("N, Space", "P", "H")
     assert rows["Keyboard Shortcuts"] == "F1" and window.act_shortcuts in window.help_menu.actions()
     assert "Pneumonia" not in rows  # an item of a submenu is named with it
+
+
+def test_the_page_says_when_a_profile_was_made_in_local_time(monkeypatch):
+    """The page said "Made 2026-12-02 21:06 UTC" beside a result panel in local time."""
+    from dataclasses import replace
+
+    from desktop.widgets.qt_site_calibration import profile_html
+
+    profile = replace(SiteProfile.load(SHIPPED), created="2026-12-02T21:06:46+00:00")
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no daylight saving
+    time.tzset()
+    try:
+        html = profile_html(profile)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "2026-12-03 02:36, for model lunglens-cxr" in html and "UTC" not in html
