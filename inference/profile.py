@@ -143,18 +143,19 @@ class SiteProfile:
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(f"profile format {data['format_version']} is newer than this LungLens "
                              f"understands ({FORMAT_VERSION}); update LungLens")
-        ops = {
-            k: OperatingPoint(k, float(op["threshold"]), Estimate.from_dict(op["sensitivity"]),
-                              Estimate.from_dict(op["specificity"]), op.get("description", ""))
-            for k, op in data["operating_points"].items()
-        }
+        points = _object(data, "operating_points")
+        ops = {}
+        for k in points:
+            op = _object(points, k, "operating_points.")
+            ops[k] = OperatingPoint(k, float(op["threshold"]), Estimate.from_dict(op["sensitivity"]),
+                                    Estimate.from_dict(op["specificity"]), str(op.get("description", "")))
         default = data["default_operating_point"]
         if default not in ops:
             raise ValueError(f"default operating point {default!r} is not among {sorted(ops)}")
         for op in ops.values():
             if not 0.0 <= op.threshold <= 1.0:
                 raise ValueError(f"operating point {op.name!r}: threshold {op.threshold} is not a probability")
-        src = data["source"]
+        src = _object(data, "source")
         body = {k: v for k, v in data.items() if k != "sha256"}
         digest = _digest(body)
         if "sha256" in data and str(data["sha256"]).lower() != digest:
@@ -163,9 +164,9 @@ class SiteProfile:
             raise ValueError("its contents were changed after `lunglens calibrate` made it (the sha256 it "
                              "records does not match them); make it again with lunglens calibrate")
         return cls(
-            name=str(data["name"]),
-            model=ModelInfo(**data["model"]),
-            calibration=Calibration.from_dict(data["calibration"]),
+            name=_text(data, "name"),
+            model=_model(data),
+            calibration=Calibration.from_dict(_object(data, "calibration")),
             operating_points=ops,
             default_operating_point=default,
             source=str(src["description"]),
@@ -198,7 +199,9 @@ class SiteProfile:
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{path}: cannot read the profile ({exc})") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # any shape a hand-edit leaves
-            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            reason = (f"missing field {exc}" if isinstance(exc, KeyError) else
+                      f"a field holds a value of the wrong kind ({exc})" if isinstance(exc, (TypeError, AttributeError))
+                      else str(exc))
             raise ProfileError(f"{path}: not a usable site profile: {reason}") from exc
         if model is not None:
             profile.check_model(model)
@@ -213,6 +216,33 @@ def uncalibrated(model: ModelInfo) -> SiteProfile:
                        source="no site data: uncalibrated", n_normal=0, n_pneumonia=0, n_groups=0,
                        grouping="film", target_sensitivity=0.0, metrics={}, cv_ece={}, reliability=[],
                        roc=[], created="", sha256="uncalibrated")
+
+
+def _object(data: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    """``data[key]``, which must be a JSON object: a hand-edit had surfaced as "'list' object
+    has no attribute 'items'"."""
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"field {where}{key} is {'not a JSON object' if key in data else 'missing'}")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, where: str = "") -> str:
+    """``data[key]``, which must be non-empty text ("name": null had named a profile "None")."""
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"field {where}{key} is {'not text' if key in data else 'missing'}")
+    return value
+
+
+def _model(data: dict[str, Any]) -> ModelInfo:
+    """The model a profile was made for. Its SHA-256 is compared with the model in use, so it
+    must be one: a null there had crashed ``classify`` with a traceback."""
+    model = _object(data, "model")
+    sha256 = _text(model, "sha256", "model.")
+    if len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256):
+        raise ValueError("field model.sha256 is not a SHA-256 (64 hexadecimal digits)")
+    return ModelInfo(_text(model, "name", "model."), _text(model, "version", "model."), sha256)
 
 
 def _digest(body: dict[str, Any]) -> str:

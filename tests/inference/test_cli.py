@@ -23,6 +23,7 @@ from inference.export import columns
 from inference.loaders import load_study
 from inference.prediction import ModelInfo
 from inference.profile import SiteProfile
+from tests.fixtures.profiles import forged_profile
 from tests.fixtures.tiny_model import build_tiny_model, tiny_profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,6 +211,30 @@ def test_a_profile_of_another_model_or_unreadable_is_a_usage_error(tmp_path: Pat
         assert main(["classify", str(img), "--profile", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"lunglens classify: {path}: {reason}") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"model": {"name": "lunglens-cxr", "version": "2.6.0", "sha256": None}}, "field model.sha256 is not text"),
+    ({"model": {"name": "lunglens-cxr", "version": "2.6.0", "sha256": 12345}}, "field model.sha256 is not text"),
+    ({"model": {"name": "lunglens-cxr", "version": "2.6.0", "sha256": "abc"}}, "field model.sha256 is not a SHA-256"),
+    ({"model": {"name": "lunglens-cxr", "version": "2.6.0"}}, "field model.sha256 is missing"),
+    ({"model": "lunglens-cxr"}, "field model is not a JSON object"),
+    ({"name": None}, "field name is not text"),
+    ({"operating_points": [1, 2]}, "field operating_points is not a JSON object"),
+    ({"source": {"description": "x", "n_normal": None, "n_pneumonia": 1, "n_groups": 1}},
+     "a field holds a value of the wrong kind (int() argument"),
+])
+def test_a_hand_edited_profile_with_its_hash_recomputed_is_refused_in_one_line(
+        changes: dict, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A null model hash had crashed classify with a traceback (exit 1); other shapes had been
+    refused in Python's words ("ModelInfo.__init__() missing 1 required positional argument")."""
+    img = write_png(tmp_path / "x.png", 7)
+    made = tiny_profile(ModelInfo("lunglens-cxr", "2.6.0", "ab" * 32)).save(tmp_path / "made.profile.json")
+    edited = forged_profile(made, tmp_path / "edited.json", changes)
+    assert main(["classify", str(img), "--profile", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lunglens classify: {edited}: not a usable site profile: {reason}"), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_custom_threshold_decides_the_label(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
