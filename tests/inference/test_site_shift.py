@@ -12,7 +12,9 @@ blur and resampling move the logits up, so the shipped threshold keeps its sensi
 loses specificity. Gamma barely matters: the model's histogram equalization undoes any
 monotone grey-level change. ECE falls under every shift (0.137 -> 0.082 with edge
 enhancement, 0.220 -> 0.097 with blur, 0.171 -> 0.066 with gamma). No blur, resampling,
-JPEG or gamma setting tried made the shipped threshold miss the target.
+JPEG or gamma setting tried made the shipped threshold miss the target. With model 2.6 and the
+default target 93 % (printed by ``pytest -s``, 2026-12-02): edge enhancement 0.779 -> 0.988,
+ECE 0.139 -> 0.068; blur sigma 3 1.000 -> 0.953, ECE 0.135 -> 0.046.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pytest
 
 from inference import metrics as M
+from inference.calibration import DEFAULT_TARGET
 from inference.engine import Engine
 from inference.profile import UNCALIBRATED, SiteProfile
 from inference.site_calibration import Measured, calibrate, measure
@@ -32,7 +35,7 @@ from inference.sitefilms import LABELS, LabelledFilm, from_folders, patient_grou
 
 pytestmark = pytest.mark.slow  # ~1-2 min: five shifts of 292 films through the real model
 
-TARGET = 0.95
+TARGET = DEFAULT_TARGET  # calibrate's own, which the profile below is fitted with
 
 
 def _edge_enhanced(g: np.ndarray) -> np.ndarray:
