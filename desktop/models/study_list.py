@@ -37,9 +37,15 @@ ItemRole = Qt.ItemDataRole.UserRole + 1
 KeyRole = Qt.ItemDataRole.UserRole + 2
 MetaLineRole = Qt.ItemDataRole.UserRole + 3
 SentenceRole = Qt.ItemDataRole.UserRole + 4
+ReaderRole = Qt.ItemDataRole.UserRole + 5
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 THUMBNAILS_DECODED = 500  # a few screens of the list
+
+
+def reader_verdict(item: StudyItem) -> str:
+    """The reader's verdict on a study as the worklist keeps it ("" when none is given)."""
+    return (item.record.verdict if item.record is not None else None) or ""
 
 
 def gray_qimage(pixels: np.ndarray) -> QImage:
@@ -91,7 +97,9 @@ class StudyListModel(QAbstractListModel):
                 return item.error
             # The row elides what does not fit (the patient/study line, the story behind the chip):
             # all of it on hover.
-            lines = [str(item.path), metadata_line(item.metadata, self._show_identifiers)]
+            verdict = reader_verdict(item)
+            lines = [str(item.path), metadata_line(item.metadata, self._show_identifiers),
+                     f"Reader's verdict: {verdict}" if verdict else ""]
             if item.prediction is not None:
                 lines.append(present(item.prediction).summary)
             return "\n".join(filter(None, lines))
@@ -101,10 +109,10 @@ class StudyListModel(QAbstractListModel):
             return item
         if role == KeyRole:
             return key
-        if role == MetaLineRole:  # the reader's verdict first: which studies are read shows at a glance
-            line = metadata_line(item.metadata, self._show_identifiers)
-            verdict = item.record.verdict if item.record is not None else None
-            return f"read: {verdict}" + (f" · {line}" if line else "") if verdict else line
+        if role == MetaLineRole:
+            return metadata_line(item.metadata, self._show_identifiers)
+        if role == ReaderRole:  # drawn first and whole: which studies are read shows at a glance
+            return reader_verdict(item)
         if role == SentenceRole:
             return "" if item.prediction is None else present(item.prediction).headline
         return None

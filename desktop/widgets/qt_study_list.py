@@ -34,7 +34,7 @@ from inference.presentation import present
 
 from .. import theme
 from ..models.study_item import SUSPICION_RULE, Status, StudyItem
-from ..models.study_list import ItemRole, KeyRole, MetaLineRole, StudyListModel, StudySortProxy
+from ..models.study_list import ItemRole, KeyRole, MetaLineRole, ReaderRole, StudyListModel, StudySortProxy
 
 ROW_HEIGHT = 66
 THUMB = 54
@@ -170,15 +170,35 @@ class StudyDelegate(QStyledItemDelegate):
             p.setPen(c.lighter(115))
             p.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text)
             text_right = int(chip.left()) - 8
+        p.setFont(small)
         if item.status is Status.ERROR:  # the row already names the file: the reason, in the room there is
             line, colour = item.error.removeprefix(f"{item.name}: "), theme.ERROR
         else:
-            line, colour = index.data(MetaLineRole) or "", theme.TEXT_DIM
-        p.setFont(small)
+            colour = theme.TEXT_DIM
+            reader, line = second_line(fm_s, index.data(ReaderRole) or "", index.data(MetaLineRole) or "",
+                                       text_right - left)
+            if reader:
+                p.setPen(theme.color(theme.TEXT))
+                p.drawText(QRect(left, line2.top(), text_right - left, fm_s.height() + 6),
+                           Qt.AlignmentFlag.AlignVCenter, reader)
+                left += fm_s.horizontalAdvance(reader)
         p.setPen(theme.color(colour))
-        line = fm_s.elidedText(line, Qt.TextElideMode.ElideRight, max(10, text_right - left))
-        p.drawText(QRect(left, line2.top(), text_right - left, fm_s.height() + 6), Qt.AlignmentFlag.AlignVCenter, line)
+        line = fm_s.elidedText(line, Qt.TextElideMode.ElideRight, max(0, text_right - left))
+        p.drawText(QRect(left, line2.top(), max(0, text_right - left), fm_s.height() + 6),
+                   Qt.AlignmentFlag.AlignVCenter, line)
         p.restore()
+
+
+def second_line(fm: QFontMetrics, verdict: str, line: str, width: int) -> tuple[str, str]:
+    """A row's second line as its two parts: the reader's verdict, "read: no pneumonia" where it
+    fits, else the verdict alone, cut at its end only where even that does not fit ("no pneu…");
+    then the patient/study line for the room left, which the caller elides. Elided together,
+    "read: no pneumonia" had become "read: no …" -- not read? -- in a narrow list."""
+    if not verdict:
+        return "", line
+    read = f"read: {verdict}"
+    shown = read if fm.horizontalAdvance(read) <= width else fm.elidedText(verdict, Qt.TextElideMode.ElideRight, width)
+    return shown, f" · {line}" if line else ""
 
 
 class StudyListWidget(QWidget):

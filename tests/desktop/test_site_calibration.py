@@ -189,13 +189,14 @@ def test_verdict_keys_are_stored_in_the_worklist_with_their_time(window, qtbot, 
         assert window.result_panel.detail_text("reader").startswith(f"{said}, ")
     assert c.context.item.record.verdict == "no pneumonia"
     # The list shows which studies are read, first on the row's second line.
-    from desktop.models.study_list import MetaLineRole
+    from desktop.models.study_list import MetaLineRole, ReaderRole
 
     model = c.model
-    line = model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole)
-    assert line.startswith("read: no pneumonia · JPEG")
+    row = model.index(model.row_of(window.study_list.current_key()))
+    assert row.data(ReaderRole) == "no pneumonia" and row.data(MetaLineRole).startswith("JPEG")
+    assert "Reader's verdict: no pneumonia" in row.data(Qt.ItemDataRole.ToolTipRole)  # whole, where the row cuts it
     qtbot.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ShiftModifier)  # withdraws it
-    assert not model.index(model.row_of(window.study_list.current_key())).data(MetaLineRole).startswith("read:")
+    assert model.index(model.row_of(window.study_list.current_key())).data(ReaderRole) == ""
     with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
         assert wl.with_verdicts() == []
     assert window.result_panel.detail_text("reader") == "—"

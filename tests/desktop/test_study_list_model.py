@@ -251,3 +251,21 @@ def test_a_study_queued_again_shows_no_result_until_its_new_one(model_and_proxy)
     assert model.reopen(k) == Path("/x/IM000001")
     item = model.item(k)
     assert item.status is Status.QUEUED and item.prediction is None and item.record is None
+
+
+def test_a_narrow_row_keeps_the_readers_verdict_first_and_unmistakable(qapp):
+    """Elided as one line, "read: no pneumonia · JPEG …" read "read: no …" in the list a
+    1280-pixel window gives: at 3 a.m., "not read"."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from desktop.widgets.qt_study_list import second_line
+
+    fm = QFontMetrics(QFont())
+    meta = "JPEG · 1858 × 2090 · CR · 2024-03-01"
+    wide = fm.horizontalAdvance("read: no pneumonia")
+    assert second_line(fm, "no pneumonia", meta, wide) == ("read: no pneumonia", f" · {meta}")
+    assert second_line(fm, "no pneumonia", meta, wide - 1)[0] == "no pneumonia"
+    shown, _ = second_line(fm, "no pneumonia", meta, fm.horizontalAdvance("read: no …"))  # as it had read
+    assert shown.startswith("no pne") and shown.endswith("…")
+    assert second_line(fm, "", meta, wide) == ("", meta)
+    assert second_line(fm, "unsure", "", wide) == ("read: unsure", "")
