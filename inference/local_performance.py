@@ -8,8 +8,10 @@ read under the active profile from its stored logit -- so a result stored under 
 profile counts as this profile would have read it. The figures are AUC, sensitivity and
 specificity with bootstrap 95 % intervals over patients (over studies where the patient is
 unknown), computed by the same functions as a profile's own. Below :data:`MIN_PER_CLASS`
-verdicts of a class no figure is given: an interval over five studies says nothing a reader
-could act on, and a bare percentage would look as if it did.
+of a class no figure is given, counted as the bootstrap counts (patients, or studies): an
+interval over five studies says nothing a reader could act on, and a bare percentage would look
+as if it did -- and ten studies of four children are four, whose "100.0 % (39.8-100.0)" had
+stood beside "10 of the 10 studies" with nothing saying why.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class LocalPerformance:
     n_pneumonia: int  # studies the reader called "pneumonia"
     n_no_pneumonia: int
     grouping: str  # "patient" or "film": what the bootstrap resampled
+    groups_pneumonia: int = 0  # patients (or studies, grouping "film") among the "pneumonia" studies
+    groups_no_pneumonia: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> studies left out
     flagged_pneumonia: int = 0  # of the reader's "pneumonia" studies, at or above the threshold
     cleared_no_pneumonia: int = 0  # of the reader's "no pneumonia" studies, below it
@@ -73,16 +77,21 @@ def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, o
     y = np.asarray(measured.labels, dtype=np.int64)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     resampled = measured.resampled()
+    groups = np.asarray(resampled.groups)
+    g_pos, g_neg = len(set(groups[y == 1])), len(set(groups[y == 0]))
     base = dict(profile=profile.info, operating=operating, n_pneumonia=n_pos, n_no_pneumonia=n_neg,
-                grouping=resampled.grouping, skipped=films.skipped, caveat=fitted_on_verdicts(profile))
-    if n_pos < min_per_class or n_neg < min_per_class:
+                grouping=resampled.grouping, groups_pneumonia=g_pos, groups_no_pneumonia=g_neg,
+                skipped=films.skipped, caveat=fitted_on_verdicts(profile))
+    if g_pos < min_per_class or g_neg < min_per_class:
+        unit = "patients" if resampled.grouping == "patient" else "studies"
+        of = (f" (of {g_pos} and {g_neg} patients)" if resampled.grouping == "patient" and (g_pos, g_neg) != (n_pos, n_neg)
+              else "")
         return LocalPerformance(**base, too_few=(
-            f"Too few verdicts to measure anything yet: {n_pos} “pneumonia” and {n_neg} “no pneumonia”. "
-            f"At least {min_per_class} of each are needed; with fewer, the uncertainty is so wide that "
+            f"Too few verdicts to measure anything yet: {n_pos} “pneumonia” and {n_neg} “no pneumonia”{of}. "
+            f"At least {min_per_class} {unit} of each are needed; with fewer, the uncertainty is so wide that "
             f"a figure would mislead."))
     logit = np.asarray(measured.logits, dtype=np.float64)
     prob = np.asarray(profile.calibration.probability(logit))
-    groups = np.asarray(resampled.groups)
     sensitivity, specificity = sens_spec_estimates(y, prob, operating.threshold, groups, n_boot)
     flagged = prob >= operating.threshold
     return LocalPerformance(

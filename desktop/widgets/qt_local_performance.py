@@ -61,7 +61,9 @@ def performance_html(result: LocalPerformance) -> str:
                     for k, v, w in rows)
     lines.append(f"<table cellspacing='0'>{cells}</table>".replace(" %", "&nbsp;%"))
     lines.append(f"<p style='color:{dim}'>95 % confidence intervals by bootstrap over {unit} "
-                 f"(1000 resamples). The reference is the reader's verdict, not a confirmed diagnosis.</p>")
+                 f"({result.groups_pneumonia} with “pneumonia”, {result.groups_no_pneumonia} with “no pneumonia”; "
+                 f"1000 resamples): the width follows the {unit}, not the studies. "
+                 f"The reference is the reader's verdict, not a confirmed diagnosis.</p>")
     return "".join(lines)
 
 

@@ -243,6 +243,7 @@ def test_local_performance_shows_the_inference_figures_or_says_there_are_too_few
     for figure in (expected.auc.plain(), expected.sensitivity.percent(), expected.specificity.percent()):
         assert figure in text
     assert "20 studies: 10 “pneumonia”, 10 “no pneumonia”" in text
+    assert "bootstrap over patients (10 with “pneumonia”, 10 with “no pneumonia”" in text  # what sets the width
     assert window.act_local_performance in window.help_menu.actions()
 
 

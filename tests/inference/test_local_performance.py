@@ -79,7 +79,7 @@ def test_too_few_verdicts_of_a_class_give_no_figures_but_say_so() -> None:
     result = local_performance(records, PROFILE, PROFILE.operating_point(), n_boot=200)
     assert result.auc is None and result.sensitivity is None and result.specificity is None
     assert result.too_few.startswith(f"Too few verdicts to measure anything yet: {MIN_PER_CLASS - 1} “pneumonia” "
-                                     f"and 25 “no pneumonia”. At least {MIN_PER_CLASS} of each are needed")
+                                     f"and 25 “no pneumonia”. At least {MIN_PER_CLASS} patients of each are needed")
     nothing = local_performance([], PROFILE, PROFILE.operating_point())
     assert nothing.n == 0 and "0 “pneumonia” and 0 “no pneumonia”" in nothing.too_few
 
@@ -97,3 +97,18 @@ def test_a_profile_fitted_on_these_verdicts_says_its_figures_are_not_a_fresh_che
     caveat = local_performance(records, fitted_here, operating, n_boot=100).caveat
     assert caveat.startswith("This profile was fitted on 2026-11-30 on the reader verdicts in this worklist")
     assert "Only verdicts given since are a fresh check." in caveat
+
+
+def test_ten_studies_of_four_children_are_four_patients_and_too_few() -> None:
+    """Ten "pneumonia" studies of four children had given "100.0 % (39.8-100.0)" beside "10 of
+    the 10 studies", the four nowhere: the minimum and the counts are the bootstrap's patients."""
+    records, _, _ = reader_set(10, 12)
+    four = [replace(r, study_path=f"/studies/person{1000 + i % 4}_virus_{i}.jpeg") if r.verdict == "pneumonia" else r
+            for i, r in enumerate(records)]  # the file names say which child
+    result = local_performance(four, PROFILE, PROFILE.operating_point(), n_boot=100)
+    assert (result.n_pneumonia, result.groups_pneumonia, result.groups_no_pneumonia) == (10, 4, 12)
+    assert result.sensitivity is None and result.too_few.startswith(
+        "Too few verdicts to measure anything yet: 10 “pneumonia” and 12 “no pneumonia” (of 4 and 12 patients). "
+        f"At least {MIN_PER_CLASS} patients of each are needed")
+    enough = local_performance(records, PROFILE, PROFILE.operating_point(), n_boot=100)
+    assert (enough.groups_pneumonia, enough.groups_no_pneumonia) == (10, 12) and enough.sensitivity is not None
