@@ -188,8 +188,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         profile = calibrate(engine, measured, name=name, description=args.description or source,
                             target_sensitivity=args.target_sensitivity, n_boot=args.bootstrap)
     except CalibrationDataError as exc:
-        failed = f" ({_films(len(measured.errors))} could not be used)" if measured.errors else ""
-        raise UsageError(f"{exc}{failed}; no profile written") from None
+        left_out = f" ({measured.left_out()})" if measured.left_out() else ""
+        raise UsageError(f"{exc}{left_out}; no profile written") from None
     try:
         profile.save(args.out)
         plots = write_plots(profile, args.out)
@@ -270,13 +270,13 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
     if note := measured.resampled().note:
         lines.append(f"Note: {note}.")
     if measured.errors:
-        lines.append(f"Skipped: {_films(len(measured.errors))} could not be used (listed above).")
+        lines.append(f"Skipped: {_films(len(measured.errors))} could not be used (listed above, on standard error).")
     if measured.duplicates:
         lines.append(f"Left out: {_films(len(measured.duplicates))} holding the same image as another film here "
-                     f"(listed above), each image counted once.")
+                     f"(listed above, on standard error), each image counted once.")
     if measured.outside:
         lines.append(f"Left out: {_films(len(measured.outside))} the input gate called not reliable, outside the "
-                     f"model's intended use (listed above): no threshold is applied to such films, so they do not "
+                     f"model's intended use (listed above, on standard error): no threshold is applied to such films, so they do not "
                      f"set one. Check that they belong with these films.")
     if skipped:
         lines.append(f"Left out of the worklist: {_counts_text(skipped)}.")

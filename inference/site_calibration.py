@@ -47,6 +47,15 @@ class Measured:
     # (copied into two folders) was counted twice, 12 images passing the minimum of 20.
     duplicates: dict[Path, Path] = field(default_factory=dict)
 
+    def left_out(self) -> str:
+        """The films found but not counted, and why ("" when none): a refusal for "only 19
+        NORMAL films" had puzzled a user who had counted 20 files, one a copy of another."""
+        parts = [(len(self.duplicates), "the same image as another film (each image counts once)"),
+                 (len(self.outside), "not reliable (outside the model's intended use)"),
+                 (len(self.errors), "could not be read")]
+        said = "; ".join(f"{n} {'film' if n == 1 else 'films'} {why}" for n, why in parts if n)
+        return f"left out: {said}" if said else ""
+
     def resampled(self) -> Resampled:
         """What the bootstrap intervals resample. Patients, as :func:`patient_group` finds them
         (the films of no known patient each alone; "film" only when no film names one) --

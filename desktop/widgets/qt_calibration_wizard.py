@@ -155,7 +155,8 @@ def run_calibration(films: FilmSet, target: float, provider: str, threads: int |
         profile = calibrate(engine, measured, name=f"Site calibration {date.today():%Y-%m-%d}",
                             description=films.description, target_sensitivity=target)
     except CalibrationDataError as exc:
-        return CalibrationRun(None, measured, skipped, problem=f"Cannot calibrate: {exc}.")
+        left_out = f" ({measured.left_out()})" if measured.left_out() else ""
+        return CalibrationRun(None, measured, skipped, problem=f"Cannot calibrate: {exc}{left_out}.")
     return CalibrationRun(profile, measured, skipped)
 
 

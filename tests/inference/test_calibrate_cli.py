@@ -289,7 +289,7 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     profile = SiteProfile.load(out)
     assert (profile.n_normal, profile.n_pneumonia, profile.name) == (21, 21, "site")
     assert profile.source.startswith("labels from labels.csv: 42 films")
-    assert "Skipped: 2 films could not be used (listed above)." in captured.out
+    assert "Skipped: 2 films could not be used (listed above, on standard error)." in captured.out
     assert (tmp_path / "site.roc.png").is_file() and (tmp_path / "site.reliability.png").is_file()
 
     # Failures that leave too few films of a class: refused, saying both.
@@ -298,8 +298,15 @@ def test_films_that_fail_are_listed_and_the_calibration_goes_on(
     labels.write_text("\n".join(rows) + "\n")
     assert main(["calibrate", "--labels", str(labels), "--out", str(tmp_path / "short.json")]) == 2
     err = capsys.readouterr().err
-    assert "only 20 NORMAL" not in err and "only 19 NORMAL films" in err and "(1 film could not be used)" in err
+    assert "only 20 NORMAL" not in err and "only 19 NORMAL films" in err and "(left out: 1 film could not be read)" in err
     assert not (tmp_path / "short.json").exists()
+    # A copy of a film under another name is one image: refused, saying so (20 files, 19 images).
+    copy = tmp_path / "copy-of-a-normal.png"
+    copy.write_bytes(Path(films["NORMAL"][0]).read_bytes())
+    labels.write_text("\n".join([*rows[:20], f"{copy},NORMAL", *rows[21:]]) + "\n")
+    assert main(["calibrate", "--labels", str(labels), "--out", str(tmp_path / "short.json")]) == 2
+    err = capsys.readouterr().err
+    assert "only 19 NORMAL films" in err and "(left out: 1 film the same image as another film" in err
 
 
 def test_a_labelled_folder_that_cannot_be_read_is_named_not_passed_over(
@@ -315,7 +322,7 @@ def test_a_labelled_folder_that_cannot_be_read_is_named_not_passed_over(
     assert main(["calibrate", str(root), "--out", str(out), "--bootstrap", "100"]) == 1
     captured = capsys.readouterr()
     assert f"skipped {locked}: permission denied: the folder cannot be read" in captured.err
-    assert "Skipped: 1 film could not be used (listed above)." in captured.out
+    assert "Skipped: 1 film could not be used (listed above, on standard error)." in captured.out
     assert SiteProfile.load(out).n_normal == 21
 
 
