@@ -68,7 +68,10 @@ class ReliabilityPlot(pg.PlotWidget):
         sizes = 6 + 14 * np.sqrt(counts / counts.max())
         item.plot(predicted, observed, pen=None, symbol="o", symbolSize=sizes,
                   symbolBrush=pg.mkBrush(theme.TEXT), symbolPen=pg.mkPen(theme.BACKGROUND))  # fmt: skip
-        item.setTitle(self.summary_text().replace("; ", "<br>"))  # two short lines fit a narrow plot
+        # Two short lines: as one, the title held the plot wider than half of an 800-pixel screen
+        # and Settings cut its right side off.
+        item.setTitle(self.summary_text().replace(", 95 % CI", "").replace("; ", ", 95 % CI<br>", 1)
+                      if self.ece_before is not None else self.summary_text())
         tips = "\n".join(
             f"{b['lo'] * 100:.0f}–{b['hi'] * 100:.0f} %: {round(b['observed_fraction'] * b['count'])} of "
             f"{int(b['count'])} films had pneumonia; mean predicted {probability_text(b['mean_predicted'])}"
