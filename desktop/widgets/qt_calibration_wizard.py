@@ -404,6 +404,11 @@ class ResultPage(QWizardPage):
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.note = _dim("")
+        # What the choice below must be made knowing (a target these films cannot show, a
+        # default point that flags most normal films): above the choice, not in the grey notes.
+        self.caution = QLabel()
+        self.caution.setWordWrap(True)
+        self.caution.setStyleSheet(f"color: {theme.WARNING};")
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(f"color: {theme.WARNING};")
@@ -412,6 +417,7 @@ class ResultPage(QWizardPage):
 
         left = QVBoxLayout()
         left.addWidget(self.details)
+        left.addWidget(self.caution)
         heading = QLabel("<b>Default operating point</b>")
         left.addWidget(heading)
         left.addLayout(self.points_box)
@@ -438,6 +444,7 @@ class ResultPage(QWizardPage):
         run = self._wizard.runner.run
         self.profile = run.profile if run is not None else None
         self.problem.setText("")
+        self.caution.hide()
         for button in self.points.buttons():
             self.points.removeButton(button)
             button.deleteLater()
@@ -465,10 +472,9 @@ class ResultPage(QWizardPage):
         self.reliability.set_profile(self.profile)
         notes = [f"All figures are measured on the {self.profile.n_normal + self.profile.n_pneumonia} films that also "
                  "set the thresholds: expect somewhat lower figures on new films."]
-        if shortfall := target_note(self.profile):
-            notes.append(shortfall)
-        if check := label_check_note(run.measured, self.profile):
-            notes.append(check)
+        cautions = [text for text in (target_note(self.profile), label_check_note(run.measured, self.profile)) if text]
+        self.caution.setText(" ".join(cautions))
+        self.caution.setVisible(bool(cautions))
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:

@@ -307,7 +307,9 @@ def test_the_wizard_calibrates_on_20_and_20_films_off_the_gui_thread_and_activat
                                                            f"specificity {bal.specificity.percent()}, 95 % CI")
     assert page.roc.default == "high_sensitivity"
     # 20 pneumonia films cannot show 93 % sensitivity with 95 % confidence: the page says so.
-    assert "No threshold showed a sensitivity of at least 93 %" in page.note.text()
+    # Above the choice, in the warning colour, not among the grey notes.
+    assert "No threshold showed a sensitivity of at least 93 %" in page.caution.text()
+    assert page.caution.isVisibleTo(page) and "No threshold" not in page.note.text()
     buttons["balanced"].click()
     assert page.roc.default == "balanced"  # ringed on the ROC curve
     page.name.setText("Clinic test 2024")
