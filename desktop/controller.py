@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -956,6 +956,8 @@ class StudyController(QObject):
             self.model.set_show_identifiers(self.settings.show_identifiers)
         if "decision" in changed:
             operating = self.operating_point()
+            if operating is not None and self.profile is not None:
+                self._audit(lambda log: log.log_decision_rule(self.profile.info, operating))
             if self._worker_profile == (self.profile.sha256 if self.profile is not None else ""):
                 self.worker.set_operating_point(operating)  # else its successor starts with it
             self.operating_changed.emit(operating)
@@ -1013,7 +1015,19 @@ class StudyController(QObject):
         if record is None:
             return f"{item.name} is no longer in the worklist"
         self.model.set_record(key, replace(record, thumbnail=None))
+        self._audit(lambda log: log.log_verdict(record))
         return ""
+
+    def _audit(self, write: Callable[[AuditLog], object]) -> None:
+        """One audit entry; a log that cannot be written is said in the banner, and nothing else
+        stops (what the entry records has already happened)."""
+        if self.audit is None:
+            return
+        try:
+            write(self.audit)
+        except OSError as err:
+            self._storage_failed(f"Verdicts and changes of the decision rule are not being written to the audit "
+                                 f"log {self.audit.path} ({err.strerror or err}).", what="audit")
 
     def _restart_worker(self) -> None:
         old = self.worker

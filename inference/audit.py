@@ -1,5 +1,5 @@
-"""The append-only, tamper-evident audit trail: who analysed what, with which model, and what
-left the app.
+"""The append-only, tamper-evident audit trail: who analysed what, with which model, what left
+the app, which verdicts readers gave and who changed the rule that decides.
 
 One JSON object per line in the user data directory (0600). Studies are named by their pixel
 SHA-256 only -- never by patient name, ID, accession number, UID or file path -- so the log
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .decision import tidy_number
+from .decision import OperatingPoint, tidy_number
+from .profile import ProfileInfo
 from .userdirs import PRIVATE_FILE_MODE, audit_log_path, private_dir, tighten
 from .worklist import WorklistRecord, utc_now
 
@@ -206,6 +207,25 @@ class AuditLog:
             with_identifiers=with_identifiers,
             anonymized=anonymized,
         )
+        self._append(entry)
+        return entry
+
+    def log_verdict(self, record: WorklistRecord) -> dict[str, Any]:
+        """The reader's verdict on a stored result as it now stands (None: withdrawn). Local
+        performance and a calibration on the worklist's verdicts rest on them: who gave which,
+        and when, is on record."""
+        entry = self._base("verdict")
+        entry.update(verdict=record.verdict, verdict_at=record.verdict_at, pixel_sha256=record.pixel_sha256,
+                     model_sha256=record.model_sha256)
+        self._append(entry)
+        return entry
+
+    def log_decision_rule(self, profile: ProfileInfo, operating: OperatingPoint) -> dict[str, Any]:
+        """The site profile and operating point that decide from now on: who moved the review
+        threshold, to what, and when (Settings, the calibration wizard)."""
+        entry = self._base("decision_rule")
+        entry.update(profile_name=profile.name, profile_sha256=profile.sha256, operating_point=operating.name,
+                     threshold=operating.threshold)
         self._append(entry)
         return entry
 

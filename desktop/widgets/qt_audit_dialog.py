@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from inference.audit import AuditLog, ChainReport
-from inference.decision import probability_text
+from inference.decision import probability_text, threshold_text
 from inference.presentation import headline
 
 from ..platform_quirks import fit_top_level
@@ -57,6 +57,16 @@ def describe(entry: dict[str, Any]) -> str:
                else " anonymized" if entry.get("anonymized") else "")
         studies = f"{n} studies" if n != 1 else "1 study"
         return f"{entry.get('what', '')} as {entry.get('format', '')} → {entry.get('destination', '')} ({studies}){ids}"
+    if entry.get("event") == "verdict":
+        return f"reader's verdict: {entry['verdict']}" if entry.get("verdict") else "reader's verdict withdrawn"
+    if entry.get("event") == "decision_rule":
+        try:
+            threshold = threshold_text(float(entry["threshold"]))
+        except (KeyError, TypeError, ValueError):
+            threshold = "?"
+        point = str(entry.get("operating_point", "")).replace("_", " ")
+        return (f"decides with profile {entry.get('profile_name', '')} ({_short(entry.get('profile_sha256'))[:12]}), "
+                f"{point}, threshold {threshold}")
     return ""
 
 

@@ -11,7 +11,10 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QWizard
 
+from desktop.widgets.qt_audit_dialog import describe
+from inference.audit import AuditLog
 from inference.calibration import DEFAULT_TARGET
+from inference.decision import threshold_text
 from inference.local_performance import local_performance
 from inference.paths import models_dir
 from inference.presentation import point_text
@@ -144,6 +147,12 @@ def test_activate_and_revert_persist_and_reach_the_analysis_process(window, qtbo
     changed = settings_dialog(window, monkeypatch, lambda dlg: dlg.site.revert_button.click())
     assert "profile" in changed and app_settings.site_profile == ""
     assert c.profile.sha256 == shipped.sha256
+    # Who moved the decision rule, to what and when, is on record.
+    rules = [e for e in AuditLog().read().entries if e["event"] == "decision_rule"]
+    assert [(e["profile_sha256"], e["operating_point"]) for e in rules] == [
+        (clinic.sha256, "balanced"), (shipped.sha256, "high_sensitivity")]
+    assert describe(rules[-1]) == (f"decides with profile {shipped.name} ({shipped.sha256[:12]}), high sensitivity, "
+                                   f"threshold {threshold_text(shipped.operating_point().threshold)}")
     qtbot.waitUntil(lambda: c.engine is not None and c.engine.profile.sha256 == shipped.sha256, timeout=60_000)
 
 
@@ -197,6 +206,11 @@ def test_verdict_keys_are_stored_in_the_worklist_with_their_time(window, qtbot, 
     assert "Reader's verdict: no pneumonia" in row.data(Qt.ItemDataRole.ToolTipRole)  # whole, where the row cuts it
     qtbot.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ShiftModifier)  # withdraws it
     assert model.index(model.row_of(window.study_list.current_key())).data(ReaderRole) == ""
+    # Each verdict, and its withdrawal, is on record in the audit log: the study by its pixels.
+    given = [e for e in AuditLog().read().entries if e["event"] == "verdict"]
+    assert [e["verdict"] for e in given] == ["pneumonia", "unsure", "no pneumonia", None]
+    assert {e["pixel_sha256"] for e in given} == {stored.pixel_sha256} and all(e["user"] for e in given)
+    assert describe(given[-2]) == "reader's verdict: no pneumonia" and describe(given[-1]) == "reader's verdict withdrawn"
     with Worklist(isolated_user_dirs / "worklist.sqlite3") as wl:
         assert wl.with_verdicts() == []
     assert window.result_panel.detail_text("reader") == "—"
