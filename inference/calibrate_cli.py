@@ -40,7 +40,7 @@ from .errors import LungLensError, ModelError
 from .plots import PlotPaths, plot_paths, profile_stem, write_plots
 from .prediction import ModelInfo
 from .decision import threshold_text
-from .presentation import target_note
+from .presentation import calibration_note, target_note
 from .profile import FORMAT as PROFILE_FORMAT
 from .profile import UNCALIBRATED, SiteProfile
 from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
@@ -262,6 +262,8 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
         lines.append(f"  {shortfall}")
     if check := label_check_note(measured, profile):
         lines.append(f"  {check}")
+    if tempered := calibration_note(profile):
+        lines.append(tempered)
     lines.append(
         f"All figures are measured on the {len(measured.labels)} films above, the same the profile was fitted on: "
         f"95 % intervals by bootstrap over {profile.grouping}s ({n_boot} resamples). Expect somewhat lower "

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from inference.calibration import DEFAULT_TARGET, MIN_PER_CLASS, CalibrationDataError, check_counts
 from inference.engine import Engine
 from inference.prediction import ModelInfo
-from inference.presentation import figures_text, point_text, target_note
+from inference.presentation import calibration_note, figures_text, point_text, target_note
 from inference.profile import UNCALIBRATED, SiteProfile
 from inference.profile_library import keep
 from inference.site_calibration import (
@@ -475,6 +475,8 @@ class ResultPage(QWizardPage):
         cautions = [text for text in (target_note(self.profile), label_check_note(run.measured, self.profile)) if text]
         self.caution.setText(" ".join(cautions))
         self.caution.setVisible(bool(cautions))
+        if tempered := calibration_note(self.profile):
+            notes.append(tempered)
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
