@@ -25,11 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.site_halves import logits, once_per_image  # noqa: E402
+from bench.site_halves import measured  # noqa: E402
 from inference.calibration import choose_calibration, operating_thresholds  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.profile import UNCALIBRATED  # noqa: E402
-from inference.sitefilms import file_name_patient, from_folders  # noqa: E402
 
 
 def cross_fitted(y: np.ndarray, z: np.ndarray, groups: np.ndarray, folds: np.ndarray, target: float,
@@ -55,11 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", type=Path, default=None, help="a model folder (default: the bundled model)")
     args = p.parse_args(argv)
     engine = Engine.load(args.models, provider="cpu", profile=UNCALIBRATED)
-    films = once_per_image(from_folders([args.site]))
-    z, in_scope = logits(engine, films)
-    y = np.array([f.label for f in films])[in_scope]
-    groups = np.array([file_name_patient(f.path) or str(f.path) for f in films])[in_scope]
-    z = z[in_scope]
+    films = measured(engine, args.site)
+    y, z, groups = np.asarray(films.labels), np.asarray(films.logits), np.asarray(films.resampled().groups)
     patients = np.unique(groups)
     print(f"{len(y)} films ({(y == 0).sum()} NORMAL, {(y == 1).sum()} PNEUMONIA) of {len(patients)} patients; "
           f"{args.folds} folds by patient, {args.repeats} deals; pooled out-of-fold figures, "
