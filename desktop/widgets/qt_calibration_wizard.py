@@ -18,6 +18,7 @@ before Finish, so a cancelled run leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import date
 from html import escape
@@ -158,6 +159,14 @@ def run_calibration(films: FilmSet, target: float, provider: str, threads: int |
         left_out = f" ({measured.left_out()})" if measured.left_out() else ""
         return CalibrationRun(None, measured, skipped, problem=f"Cannot calibrate: {exc}{left_out}.")
     return CalibrationRun(profile, measured, skipped)
+
+
+def _films(n: int) -> str:
+    return f"{n} film" if n == 1 else f"{n} films"
+
+
+def _were(items: Sized) -> str:
+    return "was" if len(items) == 1 else "were"
 
 
 def _dim(text: str) -> QLabel:
@@ -480,13 +489,14 @@ class ResultPage(QWizardPage):
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
-            notes.append(f"{len(run.measured.errors)} film(s) could not be used and were left out.")
+            notes.append(f"{_films(len(run.measured.errors))} could not be used and {_were(run.measured.errors)} "
+                         "left out.")
         if run.measured.duplicates:
-            notes.append(f"{len(run.measured.duplicates)} film(s) holding the same image as another film were left "
-                         "out: each image is counted once.")
+            notes.append(f"{_films(len(run.measured.duplicates))} holding the same image as another film "
+                         f"{_were(run.measured.duplicates)} left out: each image is counted once.")
         if outside := run.measured.outside:
-            notes.append(f"{len(outside)} film(s) the input gate called not reliable (outside the model's intended "
-                         "use) were left out, as no threshold applies to them: "
+            notes.append(f"{_films(len(outside))} the input gate called not reliable (outside the model's intended "
+                         f"use) {_were(outside)} left out, as no threshold applies to them: "
                          + "; ".join(path.name for path in list(outside)[:5]) + ("…" if len(outside) > 5 else "")
                          + ".")
         if grouping := run.measured.resampled().note:
