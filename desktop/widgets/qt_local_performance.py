@@ -60,10 +60,10 @@ def performance_html(result: LocalPerformance) -> str:
                     f"<b>{v}</b></td><td style='color:{dim};padding-bottom:10px'>{escape(w)}</td></tr>"
                     for k, v, w in rows)
     lines.append(f"<table cellspacing='0'>{cells}</table>".replace(" %", "&nbsp;%"))
+    width = ": the width follows the patients, not the studies" if unit == "patients" else ""
     lines.append(f"<p style='color:{dim}'>95 % confidence intervals by bootstrap over {unit} "
                  f"({result.groups_pneumonia} with “pneumonia”, {result.groups_no_pneumonia} with “no pneumonia”; "
-                 f"1000 resamples): the width follows the {unit}, not the studies. "
-                 f"The reference is the reader's verdict, not a confirmed diagnosis.</p>")
+                 f"1000 resamples){width}. The reference is the reader's verdict, not a confirmed diagnosis.</p>")
     return "".join(lines)
 
 
