@@ -202,6 +202,7 @@ class SiteCalibrationPage(QWidget):
 
     def _choose(self, path: str) -> None:
         self.pending_path = path
+        self._say("")  # "Press Activate to use it" beside a greyed Activate had outlived the press
         self._fill(select=path)
         self.pending_changed.emit(self.profile(path))
 

@@ -84,6 +84,10 @@ def test_import_refuses_a_profile_made_for_another_model(window, qtbot, tmp_path
         seen["kept"] = kept
         seen["after"] = [page.list.item(i).text() for i in range(page.list.count())]
         seen["title"] = page.title.text()
+        seen["imported"] = page.message.text()
+        page.activate_button.click()
+        seen["activated"] = (page.message.text(), page.state.text())
+        page.revert_button.click()  # leaves the shipped one in use, as the test expects below
 
     changed = settings_dialog(window, monkeypatch, act)
     assert seen["refusal"].startswith(f"Not imported. {stale}: profile 'LungLens default (site sample)' was made for "
@@ -92,6 +96,9 @@ def test_import_refuses_a_profile_made_for_another_model(window, qtbot, tmp_path
     assert seen["kept"].path.parent == profiles_dir() and seen["title"] == "Clinic B"
     assert seen["after"] == ["LungLens default (site sample)  ·  shipped  ·  in use", "Clinic B"]
     assert [p.name for p in profiles_dir().glob("*.json")] == ["clinic.profile.json"]  # the refused one is not kept
+    # "Press Activate" is said until it is pressed, then the page says what OK will do.
+    assert seen["imported"] == "Imported “Clinic B”. Press Activate to use it."
+    assert seen["activated"][0] == "" and "“Clinic B” will be used when you press OK" in seen["activated"][1]
     assert changed == set() and window.controller.settings.site_profile == ""  # imported, not activated
 
 
