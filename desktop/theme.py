@@ -7,9 +7,12 @@ once here and used by the gauge, the list chips and the warnings panel alike.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from inference.paths import resources_dir
 from inference.presentation import Tone
 
 BACKGROUND = "#1b1e23"
@@ -66,7 +69,27 @@ def apply_dark_theme(app: QApplication) -> None:
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#5c636c"))
     app.setPalette(pal)
-    app.setStyleSheet(STYLESHEET)
+    app.setStyleSheet(STYLESHEET + spin_arrows(resources_dir() / "icons"))
+
+
+def spin_arrows(icons: Path) -> str:
+    """The up/down buttons of spin boxes, with arrows: once the stylesheet gives a spin box a
+    border, Qt draws its buttons from the stylesheet too, and without these rules they were
+    empty dark squares (the wizard's target sensitivity). The arrows are PNGs (no SVG plugin
+    needed in a frozen build), in quotes for a folder with spaces."""
+    up, down = ((icons / name).as_posix() for name in ("spin-up.png", "spin-down.png"))
+    return f"""
+QSpinBox::up-button, QDoubleSpinBox::up-button {{ subcontrol-origin: border; subcontrol-position: top right;
+    width: 18px; border-left: 1px solid {BORDER}; border-top-right-radius: 4px; }}
+QSpinBox::down-button, QDoubleSpinBox::down-button {{ subcontrol-origin: border; subcontrol-position: bottom right;
+    width: 18px; border-left: 1px solid {BORDER}; border-bottom-right-radius: 4px; }}
+QSpinBox::up-button:hover, QDoubleSpinBox::up-button:hover,
+QSpinBox::down-button:hover, QDoubleSpinBox::down-button:hover {{ background: {SURFACE}; }}
+QSpinBox::up-arrow, QDoubleSpinBox::up-arrow {{ image: url("{up}"); width: 10px; height: 7px; }}
+QSpinBox::down-arrow, QDoubleSpinBox::down-arrow {{ image: url("{down}"); width: 10px; height: 7px; }}
+QSpinBox::up-arrow:disabled, QDoubleSpinBox::up-arrow:disabled,
+QSpinBox::down-arrow:disabled, QDoubleSpinBox::down-arrow:disabled {{ image: none; }}
+"""
 
 
 STYLESHEET = f"""

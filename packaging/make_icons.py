@@ -1,4 +1,5 @@
-"""Regenerate the LungLens app icon: ``resources/icons/lunglens.svg`` and PNG sizes.
+"""Regenerate the LungLens app icon: ``resources/icons/lunglens.svg`` and PNG sizes; and the
+spin boxes' arrows (``spin-up.png``, ``spin-down.png``, see ``desktop.theme.spin_arrows``).
 
 The SVG is written from code (so the icon is reviewable as text and reproducible) and
 rendered to PNG with Qt's own SVG renderer, offscreen, so no display or extra tool is
@@ -81,12 +82,28 @@ def write_ico_icns(png_1024: Path) -> list[Path]:
     return [ico, icns]
 
 
+def write_spin_arrows(colour: str = "#dde2e8") -> list[Path]:
+    """Up and down triangles, 20 x 14 pixels (drawn at 10 x 7, so sharp at 200 %), in the dark
+    theme's text colour (``desktop.theme.TEXT``), with Pillow."""
+    from PIL import Image, ImageDraw
+
+    rgba = (*(int(colour[i:i + 2], 16) for i in (1, 3, 5)), 255)
+    out = []
+    for name, points in (("spin-up", [(2, 11), (18, 11), (10, 3)]), ("spin-down", [(2, 3), (18, 3), (10, 11)])):
+        image = Image.new("RGBA", (20, 14), (0, 0, 0, 0))
+        ImageDraw.Draw(image).polygon(points, fill=rgba)
+        path = ICONS / f"{name}.png"
+        image.save(path, optimize=True)
+        out.append(path)
+    return out
+
+
 def main() -> int:
     ICONS.mkdir(parents=True, exist_ok=True)
     svg_path = ICONS / "lunglens.svg"
     svg_path.write_text(SVG, encoding="utf-8")
     pngs = render_pngs(svg_path)
-    for path in [svg_path, *pngs, *write_ico_icns(pngs[-1])]:
+    for path in [svg_path, *pngs, *write_ico_icns(pngs[-1]), *write_spin_arrows()]:
         print(f"wrote {path.relative_to(ICONS.parent.parent)} ({path.stat().st_size} bytes)")
     return 0
 

@@ -148,6 +148,22 @@ def test_the_stylesheet_rings_focused_controls_in_the_focus_colour(selector):
     assert theme.FOCUS not in (theme.ACCENT, theme.BORDER)  # not a hover or a frame
 
 
+def test_spin_boxes_show_their_arrows(qapp):
+    """Once the stylesheet gave spin boxes a border, their buttons were empty dark squares (the
+    wizard's target sensitivity): the application's stylesheet draws arrows from shipped PNGs."""
+    from PySide6.QtGui import QImage
+
+    from desktop.app import make_application
+
+    make_application()  # the theme, as the app starts (the test QApplication)
+    rules = _rules(qapp.styleSheet())
+    for arrow in ("QDoubleSpinBox::up-arrow", "QDoubleSpinBox::down-arrow", "QSpinBox::up-arrow"):
+        (path,) = re.findall(r'url\("([^"]+)"\)', rules[arrow])
+        image = QImage(path)
+        assert not image.isNull(), path  # shipped, and Qt reads it
+        assert QColor(image.pixel(image.width() // 2, image.height() // 2)).lightness() > 180  # pale on the dark theme
+
+
 def test_the_focused_study_list_shows_a_ring_and_its_current_row(window, qtbot, kermany_samples):
     c = window.controller
     window.open_paths(kermany_samples["NORMAL"][:2])
