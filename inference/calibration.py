@@ -201,6 +201,20 @@ def estimate(stat: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: in
     return Estimate(float(stat(np.arange(len(groups)))), lo, hi)
 
 
+def auc_estimate(y: np.ndarray, logit: np.ndarray, groups: np.ndarray, n_boot: int) -> Estimate:
+    """The AUC with its patient-bootstrap 95 % interval. Where the films are separated perfectly
+    every resample gives 1.000 too, and the interval read "1.000 (1.000-1.000)" on 20 + 20
+    films. There its lower end is the exact bound for k of k, k the smaller class's patients:
+    one pneumonia and one normal patient each, paired off, are k independent pairs all ranked
+    right, and the AUC is the chance that such a pair is (83 % for 20)."""
+    y = np.asarray(y)
+    e = estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot)
+    if e.value < 1.0:
+        return e
+    k = min(len(np.unique(np.asarray(groups)[y == label])) for label in (0, 1))
+    return Estimate(e.value, min(e.lo, all_of_n_lower_bound(k)), 1.0)
+
+
 def sens_spec_estimates(y: np.ndarray, prob: np.ndarray, threshold: float, groups: np.ndarray,
                         n_boot: int) -> tuple[Estimate, Estimate]:
     """Sensitivity and specificity at ``threshold`` with patient-bootstrap 95 % intervals
@@ -320,7 +334,7 @@ def fit_site(y: np.ndarray, logit: np.ndarray, groups: np.ndarray | None = None,
         calibration=calibration,
         cv_ece=cv,
         operating_points=ops,
-        auc=estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
+        auc=auc_estimate(y, logit, groups, n_boot),
         ece_before=estimate(lambda i: M.ece(y[i], raw[i]), groups, n_boot, bias_corrected=True),
         ece_after=estimate(lambda i: M.ece(y[i], prob[i]), groups, n_boot, bias_corrected=True),
         reliability=M.reliability(y, prob),

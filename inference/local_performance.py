@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import metrics as M
-from .calibration import estimate, sens_spec_estimates
+from .calibration import auc_estimate, sens_spec_estimates
 from .decision import Estimate, OperatingPoint
 from .profile import ProfileInfo, SiteProfile
 from .site_calibration import VERDICTS_SOURCE, verdict_films
@@ -98,7 +97,7 @@ def local_performance(records: Iterable[WorklistRecord], profile: SiteProfile, o
         **base,
         flagged_pneumonia=int(flagged[y == 1].sum()),
         cleared_no_pneumonia=int((~flagged[y == 0]).sum()),
-        auc=estimate(lambda i: M.auc(y[i], logit[i]), groups, n_boot),
+        auc=auc_estimate(y, logit, groups, n_boot),
         sensitivity=sensitivity,
         specificity=specificity,
     )

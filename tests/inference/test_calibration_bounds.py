@@ -136,3 +136,14 @@ def test_a_calibration_error_that_rose_is_explained() -> None:
                                      "ece_after": Estimate(0.089, 0.059, 0.125)})
     assert calibration_note(rose).startswith("The calibration error on these films is higher after calibration")
     assert "away from certainty" in calibration_note(rose)
+
+
+def test_films_separated_perfectly_give_an_auc_interval_of_some_width():
+    """20 + 20 separated films read "AUC 1.000 (1.000-1.000)": every resample separates them too."""
+    y, logit, groups = _separable(20, 30, films_each=2)  # 20 and 30 patients, two films each
+    auc = fit_site(y, logit, groups, n_boot=300).auc
+    assert (auc.value, auc.hi) == (1.0, 1.0)
+    assert auc.lo == pytest.approx(all_of_n_lower_bound(20)) and auc.lo == pytest.approx(0.8316, abs=1e-4)
+    y[0] = 0  # one PNEUMONIA film called NORMAL: not separated, the bootstrap interval as before
+    overlapping = fit_site(y, logit, groups, n_boot=300).auc
+    assert overlapping.value < 1.0 and overlapping.lo < overlapping.value
