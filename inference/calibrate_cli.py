@@ -43,8 +43,8 @@ from .decision import threshold_text
 from .presentation import calibration_note, target_note
 from .profile import FORMAT as PROFILE_FORMAT
 from .profile import UNCALIBRATED, SiteProfile
-from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, folders_source, measure,
-                               label_check_note, verdict_films)
+from .site_calibration import (VERDICTS_SOURCE, Measured, WorklistFilms, calibrate, films_text, folders_source,
+                               label_check_note, measure, verdict_films)
 from .sitefilms import LABELS, LabelError, LabelledFilm, from_csv, from_folders
 from .userdirs import worklist_path
 from .worklist import Worklist
@@ -272,21 +272,17 @@ def summary_lines(profile: SiteProfile, out: Path, plots: PlotPaths, measured: M
     if note := measured.resampled().note:
         lines.append(f"Note: {note}.")
     if measured.errors:
-        lines.append(f"Skipped: {_films(len(measured.errors))} could not be used (listed above, on standard error).")
+        lines.append(f"Skipped: {films_text(len(measured.errors))} could not be used (listed above, on standard error).")
     if measured.duplicates:
-        lines.append(f"Left out: {_films(len(measured.duplicates))} holding the same image as another film here "
+        lines.append(f"Left out: {films_text(len(measured.duplicates))} holding the same image as another film here "
                      f"(listed above, on standard error), each image counted once.")
     if measured.outside:
-        lines.append(f"Left out: {_films(len(measured.outside))} the input gate called not reliable, outside the "
+        lines.append(f"Left out: {films_text(len(measured.outside))} the input gate called not reliable, outside the "
                      f"model's intended use (listed above, on standard error): no threshold is applied to such films, so they do not "
                      f"set one. Check that they belong with these films.")
     if skipped:
         lines.append(f"Left out of the worklist: {_counts_text(skipped)}.")
     return lines
-
-
-def _films(n: int) -> str:
-    return f"{n} film" if n == 1 else f"{n} films"
 
 
 def _counts_text(counts: Counter[str]) -> str:

@@ -22,6 +22,11 @@ CUSTOM = "custom"  # the operating point name of a user-typed threshold
 OPERATING_POINT_NAMES = {"high_sensitivity": "high sensitivity", "balanced": "balanced", CUSTOM: "custom"}
 
 
+def point_name(name: str) -> str:
+    """An operating point's key as a reader reads it: "high_sensitivity" -> "high sensitivity"."""
+    return OPERATING_POINT_NAMES.get(name, name.replace("_", " "))
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A figure measured on data, with its 95 % confidence interval."""
@@ -62,7 +67,7 @@ class OperatingPoint:
 
     @property
     def display_name(self) -> str:
-        return OPERATING_POINT_NAMES.get(self.name, self.name.replace("_", " "))
+        return point_name(self.name)
 
     def to_dict(self) -> dict:
         """JSON form (the worklist stores each result's point with its intervals)."""

@@ -30,6 +30,11 @@ from .worklist import WorklistRecord, verdict_label
 FEW_PATIENTS = 10  # fewer in a class of 20 films or more: the IDs do not tell its patients apart
 
 
+def films_text(n: int) -> str:
+    """ "1 film", "2 films"."""
+    return f"{n} film" if n == 1 else f"{n} films"
+
+
 @dataclass
 class Measured:
     """The model's raw logits on labelled films, with each film's patient group."""
@@ -53,7 +58,7 @@ class Measured:
         parts = [(len(self.duplicates), "the same image as another film (each image counts once)"),
                  (len(self.outside), "not reliable (outside the model's intended use)"),
                  (len(self.errors), "could not be read")]
-        said = "; ".join(f"{n} {'film' if n == 1 else 'films'} {why}" for n, why in parts if n)
+        said = "; ".join(f"{films_text(n)} {why}" for n, why in parts if n)
         return f"left out: {said}" if said else ""
 
     def resampled(self) -> Resampled:

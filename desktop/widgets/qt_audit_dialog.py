@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from inference.audit import AuditLog, ChainReport
-from inference.decision import probability_text, threshold_text
+from inference.decision import point_name, probability_text, threshold_text
 from inference.presentation import headline
 
 from ..platform_quirks import fit_top_level
@@ -64,9 +64,8 @@ def describe(entry: dict[str, Any]) -> str:
             threshold = threshold_text(float(entry["threshold"]))
         except (KeyError, TypeError, ValueError):
             threshold = "?"
-        point = str(entry.get("operating_point", "")).replace("_", " ")
-        return (f"decides with profile {entry.get('profile_name', '')} ({_short(entry.get('profile_sha256'))[:12]}), "
-                f"{point}, threshold {threshold}")
+        return (f"decides with profile {entry.get('profile_name', '')} ({str(entry.get('profile_sha256') or '')[:12]}), "
+                f"{point_name(str(entry.get('operating_point', '')))}, threshold {threshold}")
     return ""
 
 

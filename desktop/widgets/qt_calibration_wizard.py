@@ -54,6 +54,7 @@ from inference.site_calibration import (
     Measured,
     WorklistFilms,
     calibrate,
+    films_text,
     folders_source,
     label_check_note,
     measure,
@@ -159,10 +160,6 @@ def run_calibration(films: FilmSet, target: float, provider: str, threads: int |
         left_out = f" ({measured.left_out()})" if measured.left_out() else ""
         return CalibrationRun(None, measured, skipped, problem=f"Cannot calibrate: {exc}{left_out}.")
     return CalibrationRun(profile, measured, skipped)
-
-
-def _films(n: int) -> str:
-    return f"{n} film" if n == 1 else f"{n} films"
 
 
 def _were(items: Sized) -> str:
@@ -489,13 +486,13 @@ class ResultPage(QWizardPage):
         if run.skipped:
             notes.append("Left out of the worklist: " + ", ".join(f"{n} {r}" for r, n in run.skipped.items()) + ".")
         if run.measured.errors:
-            notes.append(f"{_films(len(run.measured.errors))} could not be used and {_were(run.measured.errors)} "
+            notes.append(f"{films_text(len(run.measured.errors))} could not be used and {_were(run.measured.errors)} "
                          "left out.")
         if run.measured.duplicates:
-            notes.append(f"{_films(len(run.measured.duplicates))} holding the same image as another film "
+            notes.append(f"{films_text(len(run.measured.duplicates))} holding the same image as another film "
                          f"{_were(run.measured.duplicates)} left out: each image is counted once.")
         if outside := run.measured.outside:
-            notes.append(f"{_films(len(outside))} the input gate called not reliable (outside the model's intended "
+            notes.append(f"{films_text(len(outside))} the input gate called not reliable (outside the model's intended "
                          f"use) {_were(outside)} left out, as no threshold applies to them: "
                          + "; ".join(path.name for path in list(outside)[:5]) + ("…" if len(outside) > 5 else "")
                          + ".")

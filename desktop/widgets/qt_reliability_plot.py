@@ -70,8 +70,7 @@ class ReliabilityPlot(pg.PlotWidget):
                   symbolBrush=pg.mkBrush(theme.TEXT), symbolPen=pg.mkPen(theme.BACKGROUND))  # fmt: skip
         # Two short lines: as one, the title held the plot wider than half of an 800-pixel screen
         # and Settings cut its right side off.
-        item.setTitle(self.summary_text().replace(", 95 % CI", "").replace("; ", ", 95 % CI<br>", 1)
-                      if self.ece_before is not None else self.summary_text())
+        item.setTitle(self.summary_text(between="<br>"))
         tips = "\n".join(
             f"{b['lo'] * 100:.0f}–{b['hi'] * 100:.0f} %: {round(b['observed_fraction'] * b['count'])} of "
             f"{int(b['count'])} films had pneumonia; mean predicted {probability_text(b['mean_predicted'])}"
@@ -79,10 +78,11 @@ class ReliabilityPlot(pg.PlotWidget):
         )
         self.setToolTip(tips)
 
-    def summary_text(self) -> str:
+    def summary_text(self, between: str = "; ") -> str:
+        """The ECE after calibration and, ``between`` them, before it, with their 95 % CIs."""
         if self.ece is None:
             return "Reliability of the site profile"
-        text = f"ECE {self.ece.percent()}"
+        parts = [f"ECE {self.ece.percent()}, 95 % CI"]
         if self.ece_before is not None:
-            text += f"; before calibration {self.ece_before.percent()}"
-        return text + ", 95 % CI"
+            parts.append(f"before calibration {self.ece_before.percent()}")
+        return between.join(parts)
